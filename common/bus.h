@@ -1,0 +1,80 @@
+/* bus.h: the NATS bridge. cnats reads its socket through its libuv adapter; its
+ * delivery threads only push onto one bounded MPSC queue and wake the loop
+ * (uv_async_t); every callback below runs on the loop thread. */
+#ifndef NT_BUS_H
+#define NT_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include <nats/nats.h>
+#include "status.h"
+
+typedef struct nt_bus nt_bus;
+typedef struct nt_bus_sub nt_bus_sub;
+
+typedef struct nt_bus_msg {
+    const char *subject;
+    const char *reply;      /* NULL when none */
+    const char *data;       /* valid only during the callback */
+    size_t len;
+    natsMsg *raw;           /* headers, JetStream metadata; owned by the bus */
+} nt_bus_msg;
+
+/* Delivered on the loop thread, never after nt_bus_unsubscribe returned. */
+typedef void (*nt_bus_msg_cb)(nt_bus *bus, const nt_bus_msg *msg, void *arg);
+/* Reply to nt_bus_request: st is NT_OK with msg, NT_ETIMEDOUT, or NT_EUNAVAIL
+ * ("no responders") with msg == NULL. Called exactly once unless cancelled. */
+typedef void (*nt_bus_reply_cb)(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg);
+/* Work posted to the loop thread with nt_bus_post. */
+typedef void (*nt_bus_post_fn)(void *arg);
+
+typedef struct nt_bus_opts {
+    const char *url;              /* NATTER_NATS_URL */
+    const char *name;             /* connection name shown by the server */
+    size_t queue_capacity;        /* MPSC bound (NATTER_BUS_QUEUE, default 65536) */
+    int sub_pending_msgs;         /* cnats pending limit per subscription (default 65536) */
+    size_t max_requests;          /* bound of the in-flight request table (default 65536) */
+} nt_bus_opts;
+
+/* Connects (blocking: call before uv_run, on the loop thread). On failure returns
+ * NT_ECONN and writes the reason into err. */
+nt_status nt_bus_create(uv_loop_t *loop, const nt_bus_opts *opts, nt_bus **out,
+                        char *err, size_t errlen);
+/* Closes the connection and frees everything; pending request callbacks are not
+ * called. Run the loop afterwards until its handles are closed. */
+void nt_bus_destroy(nt_bus *bus);
+
+bool nt_bus_connected(nt_bus *bus);
+/* The underlying connection, for JetStream calls made OFF the loop (persister worker). */
+natsConnection *nt_bus_conn(nt_bus *bus);
+
+/* Publishes (buffered, non-blocking). reply may be NULL. */
+nt_status nt_bus_publish(nt_bus *bus, const char *subject, const char *reply,
+                         const void *data, size_t len);
+
+/* Subscribes `subject` (queue group may be NULL). Returns NULL on failure. */
+nt_bus_sub *nt_bus_subscribe(nt_bus *bus, const char *subject, const char *queue,
+                             nt_bus_msg_cb cb, void *arg);
+/* Stops delivery at once (no callback after return); storage freed later. NULL is fine. */
+void nt_bus_unsubscribe(nt_bus_sub *sub);
+
+/* Request/reply through the bus's own inbox subscription (never blocks).
+ * `msgid`, when not NULL, is sent as the Nats-Msg-Id header (JetStream publish;
+ * the reply is then the PubAck JSON). NT_EFULL when the request table is full. */
+nt_status nt_bus_request(nt_bus *bus, const char *subject, const char *msgid,
+                         const void *data, size_t len, int timeout_ms,
+                         nt_bus_reply_cb cb, void *arg, uint64_t *id_out);
+/* Forgets a request: its callback will not be called. Unknown ids are ignored. */
+void nt_bus_request_cancel(nt_bus *bus, uint64_t id);
+
+/* Runs fn(arg) on the loop thread soon. Callable from any thread. NT_EFULL when
+ * the queue is full (fn will not run; the caller still owns arg). */
+nt_status nt_bus_post(nt_bus *bus, nt_bus_post_fn fn, void *arg);
+
+/* Counters for /metrics. */
+uint64_t nt_bus_dropped(nt_bus *bus);     /* messages dropped because the queue was full */
+size_t nt_bus_queue_depth(nt_bus *bus);
+
+#endif

@@ -1,0 +1,23 @@
+/* log.h: JSON logging to stderr, one object per line, level from NATTER_LOG_LEVEL. */
+#ifndef NT_LOG_H
+#define NT_LOG_H
+
+typedef enum { NT_LOG_DEBUG, NT_LOG_INFO, NT_LOG_WARN, NT_LOG_ERROR } nt_log_level;
+
+/* Sets the process name written in every line and reads NATTER_LOG_LEVEL
+ * (debug|info|warn|error, default info). Returns 0, or -1 for a bad level. */
+int nt_log_init(const char *process);
+void nt_log_set_level(nt_log_level level);
+int nt_log_enabled(nt_log_level level);
+
+/* Writes {"ts":"…","level":"…","proc":"…","msg":"<formatted>"} plus optional
+ * extra JSON members given as alternating key, value C strings ending in NULL
+ * via nt_logkv. Thread-safe (one write(2) per line). */
+void nt_log(nt_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define nt_debug(...) do { if (nt_log_enabled(NT_LOG_DEBUG)) nt_log(NT_LOG_DEBUG, __VA_ARGS__); } while (0)
+#define nt_info(...) nt_log(NT_LOG_INFO, __VA_ARGS__)
+#define nt_warn(...) nt_log(NT_LOG_WARN, __VA_ARGS__)
+#define nt_error(...) nt_log(NT_LOG_ERROR, __VA_ARGS__)
+
+#endif
