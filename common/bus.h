@@ -43,7 +43,9 @@ typedef struct nt_bus_opts {
 nt_status nt_bus_create(uv_loop_t *loop, const nt_bus_opts *opts, nt_bus **out,
                         char *err, size_t errlen);
 /* Closes the connection and frees everything; pending request callbacks are not
- * called. Run the loop afterwards until its handles are closed. */
+ * called. Process exit only: it waits for cnats's own threads (nats_CloseAndWait),
+ * so every thread of ours using nt_bus_conn must have stopped. Run the loop
+ * afterwards until its handles are closed. */
 void nt_bus_destroy(nt_bus *bus);
 
 bool nt_bus_connected(nt_bus *bus);

@@ -1,0 +1,562 @@
+/* bus.c: the NATS bridge: cnats on the libuv loop, one bounded MPSC queue from
+ * cnats delivery threads to the loop, and a non-blocking request table. */
+#include "bus.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <pthread.h>
+
+#include "alloc.h"
+#include "log.h"
+#include "mpsc.h"
+
+/* cnats ships its libuv adapter as a header with function bodies: include it
+ * in exactly this one translation unit. */
+#include <nats/adapters/libuv.h>
+
+#define BUS_INBOX_MAX 64
+
+typedef enum { ITEM_MSG, ITEM_POST } item_kind;
+
+typedef struct bus_item {
+    item_kind kind;
+    nt_bus_sub *sub;          /* ITEM_MSG */
+    natsMsg *msg;             /* ITEM_MSG */
+    nt_bus_post_fn fn;        /* ITEM_POST */
+    void *arg;                /* ITEM_POST */
+} bus_item;
+
+struct nt_bus_sub {
+    nt_bus *bus;
+    natsSubscription *ns;
+    nt_bus_msg_cb cb;
+    void *arg;
+    bool closed;              /* loop thread: no more callbacks */
+    atomic_int queued;        /* messages in the queue for this sub */
+    atomic_bool complete;     /* cnats will not call us again */
+    nt_bus_sub *done_next;    /* link in bus->done list */
+    nt_bus_sub *prev, *next;  /* every live sub, for destroy */
+};
+
+typedef struct bus_req {
+    uint64_t id;
+    uint64_t deadline;        /* uv_now based, ms */
+    nt_bus_reply_cb cb;
+    void *arg;
+    struct bus_req *hnext;    /* hash chain */
+    struct bus_req *prev, *next; /* deadline-ordered list */
+} bus_req;
+
+struct nt_bus {
+    uv_loop_t *loop;
+    natsConnection *nc;
+    natsOptions *opts;
+    nt_mpsc *queue;
+    uv_async_t wake;
+    uv_timer_t req_timer;
+    atomic_bool connected;
+    atomic_bool closing;      /* nt_bus_destroy started: disconnect is expected */
+    atomic_uint_fast64_t dropped;
+
+    pthread_mutex_t done_lock; /* guards done list, written by cnats threads */
+    nt_bus_sub *done;
+
+    nt_bus_sub *subs;         /* every sub not yet freed (loop thread) */
+    nt_bus_sub *inbox_sub;
+    char inbox[BUS_INBOX_MAX]; /* "_INBOX.<nuid>" */
+    size_t max_requests;
+    size_t nreq;
+    uint64_t next_id;
+    bus_req **buckets;
+    size_t nbuckets;          /* power of two */
+    bus_req *req_head, *req_tail;
+    int handles_open;
+};
+
+/* ---- delivery: cnats threads -> queue -> loop ---- */
+
+static void on_nats_msg(natsConnection *nc, natsSubscription *ns, natsMsg *msg, void *closure)
+{
+    nt_bus_sub *sub = closure;
+    nt_bus *bus = sub->bus;
+    bus_item *it = nt_malloc(sizeof(*it));
+
+    it->kind = ITEM_MSG;
+    it->sub = sub;
+    it->msg = msg;
+    atomic_fetch_add(&sub->queued, 1);
+    if (nt_mpsc_push(bus->queue, it) != NT_OK) {
+        atomic_fetch_sub(&sub->queued, 1);
+        atomic_fetch_add(&bus->dropped, 1);
+        natsMsg_Destroy(msg);
+        nt_free(it);
+        return;
+    }
+    uv_async_send(&bus->wake);
+}
+
+static void on_sub_complete(void *closure)
+{
+    nt_bus_sub *sub = closure;
+    nt_bus *bus = sub->bus;
+
+    pthread_mutex_lock(&bus->done_lock);
+    sub->done_next = bus->done;
+    bus->done = sub;
+    pthread_mutex_unlock(&bus->done_lock);
+    uv_async_send(&bus->wake);
+}
+
+static void sub_free(nt_bus_sub *sub)
+{
+    if (sub->prev)
+        sub->prev->next = sub->next;
+    else
+        sub->bus->subs = sub->next;
+    if (sub->next)
+        sub->next->prev = sub->prev;
+    natsSubscription_Destroy(sub->ns);
+    nt_free(sub);
+}
+
+static void sub_free_if_idle(nt_bus_sub *sub)
+{
+    if (atomic_load(&sub->complete) && atomic_load(&sub->queued) == 0)
+        sub_free(sub);
+}
+
+static void deliver(nt_bus_sub *sub, natsMsg *msg)
+{
+    nt_bus_msg m = {
+        .subject = natsMsg_GetSubject(msg),
+        .reply = natsMsg_GetReply(msg),
+        .data = natsMsg_GetData(msg),
+        .len = (size_t)natsMsg_GetDataLength(msg),
+        .raw = msg,
+    };
+    if (m.reply && !m.reply[0])
+        m.reply = NULL;
+    sub->cb(sub->bus, &m, sub->arg);
+}
+
+static void on_wake(uv_async_t *h)
+{
+    nt_bus *bus = h->data;
+    bus_item *it;
+    nt_bus_sub *done;
+
+    /* Bounded per wake-up so other loop work is not starved; re-arm if more. */
+    for (size_t n = 0; n < 4096 && (it = nt_mpsc_pop(bus->queue)) != NULL; n++) {
+        if (it->kind == ITEM_POST) {
+            it->fn(it->arg);
+        } else {
+            nt_bus_sub *sub = it->sub;
+            if (!sub->closed)
+                deliver(sub, it->msg);
+            natsMsg_Destroy(it->msg);
+            atomic_fetch_sub(&sub->queued, 1);
+            sub_free_if_idle(sub);
+        }
+        nt_free(it);
+    }
+    if (nt_mpsc_size(bus->queue) > 0)
+        uv_async_send(&bus->wake);
+
+    pthread_mutex_lock(&bus->done_lock);
+    done = bus->done;
+    bus->done = NULL;
+    pthread_mutex_unlock(&bus->done_lock);
+    while (done) {
+        nt_bus_sub *next = done->done_next;
+        atomic_store(&done->complete, true);
+        sub_free_if_idle(done);
+        done = next;
+    }
+}
+
+/* ---- connection events (cnats threads: flags and logs only) ---- */
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+    nt_bus *bus = closure;
+    atomic_store(&bus->connected, false);
+    if (!atomic_load(&bus->closing))
+        nt_warn("nats: disconnected");
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+    nt_bus *bus = closure;
+    atomic_store(&bus->connected, true);
+    nt_info("nats: reconnected");
+}
+
+static void on_nats_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+    nt_warn("nats: asynchronous error: %s", natsStatus_GetText(err));
+}
+
+/* ---- requests ---- */
+
+static bus_req **req_slot(nt_bus *bus, uint64_t id)
+{
+    bus_req **pp = &bus->buckets[id & (bus->nbuckets - 1)];
+    while (*pp && (*pp)->id != id)
+        pp = &(*pp)->hnext;
+    return pp;
+}
+
+static void req_unlink(nt_bus *bus, bus_req *r)
+{
+    bus_req **pp = req_slot(bus, r->id);
+    if (*pp == r)
+        *pp = r->hnext;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        bus->req_head = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    else
+        bus->req_tail = r->prev;
+    bus->nreq--;
+}
+
+static void on_req_timer(uv_timer_t *t);
+
+static void req_arm_timer(nt_bus *bus)
+{
+    if (!bus->req_head) {
+        uv_timer_stop(&bus->req_timer);
+        return;
+    }
+    uint64_t now = uv_now(bus->loop);
+    uint64_t due = bus->req_head->deadline;
+    uv_timer_start(&bus->req_timer, on_req_timer, due > now ? due - now : 0, 0);
+}
+
+static void on_req_timer(uv_timer_t *t)
+{
+    nt_bus *bus = t->data;
+    uint64_t now = uv_now(bus->loop);
+
+    while (bus->req_head && bus->req_head->deadline <= now) {
+        bus_req *r = bus->req_head;
+        req_unlink(bus, r);
+        r->cb(bus, NT_ETIMEDOUT, NULL, r->arg);
+        nt_free(r);
+    }
+    req_arm_timer(bus);
+}
+
+static void on_inbox(nt_bus *bus, const nt_bus_msg *msg, void *arg)
+{
+    const char *dot = strrchr(msg->subject, '.');
+    if (!dot)
+        return;
+    uint64_t id = strtoull(dot + 1, NULL, 10);
+    bus_req *r = *req_slot(bus, id);
+    if (!r)
+        return; /* late reply for a cancelled or timed-out request */
+    req_unlink(bus, r);
+    if (natsMsg_IsNoResponders(msg->raw))
+        r->cb(bus, NT_EUNAVAIL, NULL, r->arg);
+    else
+        r->cb(bus, NT_OK, msg, r->arg);
+    nt_free(r);
+    req_arm_timer(bus);
+}
+
+nt_status nt_bus_request(nt_bus *bus, const char *subject, const char *msgid,
+                         const void *data, size_t len, int timeout_ms,
+                         nt_bus_reply_cb cb, void *arg, uint64_t *id_out)
+{
+    char reply[BUS_INBOX_MAX + 24];
+    natsMsg *m = NULL;
+    natsStatus s;
+
+    if (bus->nreq >= bus->max_requests)
+        return NT_EFULL;
+    uint64_t id = ++bus->next_id;
+    snprintf(reply, sizeof(reply), "%s.%llu", bus->inbox, (unsigned long long)id);
+
+    s = natsMsg_Create(&m, subject, reply, data, (int)len);
+    if (s == NATS_OK && msgid)
+        s = natsMsgHeader_Set(m, "Nats-Msg-Id", msgid);
+    if (s == NATS_OK)
+        s = natsConnection_PublishMsg(bus->nc, m);
+    natsMsg_Destroy(m);
+    if (s != NATS_OK)
+        return NT_EUNAVAIL;
+
+    bus_req *r = nt_calloc(1, sizeof(*r));
+    r->id = id;
+    r->deadline = uv_now(bus->loop) + (uint64_t)(timeout_ms > 0 ? timeout_ms : 1);
+    r->cb = cb;
+    r->arg = arg;
+    bus_req **slot = &bus->buckets[id & (bus->nbuckets - 1)];
+    r->hnext = *slot;
+    *slot = r;
+    /* Keep the list ordered by deadline; timeouts are mostly equal, so the
+     * walk from the tail is short. */
+    bus_req *after = bus->req_tail;
+    while (after && after->deadline > r->deadline)
+        after = after->prev;
+    r->prev = after;
+    r->next = after ? after->next : bus->req_head;
+    if (r->next)
+        r->next->prev = r;
+    else
+        bus->req_tail = r;
+    if (after)
+        after->next = r;
+    else
+        bus->req_head = r;
+    bus->nreq++;
+    if (bus->req_head == r)
+        req_arm_timer(bus);
+    if (id_out)
+        *id_out = id;
+    return NT_OK;
+}
+
+void nt_bus_request_cancel(nt_bus *bus, uint64_t id)
+{
+    bus_req *r = *req_slot(bus, id);
+    if (!r)
+        return;
+    req_unlink(bus, r);
+    nt_free(r);
+}
+
+/* ---- publish / subscribe ---- */
+
+nt_status nt_bus_publish(nt_bus *bus, const char *subject, const char *reply,
+                         const void *data, size_t len)
+{
+    natsStatus s = reply ? natsConnection_PublishRequest(bus->nc, subject, reply, data, (int)len)
+                         : natsConnection_Publish(bus->nc, subject, data, (int)len);
+    return s == NATS_OK ? NT_OK : NT_EUNAVAIL;
+}
+
+nt_bus_sub *nt_bus_subscribe(nt_bus *bus, const char *subject, const char *queue,
+                             nt_bus_msg_cb cb, void *arg)
+{
+    nt_bus_sub *sub = nt_calloc(1, sizeof(*sub));
+    natsStatus s;
+
+    sub->bus = bus;
+    sub->cb = cb;
+    sub->arg = arg;
+    if (queue)
+        s = natsConnection_QueueSubscribe(&sub->ns, bus->nc, subject, queue, on_nats_msg, sub);
+    else
+        s = natsConnection_Subscribe(&sub->ns, bus->nc, subject, on_nats_msg, sub);
+    if (s == NATS_OK)
+        s = natsSubscription_SetOnCompleteCB(sub->ns, on_sub_complete, sub);
+    if (s == NATS_OK)
+        s = natsSubscription_SetPendingLimits(sub->ns, 65536, 64 * 1024 * 1024);
+    if (s != NATS_OK) {
+        nt_warn("nats: subscribe %s failed: %s", subject, natsStatus_GetText(s));
+        if (sub->ns) {
+            natsSubscription_Unsubscribe(sub->ns);
+            natsSubscription_Destroy(sub->ns);
+        }
+        nt_free(sub);
+        return NULL;
+    }
+    sub->next = bus->subs;
+    if (bus->subs)
+        bus->subs->prev = sub;
+    bus->subs = sub;
+    return sub;
+}
+
+void nt_bus_unsubscribe(nt_bus_sub *sub)
+{
+    if (!sub || sub->closed)
+        return;
+    sub->closed = true;
+    /* cnats calls on_sub_complete once its handler can no longer run; the
+     * storage is freed on the loop after that and after queued items drain. */
+    if (natsSubscription_Unsubscribe(sub->ns) != NATS_OK) {
+        /* Connection already closed: no completion will come. */
+        atomic_store(&sub->complete, true);
+        sub_free_if_idle(sub);
+    }
+}
+
+nt_status nt_bus_post(nt_bus *bus, nt_bus_post_fn fn, void *arg)
+{
+    bus_item *it = nt_malloc(sizeof(*it));
+    it->kind = ITEM_POST;
+    it->fn = fn;
+    it->arg = arg;
+    it->sub = NULL;
+    it->msg = NULL;
+    if (nt_mpsc_push(bus->queue, it) != NT_OK) {
+        nt_free(it);
+        return NT_EFULL;
+    }
+    uv_async_send(&bus->wake);
+    return NT_OK;
+}
+
+bool nt_bus_connected(nt_bus *bus) { return atomic_load(&bus->connected); }
+natsConnection *nt_bus_conn(nt_bus *bus) { return bus->nc; }
+uint64_t nt_bus_dropped(nt_bus *bus) { return atomic_load(&bus->dropped); }
+size_t nt_bus_queue_depth(nt_bus *bus) { return nt_mpsc_size(bus->queue); }
+
+/* ---- life cycle ---- */
+
+static size_t pow2_at_least(size_t n)
+{
+    size_t p = 1;
+    while (p < n)
+        p <<= 1;
+    return p;
+}
+
+nt_status nt_bus_create(uv_loop_t *loop, const nt_bus_opts *o, nt_bus **out,
+                        char *err, size_t errlen)
+{
+    static uv_once_t once = UV_ONCE_INIT;
+    nt_bus *bus = nt_calloc(1, sizeof(*bus));
+    natsStatus s;
+
+    uv_once(&once, natsLibuv_Init);
+    natsLibuv_SetThreadLocalLoop(loop);
+
+    bus->loop = loop;
+    bus->queue = nt_mpsc_create(o->queue_capacity ? o->queue_capacity : 65536);
+    bus->max_requests = o->max_requests ? o->max_requests : 65536;
+    bus->nbuckets = pow2_at_least(bus->max_requests);
+    bus->buckets = nt_calloc(bus->nbuckets, sizeof(*bus->buckets));
+    pthread_mutex_init(&bus->done_lock, NULL);
+    uv_async_init(loop, &bus->wake, on_wake);
+    bus->wake.data = bus;
+    uv_timer_init(loop, &bus->req_timer);
+    bus->req_timer.data = bus;
+
+    s = natsOptions_Create(&bus->opts);
+    if (s == NATS_OK)
+        s = natsOptions_SetURL(bus->opts, o->url);
+    if (s == NATS_OK && o->name)
+        s = natsOptions_SetName(bus->opts, o->name);
+    if (s == NATS_OK)
+        s = natsOptions_UseGlobalMessageDelivery(bus->opts, true);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(bus->opts, -1);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectWait(bus->opts, 500);
+    if (s == NATS_OK)
+        s = natsOptions_SetTimeout(bus->opts, 3000);
+    if (s == NATS_OK)
+        s = natsOptions_SetDisconnectedCB(bus->opts, on_disconnected, bus);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectedCB(bus->opts, on_reconnected, bus);
+    if (s == NATS_OK)
+        s = natsOptions_SetErrorHandler(bus->opts, on_nats_error, bus);
+    if (s == NATS_OK)
+        s = natsOptions_SetEventLoop(bus->opts, loop, natsLibuv_Attach, natsLibuv_Read,
+                                     natsLibuv_Write, natsLibuv_Detach);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(&bus->nc, bus->opts);
+    if (s != NATS_OK) {
+        snprintf(err, errlen, "%s", natsStatus_GetText(s));
+        goto err;
+    }
+    atomic_store(&bus->connected, true);
+
+    natsInbox *inbox = NULL;
+    if (natsInbox_Create(&inbox) != NATS_OK) {
+        snprintf(err, errlen, "cannot create inbox");
+        goto err;
+    }
+    snprintf(bus->inbox, sizeof(bus->inbox), "%s", (const char *)inbox);
+    natsInbox_Destroy(inbox);
+
+    char pattern[BUS_INBOX_MAX + 4];
+    snprintf(pattern, sizeof(pattern), "%s.*", bus->inbox);
+    bus->inbox_sub = nt_bus_subscribe(bus, pattern, NULL, on_inbox, NULL);
+    if (!bus->inbox_sub) {
+        snprintf(err, errlen, "cannot subscribe the reply inbox");
+        goto err;
+    }
+    *out = bus;
+    return NT_OK;
+
+err:
+    nt_bus_destroy(bus);
+    return NT_ECONN;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    nt_bus *bus = h->data;
+    if (--bus->handles_open == 0) {
+        nt_mpsc_destroy(bus->queue);
+        pthread_mutex_destroy(&bus->done_lock);
+        nt_free(bus);
+    }
+}
+
+/* Marks subscriptions on the done list complete; returns how many are still
+ * waiting for cnats's completion callback. */
+static size_t collect_done(nt_bus *bus)
+{
+    size_t waiting = 0;
+
+    pthread_mutex_lock(&bus->done_lock);
+    for (nt_bus_sub *d = bus->done; d; d = d->done_next)
+        atomic_store(&d->complete, true);
+    bus->done = NULL;
+    pthread_mutex_unlock(&bus->done_lock);
+    for (nt_bus_sub *sub = bus->subs; sub; sub = sub->next)
+        waiting += !atomic_load(&sub->complete);
+    return waiting;
+}
+
+void nt_bus_destroy(nt_bus *bus)
+{
+    bus_item *it;
+
+    if (!bus)
+        return;
+    atomic_store(&bus->closing, true);
+    for (nt_bus_sub *sub = bus->subs; sub; sub = sub->next)
+        sub->closed = true;
+    if (bus->nc) {
+        /* Closing ends every subscription; cnats then calls on_sub_complete
+         * from its delivery threads. Wait (bounded) until it has, so no cnats
+         * thread can touch a sub or the bus after they are freed. */
+        natsConnection_Close(bus->nc);
+        for (int i = 0; i < 200 && collect_done(bus) > 0; i++)
+            uv_sleep(5);
+    }
+    while ((it = nt_mpsc_pop(bus->queue)) != NULL) {
+        if (it->kind == ITEM_MSG)
+            natsMsg_Destroy(it->msg);
+        nt_free(it);
+    }
+    while (bus->subs)
+        sub_free(bus->subs);
+    if (bus->nc) {
+        natsConnection_Destroy(bus->nc);
+        bus->nc = NULL;
+        natsOptions_Destroy(bus->opts);
+        bus->opts = NULL;
+        nats_CloseAndWait(2000);
+    }
+    natsOptions_Destroy(bus->opts);
+    while (bus->req_head) {
+        bus_req *r = bus->req_head;
+        req_unlink(bus, r);
+        nt_free(r);
+    }
+    nt_free(bus->buckets);
+    bus->handles_open = 2;
+    uv_close((uv_handle_t *)&bus->wake, on_handle_closed);
+    uv_close((uv_handle_t *)&bus->req_timer, on_handle_closed);
+}
