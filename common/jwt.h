@@ -25,7 +25,8 @@ nt_status nt_jwt_verify(const char *token, size_t len, const char *secret, int64
                         nt_claims *out, char *why, size_t whylen);
 
 /* Signs an HS256 token with the given claims (for dev tokens and tests).
- * Returns an nt_malloc'd string. `name` and `role` may be NULL. */
+ * Returns an nt_malloc'd string, or NULL when a string is not valid UTF-8.
+ * `app` (default "default"), `name` and `role` may be NULL. */
 char *nt_jwt_sign(const char *secret, const char *sub, const char *app, const char *name,
                   const char *role, int64_t exp);
 

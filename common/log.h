@@ -14,6 +14,12 @@ int nt_log_enabled(nt_log_level level);
  * extra JSON members given as alternating key, value C strings ending in NULL
  * via nt_logkv. Thread-safe (one write(2) per line). */
 void nt_log(nt_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Like nt_log with a plain message, then `key, value, …, NULL` C strings written
+ * as extra string members: nt_logkv(NT_LOG_INFO, "closed", "conn", id, NULL). */
+void nt_logkv(nt_log_level level, const char *msg, ...) __attribute__((sentinel));
+
+/* The process name given to nt_log_init ("natter" before it). */
+const char *nt_log_process(void);
 
 #define nt_debug(...) do { if (nt_log_enabled(NT_LOG_DEBUG)) nt_log(NT_LOG_DEBUG, __VA_ARGS__); } while (0)
 #define nt_info(...) nt_log(NT_LOG_INFO, __VA_ARGS__)

@@ -1,0 +1,194 @@
+/* envelope.c: msgpack envelopes. The writer packs into its own nt_realloc'd
+ * buffer behind a reserved map32 header whose count is patched at finish. */
+#include "envelope.h"
+
+#include <string.h>
+
+#include "alloc.h"
+
+#define ENV_HDR_LEN 5 /* 0xdf + 32-bit big-endian field count */
+
+/* msgpack_packer write callback: grows w->buf with nt_realloc (aborts on OOM). */
+static int envw_write(void *data, const char *bytes, size_t len)
+{
+    msgpack_sbuffer *b = data;
+    if (len == 0)
+        return 0;
+    if (b->alloc - b->size < len) {
+        size_t cap = b->alloc ? b->alloc : 256;
+        while (cap - b->size < len)
+            cap *= 2;
+        b->data = nt_realloc(b->data, cap);
+        b->alloc = cap;
+    }
+    memcpy(b->data + b->size, bytes, len);
+    b->size += len;
+    return 0;
+}
+
+void nt_envw_init(nt_envw *w)
+{
+    static const char hdr[ENV_HDR_LEN] = { (char)0xdf, 0, 0, 0, 0 };
+    memset(w, 0, sizeof(*w));
+    msgpack_packer_init(&w->pk, &w->buf, envw_write);
+    envw_write(&w->buf, hdr, sizeof(hdr));
+}
+
+void nt_envw_free(nt_envw *w)
+{
+    nt_free(w->buf.data);
+    memset(w, 0, sizeof(*w));
+}
+
+static void envw_key(nt_envw *w, const char *key)
+{
+    size_t n = strlen(key);
+    msgpack_pack_str(&w->pk, n);
+    msgpack_pack_str_body(&w->pk, key, n);
+    w->count++;
+}
+
+static void envw_strval(nt_envw *w, const char *val, size_t len)
+{
+    msgpack_pack_str(&w->pk, len);
+    msgpack_pack_str_body(&w->pk, val, len);
+}
+
+void nt_envw_str(nt_envw *w, const char *key, const char *val, size_t len)
+{
+    envw_key(w, key);
+    envw_strval(w, val, len);
+}
+
+void nt_envw_cstr(nt_envw *w, const char *key, const char *val)
+{
+    envw_key(w, key);
+    if (val == NULL)
+        msgpack_pack_nil(&w->pk);
+    else
+        envw_strval(w, val, strlen(val));
+}
+
+void nt_envw_int(nt_envw *w, const char *key, int64_t val)
+{
+    envw_key(w, key);
+    msgpack_pack_int64(&w->pk, val);
+}
+
+void nt_envw_bool(nt_envw *w, const char *key, bool val)
+{
+    envw_key(w, key);
+    if (val)
+        msgpack_pack_true(&w->pk);
+    else
+        msgpack_pack_false(&w->pk);
+}
+
+void nt_envw_str_array(nt_envw *w, const char *key, const char *const *vals, size_t n)
+{
+    envw_key(w, key);
+    msgpack_pack_array(&w->pk, n);
+    for (size_t i = 0; i < n; i++) {
+        if (vals[i] == NULL)
+            msgpack_pack_nil(&w->pk);
+        else
+            envw_strval(w, vals[i], strlen(vals[i]));
+    }
+}
+
+const char *nt_envw_finish(nt_envw *w, size_t *len)
+{
+    unsigned char *p = (unsigned char *)w->buf.data;
+    p[1] = (unsigned char)(w->count >> 24);
+    p[2] = (unsigned char)(w->count >> 16);
+    p[3] = (unsigned char)(w->count >> 8);
+    p[4] = (unsigned char)w->count;
+    *len = w->buf.size;
+    return w->buf.data;
+}
+
+nt_status nt_envr_parse(nt_envr *r, const char *data, size_t len)
+{
+    size_t off = 0;
+    msgpack_unpacked_init(&r->up);
+    r->map = NULL;
+    msgpack_unpack_return ret = msgpack_unpack_next(&r->up, data, len, &off);
+    if (ret != MSGPACK_UNPACK_SUCCESS || off != len || r->up.data.type != MSGPACK_OBJECT_MAP)
+        goto err;
+    r->map = &r->up.data.via.map;
+    return NT_OK;
+err:
+    msgpack_unpacked_destroy(&r->up);
+    msgpack_unpacked_init(&r->up);
+    return NT_EPROTO;
+}
+
+void nt_envr_free(nt_envr *r)
+{
+    msgpack_unpacked_destroy(&r->up);
+    msgpack_unpacked_init(&r->up);
+    r->map = NULL;
+}
+
+const msgpack_object *nt_envr_get(const nt_envr *r, const char *key)
+{
+    if (r->map == NULL)
+        return NULL;
+    size_t n = strlen(key);
+    for (uint32_t i = 0; i < r->map->size; i++) {
+        const msgpack_object *k = &r->map->ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+            (n == 0 || memcmp(k->via.str.ptr, key, n) == 0))
+            return &r->map->ptr[i].val;
+    }
+    return NULL;
+}
+
+const char *nt_envr_str(const nt_envr *r, const char *key, size_t *len)
+{
+    const msgpack_object *o = nt_envr_get(r, key);
+    if (o == NULL || o->type != MSGPACK_OBJECT_STR)
+        return NULL;
+    if (len != NULL)
+        *len = o->via.str.size;
+    return o->via.str.ptr != NULL ? o->via.str.ptr : "";
+}
+
+char *nt_envr_strdup(const nt_envr *r, const char *key)
+{
+    size_t len;
+    const char *s = nt_envr_str(r, key, &len);
+    return s != NULL ? nt_strndup(s, len) : NULL;
+}
+
+bool nt_envr_str_eq(const nt_envr *r, const char *key, const char *val)
+{
+    size_t len;
+    const char *s = nt_envr_str(r, key, &len);
+    return s != NULL && len == strlen(val) && memcmp(s, val, len) == 0;
+}
+
+bool nt_envr_int(const nt_envr *r, const char *key, int64_t *out)
+{
+    const msgpack_object *o = nt_envr_get(r, key);
+    if (o == NULL)
+        return false;
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX) {
+        *out = (int64_t)o->via.u64;
+        return true;
+    }
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *out = o->via.i64;
+        return true;
+    }
+    return false;
+}
+
+bool nt_envr_bool(const nt_envr *r, const char *key, bool *out)
+{
+    const msgpack_object *o = nt_envr_get(r, key);
+    if (o == NULL || o->type != MSGPACK_OBJECT_BOOLEAN)
+        return false;
+    *out = o->via.boolean;
+    return true;
+}

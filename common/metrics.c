@@ -1,0 +1,393 @@
+/* metrics.c: the metric registry, Prometheus text rendering, and a tiny HTTP
+ * listener on the loop for /metrics, /healthz and /readyz. */
+#include "metrics.h"
+
+#include <dirent.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "config.h"
+#include "log.h"
+
+#define METRICS_MAX 256
+#define HTTP_REQ_MAX 8192
+
+typedef enum { METRIC_COUNTER, METRIC_GAUGE } metric_kind;
+
+struct nt_metric {
+    char *name;               /* full name, labels included */
+    size_t base_len;          /* length of the name before '{' */
+    char *help;
+    metric_kind kind;
+    _Atomic int64_t value;
+    nt_metric_fn fn;          /* gauge_fn: value read at scrape time */
+    void *arg;
+};
+
+static nt_metric metrics[METRICS_MAX];
+static _Atomic size_t metrics_count;
+static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static nt_metric *metric_register(const char *name, const char *help, metric_kind kind,
+                                  nt_metric_fn fn, void *arg)
+{
+    pthread_mutex_lock(&metrics_lock);
+    size_t i = atomic_load(&metrics_count);
+    if (i == METRICS_MAX) {
+        nt_log(NT_LOG_ERROR, "metric registry full (%d) registering %s", METRICS_MAX, name);
+        abort();
+    }
+    nt_metric *m = &metrics[i];
+    m->name = nt_strdup(name);
+    m->base_len = strcspn(name, "{");
+    m->help = nt_strdup(help != NULL ? help : "");
+    m->kind = kind;
+    m->fn = fn;
+    m->arg = arg;
+    atomic_store(&m->value, 0);
+    atomic_store(&metrics_count, i + 1);
+    pthread_mutex_unlock(&metrics_lock);
+    return m;
+}
+
+nt_metric *nt_metric_counter(const char *name, const char *help)
+{
+    return metric_register(name, help, METRIC_COUNTER, NULL, NULL);
+}
+
+nt_metric *nt_metric_gauge(const char *name, const char *help)
+{
+    return metric_register(name, help, METRIC_GAUGE, NULL, NULL);
+}
+
+nt_metric *nt_metric_gauge_fn(const char *name, const char *help, nt_metric_fn fn, void *arg)
+{
+    return metric_register(name, help, METRIC_GAUGE, fn, arg);
+}
+
+void nt_metric_add(nt_metric *m, int64_t delta)
+{
+    atomic_fetch_add_explicit(&m->value, delta, memory_order_relaxed);
+}
+
+void nt_metric_set(nt_metric *m, int64_t value)
+{
+    atomic_store_explicit(&m->value, value, memory_order_relaxed);
+}
+
+int64_t nt_metric_get(nt_metric *m)
+{
+    if (m->fn != NULL)
+        return m->fn(m->arg);
+    return atomic_load_explicit(&m->value, memory_order_relaxed);
+}
+
+/* ---- rendering ---- */
+
+typedef struct textbuf {
+    char *p;
+    size_t len, cap;
+} textbuf;
+
+static void tb_printf(textbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void tb_printf(textbuf *b, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        b->cap = b->cap * 2 + (size_t)n;
+        b->p = nt_realloc(b->p, b->cap);
+    }
+}
+
+/* HELP text escapes backslash and newline (exposition format 0.0.4). */
+static void tb_help(textbuf *b, const char *base, size_t base_len, const char *help,
+                    const char *type)
+{
+    tb_printf(b, "# HELP %.*s ", (int)base_len, base);
+    for (const char *h = help; *h; h++) {
+        if (*h == '\\')
+            tb_printf(b, "\\\\");
+        else if (*h == '\n')
+            tb_printf(b, "\\n");
+        else
+            tb_printf(b, "%c", *h);
+    }
+    tb_printf(b, "\n# TYPE %.*s %s\n", (int)base_len, base, type);
+}
+
+static bool same_base(const nt_metric *a, const nt_metric *b)
+{
+    return a->base_len == b->base_len && memcmp(a->name, b->name, a->base_len) == 0;
+}
+
+static int64_t resident_bytes(void)
+{
+    long long size = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%lld %lld", &size, &rss) != 2)
+        rss = 0;
+    fclose(f);
+    return (int64_t)rss * sysconf(_SC_PAGESIZE);
+}
+
+static int64_t open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return 0;
+    int64_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1; /* the directory stream's own fd */
+}
+
+char *nt_metrics_render(size_t *len)
+{
+    textbuf b = { .p = nt_malloc(4096), .len = 0, .cap = 4096 };
+    size_t n = atomic_load(&metrics_count);
+    for (size_t i = 0; i < n; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = same_base(&metrics[j], &metrics[i]);
+        if (seen)
+            continue;
+        tb_help(&b, metrics[i].name, metrics[i].base_len, metrics[i].help,
+                metrics[i].kind == METRIC_COUNTER ? "counter" : "gauge");
+        for (size_t j = i; j < n; j++)
+            if (same_base(&metrics[j], &metrics[i]))
+                tb_printf(&b, "%s %" PRId64 "\n", metrics[j].name, nt_metric_get(&metrics[j]));
+    }
+
+    struct rusage ru;
+    double cpu = 0;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+              ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+    tb_help(&b, "process_resident_memory_bytes", 29, "Resident memory size in bytes.", "gauge");
+    tb_printf(&b, "process_resident_memory_bytes %" PRId64 "\n", resident_bytes());
+    tb_help(&b, "process_cpu_seconds_total", 25, "Total user and system CPU time spent in seconds.",
+            "counter");
+    tb_printf(&b, "process_cpu_seconds_total %.6f\n", cpu);
+    tb_help(&b, "process_open_fds", 16, "Number of open file descriptors.", "gauge");
+    tb_printf(&b, "process_open_fds %" PRId64 "\n", open_fds());
+    tb_help(&b, "natter_alloc_bytes", 18, "Bytes currently allocated through nt_malloc.", "gauge");
+    tb_printf(&b, "natter_alloc_bytes %" PRIu64 "\n", nt_alloc_used());
+
+    *len = b.len;
+    return b.p;
+}
+
+/* ---- HTTP listener ---- */
+
+typedef struct http_conn {
+    uv_tcp_t tcp;
+    uv_write_t wreq;
+    struct http_conn *prev, *next;   /* open connections, for nt_metrics_close */
+    char *resp;                      /* response being written; nt_malloc'd */
+    size_t len;                      /* request bytes in buf */
+    bool responded;
+    char buf[HTTP_REQ_MAX];
+} http_conn;
+
+static struct {
+    uv_tcp_t server;
+    bool open;                       /* server handle initialised and not yet closed */
+    nt_ready_fn ready;
+    void *ready_arg;
+    http_conn *conns;
+} http;
+
+static void http_conn_closed(uv_handle_t *h)
+{
+    http_conn *c = h->data;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        http.conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    nt_free(c->resp);
+    nt_free(c);
+}
+
+static void http_conn_close(http_conn *c)
+{
+    if (!uv_is_closing((uv_handle_t *)&c->tcp))
+        uv_close((uv_handle_t *)&c->tcp, http_conn_closed);
+}
+
+static void http_written(uv_write_t *req, int status)
+{
+    http_conn_close(req->data);
+}
+
+static void http_respond(http_conn *c, const char *status, const char *ctype,
+                         const char *body, size_t body_len, bool head_only)
+{
+    textbuf b = { .p = nt_malloc(256 + body_len), .len = 0, .cap = 256 + body_len };
+    tb_printf(&b, "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                  "Connection: close\r\n\r\n", status, ctype, body_len);
+    if (!head_only && body_len > 0) {
+        if (b.cap - b.len < body_len) {
+            b.cap = b.len + body_len;
+            b.p = nt_realloc(b.p, b.cap);
+        }
+        memcpy(b.p + b.len, body, body_len);
+        b.len += body_len;
+    }
+    c->responded = true;
+    c->resp = b.p;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_buf_t ub = uv_buf_init(c->resp, (unsigned)b.len);
+    c->wreq.data = c;
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &ub, 1, http_written) != 0)
+        http_conn_close(c);
+}
+
+static void http_text(http_conn *c, const char *status, const char *body, bool head_only)
+{
+    http_respond(c, status, "text/plain; charset=utf-8", body, strlen(body), head_only);
+}
+
+/* Parses the request line in c->buf and answers it. */
+static void http_handle(http_conn *c)
+{
+    char method[16], target[1024];
+    int end = 0;
+    if (sscanf(c->buf, "%15[A-Z] %1023[^ \r\n] HTTP/%n", method, target, &end) != 2 || end == 0) {
+        http_text(c, "400 Bad Request", "bad request\n", false);
+        return;
+    }
+    target[strcspn(target, "?")] = '\0';
+    bool head = strcmp(method, "HEAD") == 0;
+    bool known = strcmp(target, "/metrics") == 0 || strcmp(target, "/healthz") == 0 ||
+                 strcmp(target, "/readyz") == 0;
+    if (!known) {
+        http_text(c, "404 Not Found", "not found\n", head);
+    } else if (!head && strcmp(method, "GET") != 0) {
+        http_text(c, "405 Method Not Allowed", "method not allowed\n", false);
+    } else if (strcmp(target, "/metrics") == 0) {
+        size_t len;
+        char *body = nt_metrics_render(&len);
+        http_respond(c, "200 OK", "text/plain; version=0.0.4; charset=utf-8", body, len, head);
+        nt_free(body);
+    } else if (strcmp(target, "/healthz") == 0) {
+        http_text(c, "200 OK", "ok\n", head);
+    } else if (http.ready == NULL || http.ready(http.ready_arg)) {
+        http_text(c, "200 OK", "ready\n", head);
+    } else {
+        http_text(c, "503 Service Unavailable", "not ready\n", head);
+    }
+}
+
+static void http_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    http_conn *c = h->data;
+    /* keep one byte for the NUL http_handle adds */
+    *buf = uv_buf_init(c->buf + c->len, (unsigned)(HTTP_REQ_MAX - 1 - c->len));
+}
+
+static void http_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    http_conn *c = s->data;
+    if (c->responded)
+        return;
+    if (nread < 0) {
+        http_conn_close(c);
+        return;
+    }
+    size_t from = c->len >= 3 ? c->len - 3 : 0;
+    c->len += (size_t)nread;
+    c->buf[c->len] = '\0';
+    if (strstr(c->buf + from, "\r\n\r\n") != NULL)
+        http_handle(c);
+    else if (c->len >= HTTP_REQ_MAX - 1)
+        http_text(c, "431 Request Header Fields Too Large", "request too large\n", false);
+}
+
+static void http_accept(uv_stream_t *server, int status)
+{
+    if (status < 0) {
+        nt_log(NT_LOG_WARN, "metrics listener: accept failed: %s", uv_strerror(status));
+        return;
+    }
+    http_conn *c = nt_calloc(1, sizeof(*c));
+    uv_tcp_init(server->loop, &c->tcp);
+    c->tcp.data = c;
+    c->next = http.conns;
+    if (http.conns != NULL)
+        http.conns->prev = c;
+    http.conns = c;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
+        uv_read_start((uv_stream_t *)&c->tcp, http_alloc, http_read) != 0)
+        http_conn_close(c);
+}
+
+static void http_server_closed(uv_handle_t *h)
+{
+    http.open = false;
+}
+
+nt_status nt_metrics_listen(uv_loop_t *loop, const char *hostport, nt_ready_fn ready, void *arg)
+{
+    char host[256];
+    int port;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } addr;
+    if (http.open || nt_config_split_hostport(hostport, host, sizeof(host), &port) != 0)
+        return NT_EINVAL;
+    if (host[0] == '\0' || strcmp(host, "*") == 0)
+        strcpy(host, "0.0.0.0");
+    if (uv_ip4_addr(host, port, &addr.in4) != 0 && uv_ip6_addr(host, port, &addr.in6) != 0)
+        return NT_EINVAL;
+
+    uv_tcp_init(loop, &http.server);
+    http.open = true;
+    http.ready = ready;
+    http.ready_arg = arg;
+    int rc = uv_tcp_bind(&http.server, &addr.sa, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&http.server, 64, http_accept);
+    if (rc != 0) {
+        nt_log(NT_LOG_ERROR, "metrics listener: cannot listen on %s: %s", hostport,
+               uv_strerror(rc));
+        uv_close((uv_handle_t *)&http.server, http_server_closed);
+        return NT_EIO;
+    }
+    return NT_OK;
+}
+
+void nt_metrics_close(void)
+{
+    if (http.open && !uv_is_closing((uv_handle_t *)&http.server))
+        uv_close((uv_handle_t *)&http.server, http_server_closed);
+    for (http_conn *c = http.conns; c != NULL; c = c->next)
+        http_conn_close(c);
+}
