@@ -1,0 +1,286 @@
+/* main.c: natter-router start-up (settings, dependency checks), the loop, and graceful shutdown. */
+#include <arpa/inet.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <hiredis/hiredis.h>
+#include <uv.h>
+
+#include "alloc.h"
+#include "bus.h"
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "presence.h"
+#include "redis_conn.h"
+#include "rooms.h"
+#include "router.h"
+
+#define DRAIN_MS 2000             /* longest wait for in-flight work at shutdown */
+#define DRAIN_TICK_MS 20
+#define BUS_FLUSH_MS 100          /* loop time for the last replies before the bus closes */
+#define REDIS_CHECK_MS 2000       /* start-up reachability check */
+
+typedef struct redis_addr {
+    char host[256];               /* IP literal */
+    int port;
+} redis_addr;
+
+typedef struct app {
+    rt_router rt;
+    rt_rooms *rooms;
+    rt_presence *presence;
+    uv_signal_t sigint;
+    uv_signal_t sigterm;
+    uv_timer_t drain;
+    uint64_t drain_deadline;      /* uv_now based */
+    bool drain_started;
+} app;
+
+/* Parses NATTER_REDIS_URL "redis://host[:port][/0]" into an IP literal and a port.
+ * Names other than localhost are refused: hiredis would resolve them with a
+ * blocking getaddrinfo on the loop. Exits 2 on anything else. */
+static void parse_redis_url(const char *url, redis_addr *out)
+{
+    const char *s = url;
+    char host[256];
+    size_t hlen;
+
+    if (strncmp(s, "redis://", 8) == 0)
+        s += 8;
+    const char *end = s + strcspn(s, "/");
+    if (memchr(s, '@', (size_t)(end - s)))
+        nt_config_fatal("NATTER_REDIS_URL=%s is invalid: credentials are not supported", url);
+    if (*end && strcmp(end, "/") != 0 && strcmp(end, "/0") != 0)
+        nt_config_fatal("NATTER_REDIS_URL=%s is invalid: only database 0 is supported", url);
+
+    const char *port_s = NULL;
+    if (*s == '[') {
+        const char *close = memchr(s, ']', (size_t)(end - s));
+        if (!close || (close + 1 != end && close[1] != ':'))
+            nt_config_fatal("NATTER_REDIS_URL=%s is invalid: bad IPv6 address", url);
+        hlen = (size_t)(close - s - 1);
+        if (hlen >= sizeof(host))
+            nt_config_fatal("NATTER_REDIS_URL=%s is invalid: host too long", url);
+        memcpy(host, s + 1, hlen);
+        port_s = close + 1 != end ? close + 2 : NULL;
+    } else {
+        const char *colon = memchr(s, ':', (size_t)(end - s));
+        hlen = (size_t)((colon ? colon : end) - s);
+        if (hlen >= sizeof(host))
+            nt_config_fatal("NATTER_REDIS_URL=%s is invalid: host too long", url);
+        memcpy(host, s, hlen);
+        port_s = colon ? colon + 1 : NULL;
+    }
+    host[hlen] = '\0';
+
+    out->port = 6379;
+    if (port_s) {
+        char *pend;
+        long p = strtol(port_s, &pend, 10);
+        if (pend == port_s || pend != end || p < 1 || p > 65535)
+            nt_config_fatal("NATTER_REDIS_URL=%s is invalid: bad port", url);
+        out->port = (int)p;
+    }
+
+    unsigned char buf[sizeof(struct in6_addr)];
+    if (strcmp(host, "localhost") == 0)
+        snprintf(out->host, sizeof(out->host), "127.0.0.1");
+    else if (inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1)
+        snprintf(out->host, sizeof(out->host), "%s", host);
+    else
+        nt_config_fatal("NATTER_REDIS_URL=%s is invalid: the host must be an IP address or "
+                        "localhost (names are not resolved)", url);
+}
+
+/* Start-up only: a blocking connect + PING before the loop runs. Exits 2 when unreachable. */
+static void check_redis(const char *url, const redis_addr *a)
+{
+    struct timeval tv = { REDIS_CHECK_MS / 1000, (REDIS_CHECK_MS % 1000) * 1000 };
+    redisContext *c = redisConnectWithTimeout(a->host, a->port, tv);
+    char why[256];
+
+    if (!c || c->err) {
+        snprintf(why, sizeof(why), "%s", c ? c->errstr : "cannot allocate a context");
+        redisFree(c);
+        nt_config_fatal("cannot reach Redis at %s (NATTER_REDIS_URL): %s", url, why);
+    }
+    redisSetTimeout(c, tv);
+    redisReply *reply = redisCommand(c, "PING");
+    if (!reply || reply->type == REDIS_REPLY_ERROR) {
+        snprintf(why, sizeof(why), "%s", reply ? reply->str : c->errstr);
+        freeReplyObject(reply);
+        redisFree(c);
+        nt_config_fatal("cannot reach Redis at %s (NATTER_REDIS_URL): PING failed: %s", url, why);
+    }
+    freeReplyObject(reply);
+    redisFree(c);
+}
+
+static bool is_ready(void *arg)
+{
+    rt_router *rt = arg;
+    return !rt->stopping && nt_bus_connected(rt->bus) && rt_redis_connected(rt->redis);
+}
+
+static int64_t redis_inflight_gauge(void *arg)
+{
+    rt_router *rt = arg;
+    return (int64_t)rt_redis_inflight(rt->redis);
+}
+
+static void register_metrics(rt_router *rt)
+{
+    rt->m.joins = nt_metric_counter("natter_router_joins_total", "Room joins granted");
+    rt->m.leaves = nt_metric_counter("natter_router_leaves_total", "Room leaves confirmed");
+    rt->m.conn_opens = nt_metric_counter("natter_router_conn_opens_total",
+                                         "Connection opens recorded");
+    rt->m.conn_closes = nt_metric_counter("natter_router_conn_closes_total",
+                                          "Connection closes recorded");
+    rt->m.gateways_swept = nt_metric_counter("natter_router_gateways_swept_total",
+                                             "Dead gateways whose connections were cleaned");
+    rt->m.redis_errors = nt_metric_counter("natter_router_redis_errors_total",
+                                           "Redis error replies and commands lost to a disconnect");
+    rt->m.redis_rejected = nt_metric_counter(
+        "natter_router_redis_rejected_total",
+        "Redis commands refused: disconnected or too many in flight");
+    rt->m.bad_requests = nt_metric_counter("natter_router_bad_requests_total",
+                                           "Malformed or invalid envelopes received");
+    nt_metric_gauge_fn("natter_router_redis_inflight", "Redis commands awaiting a reply",
+                       redis_inflight_gauge, rt);
+}
+
+/* ---- shutdown ---- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+}
+
+/* Last step: the bus goes once the loop had BUS_FLUSH_MS to write the final
+ * replies (nt_bus_destroy does not wait for publishes still buffered). */
+static void on_bus_flushed(uv_timer_t *t)
+{
+    app *a = t->data;
+
+    nt_bus_destroy(a->rt.bus);
+    a->rt.bus = NULL;
+    nt_metrics_close();
+    uv_close((uv_handle_t *)&a->drain, on_handle_closed);
+    uv_close((uv_handle_t *)&a->sigint, on_handle_closed);
+    uv_close((uv_handle_t *)&a->sigterm, on_handle_closed);
+}
+
+static void finish(app *a)
+{
+    rt_router *rt = &a->rt;
+
+    nt_info("shutting down: %zu calls and %zu Redis commands left", rt_rooms_pending(a->rooms),
+            rt_redis_inflight(rt->redis));
+    rt_rooms_abort(a->rooms);
+    rt_redis_destroy(rt->redis);
+    rt->redis = NULL;
+    rt_presence_destroy(a->presence);
+    a->presence = NULL;
+    rt_rooms_destroy(a->rooms);
+    a->rooms = NULL;
+    uv_timer_start(&a->drain, on_bus_flushed, BUS_FLUSH_MS, 0);
+}
+
+/* Runs on the loop after a signal: stop intake once, then wait (bounded) for
+ * calls and Redis commands in flight, then close everything. */
+static void on_drain(uv_timer_t *t)
+{
+    app *a = t->data;
+    rt_router *rt = &a->rt;
+
+    if (!a->drain_started) {
+        a->drain_started = true;
+        a->drain_deadline = uv_now(rt->loop) + DRAIN_MS;
+        nt_info("stopping: no new requests; draining work in flight");
+        rt_rooms_unsubscribe(a->rooms);
+        rt_presence_stop(a->presence);
+    }
+    bool idle = rt_rooms_pending(a->rooms) == 0 && rt_redis_inflight(rt->redis) == 0;
+    if (idle || uv_now(rt->loop) >= a->drain_deadline)
+        finish(a);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    app *a = s->data;
+
+    if (a->rt.stopping)
+        return;
+    a->rt.stopping = true;
+    uv_timer_start(&a->drain, on_drain, 0, DRAIN_TICK_MS);
+}
+
+/* ---- start-up ---- */
+
+int main(void)
+{
+    static app a;
+    rt_router *rt = &a.rt;
+    uv_loop_t loop;
+    char err[256];
+    redis_addr raddr;
+
+    if (nt_log_init("natter-router") != 0)
+        nt_config_fatal("NATTER_LOG_LEVEL=%s is invalid: expected debug, info, warn or error",
+                        getenv("NATTER_LOG_LEVEL"));
+    const char *nats_url = nt_config_str("NATTER_NATS_URL", "nats://127.0.0.1:4222", NULL);
+    const char *redis_url = nt_config_str("NATTER_REDIS_URL", "redis://127.0.0.1:6379", NULL);
+    const char *metrics_listen = nt_config_str("NATTER_METRICS_LISTEN", "127.0.0.1:9102", NULL);
+    rt->gateway_ttl_ms = nt_config_int("NATTER_GATEWAY_TTL_MS", 15000, 1000, 86400000);
+    rt->sweep_ms = nt_config_int("NATTER_SWEEP_MS", 5000, 100, 3600000);
+    rt->request_timeout_ms = (int)nt_config_int("NATTER_REQUEST_TIMEOUT_MS", 5000, 100, 600000);
+    size_t max_inflight = (size_t)nt_config_int("NATTER_REDIS_MAX_INFLIGHT", 10000, 1, 1000000);
+    size_t bus_queue = (size_t)nt_config_int("NATTER_BUS_QUEUE", 65536, 16, 16777216);
+    parse_redis_url(redis_url, &raddr);
+
+    check_redis(redis_url, &raddr);
+
+    uv_loop_init(&loop);
+    rt->loop = &loop;
+    nt_bus_opts bopts = { .url = nats_url, .name = "natter-router", .queue_capacity = bus_queue };
+    if (nt_bus_create(&loop, &bopts, &rt->bus, err, sizeof(err)) != NT_OK)
+        nt_config_fatal("cannot reach NATS at %s (NATTER_NATS_URL): %s", nats_url, err);
+
+    register_metrics(rt);
+    nt_status st = nt_metrics_listen(&loop, metrics_listen, is_ready, rt);
+    if (st != NT_OK)
+        nt_config_fatal("cannot listen on NATTER_METRICS_LISTEN=%s: %s", metrics_listen,
+                        nt_status_text(st));
+
+    rt_redis_opts ropts = {
+        .host = raddr.host,
+        .port = raddr.port,
+        .max_inflight = max_inflight,
+        .errors = rt->m.redis_errors,
+        .rejected = rt->m.redis_rejected,
+    };
+    rt->redis = rt_redis_create(&loop, &ropts);
+
+    a.rooms = rt_rooms_create(rt);
+    a.presence = rt_presence_create(rt);
+    if (!a.rooms || !a.presence)
+        nt_config_fatal("cannot subscribe on NATS at %s (NATTER_NATS_URL)", nats_url);
+
+    uv_timer_init(&loop, &a.drain);
+    a.drain.data = &a;
+    uv_signal_init(&loop, &a.sigint);
+    uv_signal_init(&loop, &a.sigterm);
+    a.sigint.data = a.sigterm.data = &a;
+    uv_signal_start(&a.sigint, on_signal, SIGINT);
+    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+
+    nt_info("natter-router started: nats %s, redis %s:%d, metrics %s, gateway ttl %lld ms, "
+            "sweep %lld ms", nats_url, raddr.host, raddr.port, metrics_listen,
+            (long long)rt->gateway_ttl_ms, (long long)rt->sweep_ms);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&loop) != 0)
+        nt_warn("loop closed with handles still open");
+    nt_info("natter-router stopped");
+    return 0;
+}

@@ -1,0 +1,237 @@
+/* redis_conn.c: the router's one async Redis connection: reconnects with a 1 s
+ * backoff, fails commands fast while down and bounds commands in flight.
+ *
+ * hiredis 0.14 lifetimes: after a failed connect only the connect callback
+ * fires; after a disconnect the context is freed once the disconnect callback
+ * returns. Either way the context is gone, so both callbacks forget it and arm
+ * the reconnect timer, which starts a fresh context. A connect that hangs is
+ * abandoned after CONNECT_TIMEOUT_MS. */
+#include "redis_conn.h"
+
+#include <hiredis/async.h>
+
+#include "alloc.h"
+#include "log.h"
+#include "redis_uv.h"
+
+#define RECONNECT_MS 1000
+#define CONNECT_TIMEOUT_MS 3000   /* hiredis 0.14 has no connect timeout of its own */
+
+struct rt_redis {
+    uv_loop_t *loop;
+    char *host;
+    int port;
+    size_t max_inflight;
+    nt_metric *errors;
+    nt_metric *rejected;
+    redisAsyncContext *ac;        /* NULL while waiting to reconnect */
+    bool connected;               /* ac completed its connect */
+    bool down_logged;             /* an outage was logged; quiet retries until it ends */
+    bool closing;                 /* rt_redis_destroy was called */
+    size_t inflight;              /* commands sent, reply not yet delivered */
+    uv_timer_t timer;             /* reconnect backoff, or connect timeout while connecting */
+};
+
+typedef struct pending_cmd {
+    rt_redis *r;
+    rt_redis_cb cb;
+    void *arg;
+} pending_cmd;
+
+static void start_connect(rt_redis *r);
+
+static void count(nt_metric *m)
+{
+    if (m)
+        nt_metric_add(m, 1);
+}
+
+static void on_reconnect_timer(uv_timer_t *t)
+{
+    start_connect(t->data);
+}
+
+static void schedule_reconnect(rt_redis *r)
+{
+    if (!r->closing)
+        uv_timer_start(&r->timer, on_reconnect_timer, RECONNECT_MS, 0);
+}
+
+static void log_down(rt_redis *r, const char *what, const char *why)
+{
+    if (!r->down_logged)
+        nt_warn("redis %s:%d: %s: %s; retrying every %d ms", r->host, r->port, what, why,
+                RECONNECT_MS);
+    else
+        nt_debug("redis %s:%d: %s: %s", r->host, r->port, what, why);
+    r->down_logged = true;
+}
+
+/* The connect neither succeeded nor failed in time (e.g. packets dropped):
+ * free the half-open context (no callback fires for it) and retry. */
+static void on_connect_timeout(uv_timer_t *t)
+{
+    rt_redis *r = t->data;
+    redisAsyncContext *ac = r->ac;
+
+    log_down(r, "connect failed", "timed out");
+    r->ac = NULL;
+    redisAsyncFree(ac);
+    schedule_reconnect(r);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    rt_redis *r = ac->data;
+
+    uv_timer_stop(&r->timer);
+
+    if (status != REDIS_OK) {
+        log_down(r, "connect failed", ac->errstr ? ac->errstr : "unknown error");
+        r->ac = NULL;
+        schedule_reconnect(r);
+        return;
+    }
+    r->connected = true;
+    r->down_logged = false;
+    nt_info("redis %s:%d: connected", r->host, r->port);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    rt_redis *r = ac->data;
+
+    r->ac = NULL;
+    r->connected = false;
+    if (r->closing)
+        return;
+    const char *why = ac->errstr ? ac->errstr : "error";
+    log_down(r, "connection lost", status == REDIS_OK ? "closed" : why);
+    schedule_reconnect(r);
+}
+
+static void start_connect(rt_redis *r)
+{
+    redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
+
+    if (!ac) {
+        log_down(r, "connect failed", "cannot allocate a context");
+        schedule_reconnect(r);
+        return;
+    }
+    if (ac->err) {
+        log_down(r, "connect failed", ac->errstr);
+        redisAsyncFree(ac);
+        schedule_reconnect(r);
+        return;
+    }
+    if (rt_redis_uv_attach(ac, r->loop) != REDIS_OK) {
+        log_down(r, "connect failed", "cannot attach to the event loop");
+        redisAsyncFree(ac);
+        schedule_reconnect(r);
+        return;
+    }
+    ac->data = r;
+    r->ac = ac;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    uv_timer_start(&r->timer, on_connect_timeout, CONNECT_TIMEOUT_MS, 0);
+}
+
+rt_redis *rt_redis_create(uv_loop_t *loop, const rt_redis_opts *opts)
+{
+    rt_redis *r = nt_calloc(1, sizeof(*r));
+
+    r->loop = loop;
+    r->host = nt_strdup(opts->host);
+    r->port = opts->port;
+    r->max_inflight = opts->max_inflight ? opts->max_inflight : 10000;
+    r->errors = opts->errors;
+    r->rejected = opts->rejected;
+    uv_timer_init(loop, &r->timer);
+    r->timer.data = r;
+    start_connect(r);
+    return r;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    rt_redis *r = h->data;
+    nt_free(r->host);
+    nt_free(r);
+}
+
+void rt_redis_destroy(rt_redis *r)
+{
+    if (!r)
+        return;
+    r->closing = true;
+    uv_timer_stop(&r->timer);
+    if (r->ac) {
+        redisAsyncContext *ac = r->ac;
+        r->ac = NULL;
+        redisAsyncFree(ac);
+    }
+    r->connected = false;
+    uv_close((uv_handle_t *)&r->timer, on_timer_closed);
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
+{
+    pending_cmd *pc = privdata;
+    rt_redis *r = pc->r;
+    redisReply *reply = reply_;
+    nt_status st = NT_OK;
+
+    r->inflight--;
+    if (!reply) {
+        st = NT_ECLOSED;
+        count(r->errors);
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        st = NT_EIO;
+        count(r->errors);
+        nt_warn("redis: error reply: %.*s", (int)reply->len, reply->str);
+    }
+    if (pc->cb)
+        pc->cb(st, reply, pc->arg);
+    nt_free(pc);
+}
+
+nt_status rt_redis_command(rt_redis *r, rt_redis_cb cb, void *arg, int argc,
+                           const char **argv, const size_t *argvlen)
+{
+    if (r->closing || !r->connected || !r->ac) {
+        count(r->rejected);
+        return NT_EUNAVAIL;
+    }
+    if (r->inflight >= r->max_inflight) {
+        count(r->rejected);
+        return NT_EFULL;
+    }
+    pending_cmd *pc = nt_malloc(sizeof(*pc));
+    pc->r = r;
+    pc->cb = cb;
+    pc->arg = arg;
+    if (redisAsyncCommandArgv(r->ac, on_reply, pc, argc, argv, argvlen) != REDIS_OK) {
+        nt_free(pc);
+        count(r->rejected);
+        return NT_EUNAVAIL;
+    }
+    r->inflight++;
+    return NT_OK;
+}
+
+bool rt_redis_connected(const rt_redis *r)
+{
+    return r && r->connected;
+}
+
+bool rt_redis_available(const rt_redis *r)
+{
+    return r && r->connected && !r->closing && r->inflight < r->max_inflight;
+}
+
+size_t rt_redis_inflight(const rt_redis *r)
+{
+    return r ? r->inflight : 0;
+}

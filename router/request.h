@@ -1,0 +1,31 @@
+/* request.h: reading router request envelopes (validated ids) and writing error replies. */
+#ifndef RT_REQUEST_H
+#define RT_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "envelope.h"
+#include "router.h"
+
+#define RT_ID_MAX 64
+
+typedef char rt_id[RT_ID_MAX + 1];
+
+/* Copies the string field `key` into out (NUL-terminated). False when it is
+ * absent or not [A-Za-z0-9_-]{1,64}; `why` then names the field. */
+bool rt_req_id(const nt_envr *r, const char *key, rt_id out, char *why, size_t whylen);
+
+/* Copies each of the NULL-terminated `keys` into the matching `outs` slot, stopping
+ * at the first bad one (see rt_req_id). */
+bool rt_req_ids(const nt_envr *r, const char *const *keys, char *const *outs,
+                char *why, size_t whylen);
+
+/* Publishes {ok:false, code, message} to `reply`; nothing when reply is NULL.
+ * `code` is a PROTOCOL.md error code. */
+void rt_reply_error(rt_router *rt, const char *reply, const char *code, const char *message);
+
+/* Publishes `data` unchanged to `reply`; nothing when reply is NULL. */
+void rt_reply_raw(rt_router *rt, const char *reply, const void *data, size_t len);
+
+#endif

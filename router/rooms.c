@@ -1,0 +1,350 @@
+/* rooms.c: room joins and leaves (decided with the persister) and live room membership in Redis.
+ *
+ * Live membership of one connection is the member "<app>|<room>|<user>|<conn>"
+ * of natter:gw:<gw>:subs; natter:{<app>}:live:<room> counts, per user, that
+ * user's members. Both change together in one script and only when the set
+ * changed, so a repeated sub or unsub counts once and a gateway sweep
+ * (presence.c) can undo exactly what the set holds. */
+#include "rooms.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "envelope.h"
+#include "log.h"
+#include "request.h"
+
+#define SUBJ_JOIN "natter.rpc.router.join"
+#define SUBJ_LEAVE "natter.rpc.router.leave"
+#define SUBJ_LIVE "natter.ctl.live"
+#define SUBJ_PERSIST_JOIN "natter.rpc.persist.join"
+#define SUBJ_PERSIST_LEAVE "natter.rpc.persist.leave"
+
+#define KEY_MAX 256
+
+/* KEYS[1] natter:gw:<gw>:subs, KEYS[2] natter:{<app>}:live:<room>; ARGV[1] member, ARGV[2] user. */
+static const char LIVE_ADD_LUA[] =
+    "if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then\n"
+    "  return redis.call('HINCRBY', KEYS[2], ARGV[2], 1)\n"
+    "end\n"
+    "return 0\n";
+
+static const char LIVE_DEL_LUA[] =
+    "if redis.call('SREM', KEYS[1], ARGV[1]) == 1 then\n"
+    "  local n = redis.call('HINCRBY', KEYS[2], ARGV[2], -1)\n"
+    "  if n <= 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end\n"
+    "  return 1\n"
+    "end\n"
+    "return 0\n";
+
+typedef struct rpc_call rpc_call;
+
+struct rt_rooms {
+    rt_router *rt;
+    nt_bus_sub *join_sub;
+    nt_bus_sub *leave_sub;
+    nt_bus_sub *live_sub;
+    rpc_call *calls;              /* unanswered join/leave calls */
+    size_t ncalls;
+};
+
+struct rpc_call {
+    rt_rooms *rooms;
+    rpc_call *prev, *next;
+    bool join;                    /* join, else leave */
+    bool at_persister;            /* request `req_id` is still in the bus table */
+    uint64_t req_id;
+    char *reply;                  /* the gateway's reply subject */
+    rt_id app, room, user, gw, conn;
+    char *resp;                   /* persister reply kept while Redis records the change */
+    size_t resp_len;
+};
+
+/* Sends the live add/remove script for one connection's subscription. */
+static nt_status live_change(rt_router *rt, bool add, const char *app, const char *room,
+                             const char *user, const char *gw, const char *conn,
+                             rt_redis_cb cb, void *arg)
+{
+    char subs[KEY_MAX], live[KEY_MAX], member[KEY_MAX];
+    const char *script = add ? LIVE_ADD_LUA : LIVE_DEL_LUA;
+
+    snprintf(subs, sizeof(subs), "natter:gw:%s:subs", gw);
+    snprintf(live, sizeof(live), "natter:{%s}:live:%s", app, room);
+    snprintf(member, sizeof(member), "%s|%s|%s|%s", app, room, user, conn);
+    const char *argv[] = { "EVAL", script, "2", subs, live, member, user };
+    size_t argvlen[] = { 4, strlen(script), 1, strlen(subs), strlen(live), strlen(member),
+                         strlen(user) };
+    return rt_redis_command(rt->redis, cb, arg, 7, argv, argvlen);
+}
+
+/* ---- join / leave calls ---- */
+
+static rpc_call *call_create(rt_rooms *rooms, bool join, const char *reply,
+                             char *const ids[5])
+{
+    rpc_call *c = nt_calloc(1, sizeof(*c));
+    c->rooms = rooms;
+    c->join = join;
+    c->reply = nt_strdup(reply);
+    memcpy(c->app, ids[0], sizeof(rt_id));
+    memcpy(c->room, ids[1], sizeof(rt_id));
+    memcpy(c->user, ids[2], sizeof(rt_id));
+    memcpy(c->gw, ids[3], sizeof(rt_id));
+    memcpy(c->conn, ids[4], sizeof(rt_id));
+    c->next = rooms->calls;
+    if (rooms->calls)
+        rooms->calls->prev = c;
+    rooms->calls = c;
+    rooms->ncalls++;
+    return c;
+}
+
+static void call_finish(rpc_call *c)
+{
+    rt_rooms *rooms = c->rooms;
+
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        rooms->calls = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    rooms->ncalls--;
+    nt_free(c->reply);
+    nt_free(c->resp);
+    nt_free(c);
+}
+
+static const char *call_name(const rpc_call *c)
+{
+    return c->join ? "join" : "leave";
+}
+
+static void on_live_recorded(nt_status st, const redisReply *reply, void *arg)
+{
+    rpc_call *c = arg;
+    rt_router *rt = c->rooms->rt;
+
+    if (st != NT_OK)
+        nt_warn("%s of %s/%s by %s (conn %s on %s): live membership not updated: %s",
+                call_name(c), c->app, c->room, c->user, c->conn, c->gw, nt_status_text(st));
+    rt_reply_raw(rt, c->reply, c->resp, c->resp_len);
+    call_finish(c);
+}
+
+/* The persister decided. Its reply goes back unchanged; when it granted the
+ * change, Redis records it first. A Redis failure at that point is logged and
+ * does not turn the durable decision into an error. */
+static void on_persister_reply(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
+{
+    rpc_call *c = arg;
+    rt_router *rt = c->rooms->rt;
+    nt_envr r;
+    bool ok = false;
+
+    c->at_persister = false;
+    if (st != NT_OK) {
+        nt_warn("%s of %s/%s by %s: persister %s", call_name(c), c->app, c->room, c->user,
+                nt_status_text(st));
+        rt_reply_error(rt, c->reply, "unavailable", "persister unavailable");
+        call_finish(c);
+        return;
+    }
+    if (nt_envr_parse(&r, msg->data, msg->len) != NT_OK) {
+        nt_error("%s of %s/%s by %s: persister reply is not an envelope", call_name(c), c->app,
+                 c->room, c->user);
+        rt_reply_error(rt, c->reply, "internal", "malformed reply from the persister");
+        call_finish(c);
+        return;
+    }
+    bool has_ok = nt_envr_bool(&r, "ok", &ok);
+    nt_envr_free(&r);
+    if (!has_ok) {
+        nt_error("%s of %s/%s by %s: persister reply has no ok field", call_name(c), c->app,
+                 c->room, c->user);
+        rt_reply_error(rt, c->reply, "internal", "malformed reply from the persister");
+        call_finish(c);
+        return;
+    }
+    if (!ok) {
+        rt_reply_raw(rt, c->reply, msg->data, msg->len);
+        call_finish(c);
+        return;
+    }
+
+    nt_metric_add(c->join ? rt->m.joins : rt->m.leaves, 1);
+    c->resp = nt_malloc(msg->len ? msg->len : 1);
+    memcpy(c->resp, msg->data, msg->len);
+    c->resp_len = msg->len;
+    st = live_change(rt, c->join, c->app, c->room, c->user, c->gw, c->conn, on_live_recorded, c);
+    if (st != NT_OK)
+        on_live_recorded(st, NULL, c);
+}
+
+/* Forwards the call to the persister (natter.rpc.persist.join or .leave). */
+static nt_status ask_persister(rt_router *rt, rpc_call *c, const nt_envr *r)
+{
+    nt_envw w;
+    size_t len, n;
+    const char *s;
+
+    nt_envw_init(&w);
+    nt_envw_cstr(&w, "app", c->app);
+    nt_envw_cstr(&w, "room", c->room);
+    nt_envw_cstr(&w, "user", c->user);
+    if (c->join && (s = nt_envr_str(r, "name", &n)) != NULL)
+        nt_envw_str(&w, "name", s, n);
+    if (c->join && (s = nt_envr_str(r, "access_code", &n)) != NULL)
+        nt_envw_str(&w, "access_code", s, n);
+    const char *data = nt_envw_finish(&w, &len);
+    nt_status st = nt_bus_request(rt->bus, c->join ? SUBJ_PERSIST_JOIN : SUBJ_PERSIST_LEAVE,
+                                  NULL, data, len, rt->request_timeout_ms, on_persister_reply,
+                                  c, &c->req_id);
+    nt_envw_free(&w);
+    c->at_persister = st == NT_OK;
+    return st;
+}
+
+/* Common front half of join and leave: validate, check Redis, ask the persister. */
+static void handle_call(rt_rooms *rooms, const nt_bus_msg *msg, bool join)
+{
+    static const char *const keys[] = { "app", "room", "user", "gw", "conn", NULL };
+    rt_router *rt = rooms->rt;
+    const char *name = join ? SUBJ_JOIN : SUBJ_LEAVE;
+    rt_id app, room, user, gw, conn;
+    char *const ids[] = { app, room, user, gw, conn };
+    char why[128];
+    nt_envr r;
+
+    if (!msg->reply) {
+        nt_metric_add(rt->m.bad_requests, 1);
+        nt_warn("%s without a reply subject dropped", name);
+        return;
+    }
+    if (nt_envr_parse(&r, msg->data, msg->len) != NT_OK) {
+        nt_metric_add(rt->m.bad_requests, 1);
+        rt_reply_error(rt, msg->reply, "bad_request", "request is not an envelope");
+        return;
+    }
+    if (!rt_req_ids(&r, keys, ids, why, sizeof(why))) {
+        nt_envr_free(&r);
+        nt_metric_add(rt->m.bad_requests, 1);
+        rt_reply_error(rt, msg->reply, "bad_request", why);
+        return;
+    }
+    if (!rt_redis_available(rt->redis)) {
+        nt_envr_free(&r);
+        nt_metric_add(rt->m.redis_rejected, 1);
+        rt_reply_error(rt, msg->reply, "unavailable", "presence store unavailable");
+        return;
+    }
+
+    rpc_call *c = call_create(rooms, join, msg->reply, ids);
+    nt_status st = ask_persister(rt, c, &r);
+    nt_envr_free(&r);
+    if (st != NT_OK) {
+        nt_warn("%s of %s/%s by %s: cannot ask the persister: %s", name, app, room, user,
+                nt_status_text(st));
+        rt_reply_error(rt, c->reply, "unavailable", "persister unavailable");
+        call_finish(c);
+    }
+}
+
+static void on_join(nt_bus *bus, const nt_bus_msg *msg, void *arg)
+{
+    handle_call(arg, msg, true);
+}
+
+static void on_leave(nt_bus *bus, const nt_bus_msg *msg, void *arg)
+{
+    handle_call(arg, msg, false);
+}
+
+/* ---- natter.ctl.live ---- */
+
+static void on_live(nt_bus *bus, const nt_bus_msg *msg, void *arg)
+{
+    static const char *const keys[] = { "app", "room", "user", "gw", "conn", NULL };
+    rt_rooms *rooms = arg;
+    rt_router *rt = rooms->rt;
+    rt_id app, room, user, gw, conn;
+    char *const outs[] = { app, room, user, gw, conn };
+    char why[128];
+    nt_envr r;
+    bool add;
+
+    if (nt_envr_parse(&r, msg->data, msg->len) != NT_OK) {
+        nt_metric_add(rt->m.bad_requests, 1);
+        nt_warn(SUBJ_LIVE ": not an envelope");
+        return;
+    }
+    add = nt_envr_str_eq(&r, "type", "sub");
+    bool known = add || nt_envr_str_eq(&r, "type", "unsub");
+    bool valid = known && rt_req_ids(&r, keys, outs, why, sizeof(why));
+    nt_envr_free(&r);
+    if (!valid) {
+        nt_metric_add(rt->m.bad_requests, 1);
+        nt_warn(SUBJ_LIVE ": %s", known ? why : "type must be sub or unsub");
+        return;
+    }
+    nt_status st = live_change(rt, add, app, room, user, gw, conn, NULL, NULL);
+    if (st != NT_OK)
+        nt_warn(SUBJ_LIVE ": %s of %s/%s by %s dropped: %s", add ? "sub" : "unsub", app, room,
+                user, nt_status_text(st));
+}
+
+/* ---- life cycle ---- */
+
+rt_rooms *rt_rooms_create(rt_router *rt)
+{
+    rt_rooms *rooms = nt_calloc(1, sizeof(*rooms));
+
+    rooms->rt = rt;
+    rooms->join_sub = nt_bus_subscribe(rt->bus, SUBJ_JOIN, RT_QUEUE_GROUP, on_join, rooms);
+    rooms->leave_sub = nt_bus_subscribe(rt->bus, SUBJ_LEAVE, RT_QUEUE_GROUP, on_leave, rooms);
+    rooms->live_sub = nt_bus_subscribe(rt->bus, SUBJ_LIVE, RT_QUEUE_GROUP, on_live, rooms);
+    if (!rooms->join_sub || !rooms->leave_sub || !rooms->live_sub) {
+        rt_rooms_unsubscribe(rooms);
+        nt_free(rooms);
+        return NULL;
+    }
+    return rooms;
+}
+
+void rt_rooms_unsubscribe(rt_rooms *rooms)
+{
+    nt_bus_unsubscribe(rooms->join_sub);
+    nt_bus_unsubscribe(rooms->leave_sub);
+    nt_bus_unsubscribe(rooms->live_sub);
+    rooms->join_sub = rooms->leave_sub = rooms->live_sub = NULL;
+}
+
+size_t rt_rooms_pending(const rt_rooms *rooms)
+{
+    return rooms->ncalls;
+}
+
+void rt_rooms_abort(rt_rooms *rooms)
+{
+    rpc_call *c = rooms->calls;
+
+    while (c) {
+        rpc_call *next = c->next;
+        if (c->at_persister) {
+            nt_bus_request_cancel(rooms->rt->bus, c->req_id);
+            rt_reply_error(rooms->rt, c->reply, "unavailable", "router shutting down");
+            call_finish(c);
+        }
+        c = next;
+    }
+}
+
+void rt_rooms_destroy(rt_rooms *rooms)
+{
+    if (!rooms)
+        return;
+    while (rooms->calls)
+        call_finish(rooms->calls);
+    nt_free(rooms);
+}

@@ -1,0 +1,37 @@
+/* router.h: the router's shared state (settings, bus, Redis, metrics) handed to every module. */
+#ifndef RT_ROUTER_H
+#define RT_ROUTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "bus.h"
+#include "metrics.h"
+#include "redis_conn.h"
+
+#define RT_QUEUE_GROUP "router"
+
+typedef struct rt_metrics {
+    nt_metric *joins;              /* joins granted by the persister */
+    nt_metric *leaves;             /* leaves confirmed by the persister */
+    nt_metric *conn_opens;         /* natter.ctl.conn open applied */
+    nt_metric *conn_closes;        /* natter.ctl.conn close applied */
+    nt_metric *gateways_swept;     /* dead gateways cleaned by this replica */
+    nt_metric *redis_errors;       /* error replies and commands lost to a disconnect */
+    nt_metric *redis_rejected;     /* commands refused: disconnected or over the in-flight bound */
+    nt_metric *bad_requests;       /* malformed or invalid envelopes */
+} rt_metrics;
+
+typedef struct rt_router {
+    uv_loop_t *loop;
+    nt_bus *bus;
+    rt_redis *redis;
+    int64_t gateway_ttl_ms;        /* NATTER_GATEWAY_TTL_MS */
+    int64_t sweep_ms;              /* NATTER_SWEEP_MS */
+    int request_timeout_ms;        /* NATTER_REQUEST_TIMEOUT_MS */
+    bool stopping;                 /* set by SIGINT/SIGTERM; no new work is started */
+    rt_metrics m;
+} rt_router;
+
+#endif
