@@ -1,0 +1,615 @@
+/* actions.c: the action handlers. Bus replies find their connection again by id,
+ * so a reply that arrives after its connection closed is simply dropped. */
+#include "actions.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "gw.h"
+#include "jwt.h"
+#include "log.h"
+#include "rooms.h"
+#include "util.h"
+
+#define GW_SEND_CONFIRM_MIN_MS 30000    /* a published message waits this long for its ack */
+
+struct gw_pending {                     /* one send_message awaiting its ack */
+    gw_pending *next;                   /* in the connection */
+    gw_pending *gnext, *gprev;          /* global FIFO by deadline */
+    gw_conn *conn;
+    json_t *ref;                        /* NULL when the client gave none */
+    int64_t deadline_ms;
+    char cmid[];
+};
+
+typedef struct gw_req {                 /* context of one bus request */
+    char conn[17];                      /* connection id, looked up on reply */
+    json_t *ref;
+    gw_room *room;                      /* join: the interest reference it holds */
+    char cmid[];                        /* send: the client_msg_id */
+} gw_req;
+
+static gw_pending *fifo_head, *fifo_tail;
+
+static gw_req *req_new(gw_conn *c, const json_t *ref, const char *cmid)
+{
+    size_t n = cmid ? strlen(cmid) + 1 : 1;
+    gw_req *q = nt_calloc(1, sizeof *q + n);
+    memcpy(q->conn, c->id, sizeof q->conn);
+    q->ref = ref ? json_incref((json_t *)ref) : NULL;
+    if (cmid)
+        memcpy(q->cmid, cmid, n);
+    return q;
+}
+
+static void req_free(gw_req *q)
+{
+    json_decref(q->ref);
+    nt_free(q);
+}
+
+static void send_error(gw_conn *c, const json_t *ref, const gw_error *err)
+{
+    gw_conn_send_error(c, ref, err->code, err->message);
+}
+
+static void send_ack_obj(gw_conn *c, const json_t *ref, json_t *data)
+{
+    char *s = json_dumps(data, JSON_COMPACT);
+    gw_conn_send_ack(c, ref, s, strlen(s));
+    free(s);
+    json_decref(data);
+}
+
+/* Writes the identity fields every request and control message carries. */
+static void env_identity(nt_envw *w, const gw_conn *c)
+{
+    nt_envw_cstr(w, "app", c->user->app);
+    nt_envw_cstr(w, "user", c->user->id);
+    nt_envw_cstr(w, "gw", gw.cfg.gw_id);
+    nt_envw_cstr(w, "conn", c->id);
+}
+
+static void publish_ctl(const char *subject, const char *type, const gw_conn *c,
+                        const char *room)
+{
+    nt_envw w;
+    size_t len;
+    nt_envw_init(&w);
+    nt_envw_cstr(&w, "type", type);
+    env_identity(&w, c);
+    if (room)
+        nt_envw_cstr(&w, "room", room);
+    else
+        nt_envw_cstr(&w, "name", c->user->name);
+    const char *data = nt_envw_finish(&w, &len);
+    if (nt_bus_publish(gw.bus, subject, NULL, data, len) != NT_OK)
+        nt_warn("cannot publish %s %s for connection %s", subject, type, c->id);
+    nt_envw_free(&w);
+}
+
+bool gw_rpc_ok(nt_status st, const nt_bus_msg *msg, const char *service, nt_envr *r,
+               gw_error *err)
+{
+    size_t clen = 0, mlen = 0;
+    bool ok = false;
+    memset(r, 0, sizeof *r);
+    if (st == NT_ETIMEDOUT)
+        return gw_fail(err, GW_E_UNAVAILABLE, "%s did not answer in time, retry", service);
+    if (st != NT_OK)
+        return gw_fail(err, GW_E_UNAVAILABLE, "%s unavailable, retry", service);
+    if (nt_envr_parse(r, msg->data, msg->len) != NT_OK)
+        return gw_fail(err, GW_E_INTERNAL, "malformed reply from %s", service);
+    if (nt_envr_bool(r, "ok", &ok) && ok)
+        return true;
+    const char *code = nt_envr_str(r, "code", &clen);
+    const char *message = nt_envr_str(r, "message", &mlen);
+    return gw_fail(err, gw_errcode_parse(code, clen), "%.*s", (int)mlen,
+                   message ? message : "request refused");
+}
+
+/* ---- pending sends ---- */
+
+static gw_pending *pending_find(gw_conn *c, const char *cmid, size_t len)
+{
+    for (gw_pending *p = c->pending; p; p = p->next)
+        if (strlen(p->cmid) == len && memcmp(p->cmid, cmid, len) == 0)
+            return p;
+    return NULL;
+}
+
+static void pending_add(gw_conn *c, const char *cmid, const json_t *ref)
+{
+    size_t n = strlen(cmid) + 1;
+    gw_pending *p = nt_calloc(1, sizeof *p + n);
+    memcpy(p->cmid, cmid, n);
+    p->conn = c;
+    p->ref = ref ? json_incref((json_t *)ref) : NULL;
+    int64_t wait = 6 * (int64_t)gw.cfg.request_timeout_ms;
+    p->deadline_ms = nt_now_ms() + (wait > GW_SEND_CONFIRM_MIN_MS ? wait : GW_SEND_CONFIRM_MIN_MS);
+    p->next = c->pending;
+    c->pending = p;
+    c->npending++;
+    p->gprev = fifo_tail;
+    if (fifo_tail)
+        fifo_tail->gnext = p;
+    else
+        fifo_head = p;
+    fifo_tail = p;
+}
+
+static void pending_remove(gw_pending *p)
+{
+    gw_conn *c = p->conn;
+    for (gw_pending **pp = &c->pending; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    c->npending--;
+    if (p->gprev)
+        p->gprev->gnext = p->gnext;
+    else
+        fifo_head = p->gnext;
+    if (p->gnext)
+        p->gnext->gprev = p->gprev;
+    else
+        fifo_tail = p->gprev;
+    json_decref(p->ref);
+    nt_free(p);
+}
+
+static void pending_ack(gw_pending *p, const char *json, size_t len)
+{
+    gw_conn_send_ack(p->conn, p->ref, json, len);
+    nt_metric_add(gw.m.acks, 1);
+    pending_remove(p);
+}
+
+static void pending_error(gw_pending *p, gw_errcode code, const char *message)
+{
+    gw_conn_send_error(p->conn, p->ref, code, message);
+    pending_remove(p);
+}
+
+void gw_actions_sweep(int64_t now_ms)
+{
+    while (fifo_head && fifo_head->deadline_ms <= now_ms)
+        pending_error(fifo_head, GW_E_UNAVAILABLE,
+                      "message not confirmed in time, retry with the same client_msg_id");
+}
+
+void gw_actions_user_envelope(gw_user *u, const nt_envr *r)
+{
+    size_t clen, jlen = 0, mlen = 0, codelen = 0;
+    const char *cmid = nt_envr_str(r, "cmid", &clen);
+    bool ack = nt_envr_str_eq(r, "type", "ack");
+    if (!cmid || (!ack && !nt_envr_str_eq(r, "type", "send_error")))
+        return;
+    const char *json = nt_envr_str(r, "json", &jlen);
+    const char *code = nt_envr_str(r, "code", &codelen);
+    const char *message = nt_envr_str(r, "message", &mlen);
+    char text[200];
+    snprintf(text, sizeof text, "%.*s", (int)mlen, message ? message : "message refused");
+    for (gw_conn *c = u->conns; c; c = c->next) {
+        gw_pending *p = pending_find(c, cmid, clen);
+        if (!p)
+            continue;
+        if (ack && json)
+            pending_ack(p, json, jlen);
+        else if (!ack)
+            pending_error(p, gw_errcode_parse(code, codelen), text);
+    }
+}
+
+/* ---- send_message ---- */
+
+static gw_pending *reply_pending(gw_req *q)
+{
+    gw_conn *c = gw_conn_find(q->conn);
+    return c ? pending_find(c, q->cmid, strlen(q->cmid)) : NULL;
+}
+
+static void on_lookup(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
+{
+    gw_req *q = arg;
+    gw_pending *p = reply_pending(q);
+    nt_envr r;
+    gw_error err;
+    bool found = false;
+    size_t len;
+    if (gw_rpc_ok(st, msg, "message store", &r, &err) && p &&
+        nt_envr_bool(&r, "found", &found) && found) {
+        const char *json = nt_envr_str(&r, "json", &len);
+        if (json)
+            pending_ack(p, json, len);
+    }
+    nt_envr_free(&r);
+    req_free(q);
+}
+
+static void lookup_duplicate(gw_conn *c, gw_req *q)
+{
+    nt_envw w;
+    size_t len;
+    nt_envw_init(&w);
+    nt_envw_cstr(&w, "app", c->user->app);
+    nt_envw_cstr(&w, "sender", c->user->id);
+    nt_envw_cstr(&w, "cmid", q->cmid);
+    const char *data = nt_envw_finish(&w, &len);
+    if (nt_bus_request(gw.bus, "natter.rpc.persist.lookup", NULL, data, len,
+                       (int)gw.cfg.request_timeout_ms, on_lookup, q, NULL) != NT_OK)
+        req_free(q);                   /* the ack event or the sweep answers */
+    nt_envw_free(&w);
+}
+
+static void on_puback(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
+{
+    gw_req *q = arg;
+    gw_pending *p = reply_pending(q);
+    if (!p) {
+        req_free(q);
+        return;
+    }
+    if (st != NT_OK) {
+        pending_error(p, GW_E_UNAVAILABLE,
+                      "message store unavailable, retry with the same client_msg_id");
+        req_free(q);
+        return;
+    }
+    json_t *ack = json_loadb(msg->data, msg->len, 0, NULL);
+    json_t *jerr = ack ? json_object_get(ack, "error") : NULL;
+    if (!ack || jerr) {
+        json_t *desc = jerr ? json_object_get(jerr, "description") : NULL;
+        nt_warn("JetStream refused a message: %s", json_is_string(desc) ? json_string_value(desc) : "bad PubAck");
+        pending_error(p, GW_E_UNAVAILABLE,
+                      "message store unavailable, retry with the same client_msg_id");
+        req_free(q);
+    } else if (json_is_true(json_object_get(ack, "duplicate"))) {
+        lookup_duplicate(p->conn, q);
+    } else {
+        req_free(q);                   /* stored: the persister's ack event answers */
+    }
+    json_decref(ack);
+}
+
+static void act_send(gw_conn *c, const gw_frame *f)
+{
+    gw_error err;
+    gw_send_req s;
+    char cmid[65], subject[160], msgid[200];
+    if (!gw_frame_need_room(f, &err) || !gw_send_parse(f, gw.cfg.max_message_chars, &s, &err))
+        return send_error(c, f->ref, &err);
+    const char *room = f->channel.id;
+    if (!gw_member_find(c, room)) {
+        gw_fail(&err, GW_E_FORBIDDEN, "subscribe to room %s first", room);
+        return send_error(c, f->ref, &err);
+    }
+    if (s.client_msg_id)
+        snprintf(cmid, sizeof cmid, "%s", s.client_msg_id);
+    else
+        nt_uuid(cmid);
+    gw_pending *p = pending_find(c, cmid, strlen(cmid));
+    if (p) {                            /* a resend while in flight: answer it instead */
+        json_decref(p->ref);
+        p->ref = f->ref ? json_incref(f->ref) : NULL;
+        return;
+    }
+    if (c->npending >= gw.cfg.max_pending_sends) {
+        gw_fail(&err, GW_E_RATE_LIMITED,
+                "%u messages are awaiting acknowledgement; wait for their acks", c->npending);
+        return send_error(c, f->ref, &err);
+    }
+
+    nt_envw w;
+    size_t len;
+    nt_envw_init(&w);
+    nt_envw_cstr(&w, "type", "send");
+    nt_envw_cstr(&w, "app", c->user->app);
+    nt_envw_cstr(&w, "room", room);
+    nt_envw_cstr(&w, "sender", c->user->id);
+    nt_envw_cstr(&w, "name", c->user->name);
+    nt_envw_cstr(&w, "cmid", cmid);
+    nt_envw_cstr(&w, "mtype", s.message_type);
+    nt_envw_str(&w, "body", s.message, s.message_len);
+    if (s.reply_to)
+        nt_envw_cstr(&w, "reply_to", s.reply_to);
+    nt_envw_cstr(&w, "gw", gw.cfg.gw_id);
+    nt_envw_cstr(&w, "conn", c->id);
+    nt_envw_int(&w, "ts", nt_now_ms());
+    const char *data = nt_envw_finish(&w, &len);
+    snprintf(subject, sizeof subject, "natter.in.%s.%u", c->user->app,
+             nt_partition(c->user->app, room, gw.cfg.partitions));
+    snprintf(msgid, sizeof msgid, "%s:%s:%s", c->user->app, c->user->id, cmid);
+    gw_req *q = req_new(c, NULL, cmid);
+    nt_status st = nt_bus_request(gw.bus, subject, msgid, data, len,
+                                  (int)gw.cfg.request_timeout_ms, on_puback, q, NULL);
+    nt_envw_free(&w);
+    if (st != NT_OK) {
+        req_free(q);
+        gw_fail(&err, GW_E_UNAVAILABLE, "message store unavailable, retry with the same client_msg_id");
+        return send_error(c, f->ref, &err);
+    }
+    pending_add(c, cmid, f->ref);
+    nt_metric_add(gw.m.messages_sent, 1);
+}
+
+/* ---- subscribe / unsubscribe / leave ---- */
+
+static void on_join(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
+{
+    gw_req *q = arg;
+    gw_conn *c = gw_conn_find(q->conn);
+    nt_envr r;
+    gw_error err;
+    bool ok = gw_rpc_ok(st, msg, "router", &r, &err);
+    if (!c) {
+        gw_room_release(q->room);
+    } else if (!ok) {
+        c->nrooms--;
+        gw_room_release(q->room);
+        send_error(c, q->ref, &err);
+    } else {
+        int64_t last_seq = 0, last_read = 0, unread = 0;
+        nt_envr_int(&r, "last_seq", &last_seq);
+        nt_envr_int(&r, "last_read_seq", &last_read);
+        nt_envr_int(&r, "unread", &unread);
+        if (gw_member_find(c, q->room->id)) {   /* subscribed meanwhile: idempotent */
+            c->nrooms--;
+            gw_room_release(q->room);
+        } else {
+            gw_member_add(c, q->room);
+        }
+        send_ack_obj(c, q->ref, json_pack("{s:s,s:I,s:I,s:I,s:b}", "room_id", q->room->id,
+                                          "last_seq", (json_int_t)last_seq, "last_read_seq",
+                                          (json_int_t)last_read, "unread", (json_int_t)unread,
+                                          "recovered", 0));
+    }
+    nt_envr_free(&r);
+    req_free(q);
+}
+
+static void act_subscribe(gw_conn *c, const gw_frame *f)
+{
+    gw_error err;
+    const char *access_code;
+    if (!gw_frame_need_room(f, &err) || !gw_data_str(f, "access_code", 128, &access_code, &err))
+        return send_error(c, f->ref, &err);
+    const char *room = f->channel.id;
+    if (!gw_member_find(c, room) && c->nrooms >= gw.cfg.max_rooms_per_conn) {
+        gw_fail(&err, GW_E_RATE_LIMITED, "this connection is in %u rooms; the limit is %u",
+                c->nrooms, gw.cfg.max_rooms_per_conn);
+        return send_error(c, f->ref, &err);
+    }
+    /* local interest first, so no event published after the join is missed */
+    gw_room *r = gw_room_acquire(c->user->app, room);
+    if (!r) {
+        gw_fail(&err, GW_E_UNAVAILABLE, "cannot subscribe to room %s now, retry", room);
+        return send_error(c, f->ref, &err);
+    }
+    nt_envw w;
+    size_t len;
+    nt_envw_init(&w);
+    env_identity(&w, c);
+    nt_envw_cstr(&w, "room", room);
+    nt_envw_cstr(&w, "name", c->user->name);
+    if (access_code)
+        nt_envw_cstr(&w, "access_code", access_code);
+    const char *data = nt_envw_finish(&w, &len);
+    gw_req *q = req_new(c, f->ref, NULL);
+    q->room = r;
+    nt_status st = nt_bus_request(gw.bus, "natter.rpc.router.join", NULL, data, len,
+                                  (int)gw.cfg.request_timeout_ms, on_join, q, NULL);
+    nt_envw_free(&w);
+    if (st != NT_OK) {
+        req_free(q);
+        gw_room_release(r);
+        gw_fail(&err, GW_E_UNAVAILABLE, "router unavailable, retry");
+        return send_error(c, f->ref, &err);
+    }
+    c->nrooms++;
+}
+
+/* Stops live delivery of room to c; true when it was subscribed. */
+static bool stop_delivery(gw_conn *c, const char *room)
+{
+    gw_member *m = gw_member_find(c, room);
+    if (!m)
+        return false;
+    gw_member_remove(c, m);
+    c->nrooms--;
+    publish_ctl("natter.ctl.live", "unsub", c, room);
+    return true;
+}
+
+static void act_unsubscribe(gw_conn *c, const gw_frame *f)
+{
+    gw_error err;
+    if (!gw_frame_need_room(f, &err))
+        return send_error(c, f->ref, &err);
+    stop_delivery(c, f->channel.id);
+    gw_conn_send_ack(c, f->ref, "{}", 2);
+}
+
+static void on_leave(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
+{
+    gw_req *q = arg;
+    gw_conn *c = gw_conn_find(q->conn);
+    nt_envr r;
+    gw_error err;
+    bool ok = gw_rpc_ok(st, msg, "router", &r, &err);
+    if (c && ok)
+        gw_conn_send_ack(c, q->ref, "{}", 2);
+    else if (c)
+        send_error(c, q->ref, &err);
+    nt_envr_free(&r);
+    req_free(q);
+}
+
+static void act_leave(gw_conn *c, const gw_frame *f)
+{
+    gw_error err;
+    if (!gw_frame_need_room(f, &err))
+        return send_error(c, f->ref, &err);
+    const char *room = f->channel.id;
+    stop_delivery(c, room);
+    nt_envw w;
+    size_t len;
+    nt_envw_init(&w);
+    env_identity(&w, c);
+    nt_envw_cstr(&w, "room", room);
+    const char *data = nt_envw_finish(&w, &len);
+    gw_req *q = req_new(c, f->ref, NULL);
+    nt_status st = nt_bus_request(gw.bus, "natter.rpc.router.leave", NULL, data, len,
+                                  (int)gw.cfg.request_timeout_ms, on_leave, q, NULL);
+    nt_envw_free(&w);
+    if (st != NT_OK) {
+        req_free(q);
+        gw_fail(&err, GW_E_UNAVAILABLE, "router unavailable, retry");
+        send_error(c, f->ref, &err);
+    }
+}
+
+/* ---- history ---- */
+
+nt_status gw_history_request(const char *app, const char *room, const char *user,
+                             const gw_history_req *h, nt_bus_reply_cb cb, void *arg,
+                             uint64_t *id_out)
+{
+    nt_envw w;
+    size_t len;
+    nt_envw_init(&w);
+    nt_envw_cstr(&w, "app", app);
+    nt_envw_cstr(&w, "room", room);
+    nt_envw_cstr(&w, "user", user);
+    if (h->before_seq)
+        nt_envw_int(&w, "before_seq", h->before_seq);
+    if (h->after_seq)
+        nt_envw_int(&w, "after_seq", h->after_seq);
+    nt_envw_int(&w, "limit", h->limit);
+    const char *data = nt_envw_finish(&w, &len);
+    nt_status st = nt_bus_request(gw.bus, "natter.rpc.persist.history", NULL, data, len,
+                                  (int)gw.cfg.request_timeout_ms, cb, arg, id_out);
+    nt_envw_free(&w);
+    return st;
+}
+
+static void on_history(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
+{
+    gw_req *q = arg;
+    gw_conn *c = gw_conn_find(q->conn);
+    nt_envr r;
+    gw_error err;
+    size_t len;
+    bool ok = gw_rpc_ok(st, msg, "message store", &r, &err);
+    const char *json = ok ? nt_envr_str(&r, "json", &len) : NULL;
+    if (ok && !json)
+        gw_fail(&err, GW_E_INTERNAL, "malformed reply from message store");
+    if (c && json)
+        gw_conn_send_ack(c, q->ref, json, len);
+    else if (c)
+        send_error(c, q->ref, &err);
+    nt_envr_free(&r);
+    req_free(q);
+}
+
+static void act_history(gw_conn *c, const gw_frame *f)
+{
+    gw_error err;
+    gw_history_req h;
+    if (!gw_frame_need_room(f, &err) || !gw_history_parse(f, &h, &err))
+        return send_error(c, f->ref, &err);
+    gw_req *q = req_new(c, f->ref, NULL);
+    if (gw_history_request(c->user->app, f->channel.id, c->user->id, &h, on_history, q,
+                           NULL) != NT_OK) {
+        req_free(q);
+        gw_fail(&err, GW_E_UNAVAILABLE, "message store unavailable, retry");
+        send_error(c, f->ref, &err);
+    }
+}
+
+/* ---- connection lifecycle ---- */
+
+void gw_actions_authenticate(gw_conn *c, const char *token, size_t len, const json_t *ref)
+{
+    nt_claims cl;
+    char why[128] = "invalid token";
+    if (nt_jwt_verify(token, len, gw.cfg.jwt_secret, nt_now_ms() / 1000, &cl, why,
+                      sizeof why) != NT_OK) {
+        gw_conn_send_error(c, ref, GW_E_UNAUTHORIZED, why);
+        gw_conn_close(c, 4001);
+        return;
+    }
+    gw_conn_auth_untrack(c);
+    if (gw_user_attach(c, &cl) != NT_OK) {
+        gw_conn_send_error(c, ref, GW_E_UNAVAILABLE, "cannot subscribe to your events now, reconnect");
+        gw_conn_close(c, 1011);
+        return;
+    }
+    json_t *data = json_pack("{s:s,s:s,s:s,s:i}", "connection_id", c->id, "user_id", cl.sub,
+                             "app", cl.app, "ping_interval", (int)gw.cfg.ping_interval_s);
+    char *d = json_dumps(data, JSON_COMPACT);
+    size_t n;
+    char *ev = gw_encode_event("connected", d, &n);
+    gw_conn_send(c, ev, n);
+    gw_conn_send_ack(c, ref, d, strlen(d));
+    nt_free(ev);
+    free(d);
+    json_decref(data);
+    publish_ctl("natter.ctl.conn", "open", c, NULL);
+}
+
+void gw_actions_conn_closed(gw_conn *c)
+{
+    while (c->pending)
+        pending_remove(c->pending);
+    if (!c->user)
+        return;
+    publish_ctl("natter.ctl.conn", "close", c, NULL);
+    gw_rooms_conn_closed(c);
+    gw_user_detach(c);
+}
+
+void gw_actions_frame(gw_conn *c, const char *buf, size_t len)
+{
+    gw_frame f;
+    gw_error err;
+    const char *token;
+    size_t toklen;
+    nt_metric_add(gw.m.frames_in, 1);
+    if (!gw_frame_parse(buf, len, &f, &err)) {
+        send_error(c, f.ref, &err);
+        gw_frame_free(&f);
+        return;
+    }
+    if (!c->user && f.action != GW_A_AUTH && f.action != GW_A_PING) {
+        gw_conn_send_error(c, f.ref, GW_E_UNAUTHORIZED,
+                           "authenticate first: {\"action\":\"auth\",\"data\":{\"token\":\"<JWT>\"}}");
+        gw_conn_close(c, 4001);
+        gw_frame_free(&f);
+        return;
+    }
+    switch (f.action) {
+    case GW_A_AUTH:
+        if (c->user)
+            gw_conn_send_error(c, f.ref, GW_E_BAD_REQUEST, "already authenticated");
+        else if (!gw_auth_token(&f, &token, &toklen, &err)) {
+            send_error(c, f.ref, &err);
+            gw_conn_close(c, 4001);
+        } else
+            gw_actions_authenticate(c, token, toklen, f.ref);
+        break;
+    case GW_A_PING:
+        gw_conn_send(c, "{\"event\":\"pong\"}", 16);
+        gw_conn_send_ack(c, f.ref, "{}", 2);
+        break;
+    case GW_A_SUBSCRIBE: act_subscribe(c, &f); break;
+    case GW_A_UNSUBSCRIBE: act_unsubscribe(c, &f); break;
+    case GW_A_LEAVE: act_leave(c, &f); break;
+    case GW_A_SEND_MESSAGE: act_send(c, &f); break;
+    case GW_A_HISTORY: act_history(c, &f); break;
+    default: break;
+    }
+    gw_frame_free(&f);
+}

@@ -1,0 +1,236 @@
+/* conn.c: connection registry, send queues of shared buffers, closing, the auth deadline. */
+#include "conn.h"
+
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "alloc.h"
+#include "gw.h"
+#include "log.h"
+#include "map.h"
+
+#define GW_LWS_WRITE_CLOSE ((enum lws_write_protocol)4)
+
+static gw_map conns;
+static uint64_t next_id;
+static gw_conn *auth_head, *auth_tail;
+
+gw_buf *gw_buf_create(const char *payload, size_t len)
+{
+    gw_buf *b = nt_malloc(sizeof *b + LWS_PRE + len);
+    b->refs = 1;
+    b->len = (uint32_t)len;
+    memcpy(b->data + LWS_PRE, payload, len);
+    return b;
+}
+
+void gw_buf_retain(gw_buf *b) { b->refs++; }
+
+void gw_buf_release(gw_buf *b)
+{
+    if (b && --b->refs == 0)
+        nt_free(b);
+}
+
+const unsigned char *gw_buf_payload(const gw_buf *b) { return b->data + LWS_PRE; }
+
+gw_conn *gw_conn_create(struct lws *wsi)
+{
+    if (!next_id && getrandom(&next_id, sizeof next_id, 0) != sizeof next_id)
+        next_id = (uint64_t)uv_hrtime();
+    gw_conn *c = nt_calloc(1, sizeof *c);
+    c->wsi = wsi;
+    snprintf(c->id, sizeof c->id, "%016llx", (unsigned long long)next_id++);
+    gw_map_put(&conns, c->id, c);
+    nt_metric_add(gw.m.connections, 1);
+    return c;
+}
+
+static void queue_drop(gw_conn *c)
+{
+    while (c->q_head) {
+        gw_qnode *n = c->q_head;
+        c->q_head = n->next;
+        gw_buf_release(n->buf);
+        nt_free(n);
+    }
+    c->q_tail = NULL;
+    nt_metric_add(gw.m.bytes_queued, -(int64_t)c->q_bytes);
+    c->q_bytes = 0;
+}
+
+void gw_conn_destroy(gw_conn *c)
+{
+    gw_conn_auth_untrack(c);
+    queue_drop(c);
+    nt_free(c->rx);
+    gw_map_del(&conns, c->id);
+    nt_metric_add(gw.m.connections, -1);
+    nt_free(c);
+}
+
+gw_conn *gw_conn_find(const char *id) { return gw_map_get(&conns, id); }
+
+size_t gw_conn_count(void) { return conns.count; }
+
+void gw_conn_foreach(void (*fn)(gw_conn *c, void *arg), void *arg)
+{
+    gw_map_entry *e;
+    for (size_t i = 0; (e = gw_map_next(&conns, &i));)
+        fn(e->val, arg);
+}
+
+static const char *close_text(uint16_t code)
+{
+    switch (code) {
+    case 1001: return "going away";
+    case 1003: return "binary frames are not supported";
+    case 1007: return "invalid UTF-8";
+    case 1008: return "slow consumer";
+    case 1009: return "frame too large";
+    case 4001: return "unauthorized";
+    default: return "";
+    }
+}
+
+void gw_conn_close(gw_conn *c, uint16_t code)
+{
+    if (c->close_code)
+        return;
+    c->close_code = code;
+    lws_callback_on_writable(c->wsi);
+    /* a peer that never reads never makes us writeable: kill it regardless */
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 5);
+}
+
+bool gw_conn_enqueue(gw_conn *c, gw_buf *b)
+{
+    if (c->close_code)
+        return false;
+    if ((uint64_t)c->q_bytes + b->len > gw.cfg.send_queue_bytes) {
+        nt_warn("connection %s is a slow consumer (%u bytes queued), closing", c->id, c->q_bytes);
+        nt_metric_add(gw.m.slow_closed, 1);
+        queue_drop(c);
+        gw_conn_close(c, 1008);
+        return false;
+    }
+    gw_qnode *n = nt_malloc(sizeof *n);
+    n->next = NULL;
+    n->buf = b;
+    gw_buf_retain(b);
+    if (c->q_tail)
+        c->q_tail->next = n;
+    else
+        c->q_head = n;
+    c->q_tail = n;
+    c->q_bytes += b->len;
+    nt_metric_add(gw.m.bytes_queued, b->len);
+    if (c->q_head == n)
+        lws_callback_on_writable(c->wsi);
+    return true;
+}
+
+bool gw_conn_send(gw_conn *c, const char *payload, size_t len)
+{
+    gw_buf *b = gw_buf_create(payload, len);
+    bool ok = gw_conn_enqueue(c, b);
+    gw_buf_release(b);
+    return ok;
+}
+
+void gw_conn_send_error(gw_conn *c, const json_t *ref, gw_errcode code, const char *message)
+{
+    size_t len;
+    char *s = gw_encode_error(ref, code, message, &len);
+    gw_metrics_error(gw_errcode_name(code));
+    gw_conn_send(c, s, len);
+    nt_free(s);
+}
+
+void gw_conn_send_ack(gw_conn *c, const json_t *ref, const char *data_json, size_t len)
+{
+    if (!ref)
+        return;
+    size_t n;
+    char *s = gw_encode_ack(ref, data_json, len, &n);
+    gw_conn_send(c, s, n);
+    nt_free(s);
+}
+
+int gw_conn_writeable(gw_conn *c)
+{
+    gw_qnode *n = c->q_head;
+    if (!n) {
+        if (!c->close_code)
+            return 0;
+        /* lws treats -1 from WRITEABLE (and a timeout) as a violent death and
+         * skips the close frame a lws_close_reason would queue: write it here
+         * with lws's private LWS_WRITE_CLOSE (4), then hang up */
+        const char *why = close_text(c->close_code);
+        unsigned char frame[LWS_PRE + 2 + 64];
+        size_t wl = strlen(why);
+        frame[LWS_PRE] = (unsigned char)(c->close_code >> 8);
+        frame[LWS_PRE + 1] = (unsigned char)(c->close_code & 0xff);
+        memcpy(frame + LWS_PRE + 2, why, wl);
+        lws_write(c->wsi, frame + LWS_PRE, 2 + wl, GW_LWS_WRITE_CLOSE);
+        return -1;
+    }
+    c->q_head = n->next;
+    if (!c->q_head)
+        c->q_tail = NULL;
+    uint32_t len = n->buf->len;
+    c->q_bytes -= len;
+    nt_metric_add(gw.m.bytes_queued, -(int64_t)len);
+    int w = lws_write(c->wsi, n->buf->data + LWS_PRE, len, LWS_WRITE_TEXT);
+    gw_buf_release(n->buf);
+    nt_free(n);
+    if (w < (int)len)
+        return -1;
+    nt_metric_add(gw.m.frames_out, 1);
+    if (c->q_head || c->close_code)
+        lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+void gw_conn_auth_track(gw_conn *c, int64_t deadline_ms)
+{
+    c->auth_deadline_ms = deadline_ms;
+    c->next = NULL;
+    c->prev = auth_tail;
+    if (auth_tail)
+        auth_tail->next = c;
+    else
+        auth_head = c;
+    auth_tail = c;
+}
+
+void gw_conn_auth_untrack(gw_conn *c)
+{
+    if (!c->auth_deadline_ms)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        auth_head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        auth_tail = c->prev;
+    c->next = c->prev = NULL;
+    c->auth_deadline_ms = 0;
+}
+
+void gw_conn_auth_sweep(int64_t now_ms)
+{
+    char msg[96];
+    while (auth_head && auth_head->auth_deadline_ms <= now_ms) {
+        gw_conn *c = auth_head;
+        gw_conn_auth_untrack(c);
+        snprintf(msg, sizeof msg, "authentication timed out: no valid auth frame within %u ms",
+                 gw.cfg.auth_timeout_ms);
+        gw_conn_send_error(c, NULL, GW_E_UNAUTHORIZED, msg);
+        gw_conn_close(c, 4001);
+    }
+}

@@ -1,0 +1,82 @@
+/* conn.h: one WebSocket connection: identity, send queue of shared buffers, registry by id. */
+#ifndef GW_CONN_H
+#define GW_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "frame.h"
+
+struct lws;
+typedef struct gw_user gw_user;
+typedef struct gw_member gw_member;
+typedef struct gw_pending gw_pending;
+
+/* An encoded outgoing frame with LWS_PRE bytes of headroom, shared by every queue
+ * it is on (room fan-out encodes once). */
+typedef struct gw_buf {
+    uint32_t refs;
+    uint32_t len;                 /* payload bytes after the headroom */
+    unsigned char data[];         /* LWS_PRE + len */
+} gw_buf;
+
+/* Copies payload into a new buffer with one reference. */
+gw_buf *gw_buf_create(const char *payload, size_t len);
+void gw_buf_retain(gw_buf *b);
+void gw_buf_release(gw_buf *b);
+const unsigned char *gw_buf_payload(const gw_buf *b);
+
+typedef struct gw_qnode {
+    struct gw_qnode *next;
+    gw_buf *buf;
+} gw_qnode;
+
+typedef struct gw_conn {
+    struct lws *wsi;
+    gw_user *user;                /* NULL until authenticated */
+    struct gw_conn *next, *prev;  /* the auth-deadline FIFO, then the user's connections */
+    int64_t auth_deadline_ms;     /* while unauthenticated */
+    gw_qnode *q_head, *q_tail;
+    uint32_t q_bytes;
+    uint32_t rx_len;              /* bytes of a fragmented message in rx */
+    char *rx;                     /* NULL unless a message spans several callbacks */
+    gw_member *rooms;             /* live memberships (rooms.c) */
+    gw_pending *pending;          /* send_message awaiting ack (actions.c) */
+    uint16_t nrooms;              /* memberships + joins in flight */
+    uint16_t npending;
+    uint16_t close_code;          /* nonzero: close once the queue is written */
+    char id[17];                  /* connection_id, hex */
+} gw_conn;
+
+/* Creates the connection for an established WebSocket and registers it. */
+gw_conn *gw_conn_create(struct lws *wsi);
+/* Unregisters and frees (from LWS_CALLBACK_CLOSED, after rooms/users let go). */
+void gw_conn_destroy(gw_conn *c);
+gw_conn *gw_conn_find(const char *id);
+size_t gw_conn_count(void);
+/* Calls fn for every connection; fn must not destroy connections. */
+void gw_conn_foreach(void (*fn)(gw_conn *c, void *arg), void *arg);
+
+/* Queues b (retained) for writing. Over NATTER_SEND_QUEUE_BYTES the connection is a
+ * slow consumer: its queue is dropped and it is closed with 1008. Returns false
+ * when the frame was not queued (closing or slow). */
+bool gw_conn_enqueue(gw_conn *c, gw_buf *b);
+/* Copies payload into a fresh buffer and queues it. */
+bool gw_conn_send(gw_conn *c, const char *payload, size_t len);
+/* Sends an error event (ref may be NULL) and counts it. */
+void gw_conn_send_error(gw_conn *c, const json_t *ref, gw_errcode code, const char *message);
+/* Sends an ack when ref is present; without ref nothing is sent (PROTOCOL.md). */
+void gw_conn_send_ack(gw_conn *c, const json_t *ref, const char *data_json, size_t len);
+/* Writes one queued frame (LWS_CALLBACK_SERVER_WRITEABLE); returns -1 to close. */
+int gw_conn_writeable(gw_conn *c);
+/* Closes with `code` after what is already queued is written. */
+void gw_conn_close(gw_conn *c, uint16_t code);
+
+/* Unauthenticated connections, oldest first: the auth timeout sweep. */
+void gw_conn_auth_track(gw_conn *c, int64_t deadline_ms);
+void gw_conn_auth_untrack(gw_conn *c);
+/* Closes connections whose deadline has passed with an unauthorized error and 4001. */
+void gw_conn_auth_sweep(int64_t now_ms);
+
+#endif

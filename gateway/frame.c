@@ -1,0 +1,357 @@
+/* frame.c: parsing and validation of client frames, and the JSON the server sends back. */
+#include "frame.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "util.h"
+
+#define GW_REF_MAX_CHARS 64
+
+static const struct { const char *name; int http; } errcodes[] = {
+#define GW_ERR_ROW(name, text, http) { text, http },
+    GW_ERR_MAP(GW_ERR_ROW)
+#undef GW_ERR_ROW
+};
+
+static const char *const actions[] = {
+#define GW_ACTION_ROW(name, text) text,
+    GW_ACTION_MAP(GW_ACTION_ROW)
+#undef GW_ACTION_ROW
+};
+
+const char *gw_errcode_name(gw_errcode c)
+{
+    return (unsigned)c < GW_E_COUNT ? errcodes[c].name : "internal";
+}
+
+int gw_errcode_http(gw_errcode c)
+{
+    return (unsigned)c < GW_E_COUNT ? errcodes[c].http : 500;
+}
+
+gw_errcode gw_errcode_parse(const char *name, size_t len)
+{
+    for (int i = 0; name && i < GW_E_COUNT; i++)
+        if (strlen(errcodes[i].name) == len && memcmp(errcodes[i].name, name, len) == 0)
+            return (gw_errcode)i;
+    return GW_E_INTERNAL;
+}
+
+const char *gw_action_name(gw_action a)
+{
+    return (unsigned)a < GW_A_COUNT ? actions[a] : "?";
+}
+
+bool gw_fail(gw_error *err, gw_errcode code, const char *fmt, ...)
+{
+    va_list ap;
+    err->code = code;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+/* Quotes a client-supplied value for an error message, shortened to stay readable. */
+static const char *shorten(const char *s, char *buf, size_t buflen)
+{
+    size_t n = strlen(s);
+    if (n < buflen)
+        return s;
+    size_t cut = buflen - 4;
+    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+        cut--;                                 /* keep UTF-8 whole */
+    memcpy(buf, s, cut);
+    memcpy(buf + cut, "...", 4);
+    return buf;
+}
+
+static const char *json_type_text(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE: case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
+}
+
+bool gw_channel_parse(const char *s, gw_channel *out, gw_error *err)
+{
+    static const struct { const char *prefix; gw_chan_kind kind; } forms[] = {
+        { "chat.room.", GW_CH_ROOM }, { "room.", GW_CH_ROOM },
+        { "dm.", GW_CH_DM }, { "chat.", GW_CH_ROOM },
+    };
+    char sb[80];
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        size_t pl = strlen(forms[i].prefix);
+        if (strncmp(s, forms[i].prefix, pl) != 0)
+            continue;
+        const char *id = s + pl;
+        size_t idlen = strlen(id);
+        if (!nt_valid_id(id, idlen))
+            break;
+        out->kind = forms[i].kind;
+        memcpy(out->id, id, idlen + 1);
+        return true;
+    }
+    return gw_fail(err, GW_E_BAD_REQUEST,
+                   "invalid channel '%s': expected room.<id> with id of 1-64 [A-Za-z0-9_-]",
+                   shorten(s, sb, sizeof sb));
+}
+
+static bool parse_ref(json_t *v, gw_error *err)
+{
+    if (json_is_integer(v))
+        return true;
+    if (json_is_string(v) &&
+        nt_utf8_len(json_string_value(v), json_string_length(v)) <= GW_REF_MAX_CHARS)
+        return true;
+    return gw_fail(err, GW_E_BAD_REQUEST,
+                   "field 'ref' must be a string of at most %d characters or an integer",
+                   GW_REF_MAX_CHARS);
+}
+
+static bool parse_action(const json_t *v, gw_action *out, gw_error *err)
+{
+    char sb[48];
+    if (!json_is_string(v))
+        return gw_fail(err, GW_E_BAD_REQUEST, "field 'action' must be a string, not %s",
+                       json_type_text(v));
+    const char *s = json_string_value(v);
+    for (int i = 0; i < GW_A_COUNT; i++)
+        if (strcmp(s, actions[i]) == 0) {
+            *out = (gw_action)i;
+            return true;
+        }
+    return gw_fail(err, GW_E_BAD_REQUEST, "unknown action '%s'", shorten(s, sb, sizeof sb));
+}
+
+bool gw_frame_parse(const char *buf, size_t len, gw_frame *f, gw_error *err)
+{
+    json_error_t je;
+    memset(f, 0, sizeof *f);
+    f->root = json_loadb(buf, len, 0, &je);
+    if (!f->root)
+        return gw_fail(err, GW_E_BAD_REQUEST, "malformed JSON at line %d column %d: %s",
+                       je.line, je.column, je.text);
+    if (!json_is_object(f->root))
+        return gw_fail(err, GW_E_BAD_REQUEST, "a frame must be a JSON object, not %s",
+                       json_type_text(f->root));
+
+    json_t *ref = json_object_get(f->root, "ref");
+    if (ref && !json_is_null(ref)) {
+        if (!parse_ref(ref, err))
+            return false;
+        f->ref = ref;
+    }
+    json_t *action = json_object_get(f->root, "action");
+    if (!action)
+        return gw_fail(err, GW_E_BAD_REQUEST, "missing field 'action'");
+    if (!parse_action(action, &f->action, err))
+        return false;
+
+    json_t *data = json_object_get(f->root, "data");
+    if (data && !json_is_null(data)) {
+        if (!json_is_object(data))
+            return gw_fail(err, GW_E_BAD_REQUEST, "field 'data' must be an object, not %s",
+                           json_type_text(data));
+        f->data = data;
+    }
+    json_t *event = json_object_get(f->root, "event");
+    if (event && !json_is_null(event)) {
+        if (!json_is_string(event))
+            return gw_fail(err, GW_E_BAD_REQUEST, "field 'event' must be a string, not %s",
+                           json_type_text(event));
+        f->event = json_string_value(event);
+    }
+    json_t *channel = json_object_get(f->root, "channel");
+    if (channel && !json_is_null(channel)) {
+        if (!json_is_string(channel))
+            return gw_fail(err, GW_E_BAD_REQUEST, "field 'channel' must be a string, not %s",
+                           json_type_text(channel));
+        if (!gw_channel_parse(json_string_value(channel), &f->channel, err))
+            return false;
+    }
+    return true;
+}
+
+void gw_frame_free(gw_frame *f)
+{
+    json_decref(f->root);
+    memset(f, 0, sizeof *f);
+}
+
+bool gw_frame_need_room(const gw_frame *f, gw_error *err)
+{
+    switch (f->channel.kind) {
+    case GW_CH_ROOM:
+        return true;
+    case GW_CH_DM:
+        return gw_fail(err, GW_E_BAD_REQUEST, "dm channels are not supported yet");
+    default:
+        return gw_fail(err, GW_E_BAD_REQUEST, "missing field 'channel' (room.<id>) for action '%s'",
+                       gw_action_name(f->action));
+    }
+}
+
+bool gw_data_str(const gw_frame *f, const char *name, size_t maxchars,
+                 const char **out, gw_error *err)
+{
+    json_t *v = f->data ? json_object_get(f->data, name) : NULL;
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_string(v))
+        return gw_fail(err, GW_E_BAD_REQUEST, "field 'data.%s' must be a string, not %s", name,
+                       json_type_text(v));
+    size_t chars = nt_utf8_len(json_string_value(v), json_string_length(v));
+    if (maxchars && chars > maxchars)
+        return gw_fail(err, GW_E_BAD_REQUEST,
+                       "field 'data.%s' is %zu characters; the limit is %zu", name, chars, maxchars);
+    *out = json_string_value(v);
+    return true;
+}
+
+bool gw_data_uint(const gw_frame *f, const char *name, int64_t max,
+                  int64_t *out, bool *present, gw_error *err)
+{
+    json_t *v = f->data ? json_object_get(f->data, name) : NULL;
+    *present = false;
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > max)
+        return gw_fail(err, GW_E_BAD_REQUEST,
+                       "field 'data.%s' must be an integer between 0 and %lld", name,
+                       (long long)max);
+    *out = json_integer_value(v);
+    *present = true;
+    return true;
+}
+
+static bool has_control_chars(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return true;
+    return false;
+}
+
+bool gw_send_parse(const gw_frame *f, size_t max_chars, gw_send_req *out, gw_error *err)
+{
+    memset(out, 0, sizeof *out);
+    json_t *msg = f->data ? json_object_get(f->data, "message") : NULL;
+    if (!msg || json_is_null(msg))
+        return gw_fail(err, GW_E_BAD_REQUEST, "missing field 'data.message'");
+    if (!json_is_string(msg))
+        return gw_fail(err, GW_E_BAD_REQUEST, "field 'data.message' must be a string, not %s",
+                       json_type_text(msg));
+    out->message = json_string_value(msg);
+    out->message_len = json_string_length(msg);
+    size_t chars = nt_utf8_len(out->message, out->message_len);
+    if (chars == 0)
+        return gw_fail(err, GW_E_BAD_REQUEST, "field 'data.message' must not be empty");
+    if (chars > max_chars)
+        return gw_fail(err, GW_E_TOO_LARGE, "message is %zu characters; the limit is %zu",
+                       chars, max_chars);
+    if (!gw_data_str(f, "message_type", 32, &out->message_type, err) ||
+        !gw_data_str(f, "reply_to", 64, &out->reply_to, err) ||
+        !gw_data_str(f, "client_msg_id", 64, &out->client_msg_id, err))
+        return false;
+    if (!out->message_type)
+        out->message_type = "text";
+    if (out->message_type[0] == '\0')
+        return gw_fail(err, GW_E_BAD_REQUEST, "field 'data.message_type' must not be empty");
+    if (out->client_msg_id &&
+        (out->client_msg_id[0] == '\0' || has_control_chars(out->client_msg_id)))
+        return gw_fail(err, GW_E_BAD_REQUEST,
+                       "field 'data.client_msg_id' must be 1-64 characters without control characters");
+    return true;
+}
+
+bool gw_history_parse(const gw_frame *f, gw_history_req *out, gw_error *err)
+{
+    bool present;
+    memset(out, 0, sizeof *out);
+    out->limit = 50;
+    if (!gw_data_uint(f, "before_seq", INT64_MAX, &out->before_seq, &present, err) ||
+        !gw_data_uint(f, "after_seq", INT64_MAX, &out->after_seq, &present, err) ||
+        !gw_data_uint(f, "limit", 100, &out->limit, &present, err))
+        return false;
+    if (present && out->limit < 1)
+        return gw_fail(err, GW_E_BAD_REQUEST, "field 'data.limit' must be an integer between 1 and 100");
+    return true;
+}
+
+bool gw_auth_token(const gw_frame *f, const char **token, size_t *len, gw_error *err)
+{
+    json_t *v = f->data ? json_object_get(f->data, "token") : NULL;
+    if (!v || json_is_null(v))
+        return gw_fail(err, GW_E_UNAUTHORIZED, "missing field 'data.token'");
+    if (!json_is_string(v))
+        return gw_fail(err, GW_E_UNAUTHORIZED, "field 'data.token' must be a string, not %s",
+                       json_type_text(v));
+    *token = json_string_value(v);
+    *len = json_string_length(v);
+    return true;
+}
+
+/* Appends the compact JSON of ref (or nothing) to a growing string. */
+static char *encode_ref(const json_t *ref)
+{
+    return ref ? json_dumps(ref, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+}
+
+static char *concat(size_t *len, const char *a, const char *b, const char *c,
+                    const char *d, size_t dlen, const char *e)
+{
+    size_t la = strlen(a), lb = b ? strlen(b) : 0, lc = strlen(c), le = strlen(e);
+    size_t n = la + lb + lc + dlen + le;
+    char *out = nt_malloc(n + 1), *p = out;
+    memcpy(p, a, la); p += la;
+    if (b) { memcpy(p, b, lb); p += lb; }
+    memcpy(p, c, lc); p += lc;
+    memcpy(p, d, dlen); p += dlen;
+    memcpy(p, e, le + 1);
+    if (len)
+        *len = n;
+    return out;
+}
+
+char *gw_encode_error(const json_t *ref, gw_errcode code, const char *message, size_t *len)
+{
+    json_t *data = json_pack("{s:s,s:s}", "code", gw_errcode_name(code), "message", message);
+    char *d = json_dumps(data, JSON_COMPACT);
+    json_decref(data);
+    char *r = encode_ref(ref);
+    char *out = concat(len, r ? "{\"event\":\"error\",\"ref\":" : "{\"event\":\"error\"", r,
+                       ",\"data\":", d, strlen(d), "}");
+    free(r);
+    free(d);
+    return out;
+}
+
+char *gw_encode_ack(const json_t *ref, const char *data_json, size_t data_len, size_t *len)
+{
+    char *r = encode_ref(ref);
+    char *out = concat(len, r ? "{\"event\":\"ack\",\"ref\":" : "{\"event\":\"ack\"", r,
+                       ",\"data\":", data_json, data_len, "}");
+    free(r);
+    return out;
+}
+
+char *gw_encode_event(const char *event, const char *data_json, size_t *len)
+{
+    json_t *e = json_string(event);
+    char *es = json_dumps(e, JSON_ENCODE_ANY);
+    json_decref(e);
+    char *out = concat(len, "{\"event\":", es, ",\"data\":", data_json, strlen(data_json), "}");
+    free(es);
+    return out;
+}

@@ -1,0 +1,124 @@
+/* frame.h: client frames of PROTOCOL.md: parsing, validation and the error text
+ * a client sees. Pure functions (no I/O, no globals); unit-tested in test_frame.c. */
+#ifndef GW_FRAME_H
+#define GW_FRAME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+/* Client error codes (PROTOCOL.md) and the HTTP status each maps to. */
+#define GW_ERR_MAP(X)                 \
+    X(BAD_REQUEST, "bad_request", 400)    \
+    X(UNAUTHORIZED, "unauthorized", 401)  \
+    X(FORBIDDEN, "forbidden", 403)        \
+    X(NOT_FOUND, "not_found", 404)        \
+    X(RATE_LIMITED, "rate_limited", 429)  \
+    X(TOO_LARGE, "too_large", 413)        \
+    X(UNAVAILABLE, "unavailable", 503)    \
+    X(INTERNAL, "internal", 500)
+
+typedef enum {
+#define GW_ERR_ENUM(name, text, http) GW_E_##name,
+    GW_ERR_MAP(GW_ERR_ENUM)
+#undef GW_ERR_ENUM
+    GW_E_COUNT
+} gw_errcode;
+
+const char *gw_errcode_name(gw_errcode c);   /* "bad_request", …; never NULL */
+int gw_errcode_http(gw_errcode c);           /* 400, …; 500 for unknown */
+/* Code from its name (as carried in reply envelopes); GW_E_INTERNAL when unknown. */
+gw_errcode gw_errcode_parse(const char *name, size_t len);
+
+typedef struct gw_error {
+    gw_errcode code;
+    char message[200];
+} gw_error;
+
+/* Fills err and returns false, so validators can `return gw_fail(err, …)`. */
+bool gw_fail(gw_error *err, gw_errcode code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define GW_ACTION_MAP(X)                \
+    X(AUTH, "auth")                     \
+    X(PING, "ping")                     \
+    X(SUBSCRIBE, "subscribe")           \
+    X(UNSUBSCRIBE, "unsubscribe")       \
+    X(LEAVE, "leave")                   \
+    X(SEND_MESSAGE, "send_message")     \
+    X(HISTORY, "history")
+
+typedef enum {
+#define GW_ACTION_ENUM(name, text) GW_A_##name,
+    GW_ACTION_MAP(GW_ACTION_ENUM)
+#undef GW_ACTION_ENUM
+    GW_A_COUNT
+} gw_action;
+
+const char *gw_action_name(gw_action a);
+
+typedef enum { GW_CH_NONE, GW_CH_ROOM, GW_CH_DM } gw_chan_kind;
+
+typedef struct gw_channel {
+    gw_chan_kind kind;
+    char id[65];                  /* room id or dm peer user id */
+} gw_channel;
+
+typedef struct gw_frame {
+    json_t *root;                 /* owns data and ref */
+    gw_action action;
+    gw_channel channel;           /* kind GW_CH_NONE when absent */
+    const char *event;            /* NULL when absent */
+    json_t *data;                 /* object, or NULL when absent */
+    json_t *ref;                  /* string (<= 64 chars) or integer, or NULL */
+} gw_frame;
+
+/* Parses one text frame (need not be NUL-terminated). On failure returns false
+ * with err set; f->ref is still set when the frame was an object with a valid
+ * ref, so the error can carry it. Always call gw_frame_free afterwards. */
+bool gw_frame_parse(const char *buf, size_t len, gw_frame *f, gw_error *err);
+void gw_frame_free(gw_frame *f);
+
+/* Parses "room.<id>", "chat.room.<id>", "chat.<id>" or "dm.<user>". */
+bool gw_channel_parse(const char *s, gw_channel *out, gw_error *err);
+/* Requires a room channel: "missing field 'channel'", dm not supported yet, … */
+bool gw_frame_need_room(const gw_frame *f, gw_error *err);
+
+/* Optional string field data.<name> of at most maxchars code points (0: no limit).
+ * Absent or null -> *out NULL and true. */
+bool gw_data_str(const gw_frame *f, const char *name, size_t maxchars,
+                 const char **out, gw_error *err);
+/* Optional non-negative integer data.<name>; absent -> *present false. */
+bool gw_data_uint(const gw_frame *f, const char *name, int64_t max,
+                  int64_t *out, bool *present, gw_error *err);
+
+typedef struct gw_send_req {
+    const char *message;          /* borrowed from the frame */
+    size_t message_len;           /* bytes */
+    const char *message_type;     /* "text" when absent */
+    const char *reply_to;         /* NULL when absent */
+    const char *client_msg_id;    /* NULL when absent: the caller generates one */
+} gw_send_req;
+
+/* Validates send_message data: message 1..max_chars code points (too_large above),
+ * message_type <= 32, reply_to <= 64, client_msg_id <= 64 without control chars. */
+bool gw_send_parse(const gw_frame *f, size_t max_chars, gw_send_req *out, gw_error *err);
+
+typedef struct gw_history_req {
+    int64_t before_seq, after_seq;   /* 0 when absent */
+    int64_t limit;                   /* 1..100, default 50 */
+} gw_history_req;
+
+bool gw_history_parse(const gw_frame *f, gw_history_req *out, gw_error *err);
+/* data.token of an auth frame. */
+bool gw_auth_token(const gw_frame *f, const char **token, size_t *len, gw_error *err);
+
+/* Server -> client encodings; each returns an nt_malloc'd NUL-terminated string.
+ * ref may be NULL (then no "ref" member). data_json is inserted verbatim. */
+char *gw_encode_error(const json_t *ref, gw_errcode code, const char *message, size_t *len);
+char *gw_encode_ack(const json_t *ref, const char *data_json, size_t data_len, size_t *len);
+/* {"event":E,"data":<data_json>} */
+char *gw_encode_event(const char *event, const char *data_json, size_t *len);
+
+#endif

@@ -1,0 +1,61 @@
+/* gw.h: gateway-wide configuration, shared handles and metrics (one gateway per process). */
+#ifndef GW_H
+#define GW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+#include "bus.h"
+#include "metrics.h"
+
+struct lws_context;
+
+typedef struct gw_config {
+    const char *listen;             /* NATTER_LISTEN host:port */
+    const char *metrics_listen;     /* NATTER_METRICS_LISTEN */
+    const char *nats_url;           /* NATTER_NATS_URL */
+    const char *jwt_secret;         /* NATTER_JWT_SECRET */
+    char gw_id[65];                 /* NATTER_GATEWAY_ID, [A-Za-z0-9_-] */
+    bool dev_tokens;                /* NATTER_DEV_TOKENS: POST /api/dev/token enabled */
+    uint32_t max_frame;             /* NATTER_MAX_FRAME bytes per client frame */
+    uint32_t max_message_chars;     /* NATTER_MAX_MESSAGE_CHARS code points */
+    uint32_t send_queue_bytes;      /* NATTER_SEND_QUEUE_BYTES per connection */
+    uint32_t max_pending_sends;     /* NATTER_MAX_PENDING_SENDS per connection */
+    uint32_t max_rooms_per_conn;    /* NATTER_MAX_ROOMS_PER_CONN */
+    uint32_t max_connections;       /* NATTER_MAX_CONNECTIONS (WebSocket) */
+    uint32_t auth_timeout_ms;       /* NATTER_AUTH_TIMEOUT_MS */
+    uint32_t request_timeout_ms;    /* NATTER_REQUEST_TIMEOUT_MS for bus requests */
+    uint32_t partitions;            /* NATTER_PARTITIONS, equal to the persister's */
+    uint32_t heartbeat_ms;          /* NATTER_HEARTBEAT_MS */
+    uint32_t ping_interval_s;       /* NATTER_PING_INTERVAL_S */
+} gw_config;
+
+typedef struct gw_metrics {
+    nt_metric *connections;         /* gauge: open WebSocket connections */
+    nt_metric *frames_in;
+    nt_metric *frames_out;
+    nt_metric *messages_sent;       /* send_message published to the store */
+    nt_metric *acks;                /* send_message acks delivered */
+    nt_metric *slow_closed;         /* connections closed as slow consumers */
+    nt_metric *refused;             /* upgrades refused over NATTER_MAX_CONNECTIONS */
+    nt_metric *room_subjects;       /* gauge: room subjects subscribed */
+    nt_metric *user_subjects;       /* gauge: user subjects subscribed */
+    nt_metric *bytes_queued;        /* gauge: bytes in all send queues */
+    nt_metric *http_requests;
+} gw_metrics;
+
+typedef struct gw_global {
+    gw_config cfg;
+    gw_metrics m;
+    uv_loop_t *loop;
+    nt_bus *bus;
+    struct lws_context *lws;
+    bool stopping;                  /* graceful stop in progress */
+} gw_global;
+
+extern gw_global gw;
+
+/* Counts one error sent to a client, by PROTOCOL.md code. */
+void gw_metrics_error(const char *code);
+
+#endif

@@ -1,0 +1,291 @@
+/* http.c: one state machine per HTTP request: route, (maybe) wait for the body or
+ * a bus reply, then write headers and body on two WRITEABLE callbacks. Never blocks. */
+#include "http.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "actions.h"
+#include "alloc.h"
+#include "frame.h"
+#include "gw.h"
+#include "jwt.h"
+#include "log.h"
+#include "util.h"
+
+#define GW_HTTP_MAX_BODY (64 * 1024)
+#define GW_DEV_TOKEN_TTL_S (24 * 3600)
+
+enum { H_READ, H_WAIT, H_HEADERS, H_BODY };
+enum { R_NONE, R_DEV_TOKEN, R_NOT_FOUND };
+
+struct gw_http {
+    struct lws *wsi;
+    int state;
+    int post_route;               /* what to do once a POST body is complete */
+    bool close_after;             /* answered before reading the body: close */
+    bool in_flight;               /* a bus request (req_id) is waiting */
+    uint64_t req_id;
+    unsigned status;
+    char *body;                   /* request body */
+    size_t body_len;
+    unsigned char *resp;          /* LWS_PRE headroom + response body */
+    size_t resp_len;
+};
+
+static void http_free(gw_http **hp)
+{
+    gw_http *h = *hp;
+    if (!h)
+        return;
+    if (h->in_flight)
+        nt_bus_request_cancel(gw.bus, h->req_id);
+    nt_free(h->body);
+    nt_free(h->resp);
+    nt_free(h);
+    *hp = NULL;
+}
+
+static void respond(gw_http *h, unsigned status, const char *body, size_t len)
+{
+    h->status = status;
+    nt_free(h->resp);
+    h->resp = nt_malloc(LWS_PRE + len);
+    memcpy(h->resp + LWS_PRE, body, len);
+    h->resp_len = len;
+    h->state = H_HEADERS;
+    lws_callback_on_writable(h->wsi);
+}
+
+static void respond_json(gw_http *h, unsigned status, json_t *obj)
+{
+    char *s = json_dumps(obj, JSON_COMPACT);
+    respond(h, status, s, strlen(s));
+    free(s);
+    json_decref(obj);
+}
+
+static void respond_error(gw_http *h, gw_errcode code, const char *message)
+{
+    gw_metrics_error(gw_errcode_name(code));
+    respond_json(h, (unsigned)gw_errcode_http(code),
+                 json_pack("{s:{s:s,s:s}}", "error", "code", gw_errcode_name(code),
+                           "message", message));
+}
+
+static int write_step(struct lws *wsi, gw_http **hp)
+{
+    gw_http *h = *hp;
+    if (!h || (h->state != H_HEADERS && h->state != H_BODY))
+        return 0;
+    if (h->state == H_HEADERS) {
+        unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start;
+        unsigned char *end = buf + sizeof buf - 1;
+        if (lws_add_http_common_headers(wsi, h->status, "application/json", h->resp_len, &p, end))
+            return -1;
+        if (h->close_after &&
+            lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (unsigned char *)"close", 5,
+                                         &p, end))
+            return -1;
+        if (lws_finalize_write_http_header(wsi, start, &p, end))
+            return -1;
+        h->state = H_BODY;
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    int n = lws_write(wsi, h->resp + LWS_PRE, h->resp_len, LWS_WRITE_HTTP_FINAL);
+    bool close = h->close_after;
+    http_free(hp);
+    if (n < 0 || close)
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/* ---- GET /api/rooms/{id}/messages ---- */
+
+static bool bearer_claims(gw_http *h, nt_claims *cl)
+{
+    char auth[4096], why[128] = "invalid token";
+    int n = lws_hdr_copy(h->wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n <= 7 || strncasecmp(auth, "Bearer ", 7) != 0) {
+        respond_error(h, GW_E_UNAUTHORIZED, "missing header 'Authorization: Bearer <JWT>'");
+        return false;
+    }
+    if (nt_jwt_verify(auth + 7, (size_t)n - 7, gw.cfg.jwt_secret, nt_now_ms() / 1000, cl, why,
+                      sizeof why) != NT_OK) {
+        respond_error(h, GW_E_UNAUTHORIZED, why);
+        return false;
+    }
+    return true;
+}
+
+static bool query_uint(gw_http *h, const char *name, int64_t min, int64_t max, int64_t *out)
+{
+    char key[32], buf[64], msg[128];
+    snprintf(key, sizeof key, "%s=", name);
+    const char *v = lws_get_urlarg_by_name(h->wsi, key, buf, sizeof buf);
+    if (!v || !*v)
+        return true;
+    char *endp;
+    errno = 0;
+    long long x = strtoll(v, &endp, 10);
+    if (errno || *endp || x < min || x > max) {
+        snprintf(msg, sizeof msg, "query parameter '%s' must be an integer between %lld and %lld",
+                 name, (long long)min, (long long)max);
+        respond_error(h, GW_E_BAD_REQUEST, msg);
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+static void on_history(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
+{
+    gw_http *h = arg;
+    nt_envr r;
+    gw_error err;
+    size_t len;
+    h->in_flight = false;
+    bool ok = gw_rpc_ok(st, msg, "message store", &r, &err);
+    const char *json = ok ? nt_envr_str(&r, "json", &len) : NULL;
+    if (json)
+        respond(h, 200, json, len);
+    else if (ok)
+        respond_error(h, GW_E_INTERNAL, "malformed reply from message store");
+    else
+        respond_error(h, err.code, err.message);
+    nt_envr_free(&r);
+}
+
+static void route_history(gw_http *h, const char *room, size_t roomlen)
+{
+    nt_claims cl;
+    char id[65], msg[128];
+    gw_history_req q = { .limit = 50 };
+    if (!nt_valid_id(room, roomlen)) {
+        snprintf(msg, sizeof msg, "invalid room id '%.*s'", (int)(roomlen > 64 ? 64 : roomlen), room);
+        return respond_error(h, GW_E_BAD_REQUEST, msg);
+    }
+    memcpy(id, room, roomlen);
+    id[roomlen] = '\0';
+    if (!bearer_claims(h, &cl) || !query_uint(h, "before_seq", 0, INT64_MAX, &q.before_seq) ||
+        !query_uint(h, "after_seq", 0, INT64_MAX, &q.after_seq) ||
+        !query_uint(h, "limit", 1, 100, &q.limit))
+        return;
+    if (gw_history_request(cl.app, id, cl.sub, &q, on_history, h, &h->req_id) != NT_OK)
+        return respond_error(h, GW_E_UNAVAILABLE, "message store unavailable, retry");
+    h->in_flight = true;
+    h->state = H_WAIT;
+}
+
+/* ---- POST /api/dev/token ---- */
+
+static void dev_token(gw_http *h)
+{
+    json_error_t je;
+    json_t *req = json_loadb(h->body ? h->body : "", h->body_len, 0, &je);
+    json_t *user = json_object_get(req, "user_id"), *name = json_object_get(req, "name");
+    json_t *app = json_object_get(req, "app");
+    char msg[256];
+    if (!json_is_object(req)) {
+        snprintf(msg, sizeof msg, "body must be a JSON object: %s", req ? "not an object" : je.text);
+        respond_error(h, GW_E_BAD_REQUEST, msg);
+    } else if (!json_is_string(user) || !nt_valid_id(json_string_value(user), json_string_length(user))) {
+        respond_error(h, GW_E_BAD_REQUEST, "field 'user_id' must be 1-64 characters of [A-Za-z0-9_-]");
+    } else if (name && !json_is_null(name) && (!json_is_string(name) || json_string_length(name) > 128)) {
+        respond_error(h, GW_E_BAD_REQUEST, "field 'name' must be a string of at most 128 bytes");
+    } else if (app && !json_is_null(app) &&
+               (!json_is_string(app) || !nt_valid_id(json_string_value(app), json_string_length(app)))) {
+        respond_error(h, GW_E_BAD_REQUEST, "field 'app' must be 1-64 characters of [A-Za-z0-9_-]");
+    } else {
+        char *tok = nt_jwt_sign(gw.cfg.jwt_secret, json_string_value(user),
+                                json_is_string(app) ? json_string_value(app) : "default",
+                                json_is_string(name) ? json_string_value(name) : NULL, NULL,
+                                nt_now_ms() / 1000 + GW_DEV_TOKEN_TTL_S);
+        respond_json(h, 200, json_pack("{s:s}", "token", tok));
+        nt_free(tok);
+    }
+    json_decref(req);
+}
+
+static void route(gw_http *h, const char *path)
+{
+    bool get = lws_hdr_total_length(h->wsi, WSI_TOKEN_GET_URI) > 0;
+    bool post = lws_hdr_total_length(h->wsi, WSI_TOKEN_POST_URI) > 0;
+    static const char rooms[] = "/api/rooms/", msgs[] = "/messages";
+    size_t plen = strlen(path);
+
+    if (get && strcmp(path, "/healthz") == 0)
+        return respond(h, 200, "{\"status\":\"ok\"}", 15);
+    if (get && strcmp(path, "/readyz") == 0) {
+        if (nt_bus_connected(gw.bus) && !gw.stopping)
+            return respond(h, 200, "{\"status\":\"ready\"}", 18);
+        return respond_error(h, GW_E_UNAVAILABLE,
+                             gw.stopping ? "shutting down" : "NATS is not connected");
+    }
+    if (get && strncmp(path, rooms, sizeof rooms - 1) == 0 && plen > sizeof rooms - 1 + sizeof msgs - 1 &&
+        strcmp(path + plen - (sizeof msgs - 1), msgs) == 0)
+        return route_history(h, path + sizeof rooms - 1, plen - (sizeof rooms - 1) - (sizeof msgs - 1));
+    if (!post)
+        return respond_error(h, GW_E_NOT_FOUND, "no such resource");
+
+    h->post_route = strcmp(path, "/api/dev/token") == 0 && gw.cfg.dev_tokens ? R_DEV_TOKEN : R_NOT_FOUND;
+    char cl[24];
+    long long clen = 0;
+    if (lws_hdr_copy(h->wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
+        clen = strtoll(cl, NULL, 10);
+    if (clen > GW_HTTP_MAX_BODY) {
+        h->close_after = true;
+        return respond_error(h, GW_E_TOO_LARGE, "request body is larger than 65536 bytes");
+    }
+    if (clen <= 0) {                   /* no body will follow */
+        if (h->post_route == R_DEV_TOKEN)
+            return dev_token(h);
+        return respond_error(h, GW_E_NOT_FOUND, "no such resource");
+    }
+}
+
+int gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, gw_http **hp,
+                     void *in, size_t len)
+{
+    gw_http *h = *hp;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        http_free(hp);
+        h = *hp = nt_calloc(1, sizeof *h);
+        h->wsi = wsi;
+        nt_metric_add(gw.m.http_requests, 1);
+        route(h, in ? (const char *)in : "/");
+        return 0;
+    case LWS_CALLBACK_HTTP_BODY:
+        if (!h || h->state != H_READ)
+            return 0;
+        if (h->body_len + len > GW_HTTP_MAX_BODY) {
+            h->close_after = true;
+            respond_error(h, GW_E_TOO_LARGE, "request body is larger than 65536 bytes");
+            return 0;
+        }
+        h->body = nt_realloc(h->body, h->body_len + len + 1);
+        memcpy(h->body + h->body_len, in, len);
+        h->body_len += len;
+        return 0;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (!h || h->state != H_READ)
+            return 0;
+        if (h->post_route == R_DEV_TOKEN)
+            dev_token(h);
+        else
+            respond_error(h, GW_E_NOT_FOUND, "no such resource");
+        return 0;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return write_step(wsi, hp);
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        http_free(hp);
+        return 0;
+    default:
+        return 0;
+    }
+}

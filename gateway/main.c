@@ -1,0 +1,182 @@
+/* main.c: natter-gateway: configuration, the loop, timers, signals and graceful stop. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "actions.h"
+#include "bus.h"
+#include "config.h"
+#include "conn.h"
+#include "envelope.h"
+#include "frame.h"
+#include "gw.h"
+#include "log.h"
+#include "metrics.h"
+#include "rooms.h"
+#include "server.h"
+#include "util.h"
+
+#define GW_TICK_MS 250
+#define GW_DRAIN_MS 3000            /* how long a graceful stop waits for clients to go */
+
+gw_global gw;
+
+static uv_loop_t loop;
+static uv_timer_t tick_timer, hb_timer;
+static uv_signal_t sigint_h, sigterm_h;
+static int64_t drain_deadline_ms;
+static nt_metric *errors_by_code[GW_E_COUNT];
+
+void gw_metrics_error(const char *code)
+{
+    gw_errcode c = gw_errcode_parse(code, strlen(code));
+    nt_metric_add(errors_by_code[c], 1);
+}
+
+static void read_gateway_id(void)
+{
+    const char *id = nt_config_str("NATTER_GATEWAY_ID", "", "gateway id");
+    if (*id) {
+        if (!nt_valid_id(id, strlen(id)))
+            nt_config_fatal("NATTER_GATEWAY_ID=%s is invalid: expected 1-64 characters of [A-Za-z0-9_-]", id);
+        snprintf(gw.cfg.gw_id, sizeof gw.cfg.gw_id, "%s", id);
+        return;
+    }
+    char host[40] = "host";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    for (char *p = host; *p; p++)
+        if (!nt_valid_id(p, 1))
+            *p = '-';
+    snprintf(gw.cfg.gw_id, sizeof gw.cfg.gw_id, "gw-%s-%d", host, (int)getpid());
+}
+
+static void read_config(void)
+{
+    gw_config *c = &gw.cfg;
+    c->listen = nt_config_str("NATTER_LISTEN", "0.0.0.0:8080", "gateway listen address");
+    c->metrics_listen = nt_config_str("NATTER_METRICS_LISTEN", "127.0.0.1:9101", "metrics listen address");
+    c->nats_url = nt_config_str("NATTER_NATS_URL", "nats://127.0.0.1:4222", "NATS server URL");
+    c->jwt_secret = nt_config_str("NATTER_JWT_SECRET", NULL, "HS256 secret for client tokens");
+    read_gateway_id();
+    c->dev_tokens = nt_config_bool("NATTER_DEV_TOKENS", 0);
+    c->max_frame = (uint32_t)nt_config_int("NATTER_MAX_FRAME", 65536, 1024, 16 << 20);
+    c->max_message_chars = (uint32_t)nt_config_int("NATTER_MAX_MESSAGE_CHARS", 5000, 1, 1 << 20);
+    c->send_queue_bytes = (uint32_t)nt_config_int("NATTER_SEND_QUEUE_BYTES", 1 << 20, 4096, 1 << 30);
+    c->max_pending_sends = (uint32_t)nt_config_int("NATTER_MAX_PENDING_SENDS", 256, 1, 65535);
+    c->max_rooms_per_conn = (uint32_t)nt_config_int("NATTER_MAX_ROOMS_PER_CONN", 256, 1, 65535);
+    c->max_connections = (uint32_t)nt_config_int("NATTER_MAX_CONNECTIONS", 18000, 1, 10000000);
+    c->auth_timeout_ms = (uint32_t)nt_config_int("NATTER_AUTH_TIMEOUT_MS", 10000, 100, 3600000);
+    c->request_timeout_ms = (uint32_t)nt_config_int("NATTER_REQUEST_TIMEOUT_MS", 5000, 100, 600000);
+    c->partitions = (uint32_t)nt_config_int("NATTER_PARTITIONS", 4, 1, 4096);
+    c->heartbeat_ms = (uint32_t)nt_config_int("NATTER_HEARTBEAT_MS", 5000, 100, 600000);
+    c->ping_interval_s = (uint32_t)nt_config_int("NATTER_PING_INTERVAL_S", 25, 1, 3600);
+}
+
+static void register_metrics(void)
+{
+    gw_metrics *m = &gw.m;
+    char name[96];
+    m->connections = nt_metric_gauge("natter_gateway_connections", "Open WebSocket connections");
+    m->frames_in = nt_metric_counter("natter_gateway_frames_in_total", "Client frames received");
+    m->frames_out = nt_metric_counter("natter_gateway_frames_out_total", "Frames written to clients");
+    m->messages_sent = nt_metric_counter("natter_gateway_messages_sent_total", "send_message published to the store");
+    m->acks = nt_metric_counter("natter_gateway_acks_total", "send_message acks delivered");
+    m->slow_closed = nt_metric_counter("natter_gateway_slow_consumers_closed_total", "Connections closed for a full send queue");
+    m->refused = nt_metric_counter("natter_gateway_refused_total", "Upgrades refused (connection limit or stopping)");
+    m->room_subjects = nt_metric_gauge("natter_gateway_room_subjects", "Room subjects subscribed on NATS");
+    m->user_subjects = nt_metric_gauge("natter_gateway_user_subjects", "User subjects subscribed on NATS");
+    m->bytes_queued = nt_metric_gauge("natter_gateway_bytes_queued", "Bytes waiting in all send queues");
+    m->http_requests = nt_metric_counter("natter_gateway_http_requests_total", "HTTP requests");
+    for (int i = 0; i < GW_E_COUNT; i++) {
+        snprintf(name, sizeof name, "natter_gateway_errors_total{code=\"%s\"}", gw_errcode_name((gw_errcode)i));
+        errors_by_code[i] = nt_metric_counter(name, "Error events and responses sent, by code");
+    }
+}
+
+static bool ready(void *arg)
+{
+    return gw.bus && nt_bus_connected(gw.bus) && !gw.stopping;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    int64_t now = nt_now_ms();
+    gw_conn_auth_sweep(now);
+    gw_actions_sweep(now);
+    if (gw.stopping && (gw_conn_count() == 0 || now >= drain_deadline_ms))
+        uv_stop(&loop);
+}
+
+static void on_heartbeat(uv_timer_t *t)
+{
+    nt_envw w;
+    size_t len;
+    nt_envw_init(&w);
+    nt_envw_cstr(&w, "gw", gw.cfg.gw_id);
+    nt_envw_int(&w, "conns", (int64_t)gw_conn_count());
+    const char *data = nt_envw_finish(&w, &len);
+    nt_bus_publish(gw.bus, "natter.ctl.hb", NULL, data, len);
+    nt_envw_free(&w);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    if (gw.stopping)
+        return;
+    nt_info("signal %d: draining %zu connections", signum, gw_conn_count());
+    drain_deadline_ms = nt_now_ms() + GW_DRAIN_MS;
+    gw_server_drain();
+}
+
+int main(void)
+{
+    char err[256];
+    nt_bus_opts bo = { 0 };
+
+    if (nt_log_init("natter-gateway") != 0)
+        nt_config_fatal("NATTER_LOG_LEVEL is invalid: expected debug, info, warn or error");
+    read_config();
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_init(&loop);
+    gw.loop = &loop;
+    register_metrics();
+
+    bo.url = gw.cfg.nats_url;
+    bo.name = gw.cfg.gw_id;
+    if (nt_bus_create(&loop, &bo, &gw.bus, err, sizeof err) != NT_OK)
+        nt_config_fatal("cannot reach NATS at %s (NATTER_NATS_URL): %s", gw.cfg.nats_url, err);
+    if (nt_metrics_listen(&loop, gw.cfg.metrics_listen, ready, NULL) != NT_OK)
+        nt_config_fatal("cannot listen on %s (NATTER_METRICS_LISTEN)", gw.cfg.metrics_listen);
+    if (gw_server_start() != NT_OK)
+        nt_config_fatal("cannot listen on %s (NATTER_LISTEN)", gw.cfg.listen);
+
+    uv_timer_init(&loop, &tick_timer);
+    uv_timer_start(&tick_timer, on_tick, GW_TICK_MS, GW_TICK_MS);
+    uv_timer_init(&loop, &hb_timer);
+    uv_timer_start(&hb_timer, on_heartbeat, 0, gw.cfg.heartbeat_ms);
+    uv_signal_init(&loop, &sigint_h);
+    uv_signal_start(&sigint_h, on_signal, SIGINT);
+    uv_signal_init(&loop, &sigterm_h);
+    uv_signal_start(&sigterm_h, on_signal, SIGTERM);
+    nt_info("gateway %s listening on %s (metrics %s)", gw.cfg.gw_id, gw.cfg.listen,
+            gw.cfg.metrics_listen);
+
+    uv_run(&loop, UV_RUN_DEFAULT);
+
+    /* lws closes the listener and what is left (CLOSED publishes each conn close) */
+    gw_server_destroy();
+    nt_metrics_close();
+    nt_bus_destroy(gw.bus);
+    gw.bus = NULL;
+    uv_close((uv_handle_t *)&tick_timer, NULL);
+    uv_close((uv_handle_t *)&hb_timer, NULL);
+    uv_close((uv_handle_t *)&sigint_h, NULL);
+    uv_close((uv_handle_t *)&sigterm_h, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&loop) != 0)
+        nt_warn("event loop closed with handles still open");
+    nt_info("gateway %s stopped", gw.cfg.gw_id);
+    return 0;
+}

@@ -1,0 +1,209 @@
+/* rooms.c: interest-based room and user subscriptions, and fan-out of their events. */
+#include "rooms.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "actions.h"
+#include "alloc.h"
+#include "envelope.h"
+#include "gw.h"
+#include "log.h"
+#include "map.h"
+
+static gw_map rooms, users;
+
+static char *subject_of(const char *kind, const char *app, const char *id)
+{
+    size_t n = strlen("natter...") + strlen(kind) + strlen(app) + strlen(id) + 1;
+    char *s = nt_malloc(n);
+    snprintf(s, n, "natter.%s.%s.%s", kind, app, id);
+    return s;
+}
+
+/* Queues an envelope's pre-rendered json to each connection in a list, encoded once. */
+static gw_buf *event_buf(const nt_bus_msg *msg, nt_envr *r, const char *what)
+{
+    size_t len;
+    if (nt_envr_parse(r, msg->data, msg->len) != NT_OK) {
+        nt_warn("dropping malformed envelope on %s", msg->subject);
+        return NULL;
+    }
+    if (!nt_envr_str_eq(r, "type", "event"))
+        return NULL;
+    const char *json = nt_envr_str(r, "json", &len);
+    if (!json) {
+        nt_warn("dropping %s event without json on %s", what, msg->subject);
+        return NULL;
+    }
+    return gw_buf_create(json, len);
+}
+
+static void on_room_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
+{
+    gw_room *room = arg;
+    nt_envr r;
+    gw_buf *b = event_buf(msg, &r, "room");
+    if (b) {
+        for (gw_member *m = room->members; m; m = m->rnext)
+            gw_conn_enqueue(m->conn, b);
+        gw_buf_release(b);
+    }
+    nt_envr_free(&r);
+}
+
+static void on_user_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
+{
+    gw_user *u = arg;
+    nt_envr r;
+    gw_buf *b = event_buf(msg, &r, "user");
+    if (b) {
+        for (gw_conn *c = u->conns; c; c = c->next)
+            gw_conn_enqueue(c, b);
+        gw_buf_release(b);
+    } else if (r.map) {
+        gw_actions_user_envelope(u, &r);
+    }
+    nt_envr_free(&r);
+}
+
+gw_user *gw_user_find(const char *app, const char *user)
+{
+    char key[160];
+    snprintf(key, sizeof key, "natter.user.%s.%s", app, user);
+    return gw_map_get(&users, key);
+}
+
+nt_status gw_user_attach(gw_conn *c, const nt_claims *cl)
+{
+    gw_user *u = gw_user_find(cl->app, cl->sub);
+    if (!u) {
+        u = nt_calloc(1, sizeof *u);
+        u->subject = subject_of("user", cl->app, cl->sub);
+        snprintf(u->app, sizeof u->app, "%s", cl->app);
+        snprintf(u->id, sizeof u->id, "%s", cl->sub);
+        u->sub = nt_bus_subscribe(gw.bus, u->subject, NULL, on_user_msg, u);
+        if (!u->sub) {
+            nt_error("cannot subscribe %s", u->subject);
+            nt_free(u->subject);
+            nt_free(u);
+            return NT_EUNAVAIL;
+        }
+        gw_map_put(&users, u->subject, u);
+        nt_metric_add(gw.m.user_subjects, 1);
+    }
+    snprintf(u->name, sizeof u->name, "%s", cl->name);
+    c->user = u;
+    c->prev = NULL;
+    c->next = u->conns;
+    if (u->conns)
+        u->conns->prev = c;
+    u->conns = c;
+    u->nconns++;
+    return NT_OK;
+}
+
+void gw_user_detach(gw_conn *c)
+{
+    gw_user *u = c->user;
+    if (!u)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        u->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->next = c->prev = NULL;
+    c->user = NULL;
+    if (--u->nconns > 0)
+        return;
+    nt_bus_unsubscribe(u->sub);
+    gw_map_del(&users, u->subject);
+    nt_metric_add(gw.m.user_subjects, -1);
+    nt_free(u->subject);
+    nt_free(u);
+}
+
+gw_room *gw_room_acquire(const char *app, const char *room)
+{
+    char *subject = subject_of("room", app, room);
+    gw_room *r = gw_map_get(&rooms, subject);
+    if (r) {
+        nt_free(subject);
+        r->interest++;
+        return r;
+    }
+    r = nt_calloc(1, sizeof *r);
+    r->subject = subject;
+    r->id = strrchr(subject, '.') + 1;
+    r->sub = nt_bus_subscribe(gw.bus, subject, NULL, on_room_msg, r);
+    if (!r->sub) {
+        nt_error("cannot subscribe %s", subject);
+        nt_free(subject);
+        nt_free(r);
+        return NULL;
+    }
+    r->interest = 1;
+    gw_map_put(&rooms, r->subject, r);
+    nt_metric_add(gw.m.room_subjects, 1);
+    return r;
+}
+
+void gw_room_release(gw_room *r)
+{
+    if (--r->interest > 0)
+        return;
+    nt_bus_unsubscribe(r->sub);
+    gw_map_del(&rooms, r->subject);
+    nt_metric_add(gw.m.room_subjects, -1);
+    nt_free(r->subject);
+    nt_free(r);
+}
+
+size_t gw_room_count(void) { return rooms.count; }
+
+gw_member *gw_member_find(gw_conn *c, const char *room_id)
+{
+    for (gw_member *m = c->rooms; m; m = m->cnext)
+        if (strcmp(m->room->id, room_id) == 0)
+            return m;
+    return NULL;
+}
+
+void gw_member_add(gw_conn *c, gw_room *r)
+{
+    gw_member *m = nt_malloc(sizeof *m);
+    m->room = r;
+    m->conn = c;
+    m->rprev = NULL;
+    m->rnext = r->members;
+    if (r->members)
+        r->members->rprev = m;
+    r->members = m;
+    m->cnext = c->rooms;
+    c->rooms = m;
+}
+
+void gw_member_remove(gw_conn *c, gw_member *m)
+{
+    for (gw_member **pp = &c->rooms; *pp; pp = &(*pp)->cnext)
+        if (*pp == m) {
+            *pp = m->cnext;
+            break;
+        }
+    if (m->rprev)
+        m->rprev->rnext = m->rnext;
+    else
+        m->room->members = m->rnext;
+    if (m->rnext)
+        m->rnext->rprev = m->rprev;
+    gw_room_release(m->room);
+    nt_free(m);
+}
+
+void gw_rooms_conn_closed(gw_conn *c)
+{
+    while (c->rooms)
+        gw_member_remove(c, c->rooms);
+}

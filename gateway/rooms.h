@@ -1,0 +1,58 @@
+/* rooms.h: local interest: which rooms and users this gateway subscribes on NATS
+ * (only while a local connection needs them) and fan-out to local connections. */
+#ifndef GW_ROOMS_H
+#define GW_ROOMS_H
+
+#include <stdint.h>
+#include "bus.h"
+#include "conn.h"
+#include "jwt.h"
+
+struct gw_user {                  /* one user with >= 1 authenticated local connection */
+    char *subject;                /* natter.user.<app>.<user>; the registry key */
+    char app[NT_ID_MAX + 1];
+    char id[NT_ID_MAX + 1];
+    char name[129];               /* display name from the latest token */
+    nt_bus_sub *sub;
+    gw_conn *conns;               /* linked through gw_conn.next/prev */
+    uint32_t nconns;
+};
+
+typedef struct gw_room {
+    char *subject;                /* natter.room.<app>.<room>; the registry key */
+    const char *id;               /* the <room> part of subject */
+    nt_bus_sub *sub;
+    uint32_t interest;            /* memberships + joins in flight */
+    gw_member *members;
+} gw_room;
+
+struct gw_member {                /* a connection receiving a room's events */
+    gw_room *room;
+    gw_conn *conn;
+    gw_member *rnext, *rprev;     /* in the room */
+    gw_member *cnext;             /* in the connection */
+};
+
+/* Links an authenticated connection to its user, subscribing the user subject
+ * for the first one. NT_EUNAVAIL when the subscription failed. */
+nt_status gw_user_attach(gw_conn *c, const nt_claims *cl);
+/* Unlinks; the last connection of a user drops the user subject. */
+void gw_user_detach(gw_conn *c);
+gw_user *gw_user_find(const char *app, const char *user);
+
+/* Takes one interest reference on a room, subscribing its subject first when this
+ * gateway had none. NULL when the subscription failed. */
+gw_room *gw_room_acquire(const char *app, const char *room);
+/* Drops one reference; the last one unsubscribes and frees the room. */
+void gw_room_release(gw_room *r);
+size_t gw_room_count(void);
+
+gw_member *gw_member_find(gw_conn *c, const char *room_id);
+/* Starts live delivery of r to c, taking over one interest reference of the caller. */
+void gw_member_add(gw_conn *c, gw_room *r);
+/* Stops live delivery and drops the membership's interest reference. */
+void gw_member_remove(gw_conn *c, gw_member *m);
+/* Removes every membership of a closing connection. */
+void gw_rooms_conn_closed(gw_conn *c);
+
+#endif

@@ -1,0 +1,197 @@
+/* server.c: lws context and the one protocol callback: WebSocket upgrade admission,
+ * message reassembly, writes and close; HTTP reasons go to http.c. */
+#include "server.h"
+
+#include <libwebsockets.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "actions.h"
+#include "alloc.h"
+#include "config.h"
+#include "conn.h"
+#include "gw.h"
+#include "http.h"
+#include "log.h"
+#include "util.h"
+
+#define GW_RX_BUFFER 1024          /* lws per-connection RX buffer: keep idle sockets small */
+#define GW_FD_RESERVE 64           /* fds kept free for NATS, metrics, logs */
+
+typedef struct gw_pss {            /* lws per-session data */
+    gw_conn *conn;                 /* WebSocket, from ESTABLISHED to CLOSED */
+    gw_http *http;                 /* HTTP request in progress */
+} gw_pss;
+
+static lws_retry_bo_t retry;
+
+static int close_now(struct lws *wsi, uint16_t code, const char *why)
+{
+    lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)why, strlen(why));
+    return -1;
+}
+
+static int confirm_upgrade(struct lws *wsi)
+{
+    char uri[128];
+    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, "/ws") != 0) {
+        lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
+        return 1;
+    }
+    if (gw.stopping || gw_conn_count() >= gw.cfg.max_connections) {
+        nt_metric_add(gw.m.refused, 1);
+        lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, NULL);
+        return 1;
+    }
+    return 0;
+}
+
+static void established(struct lws *wsi, gw_pss *pss)
+{
+    char token[4096];
+    gw_conn *c = pss->conn = gw_conn_create(wsi);
+    const char *t = lws_get_urlarg_by_name(wsi, "token=", token, sizeof token);
+    if (t && *t)
+        gw_actions_authenticate(c, t, strlen(t), NULL);
+    else
+        gw_conn_auth_track(c, nt_now_ms() + gw.cfg.auth_timeout_ms);
+}
+
+/* Reassembles a message from lws's RX chunks and hands complete ones on. */
+static int receive(struct lws *wsi, gw_conn *c, const char *in, size_t len)
+{
+    if (!c)
+        return -1;
+    if (lws_frame_is_binary(wsi))
+        return close_now(wsi, 1003, "binary frames are not supported");
+    bool final = lws_is_final_fragment(wsi);
+    if (!final || c->rx_len) {
+        if ((uint64_t)c->rx_len + len > gw.cfg.max_frame)
+            return close_now(wsi, 1009, "frame too large");
+        c->rx = nt_realloc(c->rx, c->rx_len + len);
+        memcpy(c->rx + c->rx_len, in, len);
+        c->rx_len += (uint32_t)len;
+        if (!final)
+            return 0;
+        in = c->rx;
+        len = c->rx_len;
+    }
+    if (len > gw.cfg.max_frame)
+        return close_now(wsi, 1009, "frame too large");
+    if (!nt_valid_utf8(in, len))
+        return close_now(wsi, 1007, "invalid UTF-8");
+    if (!c->close_code)
+        gw_actions_frame(c, in, len);
+    nt_free(c->rx);
+    c->rx = NULL;
+    c->rx_len = 0;
+    return 0;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    gw_pss *pss = user;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return confirm_upgrade(wsi);
+    case LWS_CALLBACK_ESTABLISHED:
+        established(wsi, pss);
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        return receive(wsi, pss->conn, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return pss->conn ? gw_conn_writeable(pss->conn) : 0;
+    case LWS_CALLBACK_CLOSED:
+        if (pss->conn) {
+            gw_actions_conn_closed(pss->conn);
+            gw_conn_destroy(pss->conn);
+            pss->conn = NULL;
+        }
+        return 0;
+    case LWS_CALLBACK_HTTP:
+    case LWS_CALLBACK_HTTP_BODY:
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        return pss ? gw_http_callback(wsi, reason, &pss->http, in, len) : 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+static const struct lws_protocols protocols[] = {
+    { "natter", callback, sizeof(gw_pss), GW_RX_BUFFER, 0, NULL, 0 },
+    { NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+static void lws_log(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    nt_log(level == LLL_ERR ? NT_LOG_ERROR : NT_LOG_WARN, "lws: %.*s", (int)n, line);
+}
+
+static struct lws_context *ctx;
+
+nt_status gw_server_start(void)
+{
+    struct lws_context_creation_info info;
+    struct rlimit rl;
+    char host[256];
+    int port;
+    void *loops[] = { gw.loop };
+
+    if (nt_config_split_hostport(gw.cfg.listen, host, sizeof host, &port) != 0)
+        nt_config_fatal("NATTER_LISTEN=%s is invalid: expected host:port", gw.cfg.listen);
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
+    memset(&info, 0, sizeof info);
+    info.port = port;
+    if (host[0] && strcmp(host, "*") != 0 && strcmp(host, "0.0.0.0") != 0)
+        info.iface = host;
+    if (!strchr(host, ':'))
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.options |= LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN;
+    info.foreign_loops = loops;
+    info.protocols = protocols;
+    info.vhost_name = "natter";
+    info.max_http_header_pool = 64;
+    info.max_http_header_data = 8192;
+    info.keepalive_timeout = 10;
+    info.timeout_secs = 10;
+    /* lws stops accepting when its fd table is full; keep that below the process
+     * limit so accept(2) never fails with EMFILE (which lws would retry hot) */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur > 2 * GW_FD_RESERVE)
+        info.fd_limit_per_thread = (unsigned)(rl.rlim_cur - GW_FD_RESERVE);
+    retry.secs_since_valid_ping = (uint16_t)gw.cfg.ping_interval_s;
+    retry.secs_since_valid_hangup = (uint16_t)(2 * gw.cfg.ping_interval_s + 10);
+    info.retry_and_idle_policy = &retry;
+
+    ctx = lws_create_context(&info);
+    if (!ctx)
+        return NT_EIO;
+    gw.lws = ctx;
+    return NT_OK;
+}
+
+static void close_going_away(gw_conn *c, void *arg)
+{
+    gw_conn_close(c, 1001);
+}
+
+void gw_server_drain(void)
+{
+    gw.stopping = true;
+    gw_conn_foreach(close_going_away, NULL);
+}
+
+void gw_server_destroy(void)
+{
+    if (ctx)
+        lws_context_destroy(ctx);
+    ctx = NULL;
+    gw.lws = NULL;
+}

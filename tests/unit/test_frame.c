@@ -1,0 +1,289 @@
+/* test_frame.c: client frame parsing, validation and the error text a client sees. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "alloc.h"
+#include "frame.h"
+
+/* Parses s; returns whether it succeeded and leaves f/err for inspection. */
+static bool parse(const char *s, gw_frame *f, gw_error *err)
+{
+    memset(err, 0, sizeof *err);
+    return gw_frame_parse(s, strlen(s), f, err);
+}
+
+static void expect_error(const char *s, gw_errcode code, const char *message_prefix)
+{
+    gw_frame f;
+    gw_error err;
+    assert_false(parse(s, &f, &err));
+    assert_int_equal(err.code, code);
+    if (strncmp(err.message, message_prefix, strlen(message_prefix)) != 0)
+        fail_msg("frame %s: got message \"%s\", want prefix \"%s\"", s, err.message, message_prefix);
+    gw_frame_free(&f);
+}
+
+static void test_valid_frame(void **state)
+{
+    gw_frame f;
+    gw_error err;
+    assert_true(parse("{\"action\":\"subscribe\",\"channel\":\"room.general\",\"ref\":7,"
+                      "\"data\":{\"since_seq\":3}}", &f, &err));
+    assert_int_equal(f.action, GW_A_SUBSCRIBE);
+    assert_int_equal(f.channel.kind, GW_CH_ROOM);
+    assert_string_equal(f.channel.id, "general");
+    assert_true(json_is_integer(f.ref));
+    assert_int_equal(json_integer_value(f.ref), 7);
+    assert_non_null(f.data);
+    gw_frame_free(&f);
+}
+
+static void test_malformed_json(void **state)
+{
+    expect_error("{\"action\":", GW_E_BAD_REQUEST, "malformed JSON at line 1 column");
+    expect_error("{\"action\" x}", GW_E_BAD_REQUEST, "malformed JSON at line 1 column 11");
+    expect_error("[1,2]", GW_E_BAD_REQUEST, "a frame must be a JSON object, not an array");
+}
+
+static void test_missing_and_unknown_action(void **state)
+{
+    expect_error("{\"channel\":\"room.a\"}", GW_E_BAD_REQUEST, "missing field 'action'");
+    expect_error("{\"action\":\"foo\"}", GW_E_BAD_REQUEST, "unknown action 'foo'");
+    expect_error("{\"action\":5}", GW_E_BAD_REQUEST, "field 'action' must be a string, not an integer");
+}
+
+static void test_error_keeps_ref(void **state)
+{
+    gw_frame f;
+    gw_error err;
+    assert_false(parse("{\"action\":\"foo\",\"ref\":\"abc\"}", &f, &err));
+    assert_true(json_is_string(f.ref));
+    assert_string_equal(json_string_value(f.ref), "abc");
+    gw_frame_free(&f);
+}
+
+static void test_bad_ref(void **state)
+{
+    char big[128];
+    memset(big, 0, sizeof big);
+    strcpy(big, "{\"action\":\"ping\",\"ref\":\"");
+    memset(big + strlen(big), 'r', 65);
+    strcat(big, "\"}");
+    expect_error(big, GW_E_BAD_REQUEST, "field 'ref' must be a string of at most 64 characters or an integer");
+    expect_error("{\"action\":\"ping\",\"ref\":1.5}", GW_E_BAD_REQUEST, "field 'ref' must be");
+    expect_error("{\"action\":\"ping\",\"ref\":{}}", GW_E_BAD_REQUEST, "field 'ref' must be");
+
+    gw_frame f;
+    gw_error err;
+    assert_false(parse("{\"action\":\"foo\",\"ref\":[1]}", &f, &err));
+    assert_null(f.ref);                 /* an invalid ref is never echoed */
+    gw_frame_free(&f);
+}
+
+static void test_channels(void **state)
+{
+    gw_channel ch;
+    gw_error err;
+    assert_true(gw_channel_parse("room.abc-1_Z", &ch, &err));
+    assert_int_equal(ch.kind, GW_CH_ROOM);
+    assert_string_equal(ch.id, "abc-1_Z");
+    assert_true(gw_channel_parse("chat.room.x", &ch, &err));
+    assert_string_equal(ch.id, "x");
+    assert_true(gw_channel_parse("chat.y", &ch, &err));
+    assert_int_equal(ch.kind, GW_CH_ROOM);
+    assert_string_equal(ch.id, "y");
+    assert_true(gw_channel_parse("dm.bob", &ch, &err));
+    assert_int_equal(ch.kind, GW_CH_DM);
+    assert_string_equal(ch.id, "bob");
+
+    assert_false(gw_channel_parse("room.a b", &ch, &err));
+    assert_int_equal(err.code, GW_E_BAD_REQUEST);
+    assert_non_null(strstr(err.message, "invalid channel 'room.a b'"));
+    assert_false(gw_channel_parse("room.", &ch, &err));
+    assert_false(gw_channel_parse("lobby", &ch, &err));
+    char longid[80] = "room.";
+    memset(longid + 5, 'a', 65);
+    assert_false(gw_channel_parse(longid, &ch, &err));
+    longid[5 + 64] = '\0';
+    assert_true(gw_channel_parse(longid, &ch, &err));
+
+    expect_error("{\"action\":\"subscribe\",\"channel\":\"room.a b\"}", GW_E_BAD_REQUEST,
+                 "invalid channel 'room.a b'");
+    expect_error("{\"action\":\"subscribe\",\"channel\":3}", GW_E_BAD_REQUEST,
+                 "field 'channel' must be a string");
+}
+
+static void test_need_room(void **state)
+{
+    gw_frame f;
+    gw_error err;
+    assert_true(parse("{\"action\":\"subscribe\",\"channel\":\"dm.bob\"}", &f, &err));
+    assert_false(gw_frame_need_room(&f, &err));
+    assert_string_equal(err.message, "dm channels are not supported yet");
+    gw_frame_free(&f);
+    assert_true(parse("{\"action\":\"history\"}", &f, &err));
+    assert_false(gw_frame_need_room(&f, &err));
+    assert_non_null(strstr(err.message, "missing field 'channel'"));
+    gw_frame_free(&f);
+}
+
+static bool send_parse(const char *s, gw_send_req *req, gw_error *err, gw_frame *f)
+{
+    assert_true(parse(s, f, err));
+    return gw_send_parse(f, 5000, req, err);
+}
+
+static void test_send_message(void **state)
+{
+    gw_frame f;
+    gw_error err;
+    gw_send_req req;
+    assert_true(send_parse("{\"action\":\"send_message\",\"channel\":\"room.a\",\"data\":"
+                           "{\"message\":\"h\\u00e9llo\",\"client_msg_id\":\"c1\"}}", &req, &err, &f));
+    assert_string_equal(req.message, "h\xc3\xa9llo");
+    assert_string_equal(req.message_type, "text");
+    assert_string_equal(req.client_msg_id, "c1");
+    assert_null(req.reply_to);
+    gw_frame_free(&f);
+
+    assert_false(send_parse("{\"action\":\"send_message\",\"data\":{\"message\":5}}", &req, &err, &f));
+    assert_string_equal(err.message, "field 'data.message' must be a string, not an integer");
+    gw_frame_free(&f);
+    assert_false(send_parse("{\"action\":\"send_message\",\"data\":{}}", &req, &err, &f));
+    assert_string_equal(err.message, "missing field 'data.message'");
+    gw_frame_free(&f);
+    assert_false(send_parse("{\"action\":\"send_message\",\"data\":{\"message\":\"\"}}", &req, &err, &f));
+    assert_int_equal(err.code, GW_E_BAD_REQUEST);
+    gw_frame_free(&f);
+    assert_false(send_parse("{\"action\":\"send_message\",\"data\":{\"message\":\"x\",\"reply_to\":1}}",
+                            &req, &err, &f));
+    assert_string_equal(err.message, "field 'data.reply_to' must be a string, not an integer");
+    gw_frame_free(&f);
+    assert_false(send_parse("{\"action\":\"send_message\",\"data\":{\"message\":\"x\","
+                            "\"client_msg_id\":\"a\\nb\"}}", &req, &err, &f));
+    assert_int_equal(err.code, GW_E_BAD_REQUEST);
+    gw_frame_free(&f);
+}
+
+/* Length counts code points: 5000 three-byte characters pass, 5001 do not. */
+static void test_message_length(void **state)
+{
+    const char *pre = "{\"action\":\"send_message\",\"data\":{\"message\":\"";
+    size_t n = strlen(pre);
+    char *s = nt_malloc(n + 5001 * 3 + 8);
+    memcpy(s, pre, n);
+    for (int i = 0; i < 5001; i++)
+        memcpy(s + n + 3 * i, "\xe2\x82\xac", 3);    /* U+20AC */
+    gw_frame f;
+    gw_error err;
+    gw_send_req req;
+
+    strcpy(s + n + 5000 * 3, "\"}}");
+    assert_true(send_parse(s, &req, &err, &f));
+    gw_frame_free(&f);
+
+    memcpy(s + n + 5000 * 3, "\xe2\x82\xac", 3);
+    strcpy(s + n + 5001 * 3, "\"}}");
+    assert_false(send_parse(s, &req, &err, &f));
+    assert_int_equal(err.code, GW_E_TOO_LARGE);
+    assert_string_equal(err.message, "message is 5001 characters; the limit is 5000");
+    gw_frame_free(&f);
+    nt_free(s);
+}
+
+static void test_history(void **state)
+{
+    gw_frame f;
+    gw_error err;
+    gw_history_req h;
+    assert_true(parse("{\"action\":\"history\",\"channel\":\"room.a\"}", &f, &err));
+    assert_true(gw_history_parse(&f, &h, &err));
+    assert_int_equal(h.limit, 50);
+    assert_int_equal(h.before_seq, 0);
+    gw_frame_free(&f);
+    assert_true(parse("{\"action\":\"history\",\"data\":{\"before_seq\":10,\"limit\":100}}", &f, &err));
+    assert_true(gw_history_parse(&f, &h, &err));
+    assert_int_equal(h.before_seq, 10);
+    assert_int_equal(h.limit, 100);
+    gw_frame_free(&f);
+    assert_true(parse("{\"action\":\"history\",\"data\":{\"limit\":101}}", &f, &err));
+    assert_false(gw_history_parse(&f, &h, &err));
+    gw_frame_free(&f);
+    assert_true(parse("{\"action\":\"history\",\"data\":{\"limit\":0}}", &f, &err));
+    assert_false(gw_history_parse(&f, &h, &err));
+    gw_frame_free(&f);
+    assert_true(parse("{\"action\":\"history\",\"data\":{\"after_seq\":\"3\"}}", &f, &err));
+    assert_false(gw_history_parse(&f, &h, &err));
+    assert_non_null(strstr(err.message, "data.after_seq"));
+    gw_frame_free(&f);
+}
+
+static void test_data_must_be_object(void **state)
+{
+    expect_error("{\"action\":\"auth\",\"data\":\"tok\"}", GW_E_BAD_REQUEST,
+                 "field 'data' must be an object, not a string");
+    gw_frame f;
+    gw_error err;
+    const char *tok;
+    size_t len;
+    assert_true(parse("{\"action\":\"auth\",\"data\":{}}", &f, &err));
+    assert_false(gw_auth_token(&f, &tok, &len, &err));
+    assert_int_equal(err.code, GW_E_UNAUTHORIZED);
+    gw_frame_free(&f);
+}
+
+static void test_encode(void **state)
+{
+    size_t len;
+    json_t *sref = json_string("r\"1"), *iref = json_integer(42);
+    char *s = gw_encode_error(sref, GW_E_FORBIDDEN, "subscribe to room a first", &len);
+    assert_string_equal(s, "{\"event\":\"error\",\"ref\":\"r\\\"1\",\"data\":"
+                           "{\"code\":\"forbidden\",\"message\":\"subscribe to room a first\"}}");
+    assert_int_equal(len, strlen(s));
+    nt_free(s);
+    s = gw_encode_error(NULL, GW_E_BAD_REQUEST, "x", &len);
+    assert_string_equal(s, "{\"event\":\"error\",\"data\":{\"code\":\"bad_request\",\"message\":\"x\"}}");
+    nt_free(s);
+    s = gw_encode_ack(iref, "{\"seq\":1}", 9, &len);
+    assert_string_equal(s, "{\"event\":\"ack\",\"ref\":42,\"data\":{\"seq\":1}}");
+    nt_free(s);
+    s = gw_encode_event("connected", "{}", &len);
+    assert_string_equal(s, "{\"event\":\"connected\",\"data\":{}}");
+    nt_free(s);
+    json_decref(sref);
+    json_decref(iref);
+}
+
+static void test_errcodes(void **state)
+{
+    assert_string_equal(gw_errcode_name(GW_E_TOO_LARGE), "too_large");
+    assert_int_equal(gw_errcode_http(GW_E_TOO_LARGE), 413);
+    assert_int_equal(gw_errcode_http(GW_E_UNAVAILABLE), 503);
+    assert_int_equal(gw_errcode_parse("forbidden", 9), GW_E_FORBIDDEN);
+    assert_int_equal(gw_errcode_parse("nope", 4), GW_E_INTERNAL);
+    assert_int_equal(gw_errcode_parse(NULL, 0), GW_E_INTERNAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_frame),
+        cmocka_unit_test(test_malformed_json),
+        cmocka_unit_test(test_missing_and_unknown_action),
+        cmocka_unit_test(test_error_keeps_ref),
+        cmocka_unit_test(test_bad_ref),
+        cmocka_unit_test(test_channels),
+        cmocka_unit_test(test_need_room),
+        cmocka_unit_test(test_send_message),
+        cmocka_unit_test(test_message_length),
+        cmocka_unit_test(test_history),
+        cmocka_unit_test(test_data_must_be_object),
+        cmocka_unit_test(test_encode),
+        cmocka_unit_test(test_errcodes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
