@@ -567,6 +567,9 @@ void gw_actions_conn_closed(gw_conn *c)
     if (!c->user)
         return;
     publish_ctl("natter.ctl.conn", "close", c, NULL);
+    /* The router keeps live membership per connection: end each one. */
+    for (gw_member *m = c->rooms; m; m = m->cnext)
+        publish_ctl("natter.ctl.live", "unsub", c, m->room->id);
     gw_rooms_conn_closed(c);
     gw_user_detach(c);
 }

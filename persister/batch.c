@@ -1,0 +1,526 @@
+/* batch.c: one transaction per fetched batch. Messages at or below the partition's
+ * committed stream sequence are redeliveries (acked, not written); undecodable
+ * ones are poison (logged, acked). After the commit: AckAll on the last message,
+ * then per message an ack (and a room event when stored) or a send_error. */
+#include "batch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+
+#include "alloc.h"
+#include "envelope.h"
+#include "log.h"
+#include "pg.h"
+#include "util.h"
+#include "worker.h"
+
+#define BATCH_RETRY_MIN_MS 100
+#define BATCH_RETRY_MAX_MS 5000
+#define BATCH_MAX_TYPE_BYTES 32
+#define BATCH_MAX_REF_BYTES 64
+#define BATCH_MAX_NAME_BYTES 256
+
+const ps_pg_stmt ps_batch_stmts[] = {
+    { "claim", "SELECT natter_claim($1::int)", 1 },
+    { "post", "SELECT * FROM natter_post($1, $2, $3, $4, $5, $6, $7, $8)", 8 },
+    { "advance", "UPDATE partitions SET stream_seq = greatest(stream_seq, $1::bigint) WHERE p = $2::int", 2 },
+};
+const size_t ps_batch_nstmts = sizeof(ps_batch_stmts) / sizeof(ps_batch_stmts[0]);
+
+typedef enum {
+    IT_SKIP,     /* redelivery of a committed message */
+    IT_POISON,   /* cannot be decoded or answered */
+    IT_BAD,      /* refused with bad_request */
+    IT_POST,     /* goes to natter_post */
+} item_kind;
+
+typedef struct ps_item {
+    struct ps_batch *batch;
+    uint64_t sseq;
+    item_kind kind;
+    char *app, *room, *sender, *name, *cmid, *mtype, *body, *reply_to;
+    const char *bad_reason;
+    char *status;         /* natter_post result */
+    char *room_id;
+    char *id;
+    int64_t seq;
+    char *created_at;
+} ps_item;
+
+struct ps_batch {
+    ps_ctx *ctx;
+    ps_part *part;
+    uint64_t gen;
+    natsMsgList list;
+    ps_item *items;
+    int n;
+    uint64_t max_sseq;
+    bool awaiting;        /* queries are in the pipeline */
+    bool failed;
+    char err[256];
+    uv_timer_t *retry;    /* heap, closed with the batch */
+    int retries;
+    uint64_t t0;
+};
+
+static void batch_send(ps_batch *b);
+
+static void item_clear_result(ps_item *it)
+{
+    nt_free(it->status);
+    nt_free(it->room_id);
+    nt_free(it->id);
+    nt_free(it->created_at);
+    it->status = it->room_id = it->id = it->created_at = NULL;
+    it->seq = 0;
+}
+
+static void item_free(ps_item *it)
+{
+    item_clear_result(it);
+    nt_free(it->app);
+    nt_free(it->room);
+    nt_free(it->sender);
+    nt_free(it->name);
+    nt_free(it->cmid);
+    nt_free(it->mtype);
+    nt_free(it->body);
+    nt_free(it->reply_to);
+}
+
+static void batch_on_timer_closed(uv_handle_t *h)
+{
+    nt_free(h);
+}
+
+/* Frees the batch after its messages were acked or abandoned. */
+static void batch_finish(ps_batch *b)
+{
+    ps_ctx *ctx = b->ctx;
+    ps_part *part = b->part;
+    unsigned p = part->p;
+    natsMsgList_Destroy(&b->list);
+    for (int i = 0; i < b->n; i++)
+        item_free(&b->items[i]);
+    nt_free(b->items);
+    if (b->retry != NULL)
+        uv_close((uv_handle_t *)b->retry, batch_on_timer_closed);
+    if (part->inflight == b)
+        part->inflight = NULL;
+    uint64_t gen = b->gen;
+    nt_free(b);
+    ps_worker_batch_done(ctx->worker, p, gen);
+    ps_main_batch_settled(ctx);
+}
+
+static void batch_drop(ps_batch *b, const char *why)
+{
+    nt_warn("partition %u: dropping a batch of %d unacked (%s); JetStream redelivers",
+            b->part->p, b->n, why);
+    batch_finish(b);
+}
+
+/* Copies a string field when it is valid UTF-8 without NUL and at most max bytes.
+ * *ok is cleared when present but invalid. */
+static char *env_text(const nt_envr *r, const char *key, size_t max, bool *ok)
+{
+    size_t len;
+    const char *s = nt_envr_str(r, key, &len);
+    if (s == NULL)
+        return NULL;
+    if (len > max || !nt_valid_utf8(s, len) || memchr(s, '\0', len) != NULL) {
+        *ok = false;
+        return NULL;
+    }
+    return nt_strndup(s, len);
+}
+
+static char *env_id(const nt_envr *r, const char *key)
+{
+    size_t len;
+    const char *s = nt_envr_str(r, key, &len);
+    return s != NULL && nt_valid_id(s, len) ? nt_strndup(s, len) : NULL;
+}
+
+static void item_decode(ps_ctx *ctx, ps_item *it, natsMsg *m)
+{
+    nt_envr r;
+    if (nt_envr_parse(&r, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m)) != NT_OK) {
+        it->kind = IT_POISON;
+        return;
+    }
+    bool ok = true;
+    it->kind = IT_POISON;
+    if (!nt_envr_str_eq(&r, "type", "send"))
+        goto out;
+    it->app = env_id(&r, "app");
+    it->sender = env_id(&r, "sender");
+    it->cmid = env_text(&r, "cmid", BATCH_MAX_REF_BYTES, &ok);
+    if (it->app == NULL || it->sender == NULL || it->cmid == NULL || it->cmid[0] == '\0')
+        goto out;
+    it->kind = IT_BAD;
+    it->room = env_id(&r, "room");
+    if (it->room == NULL) {
+        it->bad_reason = "invalid room id";
+        goto out;
+    }
+    it->name = env_text(&r, "name", BATCH_MAX_NAME_BYTES, &ok);
+    it->mtype = env_text(&r, "mtype", BATCH_MAX_TYPE_BYTES, &ok);
+    it->reply_to = env_text(&r, "reply_to", BATCH_MAX_REF_BYTES, &ok);
+    it->body = env_text(&r, "body", SIZE_MAX, &ok);
+    if (!ok) {
+        it->bad_reason = "invalid field";
+        goto out;
+    }
+    size_t chars = it->body != NULL ? nt_utf8_len(it->body, strlen(it->body)) : 0;
+    if (chars == 0 || chars > (size_t)ctx->cfg.max_message_chars) {
+        it->bad_reason = "message must be 1 to NATTER_MAX_MESSAGE_CHARS characters";
+        goto out;
+    }
+    if (it->mtype == NULL || it->mtype[0] == '\0') {
+        nt_free(it->mtype);
+        it->mtype = nt_strdup("text");
+    }
+    if (it->reply_to != NULL && it->reply_to[0] == '\0') {
+        nt_free(it->reply_to);
+        it->reply_to = NULL;
+    }
+    if (it->name == NULL)
+        it->name = nt_strdup("");
+    it->kind = IT_POST;
+out:
+    nt_envr_free(&r);
+}
+
+static void batch_record_error(ps_batch *b, PGresult *res)
+{
+    if (b->failed)
+        return;
+    b->failed = true;
+    snprintf(b->err, sizeof(b->err), "%s",
+             res != NULL ? PQresultErrorMessage(res) : "connection lost");
+    b->err[strcspn(b->err, "\n")] = '\0';
+}
+
+static void batch_step_done(PGresult *res, void *arg)
+{
+    if (!ps_pg_ok(res))
+        batch_record_error(arg, res);
+}
+
+static char *pg_strdup(const PGresult *res, int col)
+{
+    return PQgetisnull(res, 0, col) ? NULL : nt_strdup(PQgetvalue(res, 0, col));
+}
+
+static void batch_post_done(PGresult *res, void *arg)
+{
+    ps_item *it = arg;
+    if (!ps_pg_ok(res) || PQntuples(res) != 1 || PQnfields(res) < 5) {
+        batch_record_error(it->batch, res);
+        return;
+    }
+    item_clear_result(it);
+    it->status = pg_strdup(res, 0);
+    it->room_id = pg_strdup(res, 1);
+    it->id = pg_strdup(res, 2);
+    it->seq = PQgetisnull(res, 0, 3) ? 0 : strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+    it->created_at = pg_strdup(res, 4);
+}
+
+static void publish_env(ps_ctx *ctx, const char *subject, nt_envw *w)
+{
+    size_t len;
+    const char *data = nt_envw_finish(w, &len);
+    if (nt_bus_publish(ctx->bus, subject, NULL, data, len) != NT_OK)
+        nt_warn("publish to %s failed", subject);
+    nt_envw_free(w);
+}
+
+static json_t *ack_data(const ps_item *it)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(it->id));
+    json_object_set_new(o, "room_id", json_string(it->room_id));
+    json_object_set_new(o, "seq", json_integer(it->seq));
+    json_object_set_new(o, "created_at", json_string(it->created_at));
+    json_object_set_new(o, "client_msg_id", json_string(it->cmid));
+    return o;
+}
+
+static void publish_ack(ps_ctx *ctx, const ps_item *it)
+{
+    char subject[256];
+    snprintf(subject, sizeof(subject), "natter.user.%s.%s", it->app, it->sender);
+    json_t *o = ack_data(it);
+    char *js = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    nt_envw w;
+    nt_envw_init(&w);
+    nt_envw_cstr(&w, "type", "ack");
+    nt_envw_cstr(&w, "cmid", it->cmid);
+    nt_envw_cstr(&w, "json", js);
+    publish_env(ctx, subject, &w);
+    free(js);
+}
+
+static void publish_send_error(ps_ctx *ctx, const ps_item *it, const char *code,
+                               const char *message)
+{
+    char subject[256];
+    snprintf(subject, sizeof(subject), "natter.user.%s.%s", it->app, it->sender);
+    nt_envw w;
+    nt_envw_init(&w);
+    nt_envw_cstr(&w, "type", "send_error");
+    nt_envw_cstr(&w, "cmid", it->cmid);
+    nt_envw_cstr(&w, "code", code);
+    nt_envw_cstr(&w, "message", message);
+    publish_env(ctx, subject, &w);
+}
+
+static void publish_room_event(ps_ctx *ctx, const ps_item *it)
+{
+    char subject[256], channel[80];
+    snprintf(subject, sizeof(subject), "natter.room.%s.%s", it->app, it->room_id);
+    snprintf(channel, sizeof(channel), "room.%s", it->room_id);
+    json_t *d = json_object();
+    json_object_set_new(d, "id", json_string(it->id));
+    json_object_set_new(d, "room_id", json_string(it->room_id));
+    json_object_set_new(d, "seq", json_integer(it->seq));
+    json_object_set_new(d, "sender_id", json_string(it->sender));
+    json_object_set_new(d, "sender_name", json_string(it->name));
+    json_object_set_new(d, "message", json_string(it->body));
+    json_object_set_new(d, "message_type", json_string(it->mtype));
+    json_object_set_new(d, "reply_to", it->reply_to ? json_string(it->reply_to) : json_null());
+    json_object_set_new(d, "client_msg_id", json_string(it->cmid));
+    json_object_set_new(d, "created_at", json_string(it->created_at));
+    json_t *frame = json_object();
+    json_object_set_new(frame, "event", json_string("message"));
+    json_object_set_new(frame, "channel", json_string(channel));
+    json_object_set_new(frame, "data", d);
+    char *js = json_dumps(frame, JSON_COMPACT);
+    json_decref(frame);
+    nt_envw w;
+    nt_envw_init(&w);
+    nt_envw_cstr(&w, "type", "event");
+    nt_envw_cstr(&w, "room", it->room_id);
+    nt_envw_int(&w, "seq", it->seq);
+    nt_envw_cstr(&w, "json", js);
+    publish_env(ctx, subject, &w);
+    free(js);
+}
+
+static void item_publish(ps_ctx *ctx, const ps_item *it)
+{
+    char msg[128];
+    switch (it->kind) {
+    case IT_SKIP:
+        nt_metric_add(ctx->m.redelivered, 1);
+        return;
+    case IT_POISON:
+        nt_warn("stream sequence %llu: undecodable send envelope acked and skipped",
+                (unsigned long long)it->sseq);
+        nt_metric_add(ctx->m.poison, 1);
+        return;
+    case IT_BAD:
+        nt_metric_add(ctx->m.refused, 1);
+        publish_send_error(ctx, it, "bad_request", it->bad_reason);
+        return;
+    case IT_POST:
+        break;
+    }
+    if (it->status == NULL) {
+        nt_error("stream sequence %llu: no result from natter_post", (unsigned long long)it->sseq);
+        return;
+    }
+    if (strcmp(it->status, "ok") == 0) {
+        nt_metric_add(ctx->m.committed, 1);
+        publish_room_event(ctx, it);
+        publish_ack(ctx, it);
+    } else if (strcmp(it->status, "duplicate") == 0) {
+        nt_metric_add(ctx->m.duplicates, 1);
+        publish_ack(ctx, it);
+    } else if (strcmp(it->status, "not_found") == 0) {
+        nt_metric_add(ctx->m.refused, 1);
+        snprintf(msg, sizeof(msg), "room %s does not exist", it->room);
+        publish_send_error(ctx, it, "not_found", msg);
+    } else {
+        nt_metric_add(ctx->m.refused, 1);
+        snprintf(msg, sizeof(msg), "not a member of room %s", it->room);
+        publish_send_error(ctx, it, "forbidden", msg);
+    }
+}
+
+/* The transaction is committed (or nothing needed writing): ack, then publish. */
+static void batch_committed(ps_batch *b, bool wrote)
+{
+    ps_ctx *ctx = b->ctx;
+    if (b->max_sseq > b->part->committed)
+        b->part->committed = b->max_sseq;
+    natsMsg *last = b->list.Msgs[b->list.Count - 1];
+    natsStatus s = natsMsg_Ack(last, NULL);
+    if (s != NATS_OK)
+        nt_warn("partition %u: ack failed: %s (redelivery will be skipped as committed)",
+                b->part->p, natsStatus_GetText(s));
+    for (int i = 0; i < b->n; i++)
+        item_publish(ctx, &b->items[i]);
+    if (wrote) {
+        uint64_t ms = uv_now(ctx->loop) - b->t0;
+        nt_metric_add(ctx->m.batches, 1);
+        nt_metric_set(ctx->m.batch_size, b->n);
+        nt_metric_set(ctx->m.commit_ms, (int64_t)ms);
+        nt_metric_add(ctx->m.commit_ms_sum, (int64_t)ms);
+    }
+    batch_finish(b);
+}
+
+static bool batch_current(const ps_batch *b)
+{
+    return b->part->owned && b->part->gen == b->gen && b->part->inflight == b;
+}
+
+static void batch_on_retry(uv_timer_t *t)
+{
+    ps_batch *b = t->data;
+    if (!batch_current(b)) {
+        batch_drop(b, "partition no longer owned");
+        return;
+    }
+    if (!ps_pg_up(b->ctx->wpg)) {
+        batch_drop(b, "write connection down");
+        return;
+    }
+    nt_metric_add(b->ctx->m.batch_retries, 1);
+    batch_send(b);
+}
+
+static void batch_synced(PGresult *res, void *arg)
+{
+    ps_batch *b = arg;
+    b->awaiting = false;
+    if (res == NULL) {
+        batch_drop(b, "write connection lost before the commit result");
+        return;
+    }
+    if (PQresultStatus(res) != PGRES_PIPELINE_SYNC)
+        batch_record_error(b, res);
+    if (!b->failed) {
+        b->retries = 0;
+        batch_committed(b, true);
+        return;
+    }
+    if (!batch_current(b)) {
+        batch_drop(b, "partition no longer owned");
+        return;
+    }
+    int delay = BATCH_RETRY_MIN_MS << (b->retries < 6 ? b->retries : 6);
+    if (delay > BATCH_RETRY_MAX_MS)
+        delay = BATCH_RETRY_MAX_MS;
+    b->retries++;
+    nt_error("partition %u: batch of %d failed (%s); retry %d in %d ms", b->part->p, b->n,
+             b->err, b->retries, delay);
+    if (b->retry == NULL) {
+        b->retry = nt_malloc(sizeof(*b->retry));
+        uv_timer_init(b->ctx->loop, b->retry);
+        b->retry->data = b;
+    }
+    uv_timer_start(b->retry, batch_on_retry, (uint64_t)delay, 0);
+}
+
+/* Queues the batch's statements and the sync that commits them as one implicit
+ * transaction. An explicit BEGIN/COMMIT would leave the session in an aborted
+ * transaction after an error, failing the next pipeline segment too. */
+static void batch_send(ps_batch *b)
+{
+    ps_ctx *ctx = b->ctx;
+    b->failed = false;
+    b->err[0] = '\0';
+    b->t0 = uv_now(ctx->loop);
+    for (int i = 0; i < b->n; i++) {
+        ps_item *it = &b->items[i];
+        if (it->kind != IT_POST)
+            continue;
+        item_clear_result(it);
+    }
+    char seqv[24], pv[16];
+    snprintf(seqv, sizeof(seqv), "%llu", (unsigned long long)b->max_sseq);
+    snprintf(pv, sizeof(pv), "%u", b->part->p);
+    const char *adv[2] = { seqv, pv };
+    /* The connection's state changes only on the loop, so either the first send is
+     * refused and nothing was queued, or every send of the batch is queued. */
+    if (ps_pg_prepared(ctx->wpg, "advance", 2, adv, batch_step_done, b) != NT_OK) {
+        batch_drop(b, "write connection down");
+        return;
+    }
+    for (int i = 0; i < b->n; i++) {
+        ps_item *it = &b->items[i];
+        if (it->kind != IT_POST)
+            continue;
+        const char *params[8] = { it->app, it->room, it->sender, it->name,
+                                  it->cmid, it->mtype, it->body, it->reply_to };
+        ps_pg_prepared(ctx->wpg, "post", 8, params, batch_post_done, it);
+    }
+    b->awaiting = true;
+    ps_pg_sync(ctx->wpg, batch_synced, b);
+}
+
+void ps_batch_deliver(void *arg)
+{
+    ps_fetch *f = arg;
+    ps_ctx *ctx = f->ctx;
+    ps_part *part = ps_parts_get(ctx->parts, f->p);
+    if (part == NULL || !part->owned || part->gen != f->gen || ctx->draining ||
+        part->inflight != NULL) {
+        natsMsgList_Destroy(&f->list);
+        if (part != NULL && part->inflight == NULL)
+            ps_worker_batch_done(ctx->worker, f->p, f->gen);
+        nt_free(f);
+        ps_main_batch_settled(ctx);
+        return;
+    }
+    ps_batch *b = nt_calloc(1, sizeof(*b));
+    b->ctx = ctx;
+    b->part = part;
+    b->gen = f->gen;
+    b->list = f->list;
+    nt_free(f);
+    b->n = b->list.Count;
+    b->items = nt_calloc((size_t)b->n, sizeof(*b->items));
+    part->inflight = b;
+
+    bool need_db = false;
+    for (int i = 0; i < b->n; i++) {
+        ps_item *it = &b->items[i];
+        natsMsg *m = b->list.Msgs[i];
+        it->batch = b;
+        jsMsgMetaData *meta = NULL;
+        if (natsMsg_GetMetaData(&meta, m) != NATS_OK) {
+            it->kind = IT_POISON;
+            continue;
+        }
+        it->sseq = meta->Sequence.Stream;
+        jsMsgMetaData_Destroy(meta);
+        if (it->sseq > b->max_sseq)
+            b->max_sseq = it->sseq;
+        if (it->sseq <= part->committed) {
+            it->kind = IT_SKIP;
+            continue;
+        }
+        item_decode(ctx, it, m);
+        need_db = true;
+    }
+    if (!need_db) {
+        batch_committed(b, false);
+        return;
+    }
+    batch_send(b);
+}
+
+void ps_batch_release_idle(ps_part *part)
+{
+    ps_batch *b = part->inflight;
+    if (b != NULL && !b->awaiting)
+        batch_drop(b, "partition released");
+}

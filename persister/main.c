@@ -1,0 +1,256 @@
+/* main.c: natter-persister: settings, start-up (migrations, JetStream stream,
+ * connections), the event loop, and the graceful drain on SIGINT/SIGTERM. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "batch.h"
+#include "config.h"
+#include "log.h"
+#include "migrate.h"
+#include "partitions.h"
+#include "persister.h"
+#include "pg.h"
+#include "rpc.h"
+#include "worker.h"
+
+#ifndef NATTER_MIGRATIONS_DIR
+#define NATTER_MIGRATIONS_DIR "persister/migrations"
+#endif
+
+#define DRAIN_TIMEOUT_MS 10000
+
+static ps_ctx g_ctx;
+static uv_signal_t g_sigint, g_sigterm;
+static uv_timer_t g_drain_timer;
+static bool g_stopping;   /* phase two of the drain has begun */
+
+static void read_config(ps_config *c)
+{
+    c->nats_url = nt_config_str("NATTER_NATS_URL", "nats://127.0.0.1:4222", "NATS server URL");
+    c->pg_url = nt_config_str("NATTER_PG_URL", NULL, "PostgreSQL connection string");
+    c->metrics_listen = nt_config_str("NATTER_METRICS_LISTEN", "127.0.0.1:9103",
+                                      "host:port for /metrics");
+    c->migrations_dir = nt_config_str("NATTER_MIGRATIONS_DIR", NATTER_MIGRATIONS_DIR,
+                                      "directory of NNN_name.sql migrations");
+    c->partitions = (unsigned)nt_config_int("NATTER_PARTITIONS", 4, 1, 1024);
+    c->batch_max = (int)nt_config_int("NATTER_BATCH_MAX", 500, 1, 10000);
+    c->claim_interval_ms = (int)nt_config_int("NATTER_CLAIM_INTERVAL_MS", 2000, 50, 600000);
+    c->js_max_age_s = nt_config_int("NATTER_JS_MAX_AGE_S", 604800, 60, 315360000);
+    c->js_duplicate_window_s = nt_config_int("NATTER_JS_DUPLICATE_WINDOW_S", 120, 1, 86400);
+    c->history_max = (int)nt_config_int("NATTER_HISTORY_MAX", 100, 1, 10000);
+    c->max_message_chars = (int)nt_config_int("NATTER_MAX_MESSAGE_CHARS", 5000, 1, 1000000);
+    c->rpc_queue_max = (int)nt_config_int("NATTER_RPC_QUEUE_MAX", 10000, 1, 1000000);
+    if (c->js_duplicate_window_s > c->js_max_age_s)
+        nt_config_fatal("NATTER_JS_DUPLICATE_WINDOW_S=%lld is invalid: must not exceed "
+                        "NATTER_JS_MAX_AGE_S=%lld", (long long)c->js_duplicate_window_s,
+                        (long long)c->js_max_age_s);
+}
+
+static void register_metrics(ps_metrics *m)
+{
+    m->committed = nt_metric_counter("natter_persister_messages_committed_total",
+                                     "Messages stored in PostgreSQL");
+    m->duplicates = nt_metric_counter("natter_persister_duplicates_total",
+                                      "Sends answered from an existing row (same client_msg_id)");
+    m->refused = nt_metric_counter("natter_persister_refused_total",
+                                   "Sends refused (not_found, forbidden, bad_request)");
+    m->poison = nt_metric_counter("natter_persister_poison_total",
+                                  "Undecodable envelopes acked and skipped");
+    m->redelivered = nt_metric_counter("natter_persister_redelivered_total",
+                                       "JetStream redeliveries of already committed messages");
+    m->batches = nt_metric_counter("natter_persister_batches_total", "Batches committed");
+    m->batch_size = nt_metric_gauge("natter_persister_batch_size_last",
+                                    "Messages in the last committed batch");
+    m->commit_ms = nt_metric_gauge("natter_persister_commit_latency_ms_last",
+                                   "Send-to-commit latency of the last batch, ms");
+    m->commit_ms_sum = nt_metric_counter("natter_persister_commit_latency_ms_total",
+                                         "Sum of batch commit latencies, ms");
+    m->batch_retries = nt_metric_counter("natter_persister_batch_retries_total",
+                                         "Batches sent again after a failed transaction");
+    m->owned = nt_metric_gauge("natter_persister_owned_partitions", "Partitions owned now");
+    m->pg_reconnects = nt_metric_counter("natter_persister_pg_reconnects_total",
+                                         "PostgreSQL connections lost");
+    m->rpc_requests = nt_metric_counter("natter_persister_rpc_replies_total",
+                                        "RPC requests answered");
+    m->rpc_rejected = nt_metric_counter("natter_persister_rpc_rejected_total",
+                                        "RPC requests refused as unavailable (queue full or no database)");
+}
+
+/* Creates or updates stream NATTER_IN. The bus connection reads its socket on the
+ * loop, which is not running yet, so this uses a short-lived plain connection. */
+static void ensure_stream(const ps_config *c)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    natsStatus s = natsConnection_ConnectTo(&nc, c->nats_url);
+    if (s != NATS_OK)
+        nt_config_fatal("cannot reach NATS at %s (NATTER_NATS_URL): %s", c->nats_url,
+                        natsStatus_GetText(s));
+    s = natsConnection_JetStream(&js, nc, NULL);
+    const char *subjects[] = { "natter.in.>" };
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    sc.Name = PS_STREAM;
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    sc.Storage = js_FileStorage;
+    sc.Retention = js_LimitsPolicy;
+    sc.MaxAge = c->js_max_age_s * 1000000000LL;
+    sc.Duplicates = c->js_duplicate_window_s * 1000000000LL;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    if (s == NATS_OK)
+        s = js_AddStream(&si, js, &sc, NULL, &jerr);
+    if (s != NATS_OK && jerr == JSStreamNameExistErr) {
+        jerr = 0;
+        s = js_UpdateStream(&si, js, &sc, NULL, &jerr);
+    }
+    if (s != NATS_OK)
+        nt_config_fatal("cannot create JetStream stream %s at %s (NATTER_NATS_URL; is JetStream "
+                        "enabled?): %s (jetstream error %d)", PS_STREAM, c->nats_url,
+                        natsStatus_GetText(s), (int)jerr);
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+}
+
+static bool ready(void *arg)
+{
+    ps_ctx *ctx = arg;
+    return !ctx->draining && nt_bus_connected(ctx->bus) && ps_pg_up(ctx->wpg);
+}
+
+static int64_t rpc_pending_gauge(void *arg)
+{
+    ps_ctx *ctx = arg;
+    return ctx->rpc != NULL ? (int64_t)ps_rpc_pending(ctx->rpc) : 0;
+}
+
+static void on_wpg_state(ps_pg *pg, bool up, void *arg)
+{
+    ps_ctx *ctx = arg;
+    ps_parts_on_pg(ctx->parts, up);
+}
+
+static void on_closed_noop(uv_handle_t *h)
+{
+}
+
+static void on_worker_exit(void *arg)
+{
+    ps_ctx *ctx = arg;
+    ps_worker_destroy(ctx->worker);
+    ctx->worker = NULL;
+    ps_pg_destroy(ctx->rpg);
+    ps_rpc_destroy(ctx->rpc);
+    ctx->rpc = NULL;
+    ps_parts_destroy(ctx->parts);
+    nt_metrics_close();
+    uv_close((uv_handle_t *)&g_sigint, on_closed_noop);
+    uv_close((uv_handle_t *)&g_sigterm, on_closed_noop);
+    uv_close((uv_handle_t *)&g_drain_timer, on_closed_noop);
+    nt_bus_destroy(ctx->bus);
+    nt_info("stopped");
+}
+
+/* Phase two: no batch in flight (or the wait ran out). Close the write connection,
+ * which drops any batch still in flight unacked, then end the worker. */
+static void drain_finish(uv_timer_t *t)
+{
+    ps_ctx *ctx = t->data;
+    if (g_stopping)
+        return;
+    g_stopping = true;
+    if (ps_parts_inflight(ctx->parts) > 0)
+        nt_warn("drain timed out: %u batches dropped unacked", ps_parts_inflight(ctx->parts));
+    ps_pg_destroy(ctx->wpg);
+    for (unsigned p = 0; p < ctx->cfg.partitions; p++)
+        ps_batch_release_idle(ps_parts_get(ctx->parts, p));
+    ctx->wpg = NULL;
+    ps_worker_quit(ctx->worker, on_worker_exit, ctx);
+}
+
+void ps_main_batch_settled(ps_ctx *ctx)
+{
+    if (ctx->draining && !g_stopping && ps_parts_inflight(ctx->parts) == 0 &&
+        ps_rpc_pending(ctx->rpc) == 0)
+        uv_timer_start(&g_drain_timer, drain_finish, 0, 0);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    ps_ctx *ctx = s->data;
+    if (ctx->draining)
+        return;
+    nt_info("signal %d: draining", signum);
+    ctx->draining = true;
+    ps_parts_stop_claiming(ctx->parts);
+    ps_worker_stop_all(ctx->worker);
+    ps_rpc_unsubscribe(ctx->rpc);
+    uv_timer_start(&g_drain_timer, drain_finish, DRAIN_TIMEOUT_MS, 0);
+    ps_main_batch_settled(ctx);
+}
+
+int main(void)
+{
+    ps_ctx *ctx = &g_ctx;
+    signal(SIGPIPE, SIG_IGN);
+    if (nt_log_init("persister") != 0)
+        nt_config_fatal("NATTER_LOG_LEVEL is invalid: expected debug, info, warn or error");
+    read_config(&ctx->cfg);
+    ctx->loop = uv_default_loop();
+
+    ps_migrate(ctx->cfg.pg_url, ctx->cfg.migrations_dir);
+    register_metrics(&ctx->m);
+
+    char err[256] = "";
+    nt_bus_opts bo = {
+        .url = ctx->cfg.nats_url,
+        .name = "natter-persister",
+        .queue_capacity = 65536,
+        .sub_pending_msgs = 65536,
+        .max_requests = 1024,
+    };
+    if (nt_bus_create(ctx->loop, &bo, &ctx->bus, err, sizeof(err)) != NT_OK)
+        nt_config_fatal("cannot reach NATS at %s (NATTER_NATS_URL): %s", ctx->cfg.nats_url, err);
+    ensure_stream(&ctx->cfg);
+
+    ctx->wpg = ps_pg_create(ctx->loop, ctx->cfg.pg_url, "write", ps_batch_stmts, ps_batch_nstmts,
+                            on_wpg_state, ctx, ctx->m.pg_reconnects);
+    ctx->rpg = ps_pg_create(ctx->loop, ctx->cfg.pg_url, "read", ps_rpc_stmts, ps_rpc_nstmts,
+                            NULL, ctx, ctx->m.pg_reconnects);
+    ctx->parts = ps_parts_create(ctx);
+    ctx->worker = ps_worker_create(ctx);
+    if (ctx->worker == NULL)
+        nt_config_fatal("cannot use JetStream at %s (NATTER_NATS_URL)", ctx->cfg.nats_url);
+    ctx->rpc = ps_rpc_create(ctx);
+    if (ctx->rpc == NULL)
+        nt_config_fatal("cannot subscribe the persister rpc subjects at %s (NATTER_NATS_URL)",
+                        ctx->cfg.nats_url);
+    nt_metric_gauge_fn("natter_persister_rpc_pending", "RPC requests waiting for PostgreSQL",
+                       rpc_pending_gauge, ctx);
+    nt_status st = nt_metrics_listen(ctx->loop, ctx->cfg.metrics_listen, ready, ctx);
+    if (st != NT_OK)
+        nt_config_fatal("cannot listen on %s (NATTER_METRICS_LISTEN): %s",
+                        ctx->cfg.metrics_listen, nt_status_text(st));
+
+    uv_timer_init(ctx->loop, &g_drain_timer);
+    g_drain_timer.data = ctx;
+    uv_signal_init(ctx->loop, &g_sigint);
+    uv_signal_init(ctx->loop, &g_sigterm);
+    g_sigint.data = g_sigterm.data = ctx;
+    uv_signal_start(&g_sigint, on_signal, SIGINT);
+    uv_signal_start(&g_sigterm, on_signal, SIGTERM);
+
+    ps_pg_start(ctx->wpg);
+    ps_pg_start(ctx->rpg);
+    ps_parts_start(ctx->parts);
+    nt_info("started: %u partitions, batch max %d, metrics on %s", ctx->cfg.partitions,
+            ctx->cfg.batch_max, ctx->cfg.metrics_listen);
+
+    uv_run(ctx->loop, UV_RUN_DEFAULT);
+    uv_loop_close(ctx->loop);
+    return 0;
+}

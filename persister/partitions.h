@@ -1,0 +1,41 @@
+/* partitions.h: partition ownership. A partition is ours while our write connection
+ * holds advisory lock (0x6e6174, p); a claim timer takes free ones. */
+#ifndef PS_PARTITIONS_H
+#define PS_PARTITIONS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "persister.h"
+
+typedef struct ps_batch ps_batch;
+
+typedef struct ps_part {
+    ps_parts *parts;      /* the table it belongs to */
+    unsigned p;
+    bool owned;
+    bool claiming;        /* a claim query is in flight */
+    uint64_t gen;         /* bumped on every acquisition */
+    uint64_t committed;   /* partitions.stream_seq as last committed by us */
+    ps_batch *inflight;   /* the batch being committed, at most one */
+} ps_part;
+
+/* Creates the table of NATTER_PARTITIONS partitions, none owned. */
+ps_parts *ps_parts_create(ps_ctx *ctx);
+/* Starts the claim timer (first tick at once). */
+void ps_parts_start(ps_parts *parts);
+/* Stops claiming; owned partitions stay owned until the connection closes. */
+void ps_parts_stop_claiming(ps_parts *parts);
+void ps_parts_destroy(ps_parts *parts);
+
+/* Write connection state changes (see ps_pg_state_cb). On loss every partition is
+ * disowned and the worker stops fetching. */
+void ps_parts_on_pg(ps_parts *parts, bool up);
+
+ps_part *ps_parts_get(ps_parts *parts, unsigned p);
+/* Owned partitions now. */
+unsigned ps_parts_owned(const ps_parts *parts);
+/* Partitions with a batch in flight. */
+unsigned ps_parts_inflight(const ps_parts *parts);
+
+#endif

@@ -1,0 +1,69 @@
+/* persister.h: the persister's settings, metrics and the context every module shares. */
+#ifndef PS_PERSISTER_H
+#define PS_PERSISTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "bus.h"
+#include "metrics.h"
+
+#define PS_STREAM "NATTER_IN"
+#define PS_LOCK_KEY 7233908 /* 0x6e6174: first half of the partition advisory lock */
+
+typedef struct ps_pg ps_pg;
+typedef struct ps_parts ps_parts;
+typedef struct ps_worker ps_worker;
+typedef struct ps_rpc ps_rpc;
+
+typedef struct ps_config {
+    const char *nats_url;          /* NATTER_NATS_URL */
+    const char *pg_url;            /* NATTER_PG_URL (libpq conninfo or URI) */
+    const char *metrics_listen;    /* NATTER_METRICS_LISTEN */
+    const char *migrations_dir;    /* NATTER_MIGRATIONS_DIR, default: the source tree */
+    unsigned partitions;           /* NATTER_PARTITIONS */
+    int batch_max;                 /* NATTER_BATCH_MAX: messages per fetch and transaction */
+    int claim_interval_ms;         /* NATTER_CLAIM_INTERVAL_MS */
+    int64_t js_max_age_s;          /* NATTER_JS_MAX_AGE_S */
+    int64_t js_duplicate_window_s; /* NATTER_JS_DUPLICATE_WINDOW_S */
+    int history_max;               /* NATTER_HISTORY_MAX: largest history limit */
+    int max_message_chars;         /* NATTER_MAX_MESSAGE_CHARS */
+    int rpc_queue_max;             /* bound of pending read queries */
+} ps_config;
+
+typedef struct ps_metrics {
+    nt_metric *committed;     /* messages stored */
+    nt_metric *duplicates;    /* sends answered from an existing row */
+    nt_metric *refused;       /* sends refused (not_found, forbidden, bad_request) */
+    nt_metric *poison;        /* envelopes that could not be decoded */
+    nt_metric *redelivered;   /* messages at or below the committed stream sequence */
+    nt_metric *batches;       /* transactions committed */
+    nt_metric *batch_size;    /* messages in the last committed batch */
+    nt_metric *commit_ms;     /* latency of the last commit, ms */
+    nt_metric *commit_ms_sum; /* sum of commit latencies, ms */
+    nt_metric *batch_retries; /* batches re-sent after a failed transaction */
+    nt_metric *owned;         /* partitions owned now */
+    nt_metric *pg_reconnects; /* PostgreSQL connections lost */
+    nt_metric *rpc_requests;  /* rpc requests answered */
+    nt_metric *rpc_rejected;  /* rpc requests refused as unavailable */
+} ps_metrics;
+
+typedef struct ps_ctx {
+    uv_loop_t *loop;
+    ps_config cfg;
+    ps_metrics m;
+    nt_bus *bus;
+    ps_pg *wpg;          /* write connection: claims and batch commits */
+    ps_pg *rpg;          /* read connection: rpc queries */
+    ps_parts *parts;
+    ps_worker *worker;
+    ps_rpc *rpc;
+    bool draining;       /* SIGINT/SIGTERM received */
+} ps_ctx;
+
+/* Called when a batch or an rpc request is finished; main uses it to finish a
+ * drain. Loop thread. */
+void ps_main_batch_settled(ps_ctx *ctx);
+
+#endif

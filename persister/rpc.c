@@ -1,0 +1,425 @@
+/* rpc.c: membership, history and send lookups for gateways and routers. Each
+ * request becomes one pipeline segment on the read connection; the reply is an
+ * envelope with ok (and code/message when false). */
+#include "rpc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+
+#include "alloc.h"
+#include "envelope.h"
+#include "log.h"
+#include "util.h"
+
+#define RPC_HISTORY_DEFAULT 50
+#define RPC_SEQ_MAX "9223372036854775807"
+
+const ps_pg_stmt ps_rpc_stmts[] = {
+    { "join", "SELECT * FROM natter_join($1, $2, $3, $4, $5)", 5 },
+    { "leave", "DELETE FROM members WHERE app = $1 AND room = $2 AND user_id = $3", 3 },
+    { "lookup",
+      "SELECT room, id, seq, natter_ts(created_at) FROM messages"
+      " WHERE app = $1 AND sender = $2 AND client_msg_id = $3", 3 },
+    { "access", "SELECT natter_room_access($1, $2, $3)", 3 },
+    { "hist_desc",
+      "SELECT id, room, seq, sender, sender_name, body, type, reply_to, client_msg_id,"
+      " natter_ts(created_at) FROM messages"
+      " WHERE app = $1 AND room = $2 AND seq < $3::bigint AND seq > $4::bigint"
+      " ORDER BY seq DESC LIMIT $5::int", 5 },
+    { "hist_asc",
+      "SELECT id, room, seq, sender, sender_name, body, type, reply_to, client_msg_id,"
+      " natter_ts(created_at) FROM messages"
+      " WHERE app = $1 AND room = $2 AND seq < $3::bigint AND seq > $4::bigint"
+      " ORDER BY seq ASC LIMIT $5::int", 5 },
+};
+const size_t ps_rpc_nstmts = sizeof(ps_rpc_stmts) / sizeof(ps_rpc_stmts[0]);
+
+typedef enum { RPC_JOIN, RPC_LEAVE, RPC_HISTORY, RPC_LOOKUP, RPC_KINDS } rpc_kind;
+
+static const char *const rpc_subjects[RPC_KINDS] = {
+    "natter.rpc.persist.join", "natter.rpc.persist.leave",
+    "natter.rpc.persist.history", "natter.rpc.persist.lookup",
+};
+
+struct ps_rpc {
+    ps_ctx *ctx;
+    nt_bus_sub *subs[RPC_KINDS];
+    size_t pending;
+};
+
+typedef struct rpc_req {
+    ps_rpc *rpc;
+    ps_ctx *ctx;
+    rpc_kind kind;
+    char *reply;
+    char *app, *room, *user, *name, *access_code, *cmid;
+    bool ascending;       /* history paging forward from after_seq */
+    int limit;
+    char *access;         /* natter_room_access result */
+    bool access_failed;
+} rpc_req;
+
+static void req_free(rpc_req *q)
+{
+    bool counted = q->rpc != NULL;
+    if (counted)
+        q->rpc->pending--;
+    nt_free(q->reply);
+    nt_free(q->app);
+    nt_free(q->room);
+    nt_free(q->user);
+    nt_free(q->name);
+    nt_free(q->access_code);
+    nt_free(q->cmid);
+    nt_free(q->access);
+    ps_ctx *ctx = q->ctx;
+    nt_free(q);
+    if (counted)
+        ps_main_batch_settled(ctx);
+}
+
+static void reply_env(ps_ctx *ctx, const char *reply, nt_envw *w)
+{
+    size_t len;
+    const char *data = nt_envw_finish(w, &len);
+    nt_bus_publish(ctx->bus, reply, NULL, data, len);
+    nt_envw_free(w);
+    nt_metric_add(ctx->m.rpc_requests, 1);
+}
+
+static void reply_error(ps_ctx *ctx, const char *reply, const char *code, const char *message)
+{
+    nt_envw w;
+    nt_envw_init(&w);
+    nt_envw_bool(&w, "ok", false);
+    nt_envw_cstr(&w, "code", code);
+    nt_envw_cstr(&w, "message", message);
+    reply_env(ctx, reply, &w);
+}
+
+/* Answers a failed query: NULL is a lost connection, anything else an SQL error. */
+static void reply_pg_failure(rpc_req *q, PGresult *res)
+{
+    if (res == NULL) {
+        reply_error(q->ctx, q->reply, "unavailable", "database connection lost");
+        return;
+    }
+    nt_error("%s: query failed: %s", rpc_subjects[q->kind], PQresultErrorMessage(res));
+    reply_error(q->ctx, q->reply, "internal", "database error");
+}
+
+static int64_t col_int(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+static json_t *col_str(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? json_null() : json_string(PQgetvalue(res, row, col));
+}
+
+static void on_join(PGresult *res, void *arg)
+{
+    rpc_req *q = arg;
+    if (!ps_pg_ok(res) || PQntuples(res) != 1) {
+        reply_pg_failure(q, res);
+    } else if (strcmp(PQgetvalue(res, 0, 0), "ok") != 0) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "room %s is private", q->room);
+        reply_error(q->ctx, q->reply, "forbidden", msg);
+    } else {
+        nt_envw w;
+        nt_envw_init(&w);
+        nt_envw_bool(&w, "ok", true);
+        nt_envw_cstr(&w, "room", q->room);
+        nt_envw_int(&w, "last_seq", col_int(res, 0, 1));
+        nt_envw_int(&w, "last_read_seq", col_int(res, 0, 2));
+        nt_envw_int(&w, "unread", col_int(res, 0, 3));
+        nt_envw_bool(&w, "created", strcmp(PQgetvalue(res, 0, 4), "t") == 0);
+        reply_env(q->ctx, q->reply, &w);
+    }
+    req_free(q);
+}
+
+static void on_leave(PGresult *res, void *arg)
+{
+    rpc_req *q = arg;
+    if (!ps_pg_ok(res)) {
+        reply_pg_failure(q, res);
+    } else {
+        nt_envw w;
+        nt_envw_init(&w);
+        nt_envw_bool(&w, "ok", true);
+        reply_env(q->ctx, q->reply, &w);
+    }
+    req_free(q);
+}
+
+static void on_lookup(PGresult *res, void *arg)
+{
+    rpc_req *q = arg;
+    if (!ps_pg_ok(res)) {
+        reply_pg_failure(q, res);
+        req_free(q);
+        return;
+    }
+    nt_envw w;
+    nt_envw_init(&w);
+    nt_envw_bool(&w, "ok", true);
+    nt_envw_bool(&w, "found", PQntuples(res) == 1);
+    if (PQntuples(res) == 1) {
+        json_t *o = json_object();
+        json_object_set_new(o, "id", col_str(res, 0, 1));
+        json_object_set_new(o, "room_id", col_str(res, 0, 0));
+        json_object_set_new(o, "seq", json_integer(col_int(res, 0, 2)));
+        json_object_set_new(o, "created_at", col_str(res, 0, 3));
+        json_object_set_new(o, "client_msg_id", json_string(q->cmid));
+        char *js = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        nt_envw_cstr(&w, "json", js);
+        free(js);
+    }
+    reply_env(q->ctx, q->reply, &w);
+    req_free(q);
+}
+
+static void on_access(PGresult *res, void *arg)
+{
+    rpc_req *q = arg;
+    if (!ps_pg_ok(res) || PQntuples(res) != 1) {
+        q->access_failed = true;
+        return;
+    }
+    q->access = nt_strdup(PQgetvalue(res, 0, 0));
+}
+
+static json_t *history_row(const PGresult *res, int row)
+{
+    json_t *m = json_object();
+    json_object_set_new(m, "id", col_str(res, row, 0));
+    json_object_set_new(m, "room_id", col_str(res, row, 1));
+    json_object_set_new(m, "seq", json_integer(col_int(res, row, 2)));
+    json_object_set_new(m, "sender_id", col_str(res, row, 3));
+    json_object_set_new(m, "sender_name", col_str(res, row, 4));
+    json_object_set_new(m, "message", col_str(res, row, 5));
+    json_object_set_new(m, "message_type", col_str(res, row, 6));
+    json_object_set_new(m, "reply_to", col_str(res, row, 7));
+    json_object_set_new(m, "client_msg_id", col_str(res, row, 8));
+    json_object_set_new(m, "created_at", col_str(res, row, 9));
+    return m;
+}
+
+static void on_history(PGresult *res, void *arg)
+{
+    rpc_req *q = arg;
+    char msg[128];
+    if (!ps_pg_ok(res)) {
+        reply_pg_failure(q, res);
+    } else if (q->access_failed) {
+        reply_error(q->ctx, q->reply, "internal", "database error");
+    } else if (q->access == NULL || strcmp(q->access, "not_found") == 0) {
+        snprintf(msg, sizeof(msg), "room %s does not exist", q->room);
+        reply_error(q->ctx, q->reply, "not_found", msg);
+    } else if (strcmp(q->access, "ok") != 0) {
+        snprintf(msg, sizeof(msg), "not a member of room %s", q->room);
+        reply_error(q->ctx, q->reply, "forbidden", msg);
+    } else {
+        int rows = PQntuples(res);
+        bool has_more = rows > q->limit;
+        int n = has_more ? q->limit : rows;
+        json_t *list = json_array();
+        for (int i = 0; i < n; i++) {
+            int row = q->ascending ? i : n - 1 - i;
+            json_array_append_new(list, history_row(res, row));
+        }
+        json_t *o = json_object();
+        json_object_set_new(o, "messages", list);
+        json_object_set_new(o, "has_more", json_boolean(has_more));
+        char *js = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        nt_envw w;
+        nt_envw_init(&w);
+        nt_envw_bool(&w, "ok", true);
+        nt_envw_cstr(&w, "json", js);
+        reply_env(q->ctx, q->reply, &w);
+        free(js);
+    }
+    req_free(q);
+}
+
+static char *field_id(const nt_envr *r, const char *key)
+{
+    size_t len;
+    const char *s = nt_envr_str(r, key, &len);
+    return s != NULL && nt_valid_id(s, len) ? nt_strndup(s, len) : NULL;
+}
+
+static char *field_text(const nt_envr *r, const char *key, size_t max)
+{
+    size_t len;
+    const char *s = nt_envr_str(r, key, &len);
+    if (s == NULL || len > max || !nt_valid_utf8(s, len) || memchr(s, '\0', len) != NULL)
+        return NULL;
+    return nt_strndup(s, len);
+}
+
+/* Fills q from the request; returns NULL or the reason it is a bad request. */
+static const char *req_decode(rpc_req *q, const nt_envr *r)
+{
+    q->app = field_id(r, "app");
+    if (q->app == NULL)
+        return "missing or invalid app";
+    if (q->kind == RPC_LOOKUP) {
+        q->user = field_id(r, "sender");
+        q->cmid = field_text(r, "cmid", 64);
+        if (q->user == NULL || q->cmid == NULL)
+            return "missing or invalid sender or cmid";
+        return NULL;
+    }
+    q->room = field_id(r, "room");
+    q->user = field_id(r, "user");
+    if (q->room == NULL || q->user == NULL)
+        return "missing or invalid room or user";
+    if (q->kind == RPC_JOIN) {
+        q->name = field_text(r, "name", 256);
+        q->access_code = field_text(r, "access_code", 256);
+    }
+    return NULL;
+}
+
+static nt_status req_send(rpc_req *q, const nt_envr *r, const char **bad)
+{
+    ps_ctx *ctx = q->ctx;
+    ps_pg *pg = ctx->rpg;
+    nt_status st;
+    switch (q->kind) {
+    case RPC_JOIN: {
+        const char *p[5] = { q->app, q->room, q->user, q->name, q->access_code };
+        st = ps_pg_prepared(pg, "join", 5, p, on_join, q);
+        break;
+    }
+    case RPC_LEAVE: {
+        const char *p[3] = { q->app, q->room, q->user };
+        st = ps_pg_prepared(pg, "leave", 3, p, on_leave, q);
+        break;
+    }
+    case RPC_LOOKUP: {
+        const char *p[3] = { q->app, q->user, q->cmid };
+        st = ps_pg_prepared(pg, "lookup", 3, p, on_lookup, q);
+        break;
+    }
+    default: {
+        int64_t before = 0, after = 0, limit = 0;
+        bool has_before = nt_envr_int(r, "before_seq", &before);
+        bool has_after = nt_envr_int(r, "after_seq", &after);
+        int def = RPC_HISTORY_DEFAULT < ctx->cfg.history_max ? RPC_HISTORY_DEFAULT
+                                                             : ctx->cfg.history_max;
+        if (!nt_envr_int(r, "limit", &limit) || limit == 0)
+            limit = def;
+        if (limit < 1 || limit > ctx->cfg.history_max || (has_before && before < 0) ||
+            (has_after && after < 0)) {
+            *bad = "limit, before_seq or after_seq out of range";
+            return NT_EINVAL;
+        }
+        q->limit = (int)limit;
+        q->ascending = has_after;
+        char bv[24], av[24], lv[16];
+        if (has_before)
+            snprintf(bv, sizeof(bv), "%lld", (long long)before);
+        else
+            snprintf(bv, sizeof(bv), "%s", RPC_SEQ_MAX);
+        snprintf(av, sizeof(av), "%lld", (long long)(has_after ? after : 0));
+        snprintf(lv, sizeof(lv), "%d", q->limit + 1);
+        const char *pa[3] = { q->app, q->room, q->user };
+        st = ps_pg_prepared(pg, "access", 3, pa, on_access, q);
+        if (st != NT_OK)
+            break;
+        const char *ph[5] = { q->app, q->room, bv, av, lv };
+        ps_pg_prepared(pg, q->ascending ? "hist_asc" : "hist_desc", 5, ph, on_history, q);
+        break;
+    }
+    }
+    if (st == NT_OK)
+        ps_pg_sync(pg, NULL, NULL);
+    return st;
+}
+
+static void rpc_on_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
+{
+    ps_rpc *rpc = arg;
+    ps_ctx *ctx = rpc->ctx;
+    if (msg->reply == NULL)
+        return;
+    rpc_kind kind = RPC_JOIN;
+    while (kind < RPC_KINDS && strcmp(msg->subject, rpc_subjects[kind]) != 0)
+        kind++;
+    if (kind == RPC_KINDS)
+        return;
+    if (rpc->pending >= (size_t)ctx->cfg.rpc_queue_max || !ps_pg_up(ctx->rpg)) {
+        nt_metric_add(ctx->m.rpc_rejected, 1);
+        reply_error(ctx, msg->reply, "unavailable", "persister busy or database unavailable");
+        return;
+    }
+    nt_envr r;
+    if (nt_envr_parse(&r, msg->data, msg->len) != NT_OK) {
+        reply_error(ctx, msg->reply, "bad_request", "request is not an envelope");
+        return;
+    }
+    rpc_req *q = nt_calloc(1, sizeof(*q));
+    q->ctx = ctx;
+    q->kind = kind;
+    q->reply = nt_strdup(msg->reply);
+    const char *bad = req_decode(q, &r);
+    nt_status st = NT_EINVAL;
+    if (bad == NULL)
+        st = req_send(q, &r, &bad);
+    nt_envr_free(&r);
+    if (st == NT_OK) {
+        q->rpc = rpc;
+        rpc->pending++;
+        return;
+    }
+    if (bad != NULL)
+        reply_error(ctx, q->reply, "bad_request", bad);
+    else
+        reply_error(ctx, q->reply, "unavailable", "database unavailable");
+    req_free(q);
+}
+
+ps_rpc *ps_rpc_create(ps_ctx *ctx)
+{
+    ps_rpc *rpc = nt_calloc(1, sizeof(*rpc));
+    rpc->ctx = ctx;
+    for (int k = 0; k < RPC_KINDS; k++) {
+        rpc->subs[k] = nt_bus_subscribe(ctx->bus, rpc_subjects[k], "persister", rpc_on_msg, rpc);
+        if (rpc->subs[k] == NULL) {
+            nt_error("cannot subscribe %s", rpc_subjects[k]);
+            ps_rpc_destroy(rpc);
+            return NULL;
+        }
+    }
+    return rpc;
+}
+
+void ps_rpc_unsubscribe(ps_rpc *rpc)
+{
+    for (int k = 0; k < RPC_KINDS; k++) {
+        nt_bus_unsubscribe(rpc->subs[k]);
+        rpc->subs[k] = NULL;
+    }
+}
+
+void ps_rpc_destroy(ps_rpc *rpc)
+{
+    if (rpc == NULL)
+        return;
+    ps_rpc_unsubscribe(rpc);
+    nt_free(rpc);
+}
+
+size_t ps_rpc_pending(const ps_rpc *rpc)
+{
+    return rpc->pending;
+}

@@ -1,0 +1,323 @@
+/* worker.c: the JetStream worker thread. Round-robins the owned partitions with
+ * NoWait fetches; when a whole round finds nothing it waits once with a short
+ * expiry. A partition is fetched only while the loop has no batch of it in flight,
+ * and its subscription is closed only then, since acks use the subscription. */
+#include "worker.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "log.h"
+#include "util.h"
+
+#define WORKER_IDLE_FETCH_MS 20
+#define WORKER_IDLE_SLEEP_MS 100
+#define WORKER_RETRY_MS 1000
+#define WORKER_FETCH_ERROR_MS 250
+#define WORKER_ACK_WAIT_S 60
+#define WORKER_MAX_ACK_PENDING 100000
+#define WORKER_QUIT_WAIT_MS 3000   /* for the loop to release batches at exit */
+
+typedef struct wpart {
+    bool want;                /* loop owns p and wants it fetched */
+    uint64_t want_gen;
+    uint64_t committed;       /* start after this stream sequence */
+    bool inflight;            /* a batch of p is with the loop */
+    natsSubscription *sub;    /* worker thread only */
+    uint64_t sub_gen;
+    int64_t retry_at;         /* ms: no setup or fetch before */
+    natsStatus last_err;      /* to log a failure once, not per attempt */
+} wpart;
+
+struct ps_worker {
+    ps_ctx *ctx;
+    uv_thread_t thread;
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    bool quit;
+    nt_bus_post_fn on_exit;
+    void *exit_arg;
+    jsCtx *js;
+    unsigned n;
+    unsigned rr;              /* next partition of the round robin */
+    wpart *parts;
+};
+
+static void worker_post(ps_worker *w, nt_bus_post_fn fn, void *arg)
+{
+    while (nt_bus_post(w->ctx->bus, fn, arg) == NT_EFULL)
+        uv_sleep(5);
+}
+
+static void worker_note_error(wpart *wp, unsigned p, const char *what, natsStatus s,
+                              jsErrCode jerr)
+{
+    if (wp->last_err != s)
+        nt_warn("partition %u: %s failed: %s (jetstream error %d)", p, what,
+                natsStatus_GetText(s), (int)jerr);
+    wp->last_err = s;
+}
+
+/* Deletes natter_p<p>, creates it to deliver after `committed`, binds a pull
+ * subscription to it. Called unlocked. */
+static natsStatus worker_setup(ps_worker *w, unsigned p, uint64_t committed,
+                               natsSubscription **out, wpart *wp)
+{
+    char name[32], subj[48];
+    snprintf(name, sizeof(name), "natter_p%u", p);
+    snprintf(subj, sizeof(subj), "natter.in.*.%u", p);
+    jsErrCode jerr = 0;
+    natsStatus s = js_DeleteConsumer(w->js, PS_STREAM, name, NULL, &jerr);
+    if (s != NATS_OK && s != NATS_NOT_FOUND) {
+        worker_note_error(wp, p, "deleting the consumer", s, jerr);
+        return s;
+    }
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = name;
+    cc.FilterSubject = subj;
+    cc.AckPolicy = js_AckAll;
+    cc.AckWait = (int64_t)WORKER_ACK_WAIT_S * 1000000000LL;
+    cc.MaxAckPending = WORKER_MAX_ACK_PENDING;
+    if (committed == 0) {
+        cc.DeliverPolicy = js_DeliverAll;
+    } else {
+        cc.DeliverPolicy = js_DeliverByStartSequence;
+        cc.OptStartSeq = committed + 1;
+    }
+    jsConsumerInfo *ci = NULL;
+    s = js_AddConsumer(&ci, w->js, PS_STREAM, &cc, NULL, &jerr);
+    if (s != NATS_OK) {
+        worker_note_error(wp, p, "creating the consumer", s, jerr);
+        return s;
+    }
+    jsConsumerInfo_Destroy(ci);
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = PS_STREAM;
+    so.Consumer = name;
+    s = js_PullSubscribe(out, w->js, subj, name, NULL, &so, &jerr);
+    if (s != NATS_OK) {
+        worker_note_error(wp, p, "pull subscribe", s, jerr);
+        return s;
+    }
+    nt_info("partition %u: consumer %s starts after stream sequence %llu", p, name,
+            (unsigned long long)committed);
+    return NATS_OK;
+}
+
+/* Closes subscriptions nobody wants and creates wanted ones. Lock held; drops it
+ * around blocking calls. True when it did something. */
+static bool worker_reconcile_locked(ps_worker *w)
+{
+    bool worked = false;
+    for (unsigned p = 0; p < w->n && !w->quit; p++) {
+        wpart *wp = &w->parts[p];
+        if (wp->sub != NULL && wp->inflight == false &&
+            (!wp->want || wp->sub_gen != wp->want_gen)) {
+            natsSubscription *sub = wp->sub;
+            wp->sub = NULL;
+            uv_mutex_unlock(&w->mu);
+            natsSubscription_Destroy(sub);
+            uv_mutex_lock(&w->mu);
+            worked = true;
+        }
+        if (wp->want && wp->sub == NULL && !wp->inflight && nt_now_ms() >= wp->retry_at) {
+            uint64_t gen = wp->want_gen, committed = wp->committed;
+            natsSubscription *sub = NULL;
+            uv_mutex_unlock(&w->mu);
+            natsStatus s = worker_setup(w, p, committed, &sub, wp);
+            uv_mutex_lock(&w->mu);
+            worked = true;
+            if (s != NATS_OK) {
+                wp->retry_at = nt_now_ms() + WORKER_RETRY_MS;
+                continue;
+            }
+            wp->last_err = NATS_OK;
+            if (wp->want && wp->want_gen == gen) {
+                wp->sub = sub;
+                wp->sub_gen = gen;
+            } else {
+                uv_mutex_unlock(&w->mu);
+                natsSubscription_Destroy(sub);
+                uv_mutex_lock(&w->mu);
+            }
+        }
+    }
+    return worked;
+}
+
+static bool worker_fetchable(const wpart *wp, int64_t now)
+{
+    return wp->sub != NULL && wp->want && wp->sub_gen == wp->want_gen && !wp->inflight &&
+           now >= wp->retry_at;
+}
+
+/* One fetch of p. Lock held; dropped during the fetch and the hand-off. True when
+ * messages were handed to the loop. */
+static bool worker_fetch_locked(ps_worker *w, unsigned p, bool nowait)
+{
+    wpart *wp = &w->parts[p];
+    natsSubscription *sub = wp->sub;
+    uint64_t gen = wp->sub_gen;
+    uv_mutex_unlock(&w->mu);
+
+    jsFetchRequest req;
+    jsFetchRequest_Init(&req);
+    req.Batch = w->ctx->cfg.batch_max;
+    req.NoWait = nowait;
+    req.Expires = nowait ? 0 : (int64_t)WORKER_IDLE_FETCH_MS * 1000000LL;
+    natsMsgList list;
+    memset(&list, 0, sizeof(list));
+    natsStatus s = natsSubscription_FetchRequest(&list, sub, &req);
+
+    uv_mutex_lock(&w->mu);
+    if (s == NATS_OK && list.Count > 0) {
+        wp->inflight = true;
+        wp->last_err = NATS_OK;
+        uv_mutex_unlock(&w->mu);
+        ps_fetch *f = nt_malloc(sizeof(*f));
+        f->ctx = w->ctx;
+        f->p = p;
+        f->gen = gen;
+        f->list = list;
+        worker_post(w, ps_batch_deliver, f);
+        uv_mutex_lock(&w->mu);
+        return true;
+    }
+    natsMsgList_Destroy(&list);
+    if (s != NATS_OK && s != NATS_TIMEOUT && s != NATS_NOT_FOUND) {
+        worker_note_error(wp, p, "fetch", s, 0);
+        wp->retry_at = nt_now_ms() + WORKER_FETCH_ERROR_MS;
+    }
+    return false;
+}
+
+static void worker_main(void *arg)
+{
+    ps_worker *w = arg;
+    uv_mutex_lock(&w->mu);
+    while (!w->quit) {
+        bool worked = worker_reconcile_locked(w);
+        int64_t now = nt_now_ms();
+        int idle_candidate = -1;
+        for (unsigned i = 0; i < w->n && !w->quit; i++) {
+            unsigned p = (w->rr + i) % w->n;
+            if (!worker_fetchable(&w->parts[p], now))
+                continue;
+            if (idle_candidate < 0)
+                idle_candidate = (int)p;
+            if (worker_fetch_locked(w, p, true))
+                worked = true;
+        }
+        w->rr = (w->rr + 1) % (w->n ? w->n : 1);
+        if (worked || w->quit)
+            continue;
+        if (idle_candidate >= 0 && worker_fetchable(&w->parts[idle_candidate], nt_now_ms()))
+            worker_fetch_locked(w, (unsigned)idle_candidate, false);
+        else
+            uv_cond_timedwait(&w->cv, &w->mu, (uint64_t)WORKER_IDLE_SLEEP_MS * 1000000ULL);
+    }
+    int64_t deadline = nt_now_ms() + WORKER_QUIT_WAIT_MS;
+    for (unsigned p = 0; p < w->n; p++) {
+        while (w->parts[p].inflight && nt_now_ms() < deadline)
+            uv_cond_timedwait(&w->cv, &w->mu, 10000000ULL);
+        natsSubscription *sub = w->parts[p].sub;
+        w->parts[p].sub = NULL;
+        if (sub != NULL) {
+            uv_mutex_unlock(&w->mu);
+            natsSubscription_Destroy(sub);
+            uv_mutex_lock(&w->mu);
+        }
+    }
+    nt_bus_post_fn on_exit = w->on_exit;
+    void *exit_arg = w->exit_arg;
+    uv_mutex_unlock(&w->mu);
+    jsCtx_Destroy(w->js);
+    w->js = NULL;
+    if (on_exit != NULL)
+        worker_post(w, on_exit, exit_arg);
+}
+
+ps_worker *ps_worker_create(ps_ctx *ctx)
+{
+    ps_worker *w = nt_calloc(1, sizeof(*w));
+    w->ctx = ctx;
+    w->n = ctx->cfg.partitions;
+    w->parts = nt_calloc(w->n, sizeof(*w->parts));
+    uv_mutex_init(&w->mu);
+    uv_cond_init(&w->cv);
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = 5000;
+    natsStatus s = natsConnection_JetStream(&w->js, nt_bus_conn(ctx->bus), &jo);
+    if (s != NATS_OK || uv_thread_create(&w->thread, worker_main, w) != 0) {
+        nt_error("cannot start the JetStream worker: %s", natsStatus_GetText(s));
+        jsCtx_Destroy(w->js);
+        uv_cond_destroy(&w->cv);
+        uv_mutex_destroy(&w->mu);
+        nt_free(w->parts);
+        nt_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void ps_worker_start_part(ps_worker *w, unsigned p, uint64_t gen, uint64_t committed)
+{
+    uv_mutex_lock(&w->mu);
+    wpart *wp = &w->parts[p];
+    wp->want = true;
+    wp->want_gen = gen;
+    wp->committed = committed;
+    wp->retry_at = 0;
+    uv_cond_signal(&w->cv);
+    uv_mutex_unlock(&w->mu);
+}
+
+void ps_worker_stop_part(ps_worker *w, unsigned p)
+{
+    uv_mutex_lock(&w->mu);
+    w->parts[p].want = false;
+    uv_cond_signal(&w->cv);
+    uv_mutex_unlock(&w->mu);
+}
+
+void ps_worker_stop_all(ps_worker *w)
+{
+    uv_mutex_lock(&w->mu);
+    for (unsigned p = 0; p < w->n; p++)
+        w->parts[p].want = false;
+    uv_cond_signal(&w->cv);
+    uv_mutex_unlock(&w->mu);
+}
+
+void ps_worker_batch_done(ps_worker *w, unsigned p, uint64_t gen)
+{
+    uv_mutex_lock(&w->mu);
+    w->parts[p].inflight = false;
+    uv_cond_signal(&w->cv);
+    uv_mutex_unlock(&w->mu);
+}
+
+void ps_worker_quit(ps_worker *w, nt_bus_post_fn on_exit, void *arg)
+{
+    uv_mutex_lock(&w->mu);
+    w->quit = true;
+    w->on_exit = on_exit;
+    w->exit_arg = arg;
+    uv_cond_signal(&w->cv);
+    uv_mutex_unlock(&w->mu);
+}
+
+void ps_worker_destroy(ps_worker *w)
+{
+    if (w == NULL)
+        return;
+    uv_thread_join(&w->thread);
+    uv_cond_destroy(&w->cv);
+    uv_mutex_destroy(&w->mu);
+    nt_free(w->parts);
+    nt_free(w);
+}
