@@ -1,7 +1,9 @@
-/* worker.c: the JetStream worker thread. Round-robins the owned partitions with
- * NoWait fetches; when a whole round finds nothing it waits once with a short
- * expiry. A partition is fetched only while the loop has no batch of it in flight,
- * and its subscription is closed only then, since acks use the subscription. */
+/* worker.c: the JetStream fetch threads, one per owned partition (cnats 3.4 has
+ * no asynchronous pull, and one thread cannot long-poll several consumers). Each
+ * long-polls its partition's pull consumer, so a message is fetched as soon as it
+ * is stored and an idle partition costs one request per poll interval. A
+ * partition is fetched only while the loop has no batch of it in flight, and its
+ * subscription is closed only then, since acks use the subscription. */
 #include "worker.h"
 
 #include <stdio.h>
@@ -11,7 +13,7 @@
 #include "log.h"
 #include "util.h"
 
-#define WORKER_IDLE_FETCH_MS 20
+#define WORKER_POLL_MS 500          /* long-poll expiry of one fetch */
 #define WORKER_IDLE_SLEEP_MS 100
 #define WORKER_RETRY_MS 1000
 #define WORKER_FETCH_ERROR_MS 250
@@ -20,6 +22,10 @@
 #define WORKER_QUIT_WAIT_MS 3000   /* for the loop to release batches at exit */
 
 typedef struct wpart {
+    struct ps_worker *w;
+    unsigned p;
+    uv_thread_t thread;
+    bool started;             /* thread created */
     bool want;                /* loop owns p and wants it fetched */
     uint64_t want_gen;
     uint64_t committed;       /* start after this stream sequence */
@@ -32,15 +38,14 @@ typedef struct wpart {
 
 struct ps_worker {
     ps_ctx *ctx;
-    uv_thread_t thread;
     uv_mutex_t mu;
     uv_cond_t cv;
     bool quit;
+    unsigned running;         /* partition threads not yet ended */
     nt_bus_post_fn on_exit;
     void *exit_arg;
     jsCtx *js;
     unsigned n;
-    unsigned rr;              /* next partition of the round robin */
     wpart *parts;
 };
 
@@ -107,70 +112,59 @@ static natsStatus worker_setup(ps_worker *w, unsigned p, uint64_t committed,
     return NATS_OK;
 }
 
-/* Closes subscriptions nobody wants and creates wanted ones. Lock held; drops it
- * around blocking calls. True when it did something. */
-static bool worker_reconcile_locked(ps_worker *w)
-{
-    bool worked = false;
-    for (unsigned p = 0; p < w->n && !w->quit; p++) {
-        wpart *wp = &w->parts[p];
-        if (wp->sub != NULL && wp->inflight == false &&
-            (!wp->want || wp->sub_gen != wp->want_gen)) {
-            natsSubscription *sub = wp->sub;
-            wp->sub = NULL;
-            uv_mutex_unlock(&w->mu);
-            natsSubscription_Destroy(sub);
-            uv_mutex_lock(&w->mu);
-            worked = true;
-        }
-        if (wp->want && wp->sub == NULL && !wp->inflight && nt_now_ms() >= wp->retry_at) {
-            uint64_t gen = wp->want_gen, committed = wp->committed;
-            natsSubscription *sub = NULL;
-            uv_mutex_unlock(&w->mu);
-            natsStatus s = worker_setup(w, p, committed, &sub, wp);
-            uv_mutex_lock(&w->mu);
-            worked = true;
-            if (s != NATS_OK) {
-                wp->retry_at = nt_now_ms() + WORKER_RETRY_MS;
-                continue;
-            }
-            wp->last_err = NATS_OK;
-            if (wp->want && wp->want_gen == gen) {
-                wp->sub = sub;
-                wp->sub_gen = gen;
-            } else {
-                uv_mutex_unlock(&w->mu);
-                natsSubscription_Destroy(sub);
-                uv_mutex_lock(&w->mu);
-            }
-        }
-    }
-    return worked;
-}
-
 static bool worker_fetchable(const wpart *wp, int64_t now)
 {
     return wp->sub != NULL && wp->want && wp->sub_gen == wp->want_gen && !wp->inflight &&
            now >= wp->retry_at;
 }
 
+/* Closes p's subscription when nobody wants it and creates it when wanted. Lock
+ * held; dropped around blocking calls. */
+static void worker_reconcile_locked(ps_worker *w, wpart *wp)
+{
+    unsigned p = wp->p;
+    if (wp->sub != NULL && !wp->inflight && (!wp->want || wp->sub_gen != wp->want_gen)) {
+        natsSubscription *sub = wp->sub;
+        wp->sub = NULL;
+        uv_mutex_unlock(&w->mu);
+        natsSubscription_Destroy(sub);
+        uv_mutex_lock(&w->mu);
+    }
+    if (!wp->want || wp->sub != NULL || wp->inflight || nt_now_ms() < wp->retry_at)
+        return;
+    uint64_t gen = wp->want_gen, committed = wp->committed;
+    natsSubscription *sub = NULL;
+    uv_mutex_unlock(&w->mu);
+    natsStatus s = worker_setup(w, p, committed, &sub, wp);
+    uv_mutex_lock(&w->mu);
+    if (s != NATS_OK) {
+        wp->retry_at = nt_now_ms() + WORKER_RETRY_MS;
+        return;
+    }
+    wp->last_err = NATS_OK;
+    if (wp->want && wp->want_gen == gen) {
+        wp->sub = sub;
+        wp->sub_gen = gen;
+    } else {
+        uv_mutex_unlock(&w->mu);
+        natsSubscription_Destroy(sub);
+        uv_mutex_lock(&w->mu);
+    }
+}
+
 /* One fetch of p. Lock held; dropped during the fetch and the hand-off. True when
  * messages were handed to the loop. */
-static bool worker_fetch_locked(ps_worker *w, unsigned p, bool nowait)
+static bool worker_fetch_locked(ps_worker *w, unsigned p)
 {
     wpart *wp = &w->parts[p];
     natsSubscription *sub = wp->sub;
     uint64_t gen = wp->sub_gen;
     uv_mutex_unlock(&w->mu);
 
-    jsFetchRequest req;
-    jsFetchRequest_Init(&req);
-    req.Batch = w->ctx->cfg.batch_max;
-    req.NoWait = nowait;
-    req.Expires = nowait ? 0 : (int64_t)WORKER_IDLE_FETCH_MS * 1000000LL;
     natsMsgList list;
     memset(&list, 0, sizeof(list));
-    natsStatus s = natsSubscription_FetchRequest(&list, sub, &req);
+    /* Returns as soon as some messages arrived and no more are available. */
+    natsStatus s = natsSubscription_Fetch(&list, sub, w->ctx->cfg.batch_max, WORKER_POLL_MS, NULL);
 
     uv_mutex_lock(&w->mu);
     if (s == NATS_OK && list.Count > 0) {
@@ -194,49 +188,31 @@ static bool worker_fetch_locked(ps_worker *w, unsigned p, bool nowait)
     return false;
 }
 
-static void worker_main(void *arg)
+static void worker_part_main(void *arg)
 {
-    ps_worker *w = arg;
+    wpart *wp = arg;
+    ps_worker *w = wp->w;
     uv_mutex_lock(&w->mu);
     while (!w->quit) {
-        bool worked = worker_reconcile_locked(w);
-        int64_t now = nt_now_ms();
-        int idle_candidate = -1;
-        for (unsigned i = 0; i < w->n && !w->quit; i++) {
-            unsigned p = (w->rr + i) % w->n;
-            if (!worker_fetchable(&w->parts[p], now))
-                continue;
-            if (idle_candidate < 0)
-                idle_candidate = (int)p;
-            if (worker_fetch_locked(w, p, true))
-                worked = true;
-        }
-        w->rr = (w->rr + 1) % (w->n ? w->n : 1);
-        if (worked || w->quit)
-            continue;
-        if (idle_candidate >= 0 && worker_fetchable(&w->parts[idle_candidate], nt_now_ms()))
-            worker_fetch_locked(w, (unsigned)idle_candidate, false);
+        worker_reconcile_locked(w, wp);
+        if (w->quit)
+            break;
+        if (worker_fetchable(wp, nt_now_ms()))
+            worker_fetch_locked(w, wp->p);
         else
             uv_cond_timedwait(&w->cv, &w->mu, (uint64_t)WORKER_IDLE_SLEEP_MS * 1000000ULL);
     }
     int64_t deadline = nt_now_ms() + WORKER_QUIT_WAIT_MS;
-    for (unsigned p = 0; p < w->n; p++) {
-        while (w->parts[p].inflight && nt_now_ms() < deadline)
-            uv_cond_timedwait(&w->cv, &w->mu, 10000000ULL);
-        natsSubscription *sub = w->parts[p].sub;
-        w->parts[p].sub = NULL;
-        if (sub != NULL) {
-            uv_mutex_unlock(&w->mu);
-            natsSubscription_Destroy(sub);
-            uv_mutex_lock(&w->mu);
-        }
-    }
+    while (wp->inflight && nt_now_ms() < deadline)
+        uv_cond_timedwait(&w->cv, &w->mu, 10000000ULL);
+    natsSubscription *sub = wp->sub;
+    wp->sub = NULL;
+    bool last = --w->running == 0;
     nt_bus_post_fn on_exit = w->on_exit;
     void *exit_arg = w->exit_arg;
     uv_mutex_unlock(&w->mu);
-    jsCtx_Destroy(w->js);
-    w->js = NULL;
-    if (on_exit != NULL)
+    natsSubscription_Destroy(sub);
+    if (last && on_exit != NULL)
         worker_post(w, on_exit, exit_arg);
 }
 
@@ -252,7 +228,7 @@ ps_worker *ps_worker_create(ps_ctx *ctx)
     jsOptions_Init(&jo);
     jo.Wait = 5000;
     natsStatus s = natsConnection_JetStream(&w->js, nt_bus_conn(ctx->bus), &jo);
-    if (s != NATS_OK || uv_thread_create(&w->thread, worker_main, w) != 0) {
+    if (s != NATS_OK) {
         nt_error("cannot start the JetStream worker: %s", natsStatus_GetText(s));
         jsCtx_Destroy(w->js);
         uv_cond_destroy(&w->cv);
@@ -272,7 +248,17 @@ void ps_worker_start_part(ps_worker *w, unsigned p, uint64_t gen, uint64_t commi
     wp->want_gen = gen;
     wp->committed = committed;
     wp->retry_at = 0;
-    uv_cond_signal(&w->cv);
+    if (!wp->started && !w->quit) {
+        wp->w = w;
+        wp->p = p;
+        if (uv_thread_create(&wp->thread, worker_part_main, wp) == 0) {
+            wp->started = true;
+            w->running++;
+        } else {
+            nt_error("partition %u: cannot start its fetch thread", p);
+        }
+    }
+    uv_cond_broadcast(&w->cv);
     uv_mutex_unlock(&w->mu);
 }
 
@@ -280,7 +266,7 @@ void ps_worker_stop_part(ps_worker *w, unsigned p)
 {
     uv_mutex_lock(&w->mu);
     w->parts[p].want = false;
-    uv_cond_signal(&w->cv);
+    uv_cond_broadcast(&w->cv);
     uv_mutex_unlock(&w->mu);
 }
 
@@ -289,7 +275,7 @@ void ps_worker_stop_all(ps_worker *w)
     uv_mutex_lock(&w->mu);
     for (unsigned p = 0; p < w->n; p++)
         w->parts[p].want = false;
-    uv_cond_signal(&w->cv);
+    uv_cond_broadcast(&w->cv);
     uv_mutex_unlock(&w->mu);
 }
 
@@ -297,7 +283,7 @@ void ps_worker_batch_done(ps_worker *w, unsigned p, uint64_t gen)
 {
     uv_mutex_lock(&w->mu);
     w->parts[p].inflight = false;
-    uv_cond_signal(&w->cv);
+    uv_cond_broadcast(&w->cv);
     uv_mutex_unlock(&w->mu);
 }
 
@@ -307,15 +293,21 @@ void ps_worker_quit(ps_worker *w, nt_bus_post_fn on_exit, void *arg)
     w->quit = true;
     w->on_exit = on_exit;
     w->exit_arg = arg;
-    uv_cond_signal(&w->cv);
+    bool none = w->running == 0;
+    uv_cond_broadcast(&w->cv);
     uv_mutex_unlock(&w->mu);
+    if (none && on_exit != NULL)
+        worker_post(w, on_exit, arg);
 }
 
 void ps_worker_destroy(ps_worker *w)
 {
     if (w == NULL)
         return;
-    uv_thread_join(&w->thread);
+    for (unsigned p = 0; p < w->n; p++)
+        if (w->parts[p].started)
+            uv_thread_join(&w->parts[p].thread);
+    jsCtx_Destroy(w->js);
     uv_cond_destroy(&w->cv);
     uv_mutex_destroy(&w->mu);
     nt_free(w->parts);

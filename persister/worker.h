@@ -1,6 +1,7 @@
-/* worker.h: the one JetStream thread. It owns every blocking JetStream call
- * (consumer create/delete, pull subscribe, fetch) and hands fetched batches to
- * the loop with nt_bus_post, at most one batch in flight per partition. */
+/* worker.h: the JetStream fetch threads, one per owned partition. They own every
+ * blocking JetStream call (consumer create/delete, pull subscribe, fetch) and hand
+ * fetched batches to the loop with nt_bus_post, at most one batch in flight per
+ * partition. */
 #ifndef PS_WORKER_H
 #define PS_WORKER_H
 
@@ -21,7 +22,8 @@ typedef struct ps_fetch {
 /* Called on the loop thread for every fetched batch. */
 void ps_batch_deliver(void *fetch);
 
-/* Starts the thread. It uses nt_bus_conn(ctx->bus). */
+/* Creates the worker; a partition's thread starts when the partition is first
+ * owned. It uses nt_bus_conn(ctx->bus). */
 ps_worker *ps_worker_create(ps_ctx *ctx);
 /* Partition p is owned under `gen`: (re)create consumer natter_p<p> to start after
  * stream sequence `committed` and fetch it. Loop thread. */
@@ -32,10 +34,10 @@ void ps_worker_stop_all(ps_worker *w);
 /* The loop finished with the batch of p fetched under gen (acked or dropped);
  * its messages must all be destroyed already. */
 void ps_worker_batch_done(ps_worker *w, unsigned p, uint64_t gen);
-/* Asks the thread to close its subscriptions and end; `on_exit(arg)` is then posted
+/* Asks the threads to close its subscriptions and end; `on_exit(arg)` is then posted
  * to the loop. Every batch must have been reported done before. */
 void ps_worker_quit(ps_worker *w, nt_bus_post_fn on_exit, void *arg);
-/* Joins the (ended) thread and frees the worker. Loop thread, after on_exit ran. */
+/* Joins the (ended) threads and frees the worker. Loop thread, after on_exit ran. */
 void ps_worker_destroy(ps_worker *w);
 
 #endif
