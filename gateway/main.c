@@ -34,22 +34,30 @@ void gw_metrics_error(const char *code)
     nt_metric_add(errors_by_code[c], 1);
 }
 
+/* The gateway's id is NATTER_GATEWAY_ID (default gw-<host>) plus a random
+ * suffix per start, so a process restarted under the same name (a container
+ * restart in the same pod) is a new incarnation: the router expires the old
+ * one's connections instead of mistaking the new heartbeats for them. */
 static void read_gateway_id(void)
 {
     const char *id = nt_config_str("NATTER_GATEWAY_ID", "", "gateway id");
+    char base[56] = "gw-host";
+    char uuid[37];
     if (*id) {
-        if (!nt_valid_id(id, strlen(id)))
-            nt_config_fatal("NATTER_GATEWAY_ID=%s is invalid: expected 1-64 characters of [A-Za-z0-9_-]", id);
-        snprintf(gw.cfg.gw_id, sizeof gw.cfg.gw_id, "%s", id);
-        return;
+        if (strlen(id) > 55 || !nt_valid_id(id, strlen(id)))
+            nt_config_fatal("NATTER_GATEWAY_ID=%s is invalid: expected 1-55 characters of [A-Za-z0-9_-]", id);
+        snprintf(base, sizeof base, "%s", id);
+    } else {
+        char host[48] = "host";
+        gethostname(host, sizeof host - 1);
+        host[sizeof host - 1] = '\0';
+        for (char *p = host; *p; p++)
+            if (!nt_valid_id(p, 1))
+                *p = '-';
+        snprintf(base, sizeof base, "gw-%.48s", host);
     }
-    char host[40] = "host";
-    gethostname(host, sizeof host - 1);
-    host[sizeof host - 1] = '\0';
-    for (char *p = host; *p; p++)
-        if (!nt_valid_id(p, 1))
-            *p = '-';
-    snprintf(gw.cfg.gw_id, sizeof gw.cfg.gw_id, "gw-%s-%d", host, (int)getpid());
+    nt_uuid(uuid);
+    snprintf(gw.cfg.gw_id, sizeof gw.cfg.gw_id, "%s-%.8s", base, uuid);
 }
 
 static void read_config(void)

@@ -1,5 +1,6 @@
 /* main.c: natter-router start-up (settings, dependency checks), the loop, and graceful shutdown. */
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,8 +40,10 @@ typedef struct app {
 } app;
 
 /* Parses NATTER_REDIS_URL "redis://host[:port][/0]" into an IP literal and a port.
- * Names other than localhost are refused: hiredis would resolve them with a
- * blocking getaddrinfo on the loop. Exits 2 on anything else. */
+ * A host name is resolved here, once, at start-up (before the loop runs):
+ * hiredis would otherwise resolve it with a blocking getaddrinfo on the loop at
+ * every reconnect. Point it at a stable address (a Kubernetes Service). Exits 2
+ * on a bad URL or a name that does not resolve. */
 static void parse_redis_url(const char *url, redis_addr *out)
 {
     const char *s = url;
@@ -85,13 +88,20 @@ static void parse_redis_url(const char *url, redis_addr *out)
     }
 
     unsigned char buf[sizeof(struct in6_addr)];
-    if (strcmp(host, "localhost") == 0)
-        snprintf(out->host, sizeof(out->host), "127.0.0.1");
-    else if (inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1)
+    if (inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1) {
         snprintf(out->host, sizeof(out->host), "%s", host);
-    else
-        nt_config_fatal("NATTER_REDIS_URL=%s is invalid: the host must be an IP address or "
-                        "localhost (names are not resolved)", url);
+        return;
+    }
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0 || !res)
+        nt_config_fatal("cannot resolve the host of NATTER_REDIS_URL=%s: %s", url, gai_strerror(rc));
+    const void *addr = res->ai_family == AF_INET6
+                           ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
+                           : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
+    inet_ntop(res->ai_family, addr, out->host, sizeof(out->host));
+    freeaddrinfo(res);
 }
 
 /* Start-up only: a blocking connect + PING before the loop runs. Exits 2 when unreachable. */
