@@ -173,6 +173,20 @@ static void pending_error(gw_pending *p, gw_errcode code, const char *message)
     pending_remove(p);
 }
 
+/* Every ref waiting on cmid in c (a resend while in flight adds one) is
+ * answered: with the ack when json is not NULL, else with the error. */
+static void pending_answer_all(gw_conn *c, const char *cmid, size_t clen, const char *json,
+                               size_t jlen, gw_errcode code, const char *message)
+{
+    gw_pending *p;
+    while ((p = pending_find(c, cmid, clen)) != NULL) {
+        if (json)
+            pending_ack(p, json, jlen);
+        else
+            pending_error(p, code, message);
+    }
+}
+
 void gw_actions_sweep(int64_t now_ms)
 {
     while (fifo_head && fifo_head->deadline_ms <= now_ms)
@@ -192,15 +206,11 @@ void gw_actions_user_envelope(gw_user *u, const nt_envr *r)
     const char *message = nt_envr_str(r, "message", &mlen);
     char text[200];
     snprintf(text, sizeof text, "%.*s", (int)mlen, message ? message : "message refused");
-    for (gw_conn *c = u->conns; c; c = c->next) {
-        gw_pending *p = pending_find(c, cmid, clen);
-        if (!p)
-            continue;
-        if (ack && json)
-            pending_ack(p, json, jlen);
-        else if (!ack)
-            pending_error(p, gw_errcode_parse(code, codelen), text);
-    }
+    if (ack && !json)
+        return;
+    for (gw_conn *c = u->conns; c; c = c->next)
+        pending_answer_all(c, cmid, clen, ack ? json : NULL, jlen,
+                           gw_errcode_parse(code, codelen), text);
 }
 
 /* ---- send_message ---- */
@@ -223,7 +233,7 @@ static void on_lookup(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *ar
         nt_envr_bool(&r, "found", &found) && found) {
         const char *json = nt_envr_str(&r, "json", &len);
         if (json)
-            pending_ack(p, json, len);
+            pending_answer_all(p->conn, q->cmid, strlen(q->cmid), json, len, GW_E_INTERNAL, NULL);
     }
     nt_envr_free(&r);
     req_free(q);
@@ -253,8 +263,8 @@ static void on_puback(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *ar
         return;
     }
     if (st != NT_OK) {
-        pending_error(p, GW_E_UNAVAILABLE,
-                      "message store unavailable, retry with the same client_msg_id");
+        pending_answer_all(p->conn, q->cmid, strlen(q->cmid), NULL, 0, GW_E_UNAVAILABLE,
+                           "message store unavailable, retry with the same client_msg_id");
         req_free(q);
         return;
     }
@@ -263,8 +273,8 @@ static void on_puback(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *ar
     if (!ack || jerr) {
         json_t *desc = jerr ? json_object_get(jerr, "description") : NULL;
         nt_warn("JetStream refused a message: %s", json_is_string(desc) ? json_string_value(desc) : "bad PubAck");
-        pending_error(p, GW_E_UNAVAILABLE,
-                      "message store unavailable, retry with the same client_msg_id");
+        pending_answer_all(p->conn, q->cmid, strlen(q->cmid), NULL, 0, GW_E_UNAVAILABLE,
+                           "message store unavailable, retry with the same client_msg_id");
         req_free(q);
     } else if (json_is_true(json_object_get(ack, "duplicate"))) {
         lookup_duplicate(p->conn, q);
@@ -290,16 +300,16 @@ static void act_send(gw_conn *c, const gw_frame *f)
         snprintf(cmid, sizeof cmid, "%s", s.client_msg_id);
     else
         nt_uuid(cmid);
-    gw_pending *p = pending_find(c, cmid, strlen(cmid));
-    if (p) {                            /* a resend while in flight: answer it instead */
-        json_decref(p->ref);
-        p->ref = f->ref ? json_incref(f->ref) : NULL;
-        return;
-    }
     if (c->npending >= gw.cfg.max_pending_sends) {
         gw_fail(&err, GW_E_RATE_LIMITED,
                 "%u messages are awaiting acknowledgement; wait for their acks", c->npending);
         return send_error(c, f->ref, &err);
+    }
+    if (pending_find(c, cmid, strlen(cmid))) {
+        /* A resend while the first is in flight: its ref is answered with the
+         * first one's ack; nothing is published twice. */
+        pending_add(c, cmid, f->ref);
+        return;
     }
 
     nt_envw w;
