@@ -493,9 +493,9 @@ nt_status gw_history_request(const char *app, const char *room, const char *user
     nt_envw_cstr(&w, "app", app);
     nt_envw_cstr(&w, "room", room);
     nt_envw_cstr(&w, "user", user);
-    if (h->before_seq)
+    if (h->before_seq >= 0)
         nt_envw_int(&w, "before_seq", h->before_seq);
-    if (h->after_seq)
+    if (h->after_seq >= 0)
         nt_envw_int(&w, "after_seq", h->after_seq);
     nt_envw_int(&w, "limit", h->limit);
     const char *data = nt_envw_finish(&w, &len);

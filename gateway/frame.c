@@ -279,6 +279,7 @@ bool gw_history_parse(const gw_frame *f, gw_history_req *out, gw_error *err)
 {
     bool present;
     memset(out, 0, sizeof *out);
+    out->before_seq = out->after_seq = -1;
     out->limit = 50;
     if (!gw_data_uint(f, "before_seq", INT64_MAX, &out->before_seq, &present, err) ||
         !gw_data_uint(f, "after_seq", INT64_MAX, &out->after_seq, &present, err) ||

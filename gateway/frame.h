@@ -106,7 +106,7 @@ typedef struct gw_send_req {
 bool gw_send_parse(const gw_frame *f, size_t max_chars, gw_send_req *out, gw_error *err);
 
 typedef struct gw_history_req {
-    int64_t before_seq, after_seq;   /* 0 when absent */
+    int64_t before_seq, after_seq;   /* -1 when absent (after_seq 0 = from the start) */
     int64_t limit;                   /* 1..100, default 50 */
 } gw_history_req;
 

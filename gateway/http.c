@@ -163,7 +163,7 @@ static void route_history(gw_http *h, const char *room, size_t roomlen)
 {
     nt_claims cl;
     char id[65], msg[128];
-    gw_history_req q = { .limit = 50 };
+    gw_history_req q = { .before_seq = -1, .after_seq = -1, .limit = 50 };
     if (!nt_valid_id(room, roomlen)) {
         snprintf(msg, sizeof msg, "invalid room id '%.*s'", (int)(roomlen > 64 ? 64 : roomlen), room);
         return respond_error(h, GW_E_BAD_REQUEST, msg);

@@ -203,7 +203,8 @@ static void test_history(void **state)
     assert_true(parse("{\"action\":\"history\",\"channel\":\"room.a\"}", &f, &err));
     assert_true(gw_history_parse(&f, &h, &err));
     assert_int_equal(h.limit, 50);
-    assert_int_equal(h.before_seq, 0);
+    assert_int_equal(h.before_seq, -1);
+    assert_int_equal(h.after_seq, -1);
     gw_frame_free(&f);
     assert_true(parse("{\"action\":\"history\",\"data\":{\"before_seq\":10,\"limit\":100}}", &f, &err));
     assert_true(gw_history_parse(&f, &h, &err));
