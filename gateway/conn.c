@@ -105,11 +105,29 @@ void gw_conn_close(gw_conn *c, uint16_t code)
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 5);
 }
 
+/* A room burst may push a healthy reader over NATTER_SEND_QUEUE_BYTES for a
+ * moment: it gets NATTER_SLOW_GRACE_MS to drain back under it. A reader still
+ * over it after that, or over NATTER_SEND_QUEUE_HARD_BYTES at any time, is slow. */
+static bool over_limit(gw_conn *c, uint32_t add)
+{
+    uint64_t bytes = (uint64_t)c->q_bytes + add;
+    if (bytes > gw.cfg.send_queue_hard_bytes)
+        return true;
+    if (bytes <= gw.cfg.send_queue_bytes)
+        return false;
+    uint32_t now = (uint32_t)uv_now(gw.loop) | 1;
+    if (!c->over_since) {
+        c->over_since = now;
+        return false;
+    }
+    return now - c->over_since > gw.cfg.slow_grace_ms;
+}
+
 bool gw_conn_enqueue(gw_conn *c, gw_buf *b)
 {
     if (c->close_code)
         return false;
-    if ((uint64_t)c->q_bytes + b->len > gw.cfg.send_queue_bytes) {
+    if (over_limit(c, b->len)) {
         nt_warn("connection %s is a slow consumer (%u bytes queued), closing", c->id, c->q_bytes);
         nt_metric_add(gw.m.slow_closed, 1);
         queue_drop(c);
@@ -159,6 +177,8 @@ void gw_conn_send_ack(gw_conn *c, const json_t *ref, const char *data_json, size
     nt_free(s);
 }
 
+#define GW_WRITES_PER_CALLBACK 64
+
 int gw_conn_writeable(gw_conn *c)
 {
     gw_qnode *n = c->q_head;
@@ -177,18 +197,27 @@ int gw_conn_writeable(gw_conn *c)
         lws_write(c->wsi, frame + LWS_PRE, 2 + wl, GW_LWS_WRITE_CLOSE);
         return -1;
     }
-    c->q_head = n->next;
-    if (!c->q_head)
-        c->q_tail = NULL;
-    uint32_t len = n->buf->len;
-    c->q_bytes -= len;
-    nt_metric_add(gw.m.bytes_queued, -(int64_t)len);
-    int w = lws_write(c->wsi, n->buf->data + LWS_PRE, len, LWS_WRITE_TEXT);
-    gw_buf_release(n->buf);
-    nt_free(n);
-    if (w < (int)len)
-        return -1;
-    nt_metric_add(gw.m.frames_out, 1);
+    /* Several frames per callback while the socket takes them: one frame per
+     * poll round cannot keep up with a room burst (a persister batch arrives in
+     * one loop turn), and healthy readers would be closed as slow consumers. */
+    for (int i = 0; n && i < GW_WRITES_PER_CALLBACK; i++, n = c->q_head) {
+        if (i > 0 && lws_send_pipe_choked(c->wsi))
+            break;
+        c->q_head = n->next;
+        if (!c->q_head)
+            c->q_tail = NULL;
+        uint32_t len = n->buf->len;
+        c->q_bytes -= len;
+        nt_metric_add(gw.m.bytes_queued, -(int64_t)len);
+        int w = lws_write(c->wsi, n->buf->data + LWS_PRE, len, LWS_WRITE_TEXT);
+        gw_buf_release(n->buf);
+        nt_free(n);
+        if (w < (int)len)
+            return -1;
+        nt_metric_add(gw.m.frames_out, 1);
+    }
+    if (c->q_bytes <= gw.cfg.send_queue_bytes)
+        c->over_since = 0;
     if (c->q_head || c->close_code)
         lws_callback_on_writable(c->wsi);
     return 0;

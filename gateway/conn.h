@@ -39,6 +39,7 @@ typedef struct gw_conn {
     int64_t auth_deadline_ms;     /* while unauthenticated */
     gw_qnode *q_head, *q_tail;
     uint32_t q_bytes;
+    uint32_t over_since;          /* loop ms (low 32 bits) the queue went over the soft limit; 0 = under */
     uint32_t rx_len;              /* bytes of a fragmented message in rx */
     char *rx;                     /* NULL unless a message spans several callbacks */
     gw_member *rooms;             /* live memberships (rooms.c) */

@@ -19,7 +19,9 @@ typedef struct gw_config {
     bool dev_tokens;                /* NATTER_DEV_TOKENS: POST /api/dev/token enabled */
     uint32_t max_frame;             /* NATTER_MAX_FRAME bytes per client frame */
     uint32_t max_message_chars;     /* NATTER_MAX_MESSAGE_CHARS code points */
-    uint32_t send_queue_bytes;      /* NATTER_SEND_QUEUE_BYTES per connection */
+    uint32_t send_queue_bytes;      /* NATTER_SEND_QUEUE_BYTES per connection (soft) */
+    uint32_t send_queue_hard_bytes; /* NATTER_SEND_QUEUE_HARD_BYTES: closed at once above */
+    uint32_t slow_grace_ms;         /* NATTER_SLOW_GRACE_MS over the soft limit before closing */
     uint32_t max_pending_sends;     /* NATTER_MAX_PENDING_SENDS per connection */
     uint32_t max_rooms_per_conn;    /* NATTER_MAX_ROOMS_PER_CONN */
     uint32_t max_connections;       /* NATTER_MAX_CONNECTIONS (WebSocket) */

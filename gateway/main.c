@@ -72,6 +72,10 @@ static void read_config(void)
     c->max_frame = (uint32_t)nt_config_int("NATTER_MAX_FRAME", 65536, 1024, 16 << 20);
     c->max_message_chars = (uint32_t)nt_config_int("NATTER_MAX_MESSAGE_CHARS", 5000, 1, 1 << 20);
     c->send_queue_bytes = (uint32_t)nt_config_int("NATTER_SEND_QUEUE_BYTES", 1 << 20, 4096, 1 << 30);
+    c->send_queue_hard_bytes = (uint32_t)nt_config_int("NATTER_SEND_QUEUE_HARD_BYTES",
+                                                       4 * (int64_t)c->send_queue_bytes,
+                                                       c->send_queue_bytes, (int64_t)1 << 31);
+    c->slow_grace_ms = (uint32_t)nt_config_int("NATTER_SLOW_GRACE_MS", 1000, 0, 60000);
     c->max_pending_sends = (uint32_t)nt_config_int("NATTER_MAX_PENDING_SENDS", 256, 1, 65535);
     c->max_rooms_per_conn = (uint32_t)nt_config_int("NATTER_MAX_ROOMS_PER_CONN", 256, 1, 65535);
     c->max_connections = (uint32_t)nt_config_int("NATTER_MAX_CONNECTIONS", 18000, 1, 10000000);
