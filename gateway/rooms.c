@@ -43,7 +43,18 @@ static void on_room_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
 {
     gw_room *room = arg;
     nt_envr r;
+    int64_t seq;
     gw_buf *b = event_buf(msg, &r, "room");
+    /* A persister that takes over a partition republishes the last batch its
+     * predecessor committed: forward each message seq once. */
+    if (b && nt_envr_int(&r, "seq", &seq)) {
+        if (seq <= room->last_seq) {
+            gw_buf_release(b);
+            b = NULL;
+        } else {
+            room->last_seq = seq;
+        }
+    }
     if (b) {
         for (gw_member *m = room->members; m; m = m->rnext)
             gw_conn_enqueue(m->conn, b);

@@ -23,6 +23,7 @@ typedef struct gw_room {
     const char *id;               /* the <room> part of subject */
     nt_bus_sub *sub;
     uint32_t interest;            /* memberships + joins in flight */
+    int64_t last_seq;             /* highest message seq forwarded (0 = none yet) */
     gw_member *members;
 } gw_room;
 

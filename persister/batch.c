@@ -1,7 +1,9 @@
-/* batch.c: one transaction per fetched batch. Messages at or below the partition's
- * committed stream sequence are redeliveries (acked, not written); undecodable
- * ones are poison (logged, acked). After the commit: AckAll on the last message,
- * then per message an ack (and a room event when stored) or a send_error. */
+/* batch.c: one transaction per fetched batch; undecodable messages are poison
+ * (logged, acked). After the commit: AckAll on the last message, then per message
+ * an ack (and a room event when stored) or a send_error. A message at or below the
+ * partition's resume point is a redelivery of the last batch a dead owner
+ * committed: natter_post returns its row as a duplicate and its ack and room event
+ * are published again (gateways drop room seqs they already forwarded). */
 #include "batch.h"
 
 #include <stdio.h>
@@ -25,12 +27,12 @@
 const ps_pg_stmt ps_batch_stmts[] = {
     { "claim", "SELECT natter_claim($1::int)", 1 },
     { "post", "SELECT * FROM natter_post($1, $2, $3, $4, $5, $6, $7, $8)", 8 },
-    { "advance", "UPDATE partitions SET stream_seq = greatest(stream_seq, $1::bigint) WHERE p = $2::int", 2 },
+    { "advance", "UPDATE partitions SET stream_seq = greatest(stream_seq, $1::bigint), "
+                 "batch_start = $3::bigint WHERE p = $2::int", 3 },
 };
 const size_t ps_batch_nstmts = sizeof(ps_batch_stmts) / sizeof(ps_batch_stmts[0]);
 
 typedef enum {
-    IT_SKIP,     /* redelivery of a committed message */
     IT_POISON,   /* cannot be decoded or answered */
     IT_BAD,      /* refused with bad_request */
     IT_POST,     /* goes to natter_post */
@@ -40,6 +42,7 @@ typedef struct ps_item {
     struct ps_batch *batch;
     uint64_t sseq;
     item_kind kind;
+    bool redelivered;     /* at or below the resume point: replay of a committed batch */
     char *app, *room, *sender, *name, *cmid, *mtype, *body, *reply_to;
     const char *bad_reason;
     char *status;         /* natter_post result */
@@ -57,6 +60,7 @@ struct ps_batch {
     ps_item *items;
     int n;
     uint64_t max_sseq;
+    uint64_t min_sseq;        /* first stream sequence of the batch (0 until known) */
     bool awaiting;        /* queries are in the pipeline */
     bool failed;
     char err[256];
@@ -316,9 +320,6 @@ static void item_publish(ps_ctx *ctx, const ps_item *it)
 {
     char msg[128];
     switch (it->kind) {
-    case IT_SKIP:
-        nt_metric_add(ctx->m.redelivered, 1);
-        return;
     case IT_POISON:
         nt_warn("stream sequence %llu: undecodable send envelope acked and skipped",
                 (unsigned long long)it->sseq);
@@ -341,6 +342,10 @@ static void item_publish(ps_ctx *ctx, const ps_item *it)
         publish_ack(ctx, it);
     } else if (strcmp(it->status, "duplicate") == 0) {
         nt_metric_add(ctx->m.duplicates, 1);
+        if (it->redelivered) {
+            nt_metric_add(ctx->m.redelivered, 1);
+            publish_room_event(ctx, it);
+        }
         publish_ack(ctx, it);
     } else if (strcmp(it->status, "not_found") == 0) {
         nt_metric_add(ctx->m.refused, 1);
@@ -444,13 +449,14 @@ static void batch_send(ps_batch *b)
             continue;
         item_clear_result(it);
     }
-    char seqv[24], pv[16];
+    char seqv[24], pv[16], startv[24];
     snprintf(seqv, sizeof(seqv), "%llu", (unsigned long long)b->max_sseq);
     snprintf(pv, sizeof(pv), "%u", b->part->p);
-    const char *adv[2] = { seqv, pv };
+    snprintf(startv, sizeof(startv), "%llu", (unsigned long long)b->min_sseq);
+    const char *adv[3] = { seqv, pv, startv };
     /* The connection's state changes only on the loop, so either the first send is
      * refused and nothing was queued, or every send of the batch is queued. */
-    if (ps_pg_prepared(ctx->wpg, "advance", 2, adv, batch_step_done, b) != NT_OK) {
+    if (ps_pg_prepared(ctx->wpg, "advance", 3, adv, batch_step_done, b) != NT_OK) {
         batch_drop(b, "write connection down");
         return;
     }
@@ -504,10 +510,9 @@ void ps_batch_deliver(void *arg)
         jsMsgMetaData_Destroy(meta);
         if (it->sseq > b->max_sseq)
             b->max_sseq = it->sseq;
-        if (it->sseq <= part->committed) {
-            it->kind = IT_SKIP;
-            continue;
-        }
+        if (b->min_sseq == 0 || it->sseq < b->min_sseq)
+            b->min_sseq = it->sseq;
+        it->redelivered = it->sseq <= part->committed;
         item_decode(ctx, it, m);
         need_db = true;
     }
