@@ -1,0 +1,37 @@
+# natter developer workflow. The two commands that matter: `make run`, `make test`.
+.PHONY: all build asan run test unit deps clean distclean
+
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD_TYPE ?= RelWithDebInfo
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build:
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_EXPORT_COMPILE_COMMANDS=ON
+	cmake --build build -j $(JOBS)
+
+asan:
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNATTER_SANITIZE=ON
+	cmake --build build-asan -j $(JOBS)
+
+# Unit tests only (ctest) against build/.
+unit: build
+	ctest --test-dir build --output-on-failure
+
+# Local cluster in the foreground; data in .run/, logs in .run/logs/.
+run:
+	@scripts/cluster.sh
+
+# Everything CI runs: deps, build, unit + integration tests, then the same under ASan+UBSan.
+test:
+	@scripts/test.sh
+
+clean:
+	rm -rf build build-asan
+
+# Also forgets the local cluster's data (.run/) and the test harness's node_modules.
+distclean: clean
+	rm -rf .run tests/integration/node_modules

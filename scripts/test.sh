@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# test.sh (`make test`, what CI runs): installs what is missing, builds, runs the unit
+# tests (ctest) and the integration suite (tests/integration, real servers and binaries),
+# then does the same again with AddressSanitizer + UBSan (build-asan/).
+#
+#   NATTER_TEST_SKIP_ASAN=1       skip the sanitizer pass (fast local iteration)
+#   NATTER_TEST_FILES="a b"       run only these integration files (ordering, bad_input, …)
+#   NATTER_TEST_KEEP=1            keep the integration temp dirs (logs, data) for debugging
+#
+# The last line is "N passed, M failed" over the integration runs; the exit code is
+# non-zero when any build, unit test or integration test failed.
+set -uo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+failed_stages=()
+it_pass=0
+it_fail=0
+
+now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
+banner() { printf '\n==== %s\n' "$*"; }
+
+stage() {  # name, command...: runs it, records a failure
+  local name=$1 t0 rc; shift
+  banner "$name"
+  t0=$(now_ms)
+  "$@"; rc=$?
+  printf '==== %s: %s (%ds)\n' "$name" "$([ $rc = 0 ] && echo ok || echo "FAILED ($rc)")" $((($(now_ms) - t0) / 1000))
+  [ $rc = 0 ] || failed_stages+=("$name")
+  return $rc
+}
+
+integration() {  # build dir, label
+  local dir=$1 label=$2 tap rc
+  tap=$(mktemp "${TMPDIR:-/tmp}/natter-tap.XXXXXX")
+  (
+    cd tests/integration || exit 1
+    files=()
+    if [ -n "${NATTER_TEST_FILES:-}" ]; then
+      for f in $NATTER_TEST_FILES; do files+=("${f%.test.mjs}.test.mjs"); done
+    else
+      files=(*.test.mjs)
+    fi
+    NATTER_BIN_DIR="$dir" node --test --test-concurrency=1 \
+      --test-reporter=spec --test-reporter-destination=stdout \
+      --test-reporter=tap --test-reporter-destination="$tap" \
+      "${files[@]}"
+  )
+  rc=$?
+  local p f c
+  p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tap" | tail -n 1)
+  f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$tap" | tail -n 1)
+  c=$(sed -n 's/^# cancelled \([0-9]*\)$/\1/p' "$tap" | tail -n 1)
+  p=${p:-0} f=$((${f:-0} + ${c:-0}))
+  if [ $rc != 0 ] && [ $f = 0 ]; then f=1; fi     # the runner itself failed
+  echo "integration ($label): $p passed, $f failed"
+  it_pass=$((it_pass + p))
+  it_fail=$((it_fail + f))
+  rm -f "$tap"
+  return $rc
+}
+
+t_start=$(now_ms)
+
+stage "dependencies (scripts/deps.sh)" scripts/deps.sh || { echo "cannot install dependencies"; echo "0 passed, 1 failed"; exit 1; }
+stage "node modules (tests/integration)" bash -c 'cd tests/integration && npm ci --no-audit --no-fund --loglevel=error' ||
+  { echo "cannot install the integration test's node modules"; echo "0 passed, 1 failed"; exit 1; }
+
+# ---- normal build
+if stage "build (build/)" make --no-print-directory build; then
+  stage "unit tests (build/)" ctest --test-dir build --output-on-failure --timeout 120
+  stage "integration tests (build/)" integration build "build"
+else
+  echo "build failed: unit and integration tests against build/ were not run (counted as 1 failed)"
+  it_fail=$((it_fail + 1))
+fi
+
+# ---- sanitizer build
+if [ -n "${NATTER_TEST_SKIP_ASAN:-}" ] && [ "${NATTER_TEST_SKIP_ASAN}" != 0 ]; then
+  banner "sanitizer pass skipped (NATTER_TEST_SKIP_ASAN=$NATTER_TEST_SKIP_ASAN)"
+else
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:halt_on_error=1:detect_stack_use_after_return=1:strict_init_order=1}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  if [ -f tests/integration/lsan.supp ] && [ -z "${LSAN_OPTIONS:-}" ]; then
+    export LSAN_OPTIONS="suppressions=$root/tests/integration/lsan.supp:print_suppressions=0"
+  fi
+  if stage "build with ASan+UBSan (build-asan/)" make --no-print-directory asan; then
+    stage "unit tests (build-asan/)" ctest --test-dir build-asan --output-on-failure --timeout 300
+    stage "integration tests (build-asan/)" integration build-asan "build-asan"
+  else
+    echo "sanitizer build failed: its tests were not run (counted as 1 failed)"
+    it_fail=$((it_fail + 1))
+  fi
+fi
+
+banner "summary ($((($(now_ms) - t_start) / 1000))s)"
+if [ ${#failed_stages[@]} -gt 0 ]; then
+  printf 'failed: %s\n' "${failed_stages[@]}"
+else
+  echo "every stage passed"
+fi
+echo "$it_pass passed, $it_fail failed"
+[ ${#failed_stages[@]} -eq 0 ] && [ "$it_fail" -eq 0 ]
