@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh (`make test`, what CI runs): installs what is missing, builds, runs the unit
-# tests (ctest) and the integration suite (tests/integration, real servers and binaries),
-# then does the same again with AddressSanitizer + UBSan (build-asan/).
+# tests (ctest, then again under valgrind) and the integration suite (tests/integration,
+# real servers and binaries), then does the same again with AddressSanitizer + UBSan
+# (build-asan/).
 #
 #   NATTER_TEST_SKIP_ASAN=1       skip the sanitizer pass (fast local iteration)
 #   NATTER_TEST_FILES="a b"       run only these integration files (ordering, bad_input, …)
@@ -28,6 +29,19 @@ stage() {  # name, command...: runs it, records a failure
   "$@"; rc=$?
   printf '==== %s: %s (%ds)\n' "$name" "$([ $rc = 0 ] && echo ok || echo "FAILED ($rc)")" $((($(now_ms) - t0) / 1000))
   [ $rc = 0 ] || failed_stages+=("$name")
+  return $rc
+}
+
+valgrind_units() {  # build dir: every unit test under valgrind (memcheck, definite leaks)
+  local dir=$1 rc=0 t
+  for t in $(sed -n 's/^\([a-z_]*\).*/\1/p' tests/unit/tests.txt); do
+    if valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite \
+         --track-origins=yes "$dir/$t" >"$dir/$t.valgrind.log" 2>&1; then
+      echo "valgrind $t: clean"
+    else
+      echo "valgrind $t: FAILED"; tail -n 40 "$dir/$t.valgrind.log"; rc=1
+    fi
+  done
   return $rc
 }
 
@@ -70,6 +84,7 @@ stage "node modules (tests/integration)" bash -c 'cd tests/integration && npm ci
 # ---- normal build
 if stage "build (build/)" make --no-print-directory build; then
   stage "unit tests (build/)" ctest --test-dir build --output-on-failure --timeout 120
+  stage "unit tests under valgrind (build/)" valgrind_units build
   stage "integration tests (build/)" integration build "build"
 else
   echo "build failed: unit and integration tests against build/ were not run (counted as 1 failed)"
