@@ -1,5 +1,5 @@
 # natter developer workflow. The two commands that matter: `make run`, `make test`.
-.PHONY: all build asan run test unit deps clean distclean
+.PHONY: all build asan run test unit deps clean distclean bench bench-smoke
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD_TYPE ?= RelWithDebInfo
@@ -28,6 +28,15 @@ run:
 # Everything CI runs: deps, build, unit + integration tests, then the same under ASan+UBSan.
 test:
 	@scripts/test.sh
+
+# Benchmarks against the peers (Socket.IO + Redis adapter, NATS over WebSocket);
+# writes bench/results/ and the numbers for docs/BENCHMARKS.md. See bench/README.md.
+bench:
+	@BENCH_SCALE=$${BENCH_SCALE:-full} bench/run.sh
+
+# Tiny sizes, run by `make test` so the benchmark never rots; never judges timings.
+bench-smoke:
+	@BENCH_SCALE=smoke bench/run.sh
 
 clean:
 	rm -rf build build-asan

@@ -5,6 +5,7 @@
 # (build-asan/).
 #
 #   NATTER_TEST_SKIP_ASAN=1       skip the sanitizer pass (fast local iteration)
+#   NATTER_TEST_SKIP_BENCH=1      skip the benchmark smoke run
 #   NATTER_TEST_FILES="a b"       run only these integration files (ordering, bad_input, …)
 #   NATTER_TEST_KEEP=1            keep the integration temp dirs (logs, data) for debugging
 #
@@ -89,6 +90,13 @@ if stage "build (build/)" make --no-print-directory build; then
 else
   echo "build failed: unit and integration tests against build/ were not run (counted as 1 failed)"
   it_fail=$((it_fail + 1))
+fi
+
+# ---- benchmark smoke (tiny sizes; functional failures only, never timings)
+if [ -n "${NATTER_TEST_SKIP_BENCH:-}" ] && [ "${NATTER_TEST_SKIP_BENCH}" != 0 ]; then
+  banner "benchmark smoke skipped (NATTER_TEST_SKIP_BENCH=$NATTER_TEST_SKIP_BENCH)"
+else
+  stage "benchmark smoke (make bench-smoke)" env BENCH_BIN_DIR=build make --no-print-directory bench-smoke
 fi
 
 # ---- sanitizer build

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# run.sh: natter's benchmark, self-contained (`make bench` calls it). Builds natter and
+# natter-bench into build-bench/ (or uses BENCH_BIN_DIR), installs the peers' npm packages,
+# then runs bench/run.mjs, which starts every system on free loopback ports with data in a
+# temp dir, runs the scenarios and stops everything on exit.
+#
+#   BENCH_SCALE=smoke bench/run.sh     tiny sizes, < 2 min; exits non-zero on a functional
+#                                      failure (e.g. zero deliveries), never on timings
+#   BENCH_SCALE=medium|full bench/run.sh
+#   BENCH_SYSTEMS=natter,socketio,natsws  BENCH_SCENARIOS=idle,fanout  (defaults: all)
+# Results: bench/results/<date>-<scale>-<scenario>.json (smoke: bench/results/tmp/).
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+cd "$root"
+
+for tool in cmake cc node npm nats-server redis-server /usr/lib/postgresql/15/bin/postgres; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "bench: $tool is missing (scripts/deps.sh installs the packages)" >&2; exit 2; }
+done
+
+if [ -z "${BENCH_BIN_DIR:-}" ]; then
+  export BENCH_BIN_DIR=build-bench
+  cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build build-bench -j"$(nproc)" --target natter-bench natter-gateway natter-router natter-persister >/dev/null ||
+    { echo "bench: build failed (cmake --build build-bench shows why)" >&2; exit 2; }
+fi
+
+if [ ! -d "$here/peers/node_modules/socket.io" ] || [ "$here/peers/package-lock.json" -nt "$here/peers/node_modules/.package-lock.json" ]; then
+  (cd "$here/peers" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
+    { echo "bench: npm ci in bench/peers failed" >&2; exit 2; }
+fi
+
+exec node "$here/run.mjs"
