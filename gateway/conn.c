@@ -177,10 +177,45 @@ void gw_conn_send_ack(gw_conn *c, const json_t *ref, const char *data_json, size
     nt_free(s);
 }
 
-#define GW_WRITES_PER_CALLBACK 64
+#define GW_COALESCE_BYTES (64 * 1024)
+
+/* Writes the RFC 6455 header of an unmasked FIN text frame of `len` payload
+ * bytes into h (at most 10 bytes); returns its length. */
+static size_t ws_text_header(unsigned char *h, size_t len)
+{
+    h[0] = 0x81;
+    if (len < 126) {
+        h[1] = (unsigned char)len;
+        return 2;
+    }
+    if (len < 65536) {
+        h[1] = 126;
+        h[2] = (unsigned char)(len >> 8);
+        h[3] = (unsigned char)len;
+        return 4;
+    }
+    h[1] = 127;
+    for (int i = 0; i < 8; i++)
+        h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    return 10;
+}
+
+static void queue_pop(gw_conn *c)
+{
+    gw_qnode *n = c->q_head;
+    c->q_head = n->next;
+    if (!c->q_head)
+        c->q_tail = NULL;
+    c->q_bytes -= n->buf->len;
+    nt_metric_add(gw.m.bytes_queued, -(int64_t)n->buf->len);
+    gw_buf_release(n->buf);
+    nt_free(n);
+}
 
 int gw_conn_writeable(gw_conn *c)
 {
+    /* Frames for one send(): the loop is single-threaded, so one scratch buffer serves all. */
+    static unsigned char out[LWS_PRE + GW_COALESCE_BYTES];
     gw_qnode *n = c->q_head;
     if (!n) {
         if (!c->close_code)
@@ -197,25 +232,37 @@ int gw_conn_writeable(gw_conn *c)
         lws_write(c->wsi, frame + LWS_PRE, 2 + wl, GW_LWS_WRITE_CLOSE);
         return -1;
     }
-    /* Several frames per callback while the socket takes them: one frame per
-     * poll round cannot keep up with a room burst (a persister batch arrives in
-     * one loop turn), and healthy readers would be closed as slow consumers. */
-    for (int i = 0; n && i < GW_WRITES_PER_CALLBACK; i++, n = c->q_head) {
-        if (i > 0 && lws_send_pipe_choked(c->wsi))
+    /* Every queued frame that fits goes out in ONE send: lws_write with
+     * LWS_WRITE_RAW on a ws connection skips lws's framing and sends the bytes
+     * as they are (lws buffers a partial send itself and writes the rest before
+     * the next WRITEABLE), so the frames are framed here. One frame per send,
+     * or a poll(2) per frame to ask whether the socket takes more, costs two
+     * system calls per delivered message; this costs one per burst. */
+    size_t used = 0;
+    int frames = 0;
+    while (c->q_head) {
+        gw_buf *b = c->q_head->buf;
+        if (used + b->len + 10 > GW_COALESCE_BYTES) {
+            if (used > 0)
+                break;
+            /* Larger than the scratch buffer: lws frames it from its own headroom. */
+            int w = lws_write(c->wsi, b->data + LWS_PRE, b->len, LWS_WRITE_TEXT);
+            uint32_t len = b->len;
+            queue_pop(c);
+            if (w < (int)len)
+                return -1;
+            frames = 1;
             break;
-        c->q_head = n->next;
-        if (!c->q_head)
-            c->q_tail = NULL;
-        uint32_t len = n->buf->len;
-        c->q_bytes -= len;
-        nt_metric_add(gw.m.bytes_queued, -(int64_t)len);
-        int w = lws_write(c->wsi, n->buf->data + LWS_PRE, len, LWS_WRITE_TEXT);
-        gw_buf_release(n->buf);
-        nt_free(n);
-        if (w < (int)len)
-            return -1;
-        nt_metric_add(gw.m.frames_out, 1);
+        }
+        used += ws_text_header(out + LWS_PRE + used, b->len);
+        memcpy(out + LWS_PRE + used, b->data + LWS_PRE, b->len);
+        used += b->len;
+        frames++;
+        queue_pop(c);
     }
+    if (used > 0 && lws_write(c->wsi, out + LWS_PRE, used, LWS_WRITE_RAW) < (int)used)
+        return -1;
+    nt_metric_add(gw.m.frames_out, frames);
     if (c->q_bytes <= gw.cfg.send_queue_bytes)
         c->over_since = 0;
     if (c->q_head || c->close_code)
