@@ -8,6 +8,8 @@
 #include "alloc.h"
 #include "gw.h"
 #include "jwt.h"
+#include "presence.h"
+#include "receipts.h"
 #include "log.h"
 #include "rooms.h"
 #include "util.h"
@@ -343,6 +345,7 @@ static void act_send(gw_conn *c, const gw_frame *f)
     }
     pending_add(c, cmid, f->ref);
     nt_metric_add(gw.m.messages_sent, 1);
+    gw_presence_sent_message(c, room);
 }
 
 /* ---- subscribe / unsubscribe / leave ---- */
@@ -622,6 +625,11 @@ void gw_actions_frame(gw_conn *c, const char *buf, size_t len)
     case GW_A_LEAVE: act_leave(c, &f); break;
     case GW_A_SEND_MESSAGE: act_send(c, &f); break;
     case GW_A_HISTORY: act_history(c, &f); break;
+    case GW_A_TYPING: gw_presence_typing(c, &f); break;
+    case GW_A_PRESENCE: gw_presence_set(c, &f); break;
+    case GW_A_ONLINE_USERS: gw_presence_online_users(c, &f); break;
+    case GW_A_READ: gw_receipts_read(c, &f); break;
+    case GW_A_DELIVERED: gw_receipts_delivered(c, &f); break;
     default: break;
     }
     gw_frame_free(&f);

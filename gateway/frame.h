@@ -47,7 +47,12 @@ bool gw_fail(gw_error *err, gw_errcode code, const char *fmt, ...)
     X(UNSUBSCRIBE, "unsubscribe")       \
     X(LEAVE, "leave")                   \
     X(SEND_MESSAGE, "send_message")     \
-    X(HISTORY, "history")
+    X(HISTORY, "history")               \
+    X(TYPING, "typing")                 \
+    X(PRESENCE, "presence")             \
+    X(ONLINE_USERS, "online_users")     \
+    X(READ, "read")                     \
+    X(DELIVERED, "delivered")
 
 typedef enum {
 #define GW_ACTION_ENUM(name, text) GW_A_##name,

@@ -56,8 +56,15 @@ static void on_room_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
         }
     }
     if (b) {
-        for (gw_member *m = room->members; m; m = m->rnext)
+        /* "skip_user": an event for the room's other subscribers (typing). */
+        size_t skip_len = 0;
+        const char *skip = nt_envr_str(&r, "skip_user", &skip_len);
+        for (gw_member *m = room->members; m; m = m->rnext) {
+            const char *uid = m->conn->user ? m->conn->user->id : NULL;
+            if (skip && uid && strlen(uid) == skip_len && memcmp(uid, skip, skip_len) == 0)
+                continue;
             gw_conn_enqueue(m->conn, b);
+        }
         gw_buf_release(b);
     }
     nt_envr_free(&r);
