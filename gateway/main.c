@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "actions.h"
@@ -60,6 +61,27 @@ static void read_gateway_id(void)
     snprintf(gw.cfg.gw_id, sizeof gw.cfg.gw_id, "%s-%.8s", base, uuid);
 }
 
+/* Every WebSocket costs one file descriptor. libwebsockets stops accepting when
+ * its fd table (sized from RLIMIT_NOFILE) is nearly full, and then new clients
+ * wait in the listen backlog unanswered and uncounted. Admission therefore stops
+ * below that point, where an upgrade can still be refused with 503 and counted;
+ * GW_FD_RESERVE leaves room for lws's own margin, HTTP requests in flight, NATS
+ * and the metrics listener. */
+#define GW_FD_RESERVE 256
+
+static void cap_connections_by_fd_limit(gw_config *c)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return;
+    uint64_t cap = rl.rlim_cur > 2 * GW_FD_RESERVE ? rl.rlim_cur - GW_FD_RESERVE : rl.rlim_cur / 2;
+    if (c->max_connections > cap) {
+        nt_warn("NATTER_MAX_CONNECTIONS=%u lowered to %llu: the open-files limit is %llu",
+                c->max_connections, (unsigned long long)cap, (unsigned long long)rl.rlim_cur);
+        c->max_connections = (uint32_t)cap;
+    }
+}
+
 static void read_config(void)
 {
     gw_config *c = &gw.cfg;
@@ -84,6 +106,7 @@ static void read_config(void)
     c->partitions = (uint32_t)nt_config_int("NATTER_PARTITIONS", 4, 1, 4096);
     c->heartbeat_ms = (uint32_t)nt_config_int("NATTER_HEARTBEAT_MS", 5000, 100, 600000);
     c->ping_interval_s = (uint32_t)nt_config_int("NATTER_PING_INTERVAL_S", 25, 1, 3600);
+    cap_connections_by_fd_limit(c);
 }
 
 static void register_metrics(void)

@@ -39,7 +39,17 @@ static int confirm_upgrade(struct lws *wsi)
         return 1;
     }
     if (gw.stopping || gw_conn_count() >= gw.cfg.max_connections) {
+        static uint64_t last_log_ms, unlogged;
+        uint64_t now = uv_now(gw.loop);
         nt_metric_add(gw.m.refused, 1);
+        unlogged++;
+        if (now - last_log_ms >= 1000) {   /* one line a second, not one per refusal */
+            nt_warn("refused %llu upgrade(s): %s (%zu connections, limit %u)",
+                    (unsigned long long)unlogged, gw.stopping ? "stopping" : "connection limit",
+                    gw_conn_count(), gw.cfg.max_connections);
+            last_log_ms = now;
+            unlogged = 0;
+        }
         lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, NULL);
         return 1;
     }
