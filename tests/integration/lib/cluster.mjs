@@ -244,7 +244,8 @@ const NATTER_PROCS = ['router', 'persister', 'gw1', 'gw2'];
 export class Cluster {
   /**
    * opts.env: NATTER_* for every natter process; opts.procEnv: {name: {…}} per process;
-   * opts.natter: false starts only the servers; opts.gateways: number of gateways (default 2).
+   * opts.natter: false starts only the servers; opts.gateways: number of gateways (default 2);
+   * opts.persisters: number of persister replicas (default 1: persister, persister2, …).
    */
   constructor(opts = {}) {
     this.opts = opts;
@@ -255,6 +256,7 @@ export class Cluster {
     this.apiKey = crypto.randomBytes(16).toString('hex');
     this.clients = new Set();
     this.gatewayNames = Array.from({ length: opts.gateways ?? 2 }, (_, i) => `gw${i + 1}`);
+    this.persisterNames = Array.from({ length: opts.persisters ?? 1 }, (_, i) => (i ? `persister${i + 1}` : 'persister'));
   }
 
   // ---- start-up
@@ -267,10 +269,11 @@ export class Cluster {
     fs.chmodSync(this.dir, 0o755);                    // postgres must traverse it
     this.logDir = path.join(this.dir, 'logs');
     fs.mkdirSync(this.logDir);
-    const [nats, natsMon, redis, pgPort, ...rest] = await freePorts(4 + 2 + 2 * this.gatewayNames.length);
+    const [nats, natsMon, redis, pgPort, ...rest] =
+      await freePorts(4 + 1 + this.persisterNames.length + 2 * this.gatewayNames.length);
     this.ports = { nats, natsMon, redis, pg: pgPort, metrics: {}, gw: {} };
     this.ports.metrics.router = rest.shift();
-    this.ports.metrics.persister = rest.shift();
+    for (const p of this.persisterNames) this.ports.metrics[p] = rest.shift();
     for (const g of this.gatewayNames) { this.ports.gw[g] = rest.shift(); this.ports.metrics[g] = rest.shift(); }
 
     await Promise.all([this.startNats(), this.startRedis(), this.startPostgres()]);
@@ -373,7 +376,7 @@ export class Cluster {
   }
 
   defineNatter(name) {
-    const bin = name.startsWith('gw') ? 'natter-gateway' : `natter-${name}`;
+    const bin = name.startsWith('gw') ? 'natter-gateway' : `natter-${name.replace(/\d+$/, '')}`;
     this.procs[name] = new Proc({
       name, natter: true, cmd: path.join(BIN_DIR, bin), env: this.procEnv(name),
       logFile: path.join(this.logDir, `${name}.log`),
@@ -388,8 +391,8 @@ export class Cluster {
   }
 
   async startNatter() {
-    for (const n of ['router', 'persister', ...this.gatewayNames]) this.defineNatter(n);
-    await Promise.all(['router', 'persister'].map((n) => this.startProcess(n)));
+    for (const n of ['router', ...this.persisterNames, ...this.gatewayNames]) this.defineNatter(n);
+    await Promise.all(['router', ...this.persisterNames].map((n) => this.startProcess(n)));
     await Promise.all(this.gatewayNames.map((n) => this.startProcess(n)));
   }
 
@@ -513,7 +516,7 @@ export class Cluster {
   async teardown({ failed = false } = {}) {
     for (const c of this.clients) c.terminate();
     const natter = Object.values(this.procs).filter((p) => p.natter);
-    const order = [...this.gatewayNames, 'router', 'persister'].map((n) => this.procs[n]).filter(Boolean);
+    const order = [...this.gatewayNames, 'router', ...this.persisterNames].map((n) => this.procs[n]).filter(Boolean);
     for (const p of order) if (p.running) await p.stop('SIGTERM', 'teardown');
     await this.pool?.end().catch(() => {});
     await this.procs.postgres?.stop('SIGINT', 'teardown');
