@@ -15,7 +15,7 @@
 #include "log.h"
 #include "util.h"
 
-#define GW_RX_BUFFER 1024          /* lws per-connection RX buffer: keep idle sockets small */
+#define GW_RX_BUFFER 512           /* lws per-connection RX buffer: keep idle sockets small */
 #define GW_FD_RESERVE 64           /* fds kept free for NATS, metrics, logs */
 
 typedef struct gw_pss {            /* lws per-session data */
