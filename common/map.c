@@ -1,4 +1,4 @@
-/* map.c: open addressing with linear probing and backward-shift deletion. */
+/* map.c: string-keyed hash map: open addressing with linear probing and backward-shift deletion. */
 #include "map.h"
 
 #include <stdint.h>
@@ -14,13 +14,13 @@ static uint64_t hash(const char *s)
     return h ^ (h >> 29);
 }
 
-void gw_map_free(gw_map *m)
+void nt_map_free(nt_map *m)
 {
     nt_free(m->slots);
     memset(m, 0, sizeof *m);
 }
 
-static size_t find(const gw_map *m, const char *key)
+static size_t find(const nt_map *m, const char *key)
 {
     size_t mask = m->cap - 1, i = hash(key) & mask;
     while (m->slots[i].key && strcmp(m->slots[i].key, key) != 0)
@@ -28,16 +28,16 @@ static size_t find(const gw_map *m, const char *key)
     return i;
 }
 
-void *gw_map_get(const gw_map *m, const char *key)
+void *nt_map_get(const nt_map *m, const char *key)
 {
     if (!m->cap)
         return NULL;
     return m->slots[find(m, key)].val;
 }
 
-static void grow(gw_map *m)
+static void grow(nt_map *m)
 {
-    gw_map old = *m;
+    nt_map old = *m;
     m->cap = old.cap ? old.cap * 2 : 16;
     m->slots = nt_calloc(m->cap, sizeof *m->slots);
     for (size_t i = 0; i < old.cap; i++)
@@ -46,7 +46,7 @@ static void grow(gw_map *m)
     nt_free(old.slots);
 }
 
-void gw_map_put(gw_map *m, const char *key, void *val)
+void nt_map_put(nt_map *m, const char *key, void *val)
 {
     if ((m->count + 1) * 4 > m->cap * 3)
         grow(m);
@@ -57,7 +57,7 @@ void gw_map_put(gw_map *m, const char *key, void *val)
     m->slots[i].val = val;
 }
 
-void *gw_map_del(gw_map *m, const char *key)
+void *nt_map_del(nt_map *m, const char *key)
 {
     if (!m->cap)
         return NULL;
@@ -81,7 +81,7 @@ void *gw_map_del(gw_map *m, const char *key)
     return val;
 }
 
-gw_map_entry *gw_map_next(const gw_map *m, size_t *i)
+nt_map_entry *nt_map_next(const nt_map *m, size_t *i)
 {
     for (; *i < m->cap; (*i)++)
         if (m->slots[*i].key)
