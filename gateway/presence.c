@@ -1,26 +1,248 @@
-/* presence.c: presence, typing and online users. Not implemented yet: each action
- * is refused with a clear error until the router side exists. */
+/* presence.c: presence, typing and online users: validated here, decided and
+ * stored by the router (natter.ctl.presence, natter.ctl.typing,
+ * natter.rpc.router.online). Typing is throttled here, before the bus. */
 #include "presence.h"
 
+#include <stdio.h>
+#include <string.h>
+
 #include "actions.h"
+#include "alloc.h"
+#include "gw.h"
+#include "log.h"
+#include "rooms.h"
+#include "util.h"
+
+#define TYPING_SLOTS 4096                /* throttle records (a lossy cache, power of 2) */
+#define TYPING_INTERVAL_MS 1000          /* at most one is_typing:true per user, room, interval */
+
+/* Last forwarded typing state of one (app, user, room), in a direct-mapped table
+ * indexed by the key's hash: bounded, no per-connection cleanup. A collision
+ * evicts the older record, which at worst lets one more frame through. */
+typedef struct typing_rec {
+    uint64_t key;                        /* 64-bit hash of app, user, room; 0 = empty */
+    int64_t last_ms;                     /* when is_typing:true was last forwarded */
+    bool on;                             /* the last forwarded state */
+} typing_rec;
+
+static typing_rec typing_table[TYPING_SLOTS];
+
+static struct {
+    nt_metric *typing_forwarded;         /* natter.ctl.typing published */
+    nt_metric *typing_throttled;         /* typing frames acknowledged but not forwarded */
+    nt_metric *presence_sets;            /* natter.ctl.presence published */
+} pm;
+
+void gw_presence_metrics_init(void)
+{
+    pm.typing_forwarded = nt_metric_counter("natter_gateway_typing_forwarded_total",
+                                            "Typing changes forwarded to the router");
+    pm.typing_throttled = nt_metric_counter("natter_gateway_typing_throttled_total",
+                                            "Typing frames dropped by the per-user-room throttle");
+    pm.presence_sets = nt_metric_counter("natter_gateway_presence_sets_total",
+                                         "Presence actions forwarded to the router");
+}
+
+typedef struct presence_req {            /* one online_users request */
+    char conn[17];                       /* looked up on reply: the connection may be gone */
+    json_t *ref;
+} presence_req;
+
+static uint64_t typing_key(const gw_conn *c, const char *room)
+{
+    uint64_t h = 1469598103934665603ULL;  /* FNV-1a over app \0 user \0 room */
+    const char *parts[] = { c->user->app, c->user->id, room };
+    for (size_t i = 0; i < 3; i++) {
+        for (const unsigned char *p = (const unsigned char *)parts[i]; *p; p++)
+            h = (h ^ *p) * 1099511628211ULL;
+        h = (h ^ 0xff) * 1099511628211ULL;
+    }
+    return h ? h : 1;
+}
+
+static typing_rec *typing_find(uint64_t key)
+{
+    typing_rec *r = &typing_table[key & (TYPING_SLOTS - 1)];
+    return r->key == key ? r : NULL;
+}
+
+static void publish_typing(gw_conn *c, const char *room, bool on)
+{
+    nt_envw w;
+    size_t len;
+    nt_envw_init(&w);
+    nt_envw_cstr(&w, "app", c->user->app);
+    nt_envw_cstr(&w, "room", room);
+    nt_envw_cstr(&w, "user", c->user->id);
+    nt_envw_cstr(&w, "name", c->user->name);
+    nt_envw_bool(&w, "is_typing", on);
+    nt_envw_cstr(&w, "gw", gw.cfg.gw_id);
+    nt_envw_cstr(&w, "conn", c->id);
+    const char *data = nt_envw_finish(&w, &len);
+    if (nt_bus_publish(gw.bus, "natter.ctl.typing", NULL, data, len) != NT_OK)
+        nt_warn("cannot publish natter.ctl.typing for connection %s", c->id);
+    else
+        nt_metric_add(pm.typing_forwarded, 1);
+    nt_envw_free(&w);
+}
+
+/* Applies the throttle: true when this state change is to be forwarded. */
+static bool typing_admit(uint64_t key, bool on, int64_t now)
+{
+    typing_rec *r = &typing_table[key & (TYPING_SLOTS - 1)];
+    if (r->key != key) {                 /* unknown (or evicted): forward */
+        r->key = key;
+        r->on = on;
+        r->last_ms = on ? now : 0;
+        return true;
+    }
+    if (!on) {
+        bool was_on = r->on;
+        r->on = false;
+        return was_on;
+    }
+    if (r->on && now - r->last_ms < TYPING_INTERVAL_MS)
+        return false;
+    r->on = true;
+    r->last_ms = now;
+    return true;
+}
 
 void gw_presence_typing(gw_conn *c, const gw_frame *f)
 {
-    gw_conn_send_error(c, f->ref, GW_E_BAD_REQUEST, "typing is not implemented yet");
+    gw_error err;
+    if (!gw_frame_need_room(f, &err))
+        return gw_conn_send_error(c, f->ref, err.code, err.message);
+    const char *room = f->channel.id;
+    json_t *v = f->data ? json_object_get(f->data, "is_typing") : NULL;
+    if (!json_is_boolean(v))
+        return gw_conn_send_error(c, f->ref, GW_E_BAD_REQUEST,
+                                  v ? "field 'data.is_typing' must be a boolean"
+                                    : "missing field 'data.is_typing' (a boolean)");
+    if (!gw_member_find(c, room)) {
+        gw_fail(&err, GW_E_FORBIDDEN, "subscribe to room %s first", room);
+        return gw_conn_send_error(c, f->ref, err.code, err.message);
+    }
+    bool on = json_is_true(v);
+    if (typing_admit(typing_key(c, room), on, nt_now_ms())) {
+        publish_typing(c, room, on);
+    } else {
+        nt_metric_add(pm.typing_throttled, 1);
+    }
+    gw_conn_send_ack(c, f->ref, "{}", 2);
+}
+
+void gw_presence_typing_stop(gw_conn *c, const char *room)
+{
+    typing_rec *r = typing_find(typing_key(c, room));
+    if (r && r->on) {
+        r->on = false;
+        publish_typing(c, room, false);
+    }
+}
+
+static bool valid_status(const char *s)
+{
+    return strcmp(s, "online") == 0 || strcmp(s, "away") == 0 || strcmp(s, "busy") == 0 ||
+           strcmp(s, "offline") == 0;
 }
 
 void gw_presence_set(gw_conn *c, const gw_frame *f)
 {
-    gw_conn_send_error(c, f->ref, GW_E_BAD_REQUEST, "presence is not implemented yet");
+    gw_error err;
+    const char *status, *device, *text;
+    if (!gw_data_str(f, "status", 16, &status, &err) ||
+        !gw_data_str(f, "device", 64, &device, &err) ||
+        !gw_data_str(f, "status_text", 140, &text, &err))
+        return gw_conn_send_error(c, f->ref, err.code, err.message);
+    if (!status)
+        return gw_conn_send_error(c, f->ref, GW_E_BAD_REQUEST,
+                                  "missing field 'data.status' (online, away, busy or offline)");
+    if (!valid_status(status)) {
+        gw_fail(&err, GW_E_BAD_REQUEST,
+                "field 'data.status' is '%.16s'; expected online, away, busy or offline", status);
+        return gw_conn_send_error(c, f->ref, err.code, err.message);
+    }
+    if ((device && strlen(device) != json_string_length(json_object_get(f->data, "device"))) ||
+        (text && strlen(text) != json_string_length(json_object_get(f->data, "status_text"))))
+        return gw_conn_send_error(c, f->ref, GW_E_BAD_REQUEST,
+                                  "'data.device' and 'data.status_text' must not contain NUL");
+    nt_envw w;
+    size_t len;
+    nt_envw_init(&w);
+    nt_envw_cstr(&w, "app", c->user->app);
+    nt_envw_cstr(&w, "user", c->user->id);
+    nt_envw_cstr(&w, "name", c->user->name);
+    nt_envw_cstr(&w, "status", status);
+    if (device)
+        nt_envw_cstr(&w, "device", device);
+    if (text)
+        nt_envw_cstr(&w, "status_text", text);
+    nt_envw_cstr(&w, "gw", gw.cfg.gw_id);
+    nt_envw_cstr(&w, "conn", c->id);
+    const char *data = nt_envw_finish(&w, &len);
+    nt_status st = nt_bus_publish(gw.bus, "natter.ctl.presence", NULL, data, len);
+    nt_envw_free(&w);
+    if (st != NT_OK)
+        return gw_conn_send_error(c, f->ref, GW_E_UNAVAILABLE, "router unavailable, retry");
+    nt_metric_add(pm.presence_sets, 1);
+    gw_conn_send_ack(c, f->ref, "{}", 2);
+}
+
+/* ---- online_users ---- */
+
+static void on_online(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
+{
+    presence_req *q = arg;
+    gw_conn *c = gw_conn_find(q->conn);
+    nt_envr r;
+    gw_error err;
+    size_t len = 0;
+    bool ok = gw_rpc_ok(st, msg, "router", &r, &err);
+    const char *json = ok ? nt_envr_str(&r, "json", &len) : NULL;
+    if (ok && !json)
+        gw_fail(&err, GW_E_INTERNAL, "malformed reply from router");
+    if (c && json)
+        gw_conn_send_ack(c, q->ref, json, len);
+    else if (c)
+        gw_conn_send_error(c, q->ref, err.code, err.message);
+    nt_envr_free(&r);
+    json_decref(q->ref);
+    nt_free(q);
+}
+
+nt_status gw_presence_query(const char *subject, const char *app, const char *key,
+                            const char *id, nt_bus_reply_cb cb, void *arg, uint64_t *id_out)
+{
+    nt_envw w;
+    size_t len;
+    nt_envw_init(&w);
+    nt_envw_cstr(&w, "app", app);
+    nt_envw_cstr(&w, key, id);
+    const char *data = nt_envw_finish(&w, &len);
+    nt_status st = nt_bus_request(gw.bus, subject, NULL, data, len,
+                                  (int)gw.cfg.request_timeout_ms, cb, arg, id_out);
+    nt_envw_free(&w);
+    return st;
 }
 
 void gw_presence_online_users(gw_conn *c, const gw_frame *f)
 {
-    gw_conn_send_error(c, f->ref, GW_E_BAD_REQUEST, "online_users is not implemented yet");
-}
-
-void gw_presence_sent_message(gw_conn *c, const char *room)
-{
-    (void)c;
-    (void)room;
+    gw_error err;
+    if (!gw_frame_need_room(f, &err))
+        return gw_conn_send_error(c, f->ref, err.code, err.message);
+    const char *room = f->channel.id;
+    if (!gw_member_find(c, room)) {
+        gw_fail(&err, GW_E_FORBIDDEN, "subscribe to room %s first", room);
+        return gw_conn_send_error(c, f->ref, err.code, err.message);
+    }
+    presence_req *q = nt_calloc(1, sizeof *q);
+    memcpy(q->conn, c->id, sizeof q->conn);
+    q->ref = f->ref ? json_incref(f->ref) : NULL;
+    if (gw_presence_query("natter.rpc.router.online", c->user->app, "room", room, on_online, q,
+                          NULL) != NT_OK) {
+        json_decref(q->ref);
+        nt_free(q);
+        gw_conn_send_error(c, f->ref, GW_E_UNAVAILABLE, "router unavailable, retry");
+    }
 }

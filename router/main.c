@@ -17,6 +17,8 @@
 #include "redis_conn.h"
 #include "rooms.h"
 #include "router.h"
+#include "user_status.h"
+#include "typing.h"
 
 #define DRAIN_MS 2000             /* longest wait for in-flight work at shutdown */
 #define DRAIN_TICK_MS 20
@@ -32,6 +34,8 @@ typedef struct app {
     rt_router rt;
     rt_rooms *rooms;
     rt_presence *presence;
+    rt_user_status *status;
+    rt_typing *typing;
     uv_signal_t sigint;
     uv_signal_t sigterm;
     uv_timer_t drain;
@@ -157,6 +161,16 @@ static void register_metrics(rt_router *rt)
         "Redis commands refused: disconnected or too many in flight");
     rt->m.bad_requests = nt_metric_counter("natter_router_bad_requests_total",
                                            "Malformed or invalid envelopes received");
+    rt->m.presence_events = nt_metric_counter("natter_router_presence_events_total",
+                                              "Presence events published (one per user change)");
+    rt->m.presence_sets = nt_metric_counter("natter_router_presence_sets_total",
+                                            "Presence actions (status, device, text) stored");
+    rt->m.typing_events = nt_metric_counter("natter_router_typing_events_total",
+                                            "Typing events published (is_typing true and false)");
+    rt->m.typing_expired = nt_metric_counter("natter_router_typing_expired_total",
+                                             "Typing indicators ended without renewal");
+    rt->m.queries = nt_metric_counter("natter_router_queries_total",
+                                      "Online, typing and presence queries answered");
     nt_metric_gauge_fn("natter_router_redis_inflight", "Redis commands awaiting a reply",
                        redis_inflight_gauge, rt);
 }
@@ -192,6 +206,10 @@ static void finish(app *a)
     rt->redis = NULL;
     rt_presence_destroy(a->presence);
     a->presence = NULL;
+    rt_typing_destroy(a->typing);
+    a->typing = NULL;
+    rt_user_status_destroy(a->status);
+    a->status = NULL;
     rt_rooms_destroy(a->rooms);
     a->rooms = NULL;
     uv_timer_start(&a->drain, on_bus_flushed, BUS_FLUSH_MS, 0);
@@ -210,6 +228,8 @@ static void on_drain(uv_timer_t *t)
         nt_info("stopping: no new requests; draining work in flight");
         rt_rooms_unsubscribe(a->rooms);
         rt_presence_stop(a->presence);
+        rt_user_status_stop(a->status);
+        rt_typing_stop(a->typing);
     }
     bool idle = rt_rooms_pending(a->rooms) == 0 && rt_redis_inflight(rt->redis) == 0;
     if (idle || uv_now(rt->loop) >= a->drain_deadline)
@@ -244,6 +264,7 @@ int main(void)
     const char *metrics_listen = nt_config_str("NATTER_METRICS_LISTEN", "127.0.0.1:9102", NULL);
     rt->gateway_ttl_ms = nt_config_int("NATTER_GATEWAY_TTL_MS", 15000, 1000, 86400000);
     rt->sweep_ms = nt_config_int("NATTER_SWEEP_MS", 5000, 100, 3600000);
+    rt->typing_ttl_ms = nt_config_int("NATTER_TYPING_TTL_MS", 30000, 100, 3600000);
     rt->request_timeout_ms = (int)nt_config_int("NATTER_REQUEST_TIMEOUT_MS", 5000, 100, 600000);
     size_t max_inflight = (size_t)nt_config_int("NATTER_REDIS_MAX_INFLIGHT", 10000, 1, 1000000);
     size_t bus_queue = (size_t)nt_config_int("NATTER_BUS_QUEUE", 65536, 16, 16777216);
@@ -274,7 +295,9 @@ int main(void)
 
     a.rooms = rt_rooms_create(rt);
     a.presence = rt_presence_create(rt);
-    if (!a.rooms || !a.presence)
+    a.status = rt_user_status_create(rt);
+    a.typing = rt_typing_create(rt);
+    if (!a.rooms || !a.presence || !a.status || !a.typing)
         nt_config_fatal("cannot subscribe on NATS at %s (NATTER_NATS_URL)", nats_url);
 
     uv_timer_init(&loop, &a.drain);
@@ -286,8 +309,8 @@ int main(void)
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
 
     nt_info("natter-router started: nats %s, redis %s:%d, metrics %s, gateway ttl %lld ms, "
-            "sweep %lld ms", nats_url, raddr.host, raddr.port, metrics_listen,
-            (long long)rt->gateway_ttl_ms, (long long)rt->sweep_ms);
+            "sweep %lld ms, typing ttl %lld ms", nats_url, raddr.host, raddr.port, metrics_listen,
+            (long long)rt->gateway_ttl_ms, (long long)rt->sweep_ms, (long long)rt->typing_ttl_ms);
     uv_run(&loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&loop) != 0)
         nt_warn("loop closed with handles still open");

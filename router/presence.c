@@ -4,7 +4,8 @@
  * natter:gw:<gw>:conns; natter:{<app>}:online:<user> field `conns` counts the
  * user's members across gateways. Open/close change both in one script and only
  * when the set changed, so a repeated message counts once, and the sweep undoes
- * exactly what a dead gateway's sets hold. */
+ * exactly what a dead gateway's sets hold. A user's count going 0 -> 1 or to 0
+ * (close or sweep) publishes a presence event (user_status.c). */
 #include "presence.h"
 
 #include <inttypes.h>
@@ -15,6 +16,7 @@
 #include "envelope.h"
 #include "log.h"
 #include "request.h"
+#include "user_status.h"
 #include "util.h"
 
 #define SUBJ_CONN "natter.ctl.conn"
@@ -24,54 +26,73 @@
 #define SWEEP_BATCH "100"         /* dead gateways taken per sweep tick */
 
 /* KEYS[1] natter:gw:<gw>:conns, KEYS[2] natter:{<app>}:online:<user>, KEYS[3] natter:gws;
- * ARGV[1] member, ARGV[2] name, ARGV[3] now ms, ARGV[4] gw. */
+ * ARGV[1] member, ARGV[2] name, ARGV[3] now ms, ARGV[4] gw, ARGV[5] app, ARGV[6] user.
+ * Returns rec() (user_status.h) when the user's count went 0 -> 1 (status is reset to
+ * online then), else 0. */
 static const char CONN_OPEN_LUA[] =
+    RT_USER_STATUS_REC_LUA
+    "local n = -1\n"
     "if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then\n"
-    "  redis.call('HINCRBY', KEYS[2], 'conns', 1)\n"
+    "  n = redis.call('HINCRBY', KEYS[2], 'conns', 1)\n"
     "end\n"
     "redis.call('HSET', KEYS[2], 'name', ARGV[2], 'last_seen', ARGV[3])\n"
     "redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])\n"
-    "return 1\n";
+    "if n == 1 then\n"
+    "  redis.call('HSET', KEYS[2], 'status', 'online')\n"
+    "  return rec(ARGV[5], ARGV[6])\n"
+    "end\n"
+    "return 0\n";
 
 /* KEYS[1] natter:gw:<gw>:conns, KEYS[2] natter:{<app>}:online:<user>;
- * ARGV[1] member, ARGV[2] now ms. */
+ * ARGV[1] member, ARGV[2] now ms, ARGV[3] app, ARGV[4] user. Returns rec() when
+ * the user's count went 1 -> 0, else 0. */
 static const char CONN_CLOSE_LUA[] =
+    RT_USER_STATUS_REC_LUA
+    "local n = -1\n"
     "if redis.call('SREM', KEYS[1], ARGV[1]) == 1 then\n"
-    "  if redis.call('HINCRBY', KEYS[2], 'conns', -1) < 0 then\n"
-    "    redis.call('HSET', KEYS[2], 'conns', 0)\n"
-    "  end\n"
+    "  n = redis.call('HINCRBY', KEYS[2], 'conns', -1)\n"
+    "  if n < 0 then redis.call('HSET', KEYS[2], 'conns', 0) end\n"
     "end\n"
     "redis.call('HSET', KEYS[2], 'last_seen', ARGV[2])\n"
-    "return 1\n";
+    "if n == 0 then return rec(ARGV[3], ARGV[4]) end\n"
+    "return 0\n";
 
 /* KEYS[1] natter:gws, KEYS[2] natter:gw:<gw>:conns, KEYS[3] natter:gw:<gw>:subs;
- * ARGV[1] gw, ARGV[2] cutoff ms, ARGV[3] now ms. Returns the number of
- * connections cleaned, or -1 when the gateway is gone or heartbeated since it
- * was listed (another replica swept it, or it came back): nothing is undone twice.
- * The online/live keys are built here from the set members, so this script is
+ * ARGV[1] gw, ARGV[2] cutoff ms, ARGV[3] now ms. Returns {number of connections
+ * cleaned, rec() of each user whose count reached 0 (taken before the live rooms
+ * are undone, so the rooms still name who must hear it)…}, or -1 when the
+ * gateway is gone or heartbeated since it was listed (another replica swept it,
+ * or it came back): nothing is undone twice. The online/live keys are built here from the set members, so this script is
  * for a single Redis, not Redis Cluster. */
 static const char SWEEP_LUA[] =
+    RT_USER_STATUS_REC_LUA
     "local score = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
     "if not score or tonumber(score) > tonumber(ARGV[2]) then return -1 end\n"
     "local conns = redis.call('SMEMBERS', KEYS[2])\n"
+    "local out = {#conns}\n"
     "for _, m in ipairs(conns) do\n"
     "  local app, user = string.match(m, '^([^|]+)|([^|]+)|')\n"
     "  if app then\n"
     "    local k = 'natter:{' .. app .. '}:online:' .. user\n"
-    "    if redis.call('HINCRBY', k, 'conns', -1) < 0 then redis.call('HSET', k, 'conns', 0) end\n"
+    "    local n = redis.call('HINCRBY', k, 'conns', -1)\n"
+    "    if n < 0 then redis.call('HSET', k, 'conns', 0) end\n"
     "    redis.call('HSET', k, 'last_seen', ARGV[3])\n"
+    "    if n == 0 then out[#out + 1] = rec(app, user) end\n"
     "  end\n"
     "end\n"
     "for _, m in ipairs(redis.call('SMEMBERS', KEYS[3])) do\n"
     "  local app, room, user = string.match(m, '^([^|]+)|([^|]+)|([^|]+)|')\n"
     "  if app then\n"
     "    local k = 'natter:{' .. app .. '}:live:' .. room\n"
-    "    if redis.call('HINCRBY', k, user, -1) <= 0 then redis.call('HDEL', k, user) end\n"
+    "    if redis.call('HINCRBY', k, user, -1) <= 0 then\n"
+    "      redis.call('HDEL', k, user)\n"
+    "      redis.call('SREM', 'natter:{' .. app .. '}:urooms:' .. user, room)\n"
+    "    end\n"
     "  end\n"
     "end\n"
     "redis.call('DEL', KEYS[2], KEYS[3])\n"
     "redis.call('ZREM', KEYS[1], ARGV[1])\n"
-    "return #conns\n";
+    "return out\n";
 
 struct rt_presence {
     rt_router *rt;
@@ -92,26 +113,19 @@ static size_t fmt_ms(char *buf, size_t size, int64_t ms)
     return n < 0 ? 0 : (size_t)n;
 }
 
-static nt_status eval(rt_router *rt, const char *script, int nkeys, const char *const *args,
-                      rt_redis_cb cb, void *arg)
-{
-    const char *argv[12];
-    size_t argvlen[12];
-    char nkeys_s[4];
-    int argc = 0;
-
-    argv[argc++] = "EVAL";
-    argv[argc++] = script;
-    snprintf(nkeys_s, sizeof(nkeys_s), "%d", nkeys);
-    argv[argc++] = nkeys_s;
-    for (size_t i = 0; args[i] && argc < 12; i++)
-        argv[argc++] = args[i];
-    for (int i = 0; i < argc; i++)
-        argvlen[i] = strlen(argv[i]);
-    return rt_redis_command(rt->redis, cb, arg, argc, argv, argvlen);
-}
-
 /* ---- natter.ctl.conn ---- */
+
+/* A rec() reply means the user came online or went offline: tell their rooms. */
+static void on_conn_done(nt_status st, const redisReply *reply, void *arg)
+{
+    rt_router *rt = arg;
+
+    if (st != NT_OK)
+        nt_warn(SUBJ_CONN ": not recorded: %s",
+                st == NT_EIO && reply ? reply->str : nt_status_text(st));
+    else if (reply->type == REDIS_REPLY_ARRAY)
+        rt_user_status_publish(rt, reply, true);
+}
 
 static void on_conn(nt_bus *bus, const nt_bus_msg *msg, void *arg)
 {
@@ -147,11 +161,12 @@ static void on_conn(nt_bus *bus, const nt_bus_msg *msg, void *arg)
     fmt_ms(now, sizeof(now), nt_now_ms());
     nt_status st;
     if (open) {
-        const char *args[] = { conns, online, KEY_GWS, member, name ? name : "", now, gw, NULL };
-        st = eval(rt, CONN_OPEN_LUA, 3, args, NULL, NULL);
+        const char *args[] = { conns, online, KEY_GWS, member, name ? name : "", now, gw,
+                               app, user, NULL };
+        st = rt_eval(rt, CONN_OPEN_LUA, 3, args, on_conn_done, rt);
     } else {
-        const char *args[] = { conns, online, member, now, NULL };
-        st = eval(rt, CONN_CLOSE_LUA, 2, args, NULL, NULL);
+        const char *args[] = { conns, online, member, now, app, user, NULL };
+        st = rt_eval(rt, CONN_CLOSE_LUA, 2, args, on_conn_done, rt);
     }
     nt_free(name);
     if (st != NT_OK) {
@@ -202,9 +217,13 @@ static void on_swept(nt_status st, const redisReply *reply, void *arg)
     p->sweeping--;
     if (st != NT_OK) {
         nt_warn("sweep of gateway %s failed: %s", s->gw, nt_status_text(st));
-    } else if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= 0) {
+    } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+               reply->element[0]->type == REDIS_REPLY_INTEGER) {
         nt_metric_add(p->rt->m.gateways_swept, 1);
-        nt_info("gateway %s expired: %lld connections cleaned", s->gw, reply->integer);
+        nt_info("gateway %s expired: %lld connections cleaned, %zu users went offline", s->gw,
+                reply->element[0]->integer, reply->elements - 1);
+        for (size_t i = 1; i < reply->elements; i++)
+            rt_user_status_publish(p->rt, reply->element[i], true);
     }
     nt_free(s);
 }
@@ -230,7 +249,7 @@ static void sweep_one(rt_presence *p, const char *gw, size_t len, int64_t cutoff
     fmt_ms(cutoff_s, sizeof(cutoff_s), cutoff);
     fmt_ms(now_s, sizeof(now_s), now);
     const char *args[] = { KEY_GWS, conns, subs, s->gw, cutoff_s, now_s, NULL };
-    if (eval(rt, SWEEP_LUA, 3, args, on_swept, s) != NT_OK) {
+    if (rt_eval(rt, SWEEP_LUA, 3, args, on_swept, s) != NT_OK) {
         nt_free(s);
         return;
     }

@@ -25,6 +25,25 @@ bool rt_req_ids(const nt_envr *r, const char *const *keys, char *const *outs,
  * `code` is a PROTOCOL.md error code. */
 void rt_reply_error(rt_router *rt, const char *reply, const char *code, const char *message);
 
+/* Sends EVAL script with nkeys keys; `args` (keys then argv) is NULL-terminated,
+ * at most 16 entries. Same contract as rt_redis_command. */
+nt_status rt_eval(rt_router *rt, const char *script, int nkeys, const char *const *args,
+                  rt_redis_cb cb, void *arg);
+
+/* Publishes {type:"event", json, skip_user?} to `subject` (a room or user subject,
+ * forwarded verbatim by gateways). skip_user may be NULL. */
+void rt_publish_event(rt_router *rt, const char *subject, const char *json, size_t len,
+                      const char *skip_user);
+
+/* Front half of a query (request/reply): needs a reply subject and an envelope
+ * with the ids `keys` (copied into `outs`). Otherwise replies bad_request (when
+ * it can), counts it, and returns false. `what` names the subject in logs. */
+bool rt_query_begin(rt_router *rt, const nt_bus_msg *msg, const char *what,
+                    const char *const *keys, char *const *outs);
+
+/* Publishes {ok:true, json} to `reply`; nothing when reply is NULL. */
+void rt_reply_json(rt_router *rt, const char *reply, const char *json, size_t len);
+
 /* Publishes `data` unchanged to `reply`; nothing when reply is NULL. */
 void rt_reply_raw(rt_router *rt, const char *reply, const void *data, size_t len);
 

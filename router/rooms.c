@@ -14,6 +14,7 @@
 #include "envelope.h"
 #include "log.h"
 #include "request.h"
+#include "user_status.h"
 
 #define SUBJ_JOIN "natter.rpc.router.join"
 #define SUBJ_LEAVE "natter.rpc.router.leave"
@@ -23,17 +24,32 @@
 
 #define KEY_MAX 256
 
-/* KEYS[1] natter:gw:<gw>:subs, KEYS[2] natter:{<app>}:live:<room>; ARGV[1] member, ARGV[2] user. */
+/* KEYS[1] natter:gw:<gw>:subs, KEYS[2] natter:{<app>}:live:<room>,
+ * KEYS[3] natter:{<app>}:urooms:<user>; ARGV[1] member, ARGV[2] user, ARGV[3] room,
+ * ARGV[4] app. urooms (the rooms a user is live in, for presence events) follows
+ * the live count. When the user just became live in the room, returns rec()
+ * (user_status.h) naming only this room, so the room hears the user is here. */
 static const char LIVE_ADD_LUA[] =
+    RT_USER_STATUS_REC_LUA
     "if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then\n"
-    "  return redis.call('HINCRBY', KEYS[2], ARGV[2], 1)\n"
+    "  local n = redis.call('HINCRBY', KEYS[2], ARGV[2], 1)\n"
+    "  redis.call('SADD', KEYS[3], ARGV[3])\n"
+    "  if n == 1 then\n"
+    "    local r = rec(ARGV[4], ARGV[2])\n"
+    "    r[9] = {ARGV[3]}\n"
+    "    return r\n"
+    "  end\n"
+    "  return n\n"
     "end\n"
     "return 0\n";
 
 static const char LIVE_DEL_LUA[] =
     "if redis.call('SREM', KEYS[1], ARGV[1]) == 1 then\n"
     "  local n = redis.call('HINCRBY', KEYS[2], ARGV[2], -1)\n"
-    "  if n <= 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end\n"
+    "  if n <= 0 then\n"
+    "    redis.call('HDEL', KEYS[2], ARGV[2])\n"
+    "    redis.call('SREM', KEYS[3], ARGV[3])\n"
+    "  end\n"
     "  return 1\n"
     "end\n"
     "return 0\n";
@@ -66,16 +82,14 @@ static nt_status live_change(rt_router *rt, bool add, const char *app, const cha
                              const char *user, const char *gw, const char *conn,
                              rt_redis_cb cb, void *arg)
 {
-    char subs[KEY_MAX], live[KEY_MAX], member[KEY_MAX];
-    const char *script = add ? LIVE_ADD_LUA : LIVE_DEL_LUA;
+    char subs[KEY_MAX], live[KEY_MAX], urooms[KEY_MAX], member[KEY_MAX];
 
     snprintf(subs, sizeof(subs), "natter:gw:%s:subs", gw);
     snprintf(live, sizeof(live), "natter:{%s}:live:%s", app, room);
+    snprintf(urooms, sizeof(urooms), "natter:{%s}:urooms:%s", app, user);
     snprintf(member, sizeof(member), "%s|%s|%s|%s", app, room, user, conn);
-    const char *argv[] = { "EVAL", script, "2", subs, live, member, user };
-    size_t argvlen[] = { 4, strlen(script), 1, strlen(subs), strlen(live), strlen(member),
-                         strlen(user) };
-    return rt_redis_command(rt->redis, cb, arg, 7, argv, argvlen);
+    const char *args[] = { subs, live, urooms, member, user, room, app, NULL };
+    return rt_eval(rt, add ? LIVE_ADD_LUA : LIVE_DEL_LUA, 3, args, cb, arg);
 }
 
 /* ---- join / leave calls ---- */
@@ -129,6 +143,8 @@ static void on_live_recorded(nt_status st, const redisReply *reply, void *arg)
     if (st != NT_OK)
         nt_warn("%s of %s/%s by %s (conn %s on %s): live membership not updated: %s",
                 call_name(c), c->app, c->room, c->user, c->conn, c->gw, nt_status_text(st));
+    else if (reply && reply->type == REDIS_REPLY_ARRAY)
+        rt_user_status_publish(rt, reply, false);
     rt_reply_raw(rt, c->reply, c->resp, c->resp_len);
     call_finish(c);
 }
@@ -263,6 +279,12 @@ static void on_leave(nt_bus *bus, const nt_bus_msg *msg, void *arg)
 
 /* ---- natter.ctl.live ---- */
 
+static void on_live_done(nt_status st, const redisReply *reply, void *arg)
+{
+    if (st == NT_OK && reply->type == REDIS_REPLY_ARRAY)
+        rt_user_status_publish(arg, reply, false);
+}
+
 static void on_live(nt_bus *bus, const nt_bus_msg *msg, void *arg)
 {
     static const char *const keys[] = { "app", "room", "user", "gw", "conn", NULL };
@@ -288,7 +310,7 @@ static void on_live(nt_bus *bus, const nt_bus_msg *msg, void *arg)
         nt_warn(SUBJ_LIVE ": %s", known ? why : "type must be sub or unsub");
         return;
     }
-    nt_status st = live_change(rt, add, app, room, user, gw, conn, NULL, NULL);
+    nt_status st = live_change(rt, add, app, room, user, gw, conn, on_live_done, rt);
     if (st != NT_OK)
         nt_warn(SUBJ_LIVE ": %s of %s/%s by %s dropped: %s", add ? "sub" : "unsub", app, room,
                 user, nt_status_text(st));

@@ -21,6 +21,11 @@ typedef struct rt_metrics {
     nt_metric *redis_errors;       /* error replies and commands lost to a disconnect */
     nt_metric *redis_rejected;     /* commands refused: disconnected or over the in-flight bound */
     nt_metric *bad_requests;       /* malformed or invalid envelopes */
+    nt_metric *presence_events;    /* presence events published (one per user change) */
+    nt_metric *presence_sets;      /* natter.ctl.presence applied */
+    nt_metric *typing_events;      /* typing events published (true and false) */
+    nt_metric *typing_expired;     /* typing indicators ended by the expiry timer */
+    nt_metric *queries;            /* online/typing/presence queries answered */
 } rt_metrics;
 
 typedef struct rt_router {
@@ -30,6 +35,7 @@ typedef struct rt_router {
     int64_t gateway_ttl_ms;        /* NATTER_GATEWAY_TTL_MS */
     int64_t sweep_ms;              /* NATTER_SWEEP_MS */
     int request_timeout_ms;        /* NATTER_REQUEST_TIMEOUT_MS */
+    int64_t typing_ttl_ms;         /* NATTER_TYPING_TTL_MS: typing ends without renewal */
     bool stopping;                 /* set by SIGINT/SIGTERM; no new work is started */
     rt_metrics m;
 } rt_router;
