@@ -3,6 +3,7 @@
 #include "actions.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -15,6 +16,7 @@
 #include "util.h"
 
 #define GW_SEND_CONFIRM_MIN_MS 30000    /* a published message waits this long for its ack */
+#define GW_REPLAY_PAGE 100              /* messages per history page during a recovery */
 
 struct gw_pending {                     /* one send_message awaiting its ack */
     gw_pending *next;                   /* in the connection */
@@ -29,6 +31,7 @@ typedef struct gw_req {                 /* context of one bus request */
     char conn[17];                      /* connection id, looked up on reply */
     json_t *ref;
     gw_room *room;                      /* join: the interest reference it holds */
+    int64_t since_seq;                  /* join: recover after this seq; -1: no recovery */
     char cmid[];                        /* send: the client_msg_id */
 } gw_req;
 
@@ -345,10 +348,137 @@ static void act_send(gw_conn *c, const gw_frame *f)
     }
     pending_add(c, cmid, f->ref);
     nt_metric_add(gw.m.messages_sent, 1);
-    gw_presence_sent_message(c, room);
+    gw_presence_typing_stop(c, room);
 }
 
 /* ---- subscribe / unsubscribe / leave ---- */
+
+/* ---- since_seq recovery (DESIGN.md invariant 5) ----
+ * After the join the member is in replaying state (rooms.c buffers its live events);
+ * history pages after since_seq are sent to this connection only, in seq order, until
+ * has_more is false; then the ack (recovered:true) is sent and the buffered live
+ * events with a larger seq than the last replayed one are delivered. Every message
+ * not in a page was committed after that page's query, which ran after the member
+ * was added, so its live event was buffered: no gap, no repeat. */
+
+typedef struct replay_req {
+    char conn[17];
+    char room[65];
+    uint64_t gen;                       /* the member's gw_replay generation */
+    json_t *ref;
+    int64_t after;                      /* last seq replayed (since_seq at first) */
+    int64_t last_seq, last_read, unread; /* from the join */
+} replay_req;
+
+static bool stop_delivery(gw_conn *c, const char *room);
+static void replay_page(gw_conn *c, replay_req *rq);
+
+static void replay_free(replay_req *rq)
+{
+    json_decref(rq->ref);
+    nt_free(rq);
+}
+
+/* The member of rq still replaying, or NULL (connection gone, unsubscribed, resubscribed). */
+static gw_member *replay_member(gw_conn *c, const replay_req *rq)
+{
+    gw_member *m = c ? gw_member_find(c, rq->room) : NULL;
+    return m && m->replay && m->replay->gen == rq->gen ? m : NULL;
+}
+
+static void replay_fail(gw_conn *c, replay_req *rq, gw_errcode code, const char *message)
+{
+    stop_delivery(c, rq->room);
+    gw_conn_send_error(c, rq->ref, code, message);
+    replay_free(rq);
+}
+
+/* Sends one page's messages; false when the reply is malformed. */
+static bool replay_send(gw_conn *c, replay_req *rq, const char *json, size_t len, bool *more)
+{
+    json_t *o = json_loadb(json, len, 0, NULL);
+    json_t *list = json_object_get(o, "messages");
+    char channel[80];
+    if (!json_is_array(list)) {
+        json_decref(o);
+        return false;
+    }
+    snprintf(channel, sizeof channel, "room.%s", rq->room);
+    size_t i;
+    json_t *msg;
+    json_array_foreach(list, i, msg) {
+        json_int_t seq = json_integer_value(json_object_get(msg, "seq"));
+        if (seq <= rq->after)
+            continue;
+        json_t *frame = json_pack("{s:s,s:s,s:O}", "event", "message", "channel", channel,
+                                  "data", msg);
+        char *s = json_dumps(frame, JSON_COMPACT);
+        gw_conn_send(c, s, strlen(s));
+        free(s);
+        json_decref(frame);
+        rq->after = seq;
+    }
+    *more = json_is_true(json_object_get(o, "has_more")) && json_array_size(list) > 0;
+    json_decref(o);
+    return true;
+}
+
+static void on_replay_page(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
+{
+    replay_req *rq = arg;
+    gw_conn *c = gw_conn_find(rq->conn);
+    gw_member *m = replay_member(c, rq);
+    nt_envr r;
+    gw_error err;
+    size_t len;
+    bool more = false;
+    bool ok = gw_rpc_ok(st, msg, "message store", &r, &err);
+    const char *json = ok ? nt_envr_str(&r, "json", &len) : NULL;
+    if (!m) {
+        replay_free(rq);
+    } else if (!ok) {
+        replay_fail(c, rq, err.code, err.message);
+    } else if (!json || !replay_send(c, rq, json, len, &more)) {
+        replay_fail(c, rq, GW_E_INTERNAL, "malformed reply from message store");
+    } else if (m->replay->overflow) {
+        replay_fail(c, rq, GW_E_UNAVAILABLE, "too many messages to recover; retry");
+    } else if (more) {
+        replay_page(c, rq);
+    } else {
+        int64_t last = rq->after > rq->last_seq ? rq->after : rq->last_seq;
+        send_ack_obj(c, rq->ref, json_pack("{s:s,s:I,s:I,s:I,s:b}", "room_id", rq->room,
+                                           "last_seq", (json_int_t)last, "last_read_seq",
+                                           (json_int_t)rq->last_read, "unread",
+                                           (json_int_t)rq->unread, "recovered", 1));
+        gw_member_replay_finish(m, rq->after);
+        replay_free(rq);
+    }
+    nt_envr_free(&r);
+}
+
+static void replay_page(gw_conn *c, replay_req *rq)
+{
+    gw_history_req h = { .before_seq = -1, .after_seq = rq->after, .limit = GW_REPLAY_PAGE };
+    if (gw_history_request(c->user->app, rq->room, c->user->id, &h, on_replay_page, rq,
+                           NULL) != NT_OK)
+        replay_fail(c, rq, GW_E_UNAVAILABLE, "message store unavailable, retry");
+}
+
+/* Starts the recovery of a member just added by on_join. */
+static void replay_begin(gw_conn *c, gw_member *m, const gw_req *q, int64_t last_seq,
+                         int64_t last_read, int64_t unread)
+{
+    replay_req *rq = nt_calloc(1, sizeof *rq);
+    memcpy(rq->conn, c->id, sizeof rq->conn);
+    snprintf(rq->room, sizeof rq->room, "%s", m->room->id);
+    rq->ref = q->ref ? json_incref(q->ref) : NULL;
+    rq->after = q->since_seq;
+    rq->last_seq = last_seq;
+    rq->last_read = last_read;
+    rq->unread = unread;
+    rq->gen = gw_member_replay_start(m, gw.cfg.recovery_buffer);
+    replay_page(c, rq);
+}
 
 static void on_join(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
 {
@@ -373,6 +503,12 @@ static void on_join(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
             gw_room_release(q->room);
         } else {
             gw_member_add(c, q->room);
+            if (q->since_seq >= 0) {
+                replay_begin(c, gw_member_find(c, q->room->id), q, last_seq, last_read, unread);
+                nt_envr_free(&r);
+                req_free(q);
+                return;
+            }
         }
         send_ack_obj(c, q->ref, json_pack("{s:s,s:I,s:I,s:I,s:b}", "room_id", q->room->id,
                                           "last_seq", (json_int_t)last_seq, "last_read_seq",
@@ -387,7 +523,10 @@ static void act_subscribe(gw_conn *c, const gw_frame *f)
 {
     gw_error err;
     const char *access_code;
-    if (!gw_frame_need_room(f, &err) || !gw_data_str(f, "access_code", 128, &access_code, &err))
+    int64_t since_seq;
+    bool recover;
+    if (!gw_frame_need_room(f, &err) || !gw_data_str(f, "access_code", 128, &access_code, &err) ||
+        !gw_since_seq_parse(f, &since_seq, &recover, &err))
         return send_error(c, f->ref, &err);
     const char *room = f->channel.id;
     if (!gw_member_find(c, room) && c->nrooms >= gw.cfg.max_rooms_per_conn) {
@@ -412,6 +551,7 @@ static void act_subscribe(gw_conn *c, const gw_frame *f)
     const char *data = nt_envw_finish(&w, &len);
     gw_req *q = req_new(c, f->ref, NULL);
     q->room = r;
+    q->since_seq = recover ? since_seq : -1;
     nt_status st = nt_bus_request(gw.bus, "natter.rpc.router.join", NULL, data, len,
                                   (int)gw.cfg.request_timeout_ms, on_join, q, NULL);
     nt_envw_free(&w);
@@ -430,6 +570,7 @@ static bool stop_delivery(gw_conn *c, const char *room)
     gw_member *m = gw_member_find(c, room);
     if (!m)
         return false;
+    gw_presence_typing_stop(c, room);
     gw_member_remove(c, m);
     c->nrooms--;
     publish_ctl("natter.ctl.live", "unsub", c, room);
@@ -581,8 +722,10 @@ void gw_actions_conn_closed(gw_conn *c)
         return;
     publish_ctl("natter.ctl.conn", "close", c, NULL);
     /* The router keeps live membership per connection: end each one. */
-    for (gw_member *m = c->rooms; m; m = m->cnext)
+    for (gw_member *m = c->rooms; m; m = m->cnext) {
+        gw_presence_typing_stop(c, m->room->id);
         publish_ctl("natter.ctl.live", "unsub", c, m->room->id);
+    }
     gw_rooms_conn_closed(c);
     gw_user_detach(c);
 }

@@ -13,7 +13,7 @@
 
 #define GW_LWS_WRITE_CLOSE ((enum lws_write_protocol)4)
 
-static gw_map conns;
+static nt_map conns;
 static uint64_t next_id;
 static gw_conn *auth_head, *auth_tail;
 
@@ -43,7 +43,7 @@ gw_conn *gw_conn_create(struct lws *wsi)
     gw_conn *c = nt_calloc(1, sizeof *c);
     c->wsi = wsi;
     snprintf(c->id, sizeof c->id, "%016llx", (unsigned long long)next_id++);
-    gw_map_put(&conns, c->id, c);
+    nt_map_put(&conns, c->id, c);
     nt_metric_add(gw.m.connections, 1);
     return c;
 }
@@ -66,19 +66,19 @@ void gw_conn_destroy(gw_conn *c)
     gw_conn_auth_untrack(c);
     queue_drop(c);
     nt_free(c->rx);
-    gw_map_del(&conns, c->id);
+    nt_map_del(&conns, c->id);
     nt_metric_add(gw.m.connections, -1);
     nt_free(c);
 }
 
-gw_conn *gw_conn_find(const char *id) { return gw_map_get(&conns, id); }
+gw_conn *gw_conn_find(const char *id) { return nt_map_get(&conns, id); }
 
 size_t gw_conn_count(void) { return conns.count; }
 
 void gw_conn_foreach(void (*fn)(gw_conn *c, void *arg), void *arg)
 {
-    gw_map_entry *e;
-    for (size_t i = 0; (e = gw_map_next(&conns, &i));)
+    nt_map_entry *e;
+    for (size_t i = 0; (e = nt_map_next(&conns, &i));)
         fn(e->val, arg);
 }
 

@@ -290,6 +290,52 @@ bool gw_history_parse(const gw_frame *f, gw_history_req *out, gw_error *err)
     return true;
 }
 
+bool gw_mark_parse(const json_t *data, bool allow_ids, const char *what, gw_mark_req *out,
+                   gw_error *err)
+{
+    json_t *seq = json_is_object(data) ? json_object_get(data, "seq") : NULL;
+    json_t *ids = json_is_object(data) && allow_ids ? json_object_get(data, "message_ids") : NULL;
+    memset(out, 0, sizeof *out);
+    out->seq = -1;
+    if (seq && json_is_null(seq))
+        seq = NULL;
+    if (ids && json_is_null(ids))
+        ids = NULL;
+    if (seq && ids)
+        return gw_fail(err, GW_E_BAD_REQUEST, "give either '%sseq' or '%smessage_ids', not both",
+                       what, what);
+    if (ids) {
+        if (!json_is_array(ids) || json_array_size(ids) == 0 ||
+            json_array_size(ids) > GW_READ_MAX_IDS)
+            return gw_fail(err, GW_E_BAD_REQUEST,
+                           "field '%smessage_ids' must be an array of 1 to %d message ids", what,
+                           GW_READ_MAX_IDS);
+        for (size_t i = 0; i < json_array_size(ids); i++) {
+            json_t *v = json_array_get(ids, i);
+            if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 64)
+                return gw_fail(err, GW_E_BAD_REQUEST,
+                               "field '%smessage_ids' must hold message ids (strings of 1 to 64 bytes)",
+                               what);
+            out->ids[out->nids++] = json_string_value(v);
+        }
+        return true;
+    }
+    if (!seq)
+        return gw_fail(err, GW_E_BAD_REQUEST, allow_ids ? "missing field '%sseq' (or '%smessage_ids')"
+                                                        : "missing field '%sseq'%s", what,
+                       allow_ids ? what : "");
+    if (!json_is_integer(seq) || json_integer_value(seq) < 0)
+        return gw_fail(err, GW_E_BAD_REQUEST, "field '%sseq' must be an integer >= 0", what);
+    out->seq = json_integer_value(seq);
+    return true;
+}
+
+bool gw_since_seq_parse(const gw_frame *f, int64_t *since, bool *present, gw_error *err)
+{
+    *since = 0;
+    return gw_data_uint(f, "since_seq", INT64_MAX, since, present, err);
+}
+
 bool gw_auth_token(const gw_frame *f, const char **token, size_t *len, gw_error *err)
 {
     json_t *v = f->data ? json_object_get(f->data, "token") : NULL;

@@ -116,6 +116,22 @@ typedef struct gw_history_req {
 } gw_history_req;
 
 bool gw_history_parse(const gw_frame *f, gw_history_req *out, gw_error *err);
+#define GW_READ_MAX_IDS 100
+
+typedef struct gw_mark_req {
+    int64_t seq;                     /* -1 when message_ids is used */
+    const char *ids[GW_READ_MAX_IDS]; /* borrowed from the data object */
+    size_t nids;
+} gw_mark_req;
+
+/* read data (a JSON object: frame data or REST body): "seq" (integer >= 0) or
+ * "message_ids" (1..100 strings of at most 64 bytes); exactly one of them. With
+ * allow_ids false (delivered) only "seq". `what` prefixes field names in errors
+ * ("data." for frames, "" for REST bodies). */
+bool gw_mark_parse(const json_t *data, bool allow_ids, const char *what, gw_mark_req *out,
+                   gw_error *err);
+/* subscribe data.since_seq: integer >= 0; absent -> *present false. */
+bool gw_since_seq_parse(const gw_frame *f, int64_t *since, bool *present, gw_error *err);
 /* data.token of an auth frame. */
 bool gw_auth_token(const gw_frame *f, const char **token, size_t *len, gw_error *err);
 

@@ -25,6 +25,7 @@ typedef struct gw_config {
     uint32_t max_pending_sends;     /* NATTER_MAX_PENDING_SENDS per connection */
     uint32_t max_rooms_per_conn;    /* NATTER_MAX_ROOMS_PER_CONN */
     uint32_t max_connections;       /* NATTER_MAX_CONNECTIONS (WebSocket) */
+    uint32_t recovery_buffer;       /* NATTER_RECOVERY_BUFFER: live events held per member during a replay */
     uint32_t auth_timeout_ms;       /* NATTER_AUTH_TIMEOUT_MS */
     uint32_t request_timeout_ms;    /* NATTER_REQUEST_TIMEOUT_MS for bus requests */
     uint32_t partitions;            /* NATTER_PARTITIONS, equal to the persister's */

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -13,13 +14,15 @@
 #include "gw.h"
 #include "jwt.h"
 #include "log.h"
+#include "presence.h"
+#include "receipts.h"
 #include "util.h"
 
 #define GW_HTTP_MAX_BODY (64 * 1024)
 #define GW_DEV_TOKEN_TTL_S (24 * 3600)
 
 enum { H_READ, H_WAIT, H_HEADERS, H_BODY };
-enum { R_NONE, R_DEV_TOKEN, R_NOT_FOUND };
+enum { R_NONE, R_DEV_TOKEN, R_READ, R_NOT_FOUND };
 
 struct gw_http {
     struct lws *wsi;
@@ -29,6 +32,7 @@ struct gw_http {
     bool in_flight;               /* a bus request (req_id) is waiting */
     uint64_t req_id;
     unsigned status;
+    char room[65];                /* POST /api/rooms/{id}/read */
     char *body;                   /* request body */
     size_t body_len;
     unsigned char *resp;          /* LWS_PRE headroom + response body */
@@ -141,22 +145,30 @@ static bool query_uint(gw_http *h, const char *name, int64_t min, int64_t max, i
     return true;
 }
 
-static void on_history(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
+/* Answers h with the `json` of an RPC reply envelope, or with its error. */
+static void respond_rpc_json(gw_http *h, nt_status st, const nt_bus_msg *msg, const char *service)
 {
-    gw_http *h = arg;
     nt_envr r;
     gw_error err;
     size_t len;
     h->in_flight = false;
-    bool ok = gw_rpc_ok(st, msg, "message store", &r, &err);
+    bool ok = gw_rpc_ok(st, msg, service, &r, &err);
     const char *json = ok ? nt_envr_str(&r, "json", &len) : NULL;
     if (json)
         respond(h, 200, json, len);
-    else if (ok)
-        respond_error(h, GW_E_INTERNAL, "malformed reply from message store");
+    else if (ok) {
+        char text[64];
+        snprintf(text, sizeof text, "malformed reply from %s", service);
+        respond_error(h, GW_E_INTERNAL, text);
+    }
     else
         respond_error(h, err.code, err.message);
     nt_envr_free(&r);
+}
+
+static void on_history(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
+{
+    respond_rpc_json(arg, st, msg, "message store");
 }
 
 static void route_history(gw_http *h, const char *room, size_t roomlen)
@@ -178,6 +190,66 @@ static void route_history(gw_http *h, const char *room, size_t roomlen)
         return respond_error(h, GW_E_UNAVAILABLE, "message store unavailable, retry");
     h->in_flight = true;
     h->state = H_WAIT;
+}
+
+/* ---- GET /api/me/unread, GET /api/rooms, POST /api/rooms/{id}/read ---- */
+
+static void route_user(gw_http *h, bool rooms)
+{
+    nt_claims cl;
+    if (!bearer_claims(h, &cl))
+        return;
+    if (gw_receipts_user_request(cl.app, cl.sub, rooms, on_history, h, &h->req_id) != NT_OK)
+        return respond_error(h, GW_E_UNAVAILABLE, "message store unavailable, retry");
+    h->in_flight = true;
+    h->state = H_WAIT;
+}
+
+/* Checks the room id and the token before the body is read. */
+static bool read_prepare(gw_http *h, const char *room, size_t roomlen)
+{
+    nt_claims cl;
+    char msg[128];
+    if (!nt_valid_id(room, roomlen)) {
+        snprintf(msg, sizeof msg, "invalid room id '%.*s'", (int)(roomlen > 64 ? 64 : roomlen), room);
+        respond_error(h, GW_E_BAD_REQUEST, msg);
+        return false;
+    }
+    memcpy(h->room, room, roomlen);
+    h->room[roomlen] = '\0';
+    return bearer_claims(h, &cl);
+}
+
+static void read_body(gw_http *h)
+{
+    nt_claims cl;
+    json_error_t je;
+    gw_error err;
+    gw_mark_req m;
+    char msg[256];
+    if (!bearer_claims(h, &cl))
+        return;
+    json_t *req = json_loadb(h->body ? h->body : "", h->body_len, 0, &je);
+    if (!json_is_object(req)) {
+        snprintf(msg, sizeof msg, "body must be a JSON object: %s", req ? "not an object" : je.text);
+        respond_error(h, GW_E_BAD_REQUEST, msg);
+    } else if (!gw_mark_parse(req, true, "", &m, &err)) {
+        respond_error(h, err.code, err.message);
+    } else if (gw_receipts_mark_request(cl.app, h->room, cl.sub, false, &m, on_history, h,
+                                        &h->req_id) != NT_OK) {
+        respond_error(h, GW_E_UNAVAILABLE, "message store unavailable, retry");
+    } else {
+        h->in_flight = true;
+        h->state = H_WAIT;
+    }
+    json_decref(req);
+}
+
+/* ---- presence REST (http_presence.c) ---- */
+
+static void on_router_json(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
+{
+    respond_rpc_json(arg, st, msg, "router");
 }
 
 /* ---- POST /api/dev/token ---- */
@@ -214,7 +286,7 @@ static void route(gw_http *h, const char *path)
 {
     bool get = lws_hdr_total_length(h->wsi, WSI_TOKEN_GET_URI) > 0;
     bool post = lws_hdr_total_length(h->wsi, WSI_TOKEN_POST_URI) > 0;
-    static const char rooms[] = "/api/rooms/", msgs[] = "/messages";
+    static const char rooms[] = "/api/rooms/", msgs[] = "/messages", readp[] = "/read";
     size_t plen = strlen(path);
 
     if (get && strcmp(path, "/healthz") == 0)
@@ -228,10 +300,31 @@ static void route(gw_http *h, const char *path)
     if (get && strncmp(path, rooms, sizeof rooms - 1) == 0 && plen > sizeof rooms - 1 + sizeof msgs - 1 &&
         strcmp(path + plen - (sizeof msgs - 1), msgs) == 0)
         return route_history(h, path + sizeof rooms - 1, plen - (sizeof rooms - 1) - (sizeof msgs - 1));
+    if (get && strcmp(path, "/api/me/unread") == 0)
+        return route_user(h, false);
+    if (get && strcmp(path, "/api/rooms") == 0)
+        return route_user(h, true);
+    if (get) {
+        bool sent;
+        gw_error err;
+        if (gw_http_presence_route(h->wsi, path, on_router_json, h, &h->req_id, &sent, &err)) {
+            if (!sent)
+                return respond_error(h, err.code, err.message);
+            h->in_flight = true;
+            h->state = H_WAIT;
+            return;
+        }
+    }
     if (!post)
         return respond_error(h, GW_E_NOT_FOUND, "no such resource");
 
     h->post_route = strcmp(path, "/api/dev/token") == 0 && gw.cfg.dev_tokens ? R_DEV_TOKEN : R_NOT_FOUND;
+    if (strncmp(path, rooms, sizeof rooms - 1) == 0 && plen > sizeof rooms - 1 + sizeof readp - 1 &&
+        strcmp(path + plen - (sizeof readp - 1), readp) == 0) {
+        if (!read_prepare(h, path + sizeof rooms - 1, plen - (sizeof rooms - 1) - (sizeof readp - 1)))
+            return;
+        h->post_route = R_READ;
+    }
     char cl[24];
     long long clen = 0;
     if (lws_hdr_copy(h->wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
@@ -243,6 +336,8 @@ static void route(gw_http *h, const char *path)
     if (clen <= 0) {                   /* no body will follow */
         if (h->post_route == R_DEV_TOKEN)
             return dev_token(h);
+        if (h->post_route == R_READ)
+            return read_body(h);
         return respond_error(h, GW_E_NOT_FOUND, "no such resource");
     }
 }
@@ -276,6 +371,8 @@ int gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, gw_http 
             return 0;
         if (h->post_route == R_DEV_TOKEN)
             dev_token(h);
+        else if (h->post_route == R_READ)
+            read_body(h);
         else
             respond_error(h, GW_E_NOT_FOUND, "no such resource");
         return 0;

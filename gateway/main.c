@@ -14,6 +14,7 @@
 #include "gw.h"
 #include "log.h"
 #include "metrics.h"
+#include "presence.h"
 #include "rooms.h"
 #include "server.h"
 #include "util.h"
@@ -106,6 +107,7 @@ static void read_config(void)
     c->partitions = (uint32_t)nt_config_int("NATTER_PARTITIONS", 4, 1, 4096);
     c->heartbeat_ms = (uint32_t)nt_config_int("NATTER_HEARTBEAT_MS", 5000, 100, 600000);
     c->ping_interval_s = (uint32_t)nt_config_int("NATTER_PING_INTERVAL_S", 25, 1, 3600);
+    c->recovery_buffer = (uint32_t)nt_config_int("NATTER_RECOVERY_BUFFER", 10000, 1, 10000000);
     cap_connections_by_fd_limit(c);
 }
 
@@ -113,6 +115,7 @@ static void register_metrics(void)
 {
     gw_metrics *m = &gw.m;
     char name[96];
+    gw_presence_metrics_init();
     m->connections = nt_metric_gauge("natter_gateway_connections", "Open WebSocket connections");
     m->frames_in = nt_metric_counter("natter_gateway_frames_in_total", "Client frames received");
     m->frames_out = nt_metric_counter("natter_gateway_frames_out_total", "Frames written to clients");

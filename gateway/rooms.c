@@ -11,7 +11,7 @@
 #include "log.h"
 #include "map.h"
 
-static gw_map rooms, users;
+static nt_map rooms, users;
 
 static char *subject_of(const char *kind, const char *app, const char *id)
 {
@@ -39,15 +39,70 @@ static gw_buf *event_buf(const nt_bus_msg *msg, nt_envr *r, const char *what)
     return gw_buf_create(json, len);
 }
 
+/* Keeps b for a replaying member; over the bound the replay is marked failed. */
+static void replay_buffer(gw_replay *rp, gw_buf *b, int64_t seq)
+{
+    if (rp->overflow)
+        return;
+    if (rp->n >= rp->max) {
+        rp->overflow = true;
+        return;
+    }
+    if (rp->n == rp->cap) {
+        rp->cap = rp->cap ? rp->cap * 2 : 64;
+        rp->bufs = nt_realloc(rp->bufs, rp->cap * sizeof *rp->bufs);
+        rp->seqs = nt_realloc(rp->seqs, rp->cap * sizeof *rp->seqs);
+    }
+    gw_buf_retain(b);
+    rp->bufs[rp->n] = b;
+    rp->seqs[rp->n++] = seq;
+}
+
+static void replay_free(gw_replay *rp)
+{
+    if (!rp)
+        return;
+    for (uint32_t i = 0; i < rp->n; i++)
+        gw_buf_release(rp->bufs[i]);
+    nt_free(rp->bufs);
+    nt_free(rp->seqs);
+    nt_free(rp);
+}
+
+uint64_t gw_member_replay_start(gw_member *m, uint32_t max)
+{
+    static uint64_t gens;
+    replay_free(m->replay);
+    m->replay = nt_calloc(1, sizeof *m->replay);
+    m->replay->gen = ++gens;
+    m->replay->max = max;
+    return m->replay->gen;
+}
+
+void gw_member_replay_finish(gw_member *m, int64_t last_seq)
+{
+    gw_replay *rp = m->replay;
+    if (!rp)
+        return;
+    m->replay = NULL;
+    for (uint32_t i = 0; i < rp->n; i++)
+        if (rp->seqs[i] < 0 || rp->seqs[i] > last_seq)
+            gw_conn_enqueue(m->conn, rp->bufs[i]);
+    replay_free(rp);
+}
+
 static void on_room_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
 {
     gw_room *room = arg;
     nt_envr r;
-    int64_t seq;
+    int64_t seq = -1;
     gw_buf *b = event_buf(msg, &r, "room");
     /* A persister that takes over a partition republishes the last batch its
      * predecessor committed: forward each message seq once. */
-    if (b && nt_envr_int(&r, "seq", &seq)) {
+    if (b && !nt_envr_int(&r, "seq", &seq))
+        seq = -1;
+    if (b && seq >= 0) {
+        /* per-member replays buffer after this room-wide filter: each seq once */
         if (seq <= room->last_seq) {
             gw_buf_release(b);
             b = NULL;
@@ -63,7 +118,10 @@ static void on_room_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
             const char *uid = m->conn->user ? m->conn->user->id : NULL;
             if (skip && uid && strlen(uid) == skip_len && memcmp(uid, skip, skip_len) == 0)
                 continue;
-            gw_conn_enqueue(m->conn, b);
+            if (m->replay)
+                replay_buffer(m->replay, b, seq);
+            else
+                gw_conn_enqueue(m->conn, b);
         }
         gw_buf_release(b);
     }
@@ -89,7 +147,7 @@ gw_user *gw_user_find(const char *app, const char *user)
 {
     char key[160];
     snprintf(key, sizeof key, "natter.user.%s.%s", app, user);
-    return gw_map_get(&users, key);
+    return nt_map_get(&users, key);
 }
 
 nt_status gw_user_attach(gw_conn *c, const nt_claims *cl)
@@ -107,7 +165,7 @@ nt_status gw_user_attach(gw_conn *c, const nt_claims *cl)
             nt_free(u);
             return NT_EUNAVAIL;
         }
-        gw_map_put(&users, u->subject, u);
+        nt_map_put(&users, u->subject, u);
         nt_metric_add(gw.m.user_subjects, 1);
     }
     snprintf(u->name, sizeof u->name, "%s", cl->name);
@@ -137,7 +195,7 @@ void gw_user_detach(gw_conn *c)
     if (--u->nconns > 0)
         return;
     nt_bus_unsubscribe(u->sub);
-    gw_map_del(&users, u->subject);
+    nt_map_del(&users, u->subject);
     nt_metric_add(gw.m.user_subjects, -1);
     nt_free(u->subject);
     nt_free(u);
@@ -146,7 +204,7 @@ void gw_user_detach(gw_conn *c)
 gw_room *gw_room_acquire(const char *app, const char *room)
 {
     char *subject = subject_of("room", app, room);
-    gw_room *r = gw_map_get(&rooms, subject);
+    gw_room *r = nt_map_get(&rooms, subject);
     if (r) {
         nt_free(subject);
         r->interest++;
@@ -163,7 +221,7 @@ gw_room *gw_room_acquire(const char *app, const char *room)
         return NULL;
     }
     r->interest = 1;
-    gw_map_put(&rooms, r->subject, r);
+    nt_map_put(&rooms, r->subject, r);
     nt_metric_add(gw.m.room_subjects, 1);
     return r;
 }
@@ -173,7 +231,7 @@ void gw_room_release(gw_room *r)
     if (--r->interest > 0)
         return;
     nt_bus_unsubscribe(r->sub);
-    gw_map_del(&rooms, r->subject);
+    nt_map_del(&rooms, r->subject);
     nt_metric_add(gw.m.room_subjects, -1);
     nt_free(r->subject);
     nt_free(r);
@@ -192,6 +250,7 @@ gw_member *gw_member_find(gw_conn *c, const char *room_id)
 void gw_member_add(gw_conn *c, gw_room *r)
 {
     gw_member *m = nt_malloc(sizeof *m);
+    m->replay = NULL;
     m->room = r;
     m->conn = c;
     m->rprev = NULL;
@@ -217,6 +276,7 @@ void gw_member_remove(gw_conn *c, gw_member *m)
     if (m->rnext)
         m->rnext->rprev = m->rprev;
     gw_room_release(m->room);
+    replay_free(m->replay);
     nt_free(m);
 }
 

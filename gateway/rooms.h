@@ -27,9 +27,18 @@ typedef struct gw_room {
     gw_member *members;
 } gw_room;
 
+typedef struct gw_replay {        /* a member recovering with since_seq (actions.c) */
+    uint64_t gen;                 /* tells a stale history reply from the current one */
+    uint32_t n, cap, max;         /* buffered live events; max: NATTER_RECOVERY_BUFFER */
+    bool overflow;                /* more than max arrived: the recovery fails */
+    gw_buf **bufs;
+    int64_t *seqs;                /* message seq of each buffered event, -1 for others */
+} gw_replay;
+
 struct gw_member {                /* a connection receiving a room's events */
     gw_room *room;
     gw_conn *conn;
+    gw_replay *replay;            /* non-NULL while replaying: live events are buffered */
     gw_member *rnext, *rprev;     /* in the room */
     gw_member *cnext;             /* in the connection */
 };
@@ -53,6 +62,12 @@ gw_member *gw_member_find(gw_conn *c, const char *room_id);
 void gw_member_add(gw_conn *c, gw_room *r);
 /* Stops live delivery and drops the membership's interest reference. */
 void gw_member_remove(gw_conn *c, gw_member *m);
+/* Enters replaying state: live events of the room for m are buffered (at most max)
+ * instead of delivered. Returns the replay's generation. */
+uint64_t gw_member_replay_start(gw_member *m, uint32_t max);
+/* Leaves replaying state: delivers the buffered events except messages with seq <=
+ * last_seq (already replayed), in arrival order, and frees the buffer. */
+void gw_member_replay_finish(gw_member *m, int64_t last_seq);
 /* Removes every membership of a closing connection. */
 void gw_rooms_conn_closed(gw_conn *c);
 

@@ -15,6 +15,7 @@
 #include "envelope.h"
 #include "log.h"
 #include "pg.h"
+#include "unread.h"
 #include "util.h"
 #include "worker.h"
 
@@ -340,6 +341,7 @@ static void item_publish(ps_ctx *ctx, const ps_item *it)
         nt_metric_add(ctx->m.committed, 1);
         publish_room_event(ctx, it);
         publish_ack(ctx, it);
+        ps_unread_room(ctx->unread, it->app, it->room_id);
     } else if (strcmp(it->status, "duplicate") == 0) {
         nt_metric_add(ctx->m.duplicates, 1);
         if (it->redelivered) {

@@ -12,7 +12,9 @@
 #include "partitions.h"
 #include "persister.h"
 #include "pg.h"
+#include "receipts.h"
 #include "rpc.h"
+#include "unread.h"
 #include "worker.h"
 
 #ifndef NATTER_MIGRATIONS_DIR
@@ -42,6 +44,11 @@ static void read_config(ps_config *c)
     c->history_max = (int)nt_config_int("NATTER_HISTORY_MAX", 100, 1, 10000);
     c->max_message_chars = (int)nt_config_int("NATTER_MAX_MESSAGE_CHARS", 5000, 1, 1000000);
     c->rpc_queue_max = (int)nt_config_int("NATTER_RPC_QUEUE_MAX", 10000, 1, 1000000);
+    c->unread_flush_ms = (int)nt_config_int("NATTER_UNREAD_FLUSH_MS", 1000, 10, 600000);
+    c->unread_max_dirty = (int)nt_config_int("NATTER_UNREAD_MAX_DIRTY", 100000, 1, 100000000);
+    c->receipt_interval_ms = (int)nt_config_int("NATTER_RECEIPT_INTERVAL_MS", 1000, 1, 600000);
+    c->receipt_max_pending = (int)nt_config_int("NATTER_RECEIPT_MAX_PENDING", 100000, 1,
+                                                100000000);
     if (c->js_duplicate_window_s > c->js_max_age_s)
         nt_config_fatal("NATTER_JS_DUPLICATE_WINDOW_S=%lld is invalid: must not exceed "
                         "NATTER_JS_MAX_AGE_S=%lld", (long long)c->js_duplicate_window_s,
@@ -76,6 +83,15 @@ static void register_metrics(ps_metrics *m)
                                         "RPC requests answered");
     m->rpc_rejected = nt_metric_counter("natter_persister_rpc_rejected_total",
                                         "RPC requests refused as unavailable (queue full or no database)");
+    m->receipts = nt_metric_counter("natter_persister_receipts_total", "Receipt events published");
+    m->receipts_coalesced = nt_metric_counter("natter_persister_receipts_coalesced_total",
+                                              "Receipts replaced by a later mark within the interval");
+    m->receipts_dropped = nt_metric_counter("natter_persister_receipts_dropped_total",
+                                            "Receipts dropped: NATTER_RECEIPT_MAX_PENDING reached");
+    m->unread_events = nt_metric_counter("natter_persister_unread_events_total",
+                                         "Unread events published");
+    m->unread_dropped = nt_metric_counter("natter_persister_unread_dropped_total",
+                                          "Unread changes dropped: NATTER_UNREAD_MAX_DIRTY reached");
 }
 
 /* Creates or updates stream NATTER_IN. The bus connection reads its socket on the
@@ -146,6 +162,10 @@ static void on_worker_exit(void *arg)
     ps_pg_destroy(ctx->rpg);
     ps_rpc_destroy(ctx->rpc);
     ctx->rpc = NULL;
+    ps_unread_destroy(ctx->unread);
+    ctx->unread = NULL;
+    ps_receipts_destroy(ctx->receipts);
+    ctx->receipts = NULL;
     ps_parts_destroy(ctx->parts);
     nt_metrics_close();
     uv_close((uv_handle_t *)&g_sigint, on_closed_noop);
@@ -225,6 +245,8 @@ int main(void)
     ctx->worker = ps_worker_create(ctx);
     if (ctx->worker == NULL)
         nt_config_fatal("cannot use JetStream at %s (NATTER_NATS_URL)", ctx->cfg.nats_url);
+    ctx->receipts = ps_receipts_create(ctx);
+    ctx->unread = ps_unread_create(ctx);
     ctx->rpc = ps_rpc_create(ctx);
     if (ctx->rpc == NULL)
         nt_config_fatal("cannot subscribe the persister rpc subjects at %s (NATTER_NATS_URL)",

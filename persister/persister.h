@@ -16,6 +16,8 @@ typedef struct ps_pg ps_pg;
 typedef struct ps_parts ps_parts;
 typedef struct ps_worker ps_worker;
 typedef struct ps_rpc ps_rpc;
+typedef struct ps_receipts ps_receipts;
+typedef struct ps_unread ps_unread;
 
 typedef struct ps_config {
     const char *nats_url;          /* NATTER_NATS_URL */
@@ -30,6 +32,10 @@ typedef struct ps_config {
     int history_max;               /* NATTER_HISTORY_MAX: largest history limit */
     int max_message_chars;         /* NATTER_MAX_MESSAGE_CHARS */
     int rpc_queue_max;             /* bound of pending read queries */
+    int unread_flush_ms;           /* NATTER_UNREAD_FLUSH_MS: unread events at most this often */
+    int unread_max_dirty;          /* NATTER_UNREAD_MAX_DIRTY: bound of each dirty set */
+    int receipt_interval_ms;       /* NATTER_RECEIPT_INTERVAL_MS: one receipt per user/room/type */
+    int receipt_max_pending;       /* NATTER_RECEIPT_MAX_PENDING: bound of the coalescing table */
 } ps_config;
 
 typedef struct ps_metrics {
@@ -47,6 +53,11 @@ typedef struct ps_metrics {
     nt_metric *pg_reconnects; /* PostgreSQL connections lost */
     nt_metric *rpc_requests;  /* rpc requests answered */
     nt_metric *rpc_rejected;  /* rpc requests refused as unavailable */
+    nt_metric *receipts;      /* receipt events published */
+    nt_metric *receipts_coalesced; /* receipts replaced by a later one within the interval */
+    nt_metric *receipts_dropped;   /* receipts dropped: coalescing table full */
+    nt_metric *unread_events; /* unread events published */
+    nt_metric *unread_dropped;     /* dirty marks dropped: dirty set full */
 } ps_metrics;
 
 typedef struct ps_ctx {
@@ -59,6 +70,8 @@ typedef struct ps_ctx {
     ps_parts *parts;
     ps_worker *worker;
     ps_rpc *rpc;
+    ps_receipts *receipts;
+    ps_unread *unread;
     bool draining;       /* SIGINT/SIGTERM received */
 } ps_ctx;
 

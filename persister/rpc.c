@@ -11,10 +11,13 @@
 #include "alloc.h"
 #include "envelope.h"
 #include "log.h"
+#include "receipts.h"
+#include "unread.h"
 #include "util.h"
 
 #define RPC_HISTORY_DEFAULT 50
 #define RPC_SEQ_MAX "9223372036854775807"
+#define RPC_READ_MAX_IDS 100
 
 const ps_pg_stmt ps_rpc_stmts[] = {
     { "join", "SELECT * FROM natter_join($1, $2, $3, $4, $5)", 5 },
@@ -33,14 +36,53 @@ const ps_pg_stmt ps_rpc_stmts[] = {
       " natter_ts(created_at) FROM messages"
       " WHERE app = $1 AND room = $2 AND seq < $3::bigint AND seq > $4::bigint"
       " ORDER BY seq ASC LIMIT $5::int", 5 },
+    { "read", "SELECT * FROM natter_read($1, $2, $3, $4::bigint, $5::text[])", 5 },
+    { "delivered", "SELECT * FROM natter_delivered($1, $2, $3, $4::bigint)", 4 },
+    { "unread",
+      "SELECT m.room, greatest(r.last_seq - m.last_read_seq, 0) FROM members m"
+      " JOIN rooms r ON r.app = m.app AND r.room = m.room"
+      " WHERE m.app = $1 AND m.user_id = $2 ORDER BY m.room", 2 },
+    /* the chat list: columns 0-5 the room, 6-15 its newest message as in hist_* */
+    { "rooms",
+      "SELECT r.room, r.name, r.kind, r.last_seq, greatest(r.last_seq - m.last_read_seq, 0),"
+      " natter_ts(r.last_activity_at), lm.id, lm.room, lm.seq, lm.sender, lm.sender_name,"
+      " lm.body, lm.type, lm.reply_to, lm.client_msg_id, natter_ts(lm.created_at)"
+      " FROM members m JOIN rooms r ON r.app = m.app AND r.room = m.room"
+      " LEFT JOIN LATERAL (SELECT * FROM messages x WHERE x.app = r.app AND x.room = r.room"
+      " ORDER BY x.seq DESC LIMIT 1) lm ON true"
+      " WHERE m.app = $1 AND m.user_id = $2"
+      " ORDER BY r.last_activity_at DESC, r.room LIMIT 100", 2 },
+    /* unread.c: counts of the dirty (app, user, room) triples ($1-$3) and of every
+     * member of the dirty (app, room) pairs ($4-$5), with each user's total */
+    { "unread_flush",
+      "WITH du AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS t(app, user_id, room)),"
+      " dr AS (SELECT * FROM unnest($4::text[], $5::text[]) AS t(app, room)),"
+      " ch AS (SELECT m.app, m.user_id, m.room FROM members m JOIN du"
+      "   ON m.app = du.app AND m.user_id = du.user_id AND m.room = du.room"
+      "  UNION SELECT m.app, m.user_id, m.room FROM members m JOIN dr"
+      "   ON m.app = dr.app AND m.room = dr.room),"
+      " tot AS (SELECT m.app, m.user_id, sum(greatest(r.last_seq - m.last_read_seq, 0))::bigint AS total"
+      "  FROM (SELECT DISTINCT app, user_id FROM ch) u"
+      "  JOIN members m ON m.app = u.app AND m.user_id = u.user_id"
+      "  JOIN rooms r ON r.app = m.app AND r.room = m.room GROUP BY m.app, m.user_id)"
+      " SELECT ch.app, ch.user_id, ch.room, greatest(r.last_seq - m.last_read_seq, 0), tot.total"
+      " FROM ch JOIN members m ON m.app = ch.app AND m.user_id = ch.user_id AND m.room = ch.room"
+      " JOIN rooms r ON r.app = ch.app AND r.room = ch.room"
+      " JOIN tot ON tot.app = ch.app AND tot.user_id = ch.user_id"
+      " ORDER BY ch.app, ch.user_id", 5 },
 };
 const size_t ps_rpc_nstmts = sizeof(ps_rpc_stmts) / sizeof(ps_rpc_stmts[0]);
 
-typedef enum { RPC_JOIN, RPC_LEAVE, RPC_HISTORY, RPC_LOOKUP, RPC_KINDS } rpc_kind;
+typedef enum {
+    RPC_JOIN, RPC_LEAVE, RPC_HISTORY, RPC_LOOKUP, RPC_READ, RPC_DELIVERED, RPC_UNREAD,
+    RPC_ROOMS, RPC_KINDS
+} rpc_kind;
 
 static const char *const rpc_subjects[RPC_KINDS] = {
     "natter.rpc.persist.join", "natter.rpc.persist.leave",
     "natter.rpc.persist.history", "natter.rpc.persist.lookup",
+    "natter.rpc.persist.read", "natter.rpc.persist.delivered",
+    "natter.rpc.persist.unread", "natter.rpc.persist.rooms",
 };
 
 struct ps_rpc {
@@ -57,6 +99,8 @@ typedef struct rpc_req {
     char *app, *room, *user, *name, *access_code, *cmid;
     bool ascending;       /* history paging forward from after_seq */
     int limit;
+    char *ids;            /* read: message ids as an array literal, NULL for seq */
+    char seq[24];         /* read/delivered: the mark asked for */
     char *access;         /* natter_room_access result */
     bool access_failed;
 } rpc_req;
@@ -74,6 +118,7 @@ static void req_free(rpc_req *q)
     nt_free(q->access_code);
     nt_free(q->cmid);
     nt_free(q->access);
+    nt_free(q->ids);
     ps_ctx *ctx = q->ctx;
     nt_free(q);
     if (counted)
@@ -195,20 +240,177 @@ static void on_access(PGresult *res, void *arg)
     q->access = nt_strdup(PQgetvalue(res, 0, 0));
 }
 
-static json_t *history_row(const PGresult *res, int row)
+/* A message object from ten columns starting at c (the order of hist_*). */
+static json_t *message_at(const PGresult *res, int row, int c)
 {
     json_t *m = json_object();
-    json_object_set_new(m, "id", col_str(res, row, 0));
-    json_object_set_new(m, "room_id", col_str(res, row, 1));
-    json_object_set_new(m, "seq", json_integer(col_int(res, row, 2)));
-    json_object_set_new(m, "sender_id", col_str(res, row, 3));
-    json_object_set_new(m, "sender_name", col_str(res, row, 4));
-    json_object_set_new(m, "message", col_str(res, row, 5));
-    json_object_set_new(m, "message_type", col_str(res, row, 6));
-    json_object_set_new(m, "reply_to", col_str(res, row, 7));
-    json_object_set_new(m, "client_msg_id", col_str(res, row, 8));
-    json_object_set_new(m, "created_at", col_str(res, row, 9));
+    json_object_set_new(m, "id", col_str(res, row, c + 0));
+    json_object_set_new(m, "room_id", col_str(res, row, c + 1));
+    json_object_set_new(m, "seq", json_integer(col_int(res, row, c + 2)));
+    json_object_set_new(m, "sender_id", col_str(res, row, c + 3));
+    json_object_set_new(m, "sender_name", col_str(res, row, c + 4));
+    json_object_set_new(m, "message", col_str(res, row, c + 5));
+    json_object_set_new(m, "message_type", col_str(res, row, c + 6));
+    json_object_set_new(m, "reply_to", col_str(res, row, c + 7));
+    json_object_set_new(m, "client_msg_id", col_str(res, row, c + 8));
+    json_object_set_new(m, "created_at", col_str(res, row, c + 9));
     return m;
+}
+
+static json_t *history_row(const PGresult *res, int row)
+{
+    return message_at(res, row, 0);
+}
+
+/* Replies ok with `json` = o (consumed). */
+static void reply_json(rpc_req *q, json_t *o)
+{
+    char *js = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    nt_envw w;
+    nt_envw_init(&w);
+    nt_envw_bool(&w, "ok", true);
+    nt_envw_cstr(&w, "json", js);
+    reply_env(q->ctx, q->reply, &w);
+    free(js);
+}
+
+/* natter_read / natter_delivered status other than ok. */
+static void reply_mark_refused(rpc_req *q, const char *status)
+{
+    char msg[128];
+    if (strcmp(status, "not_found") == 0) {
+        snprintf(msg, sizeof msg, "room %s does not exist", q->room);
+        reply_error(q->ctx, q->reply, "not_found", msg);
+    } else {
+        snprintf(msg, sizeof msg, "not a member of room %s", q->room);
+        reply_error(q->ctx, q->reply, "forbidden", msg);
+    }
+}
+
+/* Columns: status, last_read_seq, unread, moved, at. */
+static void on_read(PGresult *res, void *arg)
+{
+    rpc_req *q = arg;
+    if (!ps_pg_ok(res) || PQntuples(res) != 1) {
+        reply_pg_failure(q, res);
+    } else if (strcmp(PQgetvalue(res, 0, 0), "ok") != 0) {
+        reply_mark_refused(q, PQgetvalue(res, 0, 0));
+    } else {
+        int64_t seq = col_int(res, 0, 1);
+        reply_json(q, json_pack("{s:I,s:I}", "last_read_seq", (json_int_t)seq, "unread",
+                                (json_int_t)col_int(res, 0, 2)));
+        if (strcmp(PQgetvalue(res, 0, 3), "t") == 0) {
+            ps_receipts_note(q->ctx->receipts, q->app, q->room, q->user, false, seq,
+                             PQgetvalue(res, 0, 4));
+            ps_unread_user(q->ctx->unread, q->app, q->user, q->room);
+        }
+    }
+    req_free(q);
+}
+
+/* Columns: status, last_delivered_seq, moved, at. */
+static void on_delivered(PGresult *res, void *arg)
+{
+    rpc_req *q = arg;
+    if (!ps_pg_ok(res) || PQntuples(res) != 1) {
+        reply_pg_failure(q, res);
+    } else if (strcmp(PQgetvalue(res, 0, 0), "ok") != 0) {
+        reply_mark_refused(q, PQgetvalue(res, 0, 0));
+    } else {
+        int64_t seq = col_int(res, 0, 1);
+        reply_json(q, json_pack("{s:I}", "last_delivered_seq", (json_int_t)seq));
+        if (strcmp(PQgetvalue(res, 0, 2), "t") == 0)
+            ps_receipts_note(q->ctx->receipts, q->app, q->room, q->user, true, seq,
+                             PQgetvalue(res, 0, 3));
+    }
+    req_free(q);
+}
+
+static void on_unread(PGresult *res, void *arg)
+{
+    rpc_req *q = arg;
+    if (!ps_pg_ok(res)) {
+        reply_pg_failure(q, res);
+    } else {
+        json_t *rooms = json_object();
+        int64_t total = 0;
+        for (int i = 0; i < PQntuples(res); i++) {
+            int64_t n = col_int(res, i, 1);
+            json_object_set_new(rooms, PQgetvalue(res, i, 0), json_integer(n));
+            total += n;
+        }
+        reply_json(q, json_pack("{s:o,s:I}", "rooms", rooms, "total", (json_int_t)total));
+    }
+    req_free(q);
+}
+
+static void on_rooms(PGresult *res, void *arg)
+{
+    rpc_req *q = arg;
+    if (!ps_pg_ok(res)) {
+        reply_pg_failure(q, res);
+    } else {
+        json_t *list = json_array();
+        for (int i = 0; i < PQntuples(res); i++) {
+            json_t *last = PQgetisnull(res, i, 6) ? json_null() : message_at(res, i, 6);
+            json_array_append_new(list, json_pack("{s:o,s:o,s:o,s:I,s:I,s:o,s:o}",
+                "room_id", col_str(res, i, 0), "name", col_str(res, i, 1),
+                "kind", col_str(res, i, 2), "last_seq", (json_int_t)col_int(res, i, 3),
+                "unread", (json_int_t)col_int(res, i, 4), "last_message", last,
+                "last_activity_at", col_str(res, i, 5)));
+        }
+        reply_json(q, list);
+    }
+    req_free(q);
+}
+
+/* True for a 36-character 8-4-4-4-12 hex UUID: only those can be message ids. */
+static bool uuid_like(const char *s, size_t len)
+{
+    if (len != 36)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        char ch = s[i];
+        if (dash ? ch != '-' : !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
+                                 (ch >= 'A' && ch <= 'F')))
+            return false;
+    }
+    return true;
+}
+
+/* read: ids (array of strings, at most RPC_READ_MAX_IDS) or seq (>= 0). Ids that
+ * cannot be message ids are left out: they match nothing in the room anyway. */
+static const char *decode_mark(rpc_req *q, const nt_envr *r)
+{
+    const msgpack_object *ids = q->kind == RPC_READ ? nt_envr_get(r, "ids") : NULL;
+    int64_t seq = 0;
+    if (ids != NULL) {
+        if (ids->type != MSGPACK_OBJECT_ARRAY || ids->via.array.size > RPC_READ_MAX_IDS)
+            return "ids must be an array of at most 100 message ids";
+        size_t cap = 2 + ids->via.array.size * 37, len = 0;
+        q->ids = nt_malloc(cap + 1);
+        q->ids[len++] = '{';
+        for (uint32_t i = 0; i < ids->via.array.size; i++) {
+            const msgpack_object *o = &ids->via.array.ptr[i];
+            if (o->type != MSGPACK_OBJECT_STR)
+                return "ids must be an array of strings";
+            if (!uuid_like(o->via.str.ptr, o->via.str.size))
+                continue;
+            if (len > 1)
+                q->ids[len++] = ',';
+            memcpy(q->ids + len, o->via.str.ptr, 36);
+            len += 36;
+        }
+        q->ids[len++] = '}';
+        q->ids[len] = '\0';
+        return NULL;
+    }
+    if (!nt_envr_int(r, "seq", &seq) || seq < 0)
+        return "seq must be an integer >= 0";
+    snprintf(q->seq, sizeof q->seq, "%lld", (long long)seq);
+    return NULL;
 }
 
 static void on_history(PGresult *res, void *arg)
@@ -278,10 +480,16 @@ static const char *req_decode(rpc_req *q, const nt_envr *r)
             return "missing or invalid sender or cmid";
         return NULL;
     }
+    if (q->kind == RPC_UNREAD || q->kind == RPC_ROOMS) {
+        q->user = field_id(r, "user");
+        return q->user == NULL ? "missing or invalid user" : NULL;
+    }
     q->room = field_id(r, "room");
     q->user = field_id(r, "user");
     if (q->room == NULL || q->user == NULL)
         return "missing or invalid room or user";
+    if (q->kind == RPC_READ || q->kind == RPC_DELIVERED)
+        return decode_mark(q, r);
     if (q->kind == RPC_JOIN) {
         q->name = field_text(r, "name", 256);
         q->access_code = field_text(r, "access_code", 256);
@@ -308,6 +516,26 @@ static nt_status req_send(rpc_req *q, const nt_envr *r, const char **bad)
     case RPC_LOOKUP: {
         const char *p[3] = { q->app, q->user, q->cmid };
         st = ps_pg_prepared(pg, "lookup", 3, p, on_lookup, q);
+        break;
+    }
+    case RPC_READ: {
+        const char *p[5] = { q->app, q->room, q->user, q->ids ? "0" : q->seq, q->ids };
+        st = ps_pg_prepared(pg, "read", 5, p, on_read, q);
+        break;
+    }
+    case RPC_DELIVERED: {
+        const char *p[4] = { q->app, q->room, q->user, q->seq };
+        st = ps_pg_prepared(pg, "delivered", 4, p, on_delivered, q);
+        break;
+    }
+    case RPC_UNREAD: {
+        const char *p[2] = { q->app, q->user };
+        st = ps_pg_prepared(pg, "unread", 2, p, on_unread, q);
+        break;
+    }
+    case RPC_ROOMS: {
+        const char *p[2] = { q->app, q->user };
+        st = ps_pg_prepared(pg, "rooms", 2, p, on_rooms, q);
         break;
     }
     default: {

@@ -1,4 +1,5 @@
-/* rpc.h: natter.rpc.persist.{join,leave,history,lookup} (queue group "persister"),
+/* rpc.h: natter.rpc.persist.{join,leave,history,lookup,read,delivered,unread,rooms}
+ * (queue group "persister"),
  * answered from the read connection with a bounded number of pending queries. */
 #ifndef PS_RPC_H
 #define PS_RPC_H
@@ -10,7 +11,7 @@
 extern const ps_pg_stmt ps_rpc_stmts[];
 extern const size_t ps_rpc_nstmts;
 
-/* Subscribes the four subjects. NULL when a subscription fails. */
+/* Subscribes the rpc subjects. NULL when a subscription fails. */
 ps_rpc *ps_rpc_create(ps_ctx *ctx);
 /* Stops taking requests; pending ones are still answered. */
 void ps_rpc_unsubscribe(ps_rpc *rpc);
