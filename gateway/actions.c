@@ -11,6 +11,7 @@
 #include "jwt.h"
 #include "presence.h"
 #include "receipts.h"
+#include "server_api.h"
 #include "log.h"
 #include "rooms.h"
 #include "util.h"
@@ -201,6 +202,8 @@ void gw_actions_sweep(int64_t now_ms)
 
 void gw_actions_user_envelope(gw_user *u, const nt_envr *r)
 {
+    if (nt_envr_str_eq(r, "type", "disconnect"))
+        return gw_server_api_disconnect(u, r);
     size_t clen, jlen = 0, mlen = 0, codelen = 0;
     const char *cmid = nt_envr_str(r, "cmid", &clen);
     bool ack = nt_envr_str_eq(r, "type", "ack");
