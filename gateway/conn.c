@@ -91,6 +91,7 @@ static const char *close_text(uint16_t code)
     case 1008: return "slow consumer";
     case 1009: return "frame too large";
     case 4001: return "unauthorized";
+    case 4003: return "disconnected by the server";
     default: return "";
     }
 }

@@ -15,6 +15,7 @@ typedef struct gw_config {
     const char *metrics_listen;     /* NATTER_METRICS_LISTEN */
     const char *nats_url;           /* NATTER_NATS_URL */
     const char *jwt_secret;         /* NATTER_JWT_SECRET */
+    const char *api_key;            /* NATTER_API_KEY for the server API; "" = disabled */
     char gw_id[65];                 /* NATTER_GATEWAY_ID, [A-Za-z0-9_-] */
     bool dev_tokens;                /* NATTER_DEV_TOKENS: POST /api/dev/token enabled */
     uint32_t max_frame;             /* NATTER_MAX_FRAME bytes per client frame */

@@ -16,13 +16,14 @@
 #include "log.h"
 #include "presence.h"
 #include "receipts.h"
+#include "server_api.h"
 #include "util.h"
 
 #define GW_HTTP_MAX_BODY (64 * 1024)
 #define GW_DEV_TOKEN_TTL_S (24 * 3600)
 
 enum { H_READ, H_WAIT, H_HEADERS, H_BODY };
-enum { R_NONE, R_DEV_TOKEN, R_READ, R_NOT_FOUND };
+enum { R_NONE, R_DEV_TOKEN, R_READ, R_NOT_FOUND, R_SERVER };
 
 struct gw_http {
     struct lws *wsi;
@@ -32,7 +33,8 @@ struct gw_http {
     bool in_flight;               /* a bus request (req_id) is waiting */
     uint64_t req_id;
     unsigned status;
-    char room[65];                /* POST /api/rooms/{id}/read */
+    char room[65];                /* POST /api/rooms/{id}/read; user of .../disconnect */
+    gw_sapi_call sapi;            /* R_SERVER: which server API call */
     char *body;                   /* request body */
     size_t body_len;
     unsigned char *resp;          /* LWS_PRE headroom + response body */
@@ -282,6 +284,70 @@ static void dev_token(gw_http *h)
     json_decref(req);
 }
 
+/* ---- the server API, /api/server/... (server_api.c) ---- */
+
+/* Authenticates a server API call and, for a POST, picks the call; false once answered. */
+static bool server_prepare(gw_http *h, const char *path, bool post)
+{
+    static const char users[] = "/api/server/users/", disc[] = "/disconnect";
+    size_t plen = strlen(path);
+    gw_error err;
+    gw_sapi_call call;
+    const char *id = NULL;
+    size_t idlen = 0;
+    if (!post && strcmp(path, "/api/server/stats") == 0)
+        call = GW_SAPI_STATS;
+    else if (post && strcmp(path, "/api/server/publish") == 0)
+        call = GW_SAPI_PUBLISH;
+    else if (post && strcmp(path, "/api/server/notify") == 0)
+        call = GW_SAPI_NOTIFY;
+    else if (post && plen > sizeof users - 1 + sizeof disc - 1 &&
+             strncmp(path, users, sizeof users - 1) == 0 &&
+             strcmp(path + plen - (sizeof disc - 1), disc) == 0) {
+        call = GW_SAPI_DISCONNECT;
+        id = path + sizeof users - 1;
+        idlen = plen - (sizeof users - 1) - (sizeof disc - 1);
+    } else {
+        respond_error(h, GW_E_NOT_FOUND, "no such resource");
+        return false;
+    }
+    if (!gw_server_api_auth(h->wsi, call, &err)) {
+        respond_error(h, err.code, err.message);
+        return false;
+    }
+    if (id) {
+        if (!nt_valid_id(id, idlen)) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "invalid user id '%.*s': expected [A-Za-z0-9_-]{1,64}",
+                     (int)(idlen > 64 ? 64 : idlen), id);
+            respond_error(h, GW_E_BAD_REQUEST, msg);
+            return false;
+        }
+        memcpy(h->room, id, idlen);
+        h->room[idlen] = '\0';
+    }
+    h->sapi = call;
+    return true;
+}
+
+static void server_stats(gw_http *h)
+{
+    if (gw_server_api_stats(on_router_json, h, &h->req_id) != NT_OK)
+        return respond_error(h, GW_E_UNAVAILABLE, "router unavailable, retry");
+    h->in_flight = true;
+    h->state = H_WAIT;
+}
+
+static void server_body(gw_http *h)
+{
+    gw_error err;
+    json_t *out = gw_server_api_post(h->wsi, h->sapi, h->room, h->body, h->body_len, &err);
+    if (out)
+        respond_json(h, 200, out);
+    else
+        respond_error(h, err.code, err.message);
+}
+
 static void route(gw_http *h, const char *path)
 {
     bool get = lws_hdr_total_length(h->wsi, WSI_TOKEN_GET_URI) > 0;
@@ -304,6 +370,13 @@ static void route(gw_http *h, const char *path)
         return route_user(h, false);
     if (get && strcmp(path, "/api/rooms") == 0)
         return route_user(h, true);
+    if ((get || post) && strncmp(path, "/api/server/", 12) == 0) {
+        if (!server_prepare(h, path, post))
+            return;
+        if (get)
+            return server_stats(h);
+        h->post_route = R_SERVER;
+    }
     if (get) {
         bool sent;
         gw_error err;
@@ -318,7 +391,8 @@ static void route(gw_http *h, const char *path)
     if (!post)
         return respond_error(h, GW_E_NOT_FOUND, "no such resource");
 
-    h->post_route = strcmp(path, "/api/dev/token") == 0 && gw.cfg.dev_tokens ? R_DEV_TOKEN : R_NOT_FOUND;
+    if (h->post_route != R_SERVER)
+        h->post_route = strcmp(path, "/api/dev/token") == 0 && gw.cfg.dev_tokens ? R_DEV_TOKEN : R_NOT_FOUND;
     if (strncmp(path, rooms, sizeof rooms - 1) == 0 && plen > sizeof rooms - 1 + sizeof readp - 1 &&
         strcmp(path + plen - (sizeof readp - 1), readp) == 0) {
         if (!read_prepare(h, path + sizeof rooms - 1, plen - (sizeof rooms - 1) - (sizeof readp - 1)))
@@ -338,6 +412,8 @@ static void route(gw_http *h, const char *path)
             return dev_token(h);
         if (h->post_route == R_READ)
             return read_body(h);
+        if (h->post_route == R_SERVER)
+            return server_body(h);
         return respond_error(h, GW_E_NOT_FOUND, "no such resource");
     }
 }
@@ -373,6 +449,8 @@ int gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, gw_http 
             dev_token(h);
         else if (h->post_route == R_READ)
             read_body(h);
+        else if (h->post_route == R_SERVER)
+            server_body(h);
         else
             respond_error(h, GW_E_NOT_FOUND, "no such resource");
         return 0;

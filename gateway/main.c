@@ -17,6 +17,7 @@
 #include "presence.h"
 #include "rooms.h"
 #include "server.h"
+#include "server_api.h"
 #include "util.h"
 
 #define GW_TICK_MS 250
@@ -90,6 +91,7 @@ static void read_config(void)
     c->metrics_listen = nt_config_str("NATTER_METRICS_LISTEN", "127.0.0.1:9101", "metrics listen address");
     c->nats_url = nt_config_str("NATTER_NATS_URL", "nats://127.0.0.1:4222", "NATS server URL");
     c->jwt_secret = nt_config_str("NATTER_JWT_SECRET", NULL, "HS256 secret for client tokens");
+    c->api_key = nt_config_str("NATTER_API_KEY", "", "bearer key of the server API");
     read_gateway_id();
     c->dev_tokens = nt_config_bool("NATTER_DEV_TOKENS", 0);
     c->max_frame = (uint32_t)nt_config_int("NATTER_MAX_FRAME", 65536, 1024, 16 << 20);
@@ -116,6 +118,7 @@ static void register_metrics(void)
     gw_metrics *m = &gw.m;
     char name[96];
     gw_presence_metrics_init();
+    gw_server_api_metrics_init();
     m->connections = nt_metric_gauge("natter_gateway_connections", "Open WebSocket connections");
     m->frames_in = nt_metric_counter("natter_gateway_frames_in_total", "Client frames received");
     m->frames_out = nt_metric_counter("natter_gateway_frames_out_total", "Frames written to clients");

@@ -1,9 +1,259 @@
-/* server_api.c: the application backend's API. Not implemented yet: a disconnect
- * envelope is ignored until POST /api/server/users/{id}/disconnect exists. */
+/* server_api.c: the application backend's API (PROTOCOL.md "Server API for an
+ * application's backend"). publish and notify become {type:"event"} envelopes on
+ * room and user subjects, which every gateway already forwards to its local
+ * connections; disconnect is a {type:"disconnect"} envelope on the user subject;
+ * stats is a router query (natter.rpc.router.stats). */
 #include "server_api.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <libwebsockets.h>
+
+#include "gw.h"
+#include "log.h"
+#include "metrics.h"
+#include "util.h"
+
+#define GW_NOTIFY_MAX_USERS 1000
+#define GW_EVENT_NAME_MAX 64
+
+static nt_metric *calls[GW_SAPI_COUNT];
+static const char *const call_names[GW_SAPI_COUNT] = { "publish", "notify", "disconnect", "stats" };
+
+/* Event names the protocol itself sends: a backend cannot forge them. */
+static const char *const reserved_events[] = {
+    "message", "ack", "error", "connected", "receipt", "unread", "presence", "typing",
+    "member_joined", "member_left", NULL
+};
+
+void gw_server_api_metrics_init(void)
+{
+    char name[96];
+    for (int i = 0; i < GW_SAPI_COUNT; i++) {
+        snprintf(name, sizeof name, "natter_gateway_server_api_calls_total{call=\"%s\"}", call_names[i]);
+        calls[i] = nt_metric_counter(name, "Server API calls received, by call");
+    }
+}
+
+bool gw_server_api_auth(struct lws *wsi, gw_sapi_call call, gw_error *err)
+{
+    char auth[1024];
+    nt_metric_add(calls[call], 1);
+    const char *key = gw.cfg.api_key;
+    if (!key || !*key)
+        return gw_fail(err, GW_E_UNAVAILABLE, "the server API is disabled: NATTER_API_KEY is not set");
+    int n = lws_hdr_copy(wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n <= 7 || strncasecmp(auth, "Bearer ", 7) != 0)
+        return gw_fail(err, GW_E_UNAUTHORIZED, "missing header 'Authorization: Bearer <NATTER_API_KEY>'");
+    if (!nt_consttime_eq(auth + 7, (size_t)n - 7, key, strlen(key)))
+        return gw_fail(err, GW_E_UNAUTHORIZED, "invalid API key");
+    return true;
+}
+
+/* Publishes {type:"event", json} (or a disconnect) on natter.<kind>.<app>.<id>. */
+static nt_status publish_event(const char *kind, const char *app, const char *id, const char *json,
+                               size_t len)
+{
+    char subject[160];
+    nt_envw w;
+    size_t n;
+    snprintf(subject, sizeof subject, "natter.%s.%s.%s", kind, app, id);
+    nt_envw_init(&w);
+    nt_envw_cstr(&w, "type", "event");
+    nt_envw_str(&w, "json", json, len);
+    const char *data = nt_envw_finish(&w, &n);
+    nt_status st = nt_bus_publish(gw.bus, subject, NULL, data, n);
+    nt_envw_free(&w);
+    return st;
+}
+
+static bool get_app(json_t *req, const char *query_app, const char **app, gw_error *err)
+{
+    json_t *a = req ? json_object_get(req, "app") : NULL;
+    *app = "default";
+    if (a && !json_is_null(a)) {
+        if (!json_is_string(a) || !nt_valid_id(json_string_value(a), json_string_length(a)))
+            return gw_fail(err, GW_E_BAD_REQUEST, "field 'app' must be 1-64 characters of [A-Za-z0-9_-]");
+        *app = json_string_value(a);
+    } else if (query_app && *query_app) {
+        if (!nt_valid_id(query_app, strlen(query_app)))
+            return gw_fail(err, GW_E_BAD_REQUEST, "query parameter 'app' must be 1-64 characters of [A-Za-z0-9_-]");
+        *app = query_app;
+    }
+    return true;
+}
+
+/* "room.<id>", "chat.room.<id>", "chat.<id>" -> room; "user.<id>" -> user. */
+static bool parse_channel(const char *ch, const char **kind, const char **id)
+{
+    static const struct { const char *prefix, *kind; } forms[] = {
+        { "room.", "room" }, { "chat.room.", "room" }, { "chat.", "room" }, { "user.", "user" },
+    };
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        size_t pl = strlen(forms[i].prefix);
+        if (strncmp(ch, forms[i].prefix, pl) == 0 && nt_valid_id(ch + pl, strlen(ch + pl))) {
+            *kind = forms[i].kind;
+            *id = ch + pl;
+            return true;
+        }
+    }
+    return false;
+}
+
+static json_t *do_publish(json_t *req, gw_error *err)
+{
+    const char *app, *kind, *id;
+    json_t *ch = json_object_get(req, "channel"), *ev = json_object_get(req, "event");
+    json_t *data = json_object_get(req, "data");
+    if (!get_app(req, NULL, &app, err))
+        return NULL;
+    if (!json_is_string(ch) || !parse_channel(json_string_value(ch), &kind, &id)) {
+        gw_fail(err, GW_E_BAD_REQUEST,
+                "field 'channel' must be 'room.<id>' or 'user.<id>' with an id of [A-Za-z0-9_-]{1,64}");
+        return NULL;
+    }
+    if (!json_is_string(ev) || json_string_length(ev) < 1 ||
+        json_string_length(ev) > GW_EVENT_NAME_MAX) {
+        gw_fail(err, GW_E_BAD_REQUEST, "field 'event' must be a string of 1-%d characters",
+                GW_EVENT_NAME_MAX);
+        return NULL;
+    }
+    for (const char *const *r = reserved_events; *r; r++)
+        if (strcmp(*r, json_string_value(ev)) == 0) {
+            gw_fail(err, GW_E_BAD_REQUEST, "event name '%s' is reserved by the protocol", *r);
+            return NULL;
+        }
+    char channel[80];
+    snprintf(channel, sizeof channel, "%s.%s", kind, id);
+    json_t *frame = json_pack("{s:O,s:s,s:O}", "event", ev, "channel", channel, "data",
+                              data ? data : json_null());
+    char *s = json_dumps(frame, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(frame);
+    nt_status st = publish_event(kind, app, id, s, strlen(s));
+    free(s);
+    if (st != NT_OK) {
+        gw_fail(err, GW_E_UNAVAILABLE, "message bus unavailable, retry");
+        return NULL;
+    }
+    return json_pack("{s:b}", "ok", 1);
+}
+
+static json_t *do_notify(json_t *req, gw_error *err)
+{
+    const char *app;
+    json_t *ids = json_object_get(req, "user_ids"), *data = json_object_get(req, "data"), *v;
+    size_t i;
+    if (!get_app(req, NULL, &app, err))
+        return NULL;
+    if (!json_is_array(ids) || json_array_size(ids) < 1 || json_array_size(ids) > GW_NOTIFY_MAX_USERS) {
+        gw_fail(err, GW_E_BAD_REQUEST, "field 'user_ids' must be an array of 1-%d user ids",
+                GW_NOTIFY_MAX_USERS);
+        return NULL;
+    }
+    json_array_foreach(ids, i, v) {
+        if (!json_is_string(v) || !nt_valid_id(json_string_value(v), json_string_length(v))) {
+            gw_fail(err, GW_E_BAD_REQUEST, "user_ids[%zu] must be 1-64 characters of [A-Za-z0-9_-]", i);
+            return NULL;
+        }
+    }
+    if (!json_is_object(data)) {
+        gw_fail(err, GW_E_BAD_REQUEST, "field 'data' must be a JSON object");
+        return NULL;
+    }
+    json_t *frame = json_pack("{s:s,s:O}", "event", "notification", "data", data);
+    char *s = json_dumps(frame, JSON_COMPACT);
+    json_decref(frame);
+    size_t len = strlen(s), sent = 0;
+    /* duplicates in user_ids are notified once */
+    json_array_foreach(ids, i, v) {
+        bool dup = false;
+        for (size_t k = 0; k < i && !dup; k++)
+            dup = json_equal(json_array_get(ids, k), v);
+        if (dup)
+            continue;
+        if (publish_event("user", app, json_string_value(v), s, len) != NT_OK) {
+            free(s);
+            gw_fail(err, GW_E_UNAVAILABLE, "message bus unavailable, retry");
+            return NULL;
+        }
+        sent++;
+    }
+    free(s);
+    return json_pack("{s:b,s:I}", "ok", 1, "users", (json_int_t)sent);
+}
+
+static json_t *do_disconnect(struct lws *wsi, json_t *req, const char *user, gw_error *err)
+{
+    const char *app;
+    char qapp[80] = "", subject[160];
+    const char *q = lws_get_urlarg_by_name(wsi, "app=", qapp, sizeof qapp);
+    if (!get_app(req, q, &app, err))
+        return NULL;
+    nt_envw w;
+    size_t n;
+    snprintf(subject, sizeof subject, "natter.user.%s.%s", app, user);
+    nt_envw_init(&w);
+    nt_envw_cstr(&w, "type", "disconnect");
+    nt_envw_cstr(&w, "app", app);
+    nt_envw_cstr(&w, "user", user);
+    nt_envw_int(&w, "code", GW_CLOSE_SERVER_DISCONNECT);
+    const char *data = nt_envw_finish(&w, &n);
+    nt_status st = nt_bus_publish(gw.bus, subject, NULL, data, n);
+    nt_envw_free(&w);
+    if (st != NT_OK) {
+        gw_fail(err, GW_E_UNAVAILABLE, "message bus unavailable, retry");
+        return NULL;
+    }
+    return json_pack("{s:b}", "ok", 1);
+}
+
+json_t *gw_server_api_post(struct lws *wsi, gw_sapi_call call, const char *user,
+                           const char *body, size_t len, gw_error *err)
+{
+    json_error_t je;
+    json_t *req = NULL, *out = NULL;
+    if (len > 0 || call != GW_SAPI_DISCONNECT) {
+        req = json_loadb(body ? body : "", len, 0, &je);
+        if (!json_is_object(req)) {
+            gw_fail(err, GW_E_BAD_REQUEST, "body must be a JSON object: %s",
+                    req ? "not an object" : je.text);
+            json_decref(req);
+            return NULL;
+        }
+    }
+    if (call == GW_SAPI_PUBLISH)
+        out = do_publish(req, err);
+    else if (call == GW_SAPI_NOTIFY)
+        out = do_notify(req, err);
+    else if (call == GW_SAPI_DISCONNECT)
+        out = do_disconnect(wsi, req, user, err);
+    else
+        gw_fail(err, GW_E_NOT_FOUND, "no such resource");
+    json_decref(req);
+    return out;
+}
+
+nt_status gw_server_api_stats(nt_bus_reply_cb cb, void *arg, uint64_t *req_id)
+{
+    nt_envw w;
+    size_t len;
+    nt_envw_init(&w);
+    nt_envw_cstr(&w, "what", "stats");
+    const char *data = nt_envw_finish(&w, &len);
+    nt_status st = nt_bus_request(gw.bus, "natter.rpc.router.stats", NULL, data, len,
+                                  (int)gw.cfg.request_timeout_ms, cb, arg, req_id);
+    nt_envw_free(&w);
+    return st;
+}
 
 void gw_server_api_disconnect(gw_user *u, const nt_envr *r)
 {
-    (void)u;
-    (void)r;
+    int64_t code = GW_CLOSE_SERVER_DISCONNECT;
+    if (!nt_envr_int(r, "code", &code) || code < 4000 || code > 4999)
+        code = GW_CLOSE_SERVER_DISCONNECT;
+    nt_info("server API: closing %u connection(s) of %s/%s", u->nconns, u->app, u->id);
+    /* gw_conn_close only marks: the list is not changed while walking it */
+    for (gw_conn *c = u->conns; c; c = c->next)
+        gw_conn_close(c, (uint16_t)code);
 }

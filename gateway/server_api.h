@@ -1,10 +1,43 @@
 /* server_api.h: the application backend's API (PROTOCOL.md "Server API"), authenticated
- * by NATTER_API_KEY: publish, notify, disconnect, stats. */
+ * by NATTER_API_KEY: publish, notify, disconnect, stats. http.c owns the request
+ * state (body, bus request); this module authenticates, validates and publishes. */
 #ifndef GW_SERVER_API_H
 #define GW_SERVER_API_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+#include "bus.h"
 #include "envelope.h"
+#include "frame.h"
 #include "rooms.h"
+
+struct lws;
+
+typedef enum {
+    GW_SAPI_PUBLISH,
+    GW_SAPI_NOTIFY,
+    GW_SAPI_DISCONNECT,
+    GW_SAPI_STATS,
+    GW_SAPI_COUNT
+} gw_sapi_call;
+
+/* Close code of connections closed by POST /api/server/users/{id}/disconnect. */
+#define GW_CLOSE_SERVER_DISCONNECT 4003
+
+void gw_server_api_metrics_init(void);
+
+/* Counts one call and checks its `Authorization: Bearer <NATTER_API_KEY>` (constant
+ * time). False with err: unavailable when NATTER_API_KEY is unset, else unauthorized. */
+bool gw_server_api_auth(struct lws *wsi, gw_sapi_call call, gw_error *err);
+
+/* Runs a POST call with its body (may be empty); user is the {id} of disconnect,
+ * already validated. On success returns the 200 response object, else NULL with err. */
+json_t *gw_server_api_post(struct lws *wsi, gw_sapi_call call, const char *user,
+                           const char *body, size_t len, gw_error *err);
+
+/* Asks the router for the cluster stats; cb gets an RPC reply whose json is the answer. */
+nt_status gw_server_api_stats(nt_bus_reply_cb cb, void *arg, uint64_t *req_id);
 
 /* A {type:"disconnect"} envelope on user u's subject: closes u's local connections. */
 void gw_server_api_disconnect(gw_user *u, const nt_envr *r);

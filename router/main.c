@@ -16,6 +16,7 @@
 #include "presence.h"
 #include "redis_conn.h"
 #include "rooms.h"
+#include "stats.h"
 #include "router.h"
 #include "user_status.h"
 #include "typing.h"
@@ -36,6 +37,7 @@ typedef struct app {
     rt_presence *presence;
     rt_user_status *status;
     rt_typing *typing;
+    rt_stats *stats;
     uv_signal_t sigint;
     uv_signal_t sigterm;
     uv_timer_t drain;
@@ -208,6 +210,8 @@ static void finish(app *a)
     a->presence = NULL;
     rt_typing_destroy(a->typing);
     a->typing = NULL;
+    rt_stats_destroy(a->stats);
+    a->stats = NULL;
     rt_user_status_destroy(a->status);
     a->status = NULL;
     rt_rooms_destroy(a->rooms);
@@ -230,6 +234,7 @@ static void on_drain(uv_timer_t *t)
         rt_presence_stop(a->presence);
         rt_user_status_stop(a->status);
         rt_typing_stop(a->typing);
+        rt_stats_stop(a->stats);
     }
     bool idle = rt_rooms_pending(a->rooms) == 0 && rt_redis_inflight(rt->redis) == 0;
     if (idle || uv_now(rt->loop) >= a->drain_deadline)
@@ -297,7 +302,8 @@ int main(void)
     a.presence = rt_presence_create(rt);
     a.status = rt_user_status_create(rt);
     a.typing = rt_typing_create(rt);
-    if (!a.rooms || !a.presence || !a.status || !a.typing)
+    a.stats = rt_stats_create(rt);
+    if (!a.rooms || !a.presence || !a.status || !a.typing || !a.stats)
         nt_config_fatal("cannot subscribe on NATS at %s (NATTER_NATS_URL)", nats_url);
 
     uv_timer_init(&loop, &a.drain);
