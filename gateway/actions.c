@@ -292,7 +292,9 @@ static void on_puback(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *ar
     json_decref(ack);
 }
 
-static void act_send(gw_conn *c, const gw_frame *f)
+/* need_sub: the connection must be subscribed to the room (not for a dm send,
+ * whose membership natter_post checks). */
+static void act_send_room(gw_conn *c, const gw_frame *f, bool need_sub)
 {
     gw_error err;
     gw_send_req s;
@@ -300,7 +302,7 @@ static void act_send(gw_conn *c, const gw_frame *f)
     if (!gw_frame_need_room(f, &err) || !gw_send_parse(f, gw.cfg.max_message_chars, &s, &err))
         return send_error(c, f->ref, &err);
     const char *room = f->channel.id;
-    if (!gw_member_find(c, room)) {
+    if (need_sub && !gw_member_find(c, room)) {
         gw_fail(&err, GW_E_FORBIDDEN, "subscribe to room %s first", room);
         return send_error(c, f->ref, &err);
     }
@@ -352,6 +354,11 @@ static void act_send(gw_conn *c, const gw_frame *f)
     pending_add(c, cmid, f->ref);
     nt_metric_add(gw.m.messages_sent, 1);
     gw_presence_typing_stop(c, room);
+}
+
+static void act_send(gw_conn *c, const gw_frame *f)
+{
+    act_send_room(c, f, true);
 }
 
 /* ---- subscribe / unsubscribe / leave ---- */
@@ -686,6 +693,140 @@ static void act_history(gw_conn *c, const gw_frame *f)
     }
 }
 
+/* ---- create_room ---- */
+
+static void on_create(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
+{
+    gw_req *q = arg;                   /* cmid: the room id */
+    gw_conn *c = gw_conn_find(q->conn);
+    nt_envr r;
+    gw_error err;
+    bool ok = gw_rpc_ok(st, msg, "message store", &r, &err);
+    if (c && ok)
+        send_ack_obj(c, q->ref, json_pack("{s:s}", "room_id", q->cmid));
+    else if (c)
+        send_error(c, q->ref, &err);
+    nt_envr_free(&r);
+    req_free(q);
+}
+
+/* The creator becomes the owner but is not subscribed: a subscribe follows. */
+static void act_create_room(gw_conn *c, const gw_frame *f)
+{
+    gw_error err;
+    char room[65];
+    gw_create_req *cr = nt_malloc(sizeof *cr);
+    if (!gw_create_parse(f, cr, &err)) {
+        nt_free(cr);
+        return send_error(c, f->ref, &err);
+    }
+    if (cr->room_id)
+        snprintf(room, sizeof room, "%s", cr->room_id);
+    else
+        nt_uuid(room);
+    nt_envw w;
+    size_t len;
+    nt_envw_init(&w);
+    nt_envw_cstr(&w, "app", c->user->app);
+    nt_envw_cstr(&w, "room", room);
+    if (cr->name)
+        nt_envw_cstr(&w, "name", cr->name);
+    nt_envw_cstr(&w, "visibility", cr->is_private ? "private" : "public");
+    nt_envw_cstr(&w, "owner", c->user->id);
+    nt_envw_str_array(&w, "members", cr->members, cr->nmembers);
+    if (cr->access_code)
+        nt_envw_cstr(&w, "access_code", cr->access_code);
+    const char *data = nt_envw_finish(&w, &len);
+    gw_req *q = req_new(c, f->ref, room);
+    nt_status st = nt_bus_request(gw.bus, "natter.rpc.persist.create", NULL, data, len,
+                                  (int)gw.cfg.request_timeout_ms, on_create, q, NULL);
+    nt_envw_free(&w);
+    nt_free(cr);
+    if (st != NT_OK) {
+        req_free(q);
+        gw_fail(&err, GW_E_UNAVAILABLE, "message store unavailable, retry");
+        send_error(c, f->ref, &err);
+    }
+}
+
+/* ---- direct messages ----
+ * dm.<user> is the room gw_dm_room_id(app, me, user). subscribe and send_message
+ * on it first ask the persister to find or create that room with both users as
+ * members (natter.rpc.persist.dm), then go on as for any room; a dm send needs
+ * no subscribe. Other actions use the room directly. */
+
+typedef struct dm_req {
+    char conn[17];
+    gw_frame f;                         /* its channel already the dm room; holds a root reference */
+} dm_req;
+
+static void act_subscribe(gw_conn *c, const gw_frame *f);
+
+static void on_dm(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
+{
+    dm_req *d = arg;
+    gw_conn *c = gw_conn_find(d->conn);
+    nt_envr r;
+    gw_error err;
+    bool ok = gw_rpc_ok(st, msg, "message store", &r, &err);
+    if (c && !ok)
+        send_error(c, d->f.ref, &err);
+    else if (c && d->f.action == GW_A_SUBSCRIBE)
+        act_subscribe(c, &d->f);
+    else if (c)
+        act_send_room(c, &d->f, false);
+    nt_envr_free(&r);
+    gw_frame_free(&d->f);
+    nt_free(d);
+}
+
+/* Turns a dm.<user> channel of f into its room. True when f was answered or
+ * handed on here (nothing more to do), false when the action proceeds as usual. */
+static bool dm_route(gw_conn *c, gw_frame *f)
+{
+    gw_error err;
+    gw_send_req s;
+    char peer[65];
+    memcpy(peer, f->channel.id, sizeof peer);
+    if (strcmp(peer, c->user->id) == 0) {
+        gw_fail(&err, GW_E_BAD_REQUEST, "channel dm.%s: cannot open a direct message with yourself",
+                peer);
+        send_error(c, f->ref, &err);
+        return true;
+    }
+    gw_dm_room_id(c->user->app, c->user->id, peer, f->channel.id);
+    f->channel.kind = GW_CH_ROOM;
+    if ((f->action != GW_A_SUBSCRIBE && f->action != GW_A_SEND_MESSAGE) ||
+        gw_member_find(c, f->channel.id))
+        return false;
+    if (f->action == GW_A_SEND_MESSAGE && !gw_send_parse(f, gw.cfg.max_message_chars, &s, &err)) {
+        send_error(c, f->ref, &err);
+        return true;
+    }
+    nt_envw w;
+    size_t len;
+    nt_envw_init(&w);
+    nt_envw_cstr(&w, "app", c->user->app);
+    nt_envw_cstr(&w, "room", f->channel.id);
+    nt_envw_cstr(&w, "user", c->user->id);
+    nt_envw_cstr(&w, "peer", peer);
+    const char *data = nt_envw_finish(&w, &len);
+    dm_req *d = nt_calloc(1, sizeof *d);
+    memcpy(d->conn, c->id, sizeof d->conn);
+    d->f = *f;
+    json_incref(f->root);
+    nt_status st = nt_bus_request(gw.bus, "natter.rpc.persist.dm", NULL, data, len,
+                                  (int)gw.cfg.request_timeout_ms, on_dm, d, NULL);
+    nt_envw_free(&w);
+    if (st != NT_OK) {
+        gw_frame_free(&d->f);
+        nt_free(d);
+        gw_fail(&err, GW_E_UNAVAILABLE, "message store unavailable, retry");
+        send_error(c, f->ref, &err);
+    }
+    return true;
+}
+
 /* ---- connection lifecycle ---- */
 
 void gw_actions_authenticate(gw_conn *c, const char *token, size_t len, const json_t *ref)
@@ -752,6 +893,10 @@ void gw_actions_frame(gw_conn *c, const char *buf, size_t len)
         gw_frame_free(&f);
         return;
     }
+    if (f.channel.kind == GW_CH_DM && c->user && dm_route(c, &f)) {
+        gw_frame_free(&f);
+        return;
+    }
     switch (f.action) {
     case GW_A_AUTH:
         if (c->user)
@@ -776,6 +921,7 @@ void gw_actions_frame(gw_conn *c, const char *buf, size_t len)
     case GW_A_ONLINE_USERS: gw_presence_online_users(c, &f); break;
     case GW_A_READ: gw_receipts_read(c, &f); break;
     case GW_A_DELIVERED: gw_receipts_delivered(c, &f); break;
+    case GW_A_CREATE_ROOM: act_create_room(c, &f); break;
     default: break;
     }
     gw_frame_free(&f);

@@ -3,7 +3,9 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <openssl/evp.h>
 
 #include "alloc.h"
 #include "util.h"
@@ -194,11 +196,88 @@ bool gw_frame_need_room(const gw_frame *f, gw_error *err)
     case GW_CH_ROOM:
         return true;
     case GW_CH_DM:
-        return gw_fail(err, GW_E_BAD_REQUEST, "dm channels are not supported yet");
+        return gw_fail(err, GW_E_BAD_REQUEST, "channel dm.%s cannot be used with action '%s'",
+                       f->channel.id, gw_action_name(f->action));
     default:
         return gw_fail(err, GW_E_BAD_REQUEST, "missing field 'channel' (room.<id>) for action '%s'",
                        gw_action_name(f->action));
     }
+}
+
+void gw_dm_room_id(const char *app, const char *a, const char *b, char out[65])
+{
+    static const char hex[] = "0123456789abcdef";
+    const char *lo = strcmp(a, b) <= 0 ? a : b, *hi = lo == a ? b : a;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx)
+        abort();                                       /* out of memory */
+    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    EVP_DigestUpdate(ctx, app, strlen(app) + 1);      /* with the NUL separators */
+    EVP_DigestUpdate(ctx, lo, strlen(lo) + 1);
+    EVP_DigestUpdate(ctx, hi, strlen(hi));
+    EVP_DigestFinal_ex(ctx, md, &mdlen);
+    EVP_MD_CTX_free(ctx);
+    size_t n = strlen(GW_DM_PREFIX);
+    memcpy(out, GW_DM_PREFIX, n);
+    for (size_t i = 0; i < 15; i++) {
+        out[n++] = hex[md[i] >> 4];
+        out[n++] = hex[md[i] & 15];
+    }
+    out[n] = '\0';
+}
+
+bool gw_create_parse(const gw_frame *f, gw_create_req *out, gw_error *err)
+{
+    memset(out, 0, sizeof *out);
+    const char *vis;
+    if (!gw_data_str(f, "visibility", 16, &vis, err))
+        return false;
+    if (!vis)
+        return gw_fail(err, GW_E_BAD_REQUEST, "missing field 'data.visibility' (public or private)");
+    if (strcmp(vis, "public") != 0 && strcmp(vis, "private") != 0)
+        return gw_fail(err, GW_E_BAD_REQUEST, "field 'data.visibility' must be public or private");
+    out->is_private = vis[0] == 'p' && vis[1] == 'r';
+    if (!gw_data_str(f, "room_id", 0, &out->room_id, err) ||
+        !gw_data_str(f, "name", 128, &out->name, err) ||
+        !gw_data_str(f, "access_code", 128, &out->access_code, err))
+        return false;
+    if (out->room_id && !nt_valid_id(out->room_id, strlen(out->room_id))) {
+        char sb[48];
+        return gw_fail(err, GW_E_BAD_REQUEST,
+                       "invalid room_id '%s': expected 1-64 [A-Za-z0-9_-]",
+                       shorten(out->room_id, sb, sizeof sb));
+    }
+    if (out->room_id && strncmp(out->room_id, GW_DM_PREFIX, strlen(GW_DM_PREFIX)) == 0)
+        return gw_fail(err, GW_E_BAD_REQUEST,
+                       "room ids starting with %s are reserved for direct messages", GW_DM_PREFIX);
+    if (out->name && memchr(out->name, '\0', json_string_length(json_object_get(f->data, "name"))))
+        return gw_fail(err, GW_E_BAD_REQUEST, "field 'data.name' must not contain NUL");
+    if (out->access_code) {
+        size_t chars = nt_utf8_len(out->access_code, strlen(out->access_code));
+        if (!out->is_private)
+            return gw_fail(err, GW_E_BAD_REQUEST, "an access_code needs visibility private");
+        if (chars < 4 || strlen(out->access_code) !=
+                             json_string_length(json_object_get(f->data, "access_code")))
+            return gw_fail(err, GW_E_BAD_REQUEST,
+                           "field 'data.access_code' must be 4 to 128 characters");
+    }
+    json_t *m = json_object_get(f->data, "members");
+    if (m && !json_is_null(m)) {
+        if (!json_is_array(m) || json_array_size(m) > GW_CREATE_MAX_MEMBERS)
+            return gw_fail(err, GW_E_BAD_REQUEST,
+                           "field 'data.members' must be an array of at most %d user ids",
+                           GW_CREATE_MAX_MEMBERS);
+        for (size_t i = 0; i < json_array_size(m); i++) {
+            json_t *v = json_array_get(m, i);
+            if (!json_is_string(v) || !nt_valid_id(json_string_value(v), json_string_length(v)))
+                return gw_fail(err, GW_E_BAD_REQUEST,
+                               "field 'data.members' must hold user ids of 1-64 [A-Za-z0-9_-]");
+            out->members[out->nmembers++] = json_string_value(v);
+        }
+    }
+    return true;
 }
 
 bool gw_data_str(const gw_frame *f, const char *name, size_t maxchars,

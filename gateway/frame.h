@@ -52,7 +52,8 @@ bool gw_fail(gw_error *err, gw_errcode code, const char *fmt, ...)
     X(PRESENCE, "presence")             \
     X(ONLINE_USERS, "online_users")     \
     X(READ, "read")                     \
-    X(DELIVERED, "delivered")
+    X(DELIVERED, "delivered")           \
+    X(CREATE_ROOM, "create_room")
 
 typedef enum {
 #define GW_ACTION_ENUM(name, text) GW_A_##name,
@@ -87,8 +88,30 @@ void gw_frame_free(gw_frame *f);
 
 /* Parses "room.<id>", "chat.room.<id>", "chat.<id>" or "dm.<user>". */
 bool gw_channel_parse(const char *s, gw_channel *out, gw_error *err);
-/* Requires a room channel: "missing field 'channel'", dm not supported yet, … */
+/* Requires a room channel: "missing field 'channel'", … (the action handlers see
+ * dm.<user> channels already turned into their room by gw_dm_room_id). */
 bool gw_frame_need_room(const gw_frame *f, gw_error *err);
+
+/* Room ids starting with this belong to direct messages: never created otherwise. */
+#define GW_DM_PREFIX "dm_"
+/* The room of the direct messages between users a and b of app (order does not
+ * matter): "dm_" + the first 30 hex digits of sha256(app "\0" min(a,b) "\0" max(a,b)). */
+void gw_dm_room_id(const char *app, const char *a, const char *b, char out[65]);
+
+#define GW_CREATE_MAX_MEMBERS 1000
+
+typedef struct gw_create_req {
+    const char *room_id;          /* NULL when absent: the caller generates one */
+    const char *name;             /* NULL when absent; <= 128 code points */
+    bool is_private;              /* data.visibility "private" (else "public") */
+    const char *access_code;      /* NULL when absent; 4..128 code points, private only */
+    const char *members[GW_CREATE_MAX_MEMBERS]; /* valid user ids, borrowed */
+    size_t nmembers;
+} gw_create_req;
+
+/* Validates create_room data: visibility required (public|private), room_id
+ * ([A-Za-z0-9_-]{1,64}, not starting with dm_), name, members, access_code. */
+bool gw_create_parse(const gw_frame *f, gw_create_req *out, gw_error *err);
 
 /* Optional string field data.<name> of at most maxchars code points (0: no limit).
  * Absent or null -> *out NULL and true. */

@@ -21,7 +21,10 @@
 
 const ps_pg_stmt ps_rpc_stmts[] = {
     { "join", "SELECT * FROM natter_join($1, $2, $3, $4, $5)", 5 },
-    { "leave", "DELETE FROM members WHERE app = $1 AND room = $2 AND user_id = $3", 3 },
+    { "leave",
+      "DELETE FROM members WHERE app = $1 AND room = $2 AND user_id = $3 RETURNING name", 3 },
+    { "create", "SELECT * FROM natter_create($1, $2, $3, $4, $5, $6::text[], $7)", 7 },
+    { "dm", "SELECT * FROM natter_dm($1, $2, $3, $4)", 4 },
     { "lookup",
       "SELECT room, id, seq, natter_ts(created_at) FROM messages"
       " WHERE app = $1 AND sender = $2 AND client_msg_id = $3", 3 },
@@ -75,7 +78,7 @@ const size_t ps_rpc_nstmts = sizeof(ps_rpc_stmts) / sizeof(ps_rpc_stmts[0]);
 
 typedef enum {
     RPC_JOIN, RPC_LEAVE, RPC_HISTORY, RPC_LOOKUP, RPC_READ, RPC_DELIVERED, RPC_UNREAD,
-    RPC_ROOMS, RPC_KINDS
+    RPC_ROOMS, RPC_CREATE, RPC_DM, RPC_KINDS
 } rpc_kind;
 
 static const char *const rpc_subjects[RPC_KINDS] = {
@@ -83,7 +86,10 @@ static const char *const rpc_subjects[RPC_KINDS] = {
     "natter.rpc.persist.history", "natter.rpc.persist.lookup",
     "natter.rpc.persist.read", "natter.rpc.persist.delivered",
     "natter.rpc.persist.unread", "natter.rpc.persist.rooms",
+    "natter.rpc.persist.create", "natter.rpc.persist.dm",
 };
+
+#define RPC_MEMBERS_MAX 1000
 
 struct ps_rpc {
     ps_ctx *ctx;
@@ -103,6 +109,11 @@ typedef struct rpc_req {
     char seq[24];         /* read/delivered: the mark asked for */
     char *access;         /* natter_room_access result */
     bool access_failed;
+    char *visibility;     /* create: public or private */
+    char *members;        /* create: member ids as an array literal, NULL for none */
+    char *peer;           /* dm: the other user */
+    char *status;         /* create/dm: the function's status, answered after the commit */
+    char *event;          /* member_joined/member_left frame, published after the commit */
 } rpc_req;
 
 static void req_free(rpc_req *q)
@@ -119,6 +130,11 @@ static void req_free(rpc_req *q)
     nt_free(q->cmid);
     nt_free(q->access);
     nt_free(q->ids);
+    nt_free(q->visibility);
+    nt_free(q->members);
+    nt_free(q->peer);
+    nt_free(q->status);
+    nt_free(q->event);
     ps_ctx *ctx = q->ctx;
     nt_free(q);
     if (counted)
@@ -165,11 +181,28 @@ static json_t *col_str(const PGresult *res, int row, int col)
     return PQgetisnull(res, row, col) ? json_null() : json_string(PQgetvalue(res, row, col));
 }
 
+/* Keeps the member_joined / member_left frame of q for on_sync. */
+static void member_event(rpc_req *q, const char *event, const char *name)
+{
+    char channel[80];
+    snprintf(channel, sizeof channel, "room.%s", q->room);
+    json_t *o = json_pack("{s:s,s:s,s:{s:s,s:s,s:s?}}", "event", event, "channel", channel,
+                          "data", "room_id", q->room, "user_id", q->user, "name", name);
+    nt_free(q->event);
+    char *js = json_dumps(o, JSON_COMPACT);
+    q->event = nt_strdup(js);
+    free(js);
+    json_decref(o);
+}
+
+/* Columns: status, last_seq, last_read_seq, unread, created, joined. */
 static void on_join(PGresult *res, void *arg)
 {
     rpc_req *q = arg;
     if (!ps_pg_ok(res) || PQntuples(res) != 1) {
         reply_pg_failure(q, res);
+    } else if (strcmp(PQgetvalue(res, 0, 0), "wrong_code") == 0) {
+        reply_error(q->ctx, q->reply, "forbidden", "wrong access code");
     } else if (strcmp(PQgetvalue(res, 0, 0), "ok") != 0) {
         char msg[128];
         snprintf(msg, sizeof(msg), "room %s is private", q->room);
@@ -184,8 +217,9 @@ static void on_join(PGresult *res, void *arg)
         nt_envw_int(&w, "unread", col_int(res, 0, 3));
         nt_envw_bool(&w, "created", strcmp(PQgetvalue(res, 0, 4), "t") == 0);
         reply_env(q->ctx, q->reply, &w);
+        if (strcmp(PQgetvalue(res, 0, 5), "t") == 0)
+            member_event(q, "member_joined", q->name ? q->name : q->user);
     }
-    req_free(q);
 }
 
 static void on_leave(PGresult *res, void *arg)
@@ -198,6 +232,67 @@ static void on_leave(PGresult *res, void *arg)
         nt_envw_init(&w);
         nt_envw_bool(&w, "ok", true);
         reply_env(q->ctx, q->reply, &w);
+        if (PQntuples(res) == 1)
+            member_event(q, "member_left",
+                         PQgetisnull(res, 0, 0) ? q->user : PQgetvalue(res, 0, 0));
+    }
+}
+
+/* create / dm: the status is kept and answered by on_sync once committed. */
+static void on_status(PGresult *res, void *arg)
+{
+    rpc_req *q = arg;
+    if (ps_pg_ok(res) && PQntuples(res) == 1)
+        q->status = nt_strdup(PQgetvalue(res, 0, 0));
+    else if (res != NULL)
+        nt_error("%s: query failed: %s", rpc_subjects[q->kind], PQresultErrorMessage(res));
+}
+
+static void reply_status(rpc_req *q)
+{
+    char msg[160];
+    if (strcmp(q->status, "ok") != 0) {
+        if (q->kind == RPC_CREATE) {
+            snprintf(msg, sizeof msg, "room %s already exists", q->room);
+            reply_error(q->ctx, q->reply, "bad_request", msg);
+        } else {
+            snprintf(msg, sizeof msg, "room %s is private", q->room);
+            reply_error(q->ctx, q->reply, "forbidden", msg);
+        }
+        return;
+    }
+    nt_envw w;
+    nt_envw_init(&w);
+    nt_envw_bool(&w, "ok", true);
+    nt_envw_cstr(&w, "room", q->room);
+    reply_env(q->ctx, q->reply, &w);
+}
+
+/* The segment's sync point: its transaction is committed (or failed). Answers
+ * create/dm, publishes a membership event, and frees q. */
+static void on_sync(PGresult *res, void *arg)
+{
+    rpc_req *q = arg;
+    bool committed = res != NULL && PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+    if (q->kind == RPC_CREATE || q->kind == RPC_DM) {
+        if (committed && q->status != NULL)
+            reply_status(q);
+        else
+            reply_pg_failure(q, res);
+    }
+    if (committed && q->event != NULL) {
+        char subject[256];
+        snprintf(subject, sizeof subject, "natter.room.%s.%s", q->app, q->room);
+        nt_envw w;
+        nt_envw_init(&w);
+        nt_envw_cstr(&w, "type", "event");
+        nt_envw_cstr(&w, "room", q->room);
+        nt_envw_cstr(&w, "json", q->event);
+        size_t len;
+        const char *data = nt_envw_finish(&w, &len);
+        if (nt_bus_publish(q->ctx->bus, subject, NULL, data, len) != NT_OK)
+            nt_warn("publish to %s failed", subject);
+        nt_envw_free(&w);
     }
     req_free(q);
 }
@@ -207,7 +302,6 @@ static void on_lookup(PGresult *res, void *arg)
     rpc_req *q = arg;
     if (!ps_pg_ok(res)) {
         reply_pg_failure(q, res);
-        req_free(q);
         return;
     }
     nt_envw w;
@@ -227,7 +321,6 @@ static void on_lookup(PGresult *res, void *arg)
         free(js);
     }
     reply_env(q->ctx, q->reply, &w);
-    req_free(q);
 }
 
 static void on_access(PGresult *res, void *arg)
@@ -306,7 +399,6 @@ static void on_read(PGresult *res, void *arg)
             ps_unread_user(q->ctx->unread, q->app, q->user, q->room);
         }
     }
-    req_free(q);
 }
 
 /* Columns: status, last_delivered_seq, moved, at. */
@@ -324,7 +416,6 @@ static void on_delivered(PGresult *res, void *arg)
             ps_receipts_note(q->ctx->receipts, q->app, q->room, q->user, true, seq,
                              PQgetvalue(res, 0, 3));
     }
-    req_free(q);
 }
 
 static void on_unread(PGresult *res, void *arg)
@@ -342,7 +433,6 @@ static void on_unread(PGresult *res, void *arg)
         }
         reply_json(q, json_pack("{s:o,s:I}", "rooms", rooms, "total", (json_int_t)total));
     }
-    req_free(q);
 }
 
 static void on_rooms(PGresult *res, void *arg)
@@ -362,7 +452,6 @@ static void on_rooms(PGresult *res, void *arg)
         }
         reply_json(q, list);
     }
-    req_free(q);
 }
 
 /* True for a 36-character 8-4-4-4-12 hex UUID: only those can be message ids. */
@@ -448,7 +537,6 @@ static void on_history(PGresult *res, void *arg)
         reply_env(q->ctx, q->reply, &w);
         free(js);
     }
-    req_free(q);
 }
 
 static char *field_id(const nt_envr *r, const char *key)
@@ -465,6 +553,55 @@ static char *field_text(const nt_envr *r, const char *key, size_t max)
     if (s == NULL || len > max || !nt_valid_utf8(s, len) || memchr(s, '\0', len) != NULL)
         return NULL;
     return nt_strndup(s, len);
+}
+
+/* create: members (array of at most RPC_MEMBERS_MAX user ids) as an array literal;
+ * ids need no quoting ([A-Za-z0-9_-]). */
+static const char *decode_members(rpc_req *q, const nt_envr *r)
+{
+    const msgpack_object *m = nt_envr_get(r, "members");
+    if (m == NULL || m->type == MSGPACK_OBJECT_NIL)
+        return NULL;
+    if (m->type != MSGPACK_OBJECT_ARRAY || m->via.array.size > RPC_MEMBERS_MAX)
+        return "members must be an array of at most 1000 user ids";
+    size_t len = 0;
+    q->members = nt_malloc(2 + m->via.array.size * 65 + 1);
+    q->members[len++] = '{';
+    for (uint32_t i = 0; i < m->via.array.size; i++) {
+        const msgpack_object *o = &m->via.array.ptr[i];
+        if (o->type != MSGPACK_OBJECT_STR || !nt_valid_id(o->via.str.ptr, o->via.str.size))
+            return "members must hold user ids of 1-64 [A-Za-z0-9_-]";
+        if (len > 1)
+            q->members[len++] = ',';
+        memcpy(q->members + len, o->via.str.ptr, o->via.str.size);
+        len += o->via.str.size;
+    }
+    q->members[len++] = '}';
+    q->members[len] = '\0';
+    return NULL;
+}
+
+static const char *decode_create(rpc_req *q, const nt_envr *r)
+{
+    q->room = field_id(r, "room");
+    q->user = field_id(r, "owner");
+    if (q->room == NULL || q->user == NULL)
+        return "missing or invalid room or owner";
+    if (nt_envr_str_eq(r, "visibility", "public") || nt_envr_str_eq(r, "visibility", "private"))
+        q->visibility = field_text(r, "visibility", 16);
+    else
+        return "visibility must be public or private";
+    size_t len;
+    if (nt_envr_str(r, "name", &len) != NULL && (q->name = field_text(r, "name", 512)) == NULL)
+        return "invalid name";
+    if (nt_envr_str(r, "access_code", &len) != NULL) {
+        q->access_code = field_text(r, "access_code", 512);
+        if (q->access_code == NULL || len < 4)
+            return "invalid access_code";
+        if (strcmp(q->visibility, "private") != 0)
+            return "access_code is for private rooms";
+    }
+    return decode_members(q, r);
 }
 
 /* Fills q from the request; returns NULL or the reason it is a bad request. */
@@ -484,15 +621,22 @@ static const char *req_decode(rpc_req *q, const nt_envr *r)
         q->user = field_id(r, "user");
         return q->user == NULL ? "missing or invalid user" : NULL;
     }
+    if (q->kind == RPC_CREATE)
+        return decode_create(q, r);
     q->room = field_id(r, "room");
     q->user = field_id(r, "user");
     if (q->room == NULL || q->user == NULL)
         return "missing or invalid room or user";
+    if (q->kind == RPC_DM) {
+        q->peer = field_id(r, "peer");
+        if (q->peer == NULL || strcmp(q->peer, q->user) == 0)
+            return "missing or invalid peer";
+    }
     if (q->kind == RPC_READ || q->kind == RPC_DELIVERED)
         return decode_mark(q, r);
     if (q->kind == RPC_JOIN) {
         q->name = field_text(r, "name", 256);
-        q->access_code = field_text(r, "access_code", 256);
+        q->access_code = field_text(r, "access_code", 512);
     }
     return NULL;
 }
@@ -538,6 +682,17 @@ static nt_status req_send(rpc_req *q, const nt_envr *r, const char **bad)
         st = ps_pg_prepared(pg, "rooms", 2, p, on_rooms, q);
         break;
     }
+    case RPC_CREATE: {
+        const char *p[7] = { q->app, q->room, q->name, q->visibility, q->user, q->members,
+                             q->access_code };
+        st = ps_pg_prepared(pg, "create", 7, p, on_status, q);
+        break;
+    }
+    case RPC_DM: {
+        const char *p[4] = { q->app, q->room, q->user, q->peer };
+        st = ps_pg_prepared(pg, "dm", 4, p, on_status, q);
+        break;
+    }
     default: {
         int64_t before = 0, after = 0, limit = 0;
         bool has_before = nt_envr_int(r, "before_seq", &before);
@@ -570,7 +725,7 @@ static nt_status req_send(rpc_req *q, const nt_envr *r, const char **bad)
     }
     }
     if (st == NT_OK)
-        ps_pg_sync(pg, NULL, NULL);
+        ps_pg_sync(pg, on_sync, q);
     return st;
 }
 

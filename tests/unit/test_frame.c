@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -123,12 +124,93 @@ static void test_need_room(void **state)
     gw_error err;
     assert_true(parse("{\"action\":\"subscribe\",\"channel\":\"dm.bob\"}", &f, &err));
     assert_false(gw_frame_need_room(&f, &err));
-    assert_string_equal(err.message, "dm channels are not supported yet");
+    assert_string_equal(err.message, "channel dm.bob cannot be used with action 'subscribe'");
     gw_frame_free(&f);
     assert_true(parse("{\"action\":\"history\"}", &f, &err));
     assert_false(gw_frame_need_room(&f, &err));
     assert_non_null(strstr(err.message, "missing field 'channel'"));
     gw_frame_free(&f);
+}
+
+static void test_dm_room_id(void **state)
+{
+    char a[65], b[65], other_app[65], other_pair[65];
+    gw_dm_room_id("app1", "alice", "bob", a);
+    gw_dm_room_id("app1", "bob", "alice", b);
+    gw_dm_room_id("app2", "alice", "bob", other_app);
+    gw_dm_room_id("app1", "alice", "bo", other_pair);
+    assert_string_equal(a, b);                          /* order does not matter */
+    assert_int_equal(strlen(a), 33);
+    assert_memory_equal(a, "dm_", 3);
+    assert_true(strspn(a + 3, "0123456789abcdef") == 30);
+    assert_string_not_equal(a, other_app);              /* apps never share a dm room */
+    assert_string_not_equal(a, other_pair);
+    /* the NUL separators keep ("ab","c") and ("a","bc") apart */
+    gw_dm_room_id("x", "ab", "c", a);
+    gw_dm_room_id("x", "a", "bc", b);
+    assert_string_not_equal(a, b);
+}
+
+static void expect_create_error(const char *s, const char *message_prefix)
+{
+    gw_frame f;
+    gw_error err;
+    gw_create_req *cr = test_malloc(sizeof *cr);
+    assert_true(parse(s, &f, &err));
+    assert_false(gw_create_parse(&f, cr, &err));
+    assert_int_equal(err.code, GW_E_BAD_REQUEST);
+    if (strncmp(err.message, message_prefix, strlen(message_prefix)) != 0)
+        fail_msg("frame %s: got message \"%s\", want prefix \"%s\"", s, err.message, message_prefix);
+    gw_frame_free(&f);
+    test_free(cr);
+}
+
+static void test_create_room(void **state)
+{
+    gw_frame f;
+    gw_error err;
+    gw_create_req *cr = test_malloc(sizeof *cr);
+    assert_true(parse("{\"action\":\"create_room\",\"data\":{\"room_id\":\"team-1\","
+                      "\"name\":\"Team\",\"visibility\":\"private\",\"members\":[\"bob\",\"carol\"],"
+                      "\"access_code\":\"s3cret\"}}", &f, &err));
+    assert_int_equal(f.action, GW_A_CREATE_ROOM);
+    assert_true(gw_create_parse(&f, cr, &err));
+    assert_string_equal(cr->room_id, "team-1");
+    assert_string_equal(cr->name, "Team");
+    assert_true(cr->is_private);
+    assert_string_equal(cr->access_code, "s3cret");
+    assert_int_equal(cr->nmembers, 2);
+    assert_string_equal(cr->members[1], "carol");
+    gw_frame_free(&f);
+    assert_true(parse("{\"action\":\"create_room\",\"data\":{\"visibility\":\"public\"}}", &f, &err));
+    assert_true(gw_create_parse(&f, cr, &err));
+    assert_null(cr->room_id);
+    assert_false(cr->is_private);
+    assert_int_equal(cr->nmembers, 0);
+    gw_frame_free(&f);
+    test_free(cr);
+
+    expect_create_error("{\"action\":\"create_room\"}", "missing field 'data.visibility'");
+    expect_create_error("{\"action\":\"create_room\",\"data\":{\"visibility\":\"secret\"}}",
+                        "field 'data.visibility' must be public or private");
+    expect_create_error("{\"action\":\"create_room\",\"data\":{\"visibility\":\"public\",\"room_id\":\"a b\"}}",
+                        "invalid room_id 'a b'");
+    expect_create_error("{\"action\":\"create_room\",\"data\":{\"visibility\":\"public\",\"room_id\":\"dm_x\"}}",
+                        "room ids starting with dm_ are reserved");
+    expect_create_error("{\"action\":\"create_room\",\"data\":{\"visibility\":\"public\",\"access_code\":\"abcd\"}}",
+                        "an access_code needs visibility private");
+    expect_create_error("{\"action\":\"create_room\",\"data\":{\"visibility\":\"private\",\"access_code\":\"abc\"}}",
+                        "field 'data.access_code' must be 4 to 128 characters");
+    expect_create_error("{\"action\":\"create_room\",\"data\":{\"visibility\":\"private\",\"members\":[\"ok\",\"no way\"]}}",
+                        "field 'data.members' must hold user ids");
+    expect_create_error("{\"action\":\"create_room\",\"data\":{\"visibility\":\"private\",\"members\":\"bob\"}}",
+                        "field 'data.members' must be an array");
+    char big[200];
+    memset(big, 'n', 129);
+    big[129] = '\0';
+    char frame[400];
+    snprintf(frame, sizeof frame, "{\"action\":\"create_room\",\"data\":{\"visibility\":\"public\",\"name\":\"%s\"}}", big);
+    expect_create_error(frame, "field 'data.name' is 129 characters");
 }
 
 static bool send_parse(const char *s, gw_send_req *req, gw_error *err, gw_frame *f)
@@ -279,6 +361,8 @@ int main(void)
         cmocka_unit_test(test_bad_ref),
         cmocka_unit_test(test_channels),
         cmocka_unit_test(test_need_room),
+        cmocka_unit_test(test_dm_room_id),
+        cmocka_unit_test(test_create_room),
         cmocka_unit_test(test_send_message),
         cmocka_unit_test(test_message_length),
         cmocka_unit_test(test_history),
