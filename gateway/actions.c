@@ -881,7 +881,7 @@ void gw_actions_frame(gw_conn *c, const char *buf, size_t len)
     const char *token;
     size_t toklen;
     nt_metric_add(gw.m.frames_in, 1);
-    if (!gw_frame_parse(buf, len, &f, &err)) {
+    if (!gw_frame_parse(buf, len, &f, &err) || !gw_frame_legacy(&f, &err)) {
         send_error(c, f.ref, &err);
         gw_frame_free(&f);
         return;

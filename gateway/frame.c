@@ -450,11 +450,26 @@ static char *concat(size_t *len, const char *a, const char *b, const char *c,
     return out;
 }
 
+/* The request_id of a system_request ref, encoded; the ref is its object. */
+static char *system_request_id(const json_t *ref)
+{
+    json_t *id = json_object_get(ref, "request_id");
+    return json_dumps(id ? id : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
 char *gw_encode_error(const json_t *ref, gw_errcode code, const char *message, size_t *len)
 {
     json_t *data = json_pack("{s:s,s:s}", "code", gw_errcode_name(code), "message", message);
     char *d = json_dumps(data, JSON_COMPACT);
     json_decref(data);
+    if (json_is_object(ref)) {            /* older envelope: answer as system_response */
+        char *id = system_request_id(ref);
+        char *out = concat(len, "{\"event\":\"system_response\",\"data\":{\"request_id\":", id,
+                           ",\"error\":", d, strlen(d), "}}");
+        free(id);
+        free(d);
+        return out;
+    }
     char *r = encode_ref(ref);
     char *out = concat(len, r ? "{\"event\":\"error\",\"ref\":" : "{\"event\":\"error\"", r,
                        ",\"data\":", d, strlen(d), "}");
@@ -465,6 +480,15 @@ char *gw_encode_error(const json_t *ref, gw_errcode code, const char *message, s
 
 char *gw_encode_ack(const json_t *ref, const char *data_json, size_t data_len, size_t *len)
 {
+    if (json_is_object(ref)) {            /* older envelope: the ack data joins request_id */
+        char *id = system_request_id(ref);
+        bool empty = data_len <= 2;       /* "{}" */
+        char *out = concat(len, "{\"event\":\"system_response\",\"data\":{\"request_id\":", id,
+                           empty ? "" : ",", empty ? "}" : data_json + 1,
+                           empty ? 1 : data_len - 1, "}");
+        free(id);
+        return out;
+    }
     char *r = encode_ref(ref);
     char *out = concat(len, r ? "{\"event\":\"ack\",\"ref\":" : "{\"event\":\"ack\"", r,
                        ",\"data\":", data_json, data_len, "}");
@@ -480,4 +504,49 @@ char *gw_encode_event(const char *event, const char *data_json, size_t *len)
     char *out = concat(len, "{\"event\":", es, ",\"data\":", data_json, strlen(data_json), "}");
     free(es);
     return out;
+}
+
+bool gw_frame_legacy(gw_frame *f, gw_error *err)
+{
+    if (f->action != GW_A_SEND_MESSAGE || !f->event)
+        return true;
+    const char *what;
+    if (strcmp(f->event, "user_action") == 0) {
+        if (!f->data || !json_is_string(json_object_get(f->data, "action")))
+            return gw_fail(err, GW_E_BAD_REQUEST, "user_action needs a string field 'data.action'");
+        what = json_string_value(json_object_get(f->data, "action"));
+        if (strcmp(what, "typing") != 0)
+            return gw_fail(err, GW_E_BAD_REQUEST, "unknown user_action '%.40s'", what);
+        if (!json_object_get(f->data, "is_typing"))
+            json_object_set_new(f->data, "is_typing", json_true());
+        f->action = GW_A_TYPING;
+        return true;
+    }
+    if (strcmp(f->event, "system_request") != 0)
+        return true;                      /* chat_message or any other: a message */
+    if (!f->data || !json_is_string(json_object_get(f->data, "request")))
+        return gw_fail(err, GW_E_BAD_REQUEST, "system_request needs a string field 'data.request'");
+    /* The answer is {"event":"system_response","data":{"request_id":…}}: a ref
+     * that is an object (clients can only send strings or integers) says so. */
+    json_t *id = json_object_get(f->data, "request_id");
+    json_t *ref = json_pack("{s:O}", "request_id", id ? id : json_null());
+    json_object_set_new(f->root, "\x01system_ref", ref);
+    f->ref = ref;
+    what = json_string_value(json_object_get(f->data, "request"));
+    if (strcmp(what, "get_online_users") == 0) {
+        f->action = GW_A_ONLINE_USERS;
+        return true;
+    }
+    if (strcmp(what, "join_private_room") == 0) {
+        json_t *room = json_object_get(f->data, "room_id");
+        char ch[80];
+        if (!json_is_string(room) || strlen(json_string_value(room)) > 64)
+            return gw_fail(err, GW_E_BAD_REQUEST, "join_private_room needs a string field 'data.room_id'");
+        snprintf(ch, sizeof ch, "room.%s", json_string_value(room));
+        if (!gw_channel_parse(ch, &f->channel, err))
+            return false;
+        f->action = GW_A_SUBSCRIBE;
+        return true;
+    }
+    return gw_fail(err, GW_E_BAD_REQUEST, "unknown system_request '%.40s'", what);
 }

@@ -86,6 +86,12 @@ typedef struct gw_frame {
 bool gw_frame_parse(const char *buf, size_t len, gw_frame *f, gw_error *err);
 void gw_frame_free(gw_frame *f);
 
+/* Rewrites a frame of the older envelope (send_message with event user_action /
+ * system_request) into the native action; chat_message stays a message. A
+ * system_request gets an object ref, so its ack or error is written as
+ * {"event":"system_response","data":{"request_id":…}}. False with err on a bad one. */
+bool gw_frame_legacy(gw_frame *f, gw_error *err);
+
 /* Parses "room.<id>", "chat.room.<id>", "chat.<id>" or "dm.<user>". */
 bool gw_channel_parse(const char *s, gw_channel *out, gw_error *err);
 /* Requires a room channel: "missing field 'channel'", … (the action handlers see

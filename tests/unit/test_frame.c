@@ -351,6 +351,72 @@ static void test_errcodes(void **state)
     assert_int_equal(gw_errcode_parse(NULL, 0), GW_E_INTERNAL);
 }
 
+static void test_legacy_envelope(void **state)
+{
+    gw_frame f;
+    gw_error err;
+    size_t n;
+
+    /* chat_message stays a message */
+    assert_true(parse("{\"action\":\"send_message\",\"channel\":\"chat.room.a\",\"event\":\"chat_message\","
+                      "\"data\":{\"message\":\"hi\"}}", &f, &err));
+    assert_true(gw_frame_legacy(&f, &err));
+    assert_int_equal(f.action, GW_A_SEND_MESSAGE);
+    gw_frame_free(&f);
+
+    /* user_action typing: is_typing defaults to true */
+    assert_true(parse("{\"action\":\"send_message\",\"channel\":\"chat.a\",\"event\":\"user_action\","
+                      "\"data\":{\"action\":\"typing\"}}", &f, &err));
+    assert_true(gw_frame_legacy(&f, &err));
+    assert_int_equal(f.action, GW_A_TYPING);
+    assert_true(json_is_true(json_object_get(f.data, "is_typing")));
+    gw_frame_free(&f);
+
+    assert_true(parse("{\"action\":\"send_message\",\"event\":\"user_action\",\"data\":{\"action\":\"wave\"}}",
+                      &f, &err));
+    assert_false(gw_frame_legacy(&f, &err));
+    assert_int_equal(err.code, GW_E_BAD_REQUEST);
+    assert_non_null(strstr(err.message, "wave"));
+    gw_frame_free(&f);
+
+    /* system_request get_online_users: answered as system_response with request_id */
+    assert_true(parse("{\"action\":\"send_message\",\"channel\":\"chat.room.a\",\"event\":\"system_request\","
+                      "\"data\":{\"request\":\"get_online_users\",\"request_id\":\"q7\"}}", &f, &err));
+    assert_true(gw_frame_legacy(&f, &err));
+    assert_int_equal(f.action, GW_A_ONLINE_USERS);
+    char *ack = gw_encode_ack(f.ref, "{\"users\":[]}", 12, &n);
+    assert_string_equal(ack, "{\"event\":\"system_response\",\"data\":{\"request_id\":\"q7\",\"users\":[]}}");
+    nt_free(ack);
+    ack = gw_encode_ack(f.ref, "{}", 2, &n);
+    assert_string_equal(ack, "{\"event\":\"system_response\",\"data\":{\"request_id\":\"q7\"}}");
+    nt_free(ack);
+    char *e = gw_encode_error(f.ref, GW_E_FORBIDDEN, "no", &n);
+    assert_string_equal(e, "{\"event\":\"system_response\",\"data\":{\"request_id\":\"q7\","
+                           "\"error\":{\"code\":\"forbidden\",\"message\":\"no\"}}}");
+    nt_free(e);
+    gw_frame_free(&f);
+
+    /* join_private_room: a subscribe of room.<room_id> keeping access_code */
+    assert_true(parse("{\"action\":\"send_message\",\"event\":\"system_request\",\"data\":{\"request\":"
+                      "\"join_private_room\",\"room_id\":\"vip\",\"access_code\":\"s3cret\",\"request_id\":5}}",
+                      &f, &err));
+    assert_true(gw_frame_legacy(&f, &err));
+    assert_int_equal(f.action, GW_A_SUBSCRIBE);
+    assert_string_equal(f.channel.id, "vip");
+    assert_int_equal(json_integer_value(json_object_get(f.ref, "request_id")), 5);
+    gw_frame_free(&f);
+
+    assert_true(parse("{\"action\":\"send_message\",\"event\":\"system_request\",\"data\":{\"request\":"
+                      "\"join_private_room\",\"room_id\":\"a b\"}}", &f, &err));
+    assert_false(gw_frame_legacy(&f, &err));
+    gw_frame_free(&f);
+    assert_true(parse("{\"action\":\"send_message\",\"event\":\"system_request\",\"data\":{\"request\":\"reboot\"}}",
+                      &f, &err));
+    assert_false(gw_frame_legacy(&f, &err));
+    assert_non_null(strstr(err.message, "reboot"));
+    gw_frame_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -369,6 +435,7 @@ int main(void)
         cmocka_unit_test(test_data_must_be_object),
         cmocka_unit_test(test_encode),
         cmocka_unit_test(test_errcodes),
+        cmocka_unit_test(test_legacy_envelope),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
