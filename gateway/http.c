@@ -111,20 +111,25 @@ static int write_step(struct lws *wsi, gw_http **hp)
 
 /* ---- GET /api/rooms/{id}/messages ---- */
 
-static bool bearer_claims(gw_http *h, nt_claims *cl)
+bool gw_http_bearer(struct lws *wsi, nt_claims *cl, gw_error *err)
 {
     char auth[4096], why[128] = "invalid token";
-    int n = lws_hdr_copy(h->wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION);
-    if (n <= 7 || strncasecmp(auth, "Bearer ", 7) != 0) {
-        respond_error(h, GW_E_UNAUTHORIZED, "missing header 'Authorization: Bearer <JWT>'");
-        return false;
-    }
+    int n = lws_hdr_copy(wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n <= 7 || strncasecmp(auth, "Bearer ", 7) != 0)
+        return gw_fail(err, GW_E_UNAUTHORIZED, "missing header 'Authorization: Bearer <JWT>'");
     if (nt_jwt_verify(auth + 7, (size_t)n - 7, gw.cfg.jwt_secret, nt_now_ms() / 1000, cl, why,
-                      sizeof why) != NT_OK) {
-        respond_error(h, GW_E_UNAUTHORIZED, why);
-        return false;
-    }
+                      sizeof why) != NT_OK)
+        return gw_fail(err, GW_E_UNAUTHORIZED, "%s", why);
     return true;
+}
+
+static bool bearer_claims(gw_http *h, nt_claims *cl)
+{
+    gw_error err;
+    if (gw_http_bearer(h->wsi, cl, &err))
+        return true;
+    respond_error(h, err.code, err.message);
+    return false;
 }
 
 static bool query_uint(gw_http *h, const char *name, int64_t min, int64_t max, int64_t *out)

@@ -7,23 +7,11 @@
 #include <libwebsockets.h>
 
 #include "gw.h"
+#include "http.h"
 #include "jwt.h"
 #include "presence.h"
 #include "util.h"
 
-static bool bearer(struct lws *wsi, nt_claims *cl, gw_error *err)
-{
-    char auth[4096], why[128] = "invalid token";
-    int n = lws_hdr_copy(wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION);
-    if (n <= 7 || strncasecmp(auth, "Bearer ", 7) != 0)
-        return gw_fail(err, GW_E_UNAUTHORIZED, "missing header 'Authorization: Bearer <JWT>'");
-    if (nt_jwt_verify(auth + 7, (size_t)n - 7, gw.cfg.jwt_secret, nt_now_ms() / 1000, cl, why,
-                      sizeof why) != NT_OK)
-        return gw_fail(err, GW_E_UNAUTHORIZED, "%s", why);
-    return true;
-}
-
-/* Matches "<prefix><id><suffix>" and copies the id; false when path has another shape. */
 static bool match(const char *path, const char *prefix, const char *suffix, const char **id,
                   size_t *idlen)
 {
@@ -60,11 +48,12 @@ bool gw_http_presence_route(struct lws *wsi, const char *path, nt_bus_reply_cb c
     }
     memcpy(idbuf, id, idlen);
     idbuf[idlen] = '\0';
-    if (!bearer(wsi, &cl, err))
+    if (!gw_http_bearer(wsi, &cl, err))
         return true;
-    /* Rooms are public for now: any authenticated user of the app may ask
-     * (membership checks come with private rooms). */
-    if (gw_presence_query(subject, cl.app, key, idbuf, cb, arg, req_id) != NT_OK) {
+    /* For a room the router first asks the persister whether the token's user
+     * may see it (a private room: members only). */
+    if (gw_presence_query(subject, cl.app, key, idbuf, key[0] == 'r' ? cl.sub : NULL, cb, arg,
+                          req_id) != NT_OK) {
         gw_fail(err, GW_E_UNAVAILABLE, "router unavailable, retry");
         return true;
     }

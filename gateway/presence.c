@@ -212,13 +212,16 @@ static void on_online(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *ar
 }
 
 nt_status gw_presence_query(const char *subject, const char *app, const char *key,
-                            const char *id, nt_bus_reply_cb cb, void *arg, uint64_t *id_out)
+                            const char *id, const char *asker, nt_bus_reply_cb cb, void *arg,
+                            uint64_t *id_out)
 {
     nt_envw w;
     size_t len;
     nt_envw_init(&w);
     nt_envw_cstr(&w, "app", app);
     nt_envw_cstr(&w, key, id);
+    if (asker)
+        nt_envw_cstr(&w, "user", asker);
     const char *data = nt_envw_finish(&w, &len);
     nt_status st = nt_bus_request(gw.bus, subject, NULL, data, len,
                                   (int)gw.cfg.request_timeout_ms, cb, arg, id_out);
@@ -239,7 +242,7 @@ void gw_presence_online_users(gw_conn *c, const gw_frame *f)
     presence_req *q = nt_calloc(1, sizeof *q);
     memcpy(q->conn, c->id, sizeof q->conn);
     q->ref = f->ref ? json_incref(f->ref) : NULL;
-    if (gw_presence_query("natter.rpc.router.online", c->user->app, "room", room, on_online, q,
+    if (gw_presence_query("natter.rpc.router.online", c->user->app, "room", room, NULL, on_online, q,
                           NULL) != NT_OK) {
         json_decref(q->ref);
         nt_free(q);

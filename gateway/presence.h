@@ -21,10 +21,12 @@ void gw_presence_online_users(gw_conn *c, const gw_frame *f);
  * indicator there stops (is_typing:false when one was forwarded). */
 void gw_presence_typing_stop(gw_conn *c, const char *room);
 
-/* Sends the router query `subject` {app, <key>: id} (natter.rpc.router.online,
- * .typing, .presence); cb gets the reply envelope {ok, json}. */
+/* Sends the router query `subject` {app, <key>: id, user?: asker}
+ * (natter.rpc.router.online, .typing, .presence); with an asker the router first
+ * checks that the asker may see the room. cb gets the reply envelope {ok, json}. */
 nt_status gw_presence_query(const char *subject, const char *app, const char *key,
-                            const char *id, nt_bus_reply_cb cb, void *arg, uint64_t *id_out);
+                            const char *id, const char *asker, nt_bus_reply_cb cb, void *arg,
+                            uint64_t *id_out);
 
 /* REST: GET /api/rooms/{id}/online, GET /api/rooms/{id}/typing and
  * GET /api/users/{id}/presence (http_presence.c). Returns false when `path` is

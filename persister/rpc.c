@@ -78,7 +78,7 @@ const size_t ps_rpc_nstmts = sizeof(ps_rpc_stmts) / sizeof(ps_rpc_stmts[0]);
 
 typedef enum {
     RPC_JOIN, RPC_LEAVE, RPC_HISTORY, RPC_LOOKUP, RPC_READ, RPC_DELIVERED, RPC_UNREAD,
-    RPC_ROOMS, RPC_CREATE, RPC_DM, RPC_KINDS
+    RPC_ROOMS, RPC_CREATE, RPC_DM, RPC_ACCESS, RPC_KINDS
 } rpc_kind;
 
 static const char *const rpc_subjects[RPC_KINDS] = {
@@ -87,6 +87,7 @@ static const char *const rpc_subjects[RPC_KINDS] = {
     "natter.rpc.persist.read", "natter.rpc.persist.delivered",
     "natter.rpc.persist.unread", "natter.rpc.persist.rooms",
     "natter.rpc.persist.create", "natter.rpc.persist.dm",
+    "natter.rpc.persist.access",
 };
 
 #define RPC_MEMBERS_MAX 1000
@@ -270,10 +271,35 @@ static void reply_status(rpc_req *q)
 
 /* The segment's sync point: its transaction is committed (or failed). Answers
  * create/dm, publishes a membership event, and frees q. */
+/* natter.rpc.persist.access: may q->user see q->room (natter_room_access)? */
+static void reply_access(rpc_req *q)
+{
+    char msg[160];
+    if (strcmp(q->status, "ok") == 0) {
+        nt_envw w;
+        nt_envw_init(&w);
+        nt_envw_bool(&w, "ok", true);
+        reply_env(q->ctx, q->reply, &w);
+        nt_envw_free(&w);
+    } else if (strcmp(q->status, "not_found") == 0) {
+        snprintf(msg, sizeof msg, "room %s does not exist", q->room);
+        reply_error(q->ctx, q->reply, "not_found", msg);
+    } else {
+        snprintf(msg, sizeof msg, "room %s is private", q->room);
+        reply_error(q->ctx, q->reply, "forbidden", msg);
+    }
+}
+
 static void on_sync(PGresult *res, void *arg)
 {
     rpc_req *q = arg;
     bool committed = res != NULL && PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+    if (q->kind == RPC_ACCESS) {
+        if (committed && q->status != NULL)
+            reply_access(q);
+        else
+            reply_pg_failure(q, res);
+    }
     if (q->kind == RPC_CREATE || q->kind == RPC_DM) {
         if (committed && q->status != NULL)
             reply_status(q);
@@ -691,6 +717,11 @@ static nt_status req_send(rpc_req *q, const nt_envr *r, const char **bad)
     case RPC_DM: {
         const char *p[4] = { q->app, q->room, q->user, q->peer };
         st = ps_pg_prepared(pg, "dm", 4, p, on_status, q);
+        break;
+    }
+    case RPC_ACCESS: {
+        const char *p[3] = { q->app, q->room, q->user };
+        st = ps_pg_prepared(pg, "access", 3, p, on_status, q);
         break;
     }
     default: {

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "alloc.h"
+
 #include "log.h"
 #include "util.h"
 
@@ -136,4 +138,75 @@ bool rt_query_begin(rt_router *rt, const nt_bus_msg *msg, const char *what,
         return false;
     }
     return true;
+}
+
+/* ---- room access gate (natter.rpc.persist.access) ---- */
+
+typedef struct access_wait {
+    rt_router *rt;
+    nt_bus_msg_cb handler;
+    void *arg;
+    char *subject;
+    char *reply;
+    char *data;
+    size_t len;
+} access_wait;
+
+static void access_wait_free(access_wait *w)
+{
+    nt_free(w->subject);
+    nt_free(w->reply);
+    nt_free(w->data);
+    nt_free(w);
+}
+
+static void on_access(nt_bus *bus, nt_status st, const nt_bus_msg *m, void *arg)
+{
+    access_wait *w = arg;
+    bool ok = false;
+    nt_envr r;
+
+    if (st == NT_OK && nt_envr_parse(&r, m->data, m->len) == NT_OK) {
+        nt_envr_bool(&r, "ok", &ok);
+        nt_envr_free(&r);
+        if (!ok)                  /* not_found / forbidden, as the persister said it */
+            nt_bus_publish(bus, w->reply, NULL, m->data, m->len);
+    } else {
+        rt_reply_error(w->rt, w->reply, "unavailable", "persister unavailable");
+    }
+    if (ok) {
+        nt_bus_msg again = { .subject = w->subject, .reply = w->reply, .data = w->data,
+                             .len = w->len, .raw = NULL };
+        w->handler(bus, &again, w->arg);
+    }
+    access_wait_free(w);
+}
+
+void rt_with_room_access(rt_router *rt, const nt_bus_msg *msg, nt_bus_msg_cb handler, void *arg)
+{
+    nt_envr r;
+    size_t ulen = 0;
+    bool asked = false;
+
+    if (msg->reply && nt_envr_parse(&r, msg->data, msg->len) == NT_OK) {
+        asked = nt_envr_str(&r, "user", &ulen) != NULL;
+        nt_envr_free(&r);
+    }
+    if (!asked)
+        return handler(rt->bus, msg, arg);
+    access_wait *w = nt_calloc(1, sizeof(*w));
+    w->rt = rt;
+    w->handler = handler;
+    w->arg = arg;
+    w->subject = nt_strdup(msg->subject);
+    w->reply = nt_strdup(msg->reply);
+    w->data = nt_malloc(msg->len ? msg->len : 1);
+    memcpy(w->data, msg->data, msg->len);
+    w->len = msg->len;
+    /* The persister reads app, room and user from the same envelope. */
+    if (nt_bus_request(rt->bus, "natter.rpc.persist.access", NULL, msg->data, msg->len,
+                       rt->request_timeout_ms, on_access, w, NULL) != NT_OK) {
+        rt_reply_error(rt, msg->reply, "unavailable", "persister unavailable");
+        access_wait_free(w);
+    }
 }

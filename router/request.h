@@ -47,4 +47,10 @@ void rt_reply_json(rt_router *rt, const char *reply, const char *json, size_t le
 /* Publishes `data` unchanged to `reply`; nothing when reply is NULL. */
 void rt_reply_raw(rt_router *rt, const char *reply, const void *data, size_t len);
 
+/* A query naming a `user` (REST on behalf of a token) is passed to handler only
+ * after the persister confirmed the user may see the room (natter.rpc.persist.access:
+ * a private room is members only); its refusal is the reply. A query without a
+ * user goes straight on (the gateway checked the connection's subscription). */
+void rt_with_room_access(rt_router *rt, const nt_bus_msg *msg, nt_bus_msg_cb handler, void *arg);
+
 #endif

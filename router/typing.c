@@ -264,7 +264,7 @@ static void on_query_done(nt_status st, const redisReply *reply, void *arg)
     nt_free(q);
 }
 
-static void on_query(nt_bus *bus, const nt_bus_msg *msg, void *arg)
+static void on_query_checked(nt_bus *bus, const nt_bus_msg *msg, void *arg)
 {
     static const char *const keys[] = { "app", "room", NULL };
     rt_typing *t = arg;
@@ -287,6 +287,12 @@ static void on_query(nt_bus *bus, const nt_bus_msg *msg, void *arg)
         rt_reply_error(rt, msg->reply, "unavailable", "presence store unavailable");
         nt_free(q);
     }
+}
+
+static void on_query(nt_bus *bus, const nt_bus_msg *msg, void *arg)
+{
+    rt_typing *t = arg;
+    rt_with_room_access(t->rt, msg, on_query_checked, arg);
 }
 
 /* ---- life cycle ---- */

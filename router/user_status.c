@@ -322,7 +322,7 @@ static void run_query(rt_router *rt, const nt_bus_msg *msg, const char *script, 
     }
 }
 
-static void on_online(nt_bus *bus, const nt_bus_msg *msg, void *arg)
+static void on_online_checked(nt_bus *bus, const nt_bus_msg *msg, void *arg)
 {
     static const char *const keys[] = { "app", "room", NULL };
     rt_user_status *s = arg;
@@ -335,6 +335,12 @@ static void on_online(nt_bus *bus, const nt_bus_msg *msg, void *arg)
     snprintf(live, sizeof(live), "natter:{%s}:live:%s", app, room);
     const char *args[] = { live, app, ONLINE_MAX, NULL };
     run_query(s->rt, msg, ONLINE_LUA, 1, args, on_online_done);
+}
+
+static void on_online(nt_bus *bus, const nt_bus_msg *msg, void *arg)
+{
+    rt_user_status *s = arg;
+    rt_with_room_access(s->rt, msg, on_online_checked, arg);
 }
 
 static void on_query(nt_bus *bus, const nt_bus_msg *msg, void *arg)

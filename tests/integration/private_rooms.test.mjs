@@ -47,6 +47,16 @@ test('create_room private: members admitted, non-members refused everywhere', { 
   assert.equal(rest.status, 403, rest.text);
   const restOk = await c.http(1, 'GET', `/api/rooms/${room}/messages`, { token: c.token('p-member') });
   assert.equal(restOk.status, 200, restOk.text);
+  // Who is online / typing in a private room is for members only, over REST too.
+  for (const what of ['online', 'typing']) {
+    const no = await c.http(0, 'GET', `/api/rooms/${room}/${what}`, { token: c.token('p-outsider') });
+    assert.equal(no.status, 403, `${what}: ${no.text}`);
+    const yes = await c.http(0, 'GET', `/api/rooms/${room}/${what}`, { token: c.token('p-member') });
+    assert.equal(yes.status, 200, `${what}: ${yes.text}`);
+    if (what === 'online') assert.ok(JSON.parse(yes.text).users.some((u) => u.user_id === 'p-member'));
+    const none = await c.http(0, 'GET', `/api/rooms/no-such-room-${room}/${what}`, { token: c.token('p-member') });
+    assert.equal(none.status, 404, `${what}: ${none.text}`);
+  }
   const e3 = await errorOf(outsider, 'send_message', ch, { message: 'let me in' });
   assert.equal(e3.code, 'forbidden');
   const stored = await c.query('SELECT body FROM messages WHERE room = $1', [room]);
