@@ -710,6 +710,37 @@ static void on_create(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *ar
     req_free(q);
 }
 
+void gw_create_room_id(const gw_create_req *cr, char room[65])
+{
+    if (cr->room_id)
+        snprintf(room, 65, "%s", cr->room_id);
+    else
+        nt_uuid(room);
+}
+
+nt_status gw_create_request(const char *app, const char *owner, const char *room,
+                            const gw_create_req *cr, nt_bus_reply_cb cb, void *arg,
+                            uint64_t *id_out)
+{
+    nt_envw w;
+    size_t len;
+    nt_envw_init(&w);
+    nt_envw_cstr(&w, "app", app);
+    nt_envw_cstr(&w, "room", room);
+    if (cr->name)
+        nt_envw_cstr(&w, "name", cr->name);
+    nt_envw_cstr(&w, "visibility", cr->is_private ? "private" : "public");
+    nt_envw_cstr(&w, "owner", owner);
+    nt_envw_str_array(&w, "members", cr->members, cr->nmembers);
+    if (cr->access_code)
+        nt_envw_cstr(&w, "access_code", cr->access_code);
+    const char *data = nt_envw_finish(&w, &len);
+    nt_status st = nt_bus_request(gw.bus, "natter.rpc.persist.create", NULL, data, len,
+                                  (int)gw.cfg.request_timeout_ms, cb, arg, id_out);
+    nt_envw_free(&w);
+    return st;
+}
+
 /* The creator becomes the owner but is not subscribed: a subscribe follows. */
 static void act_create_room(gw_conn *c, const gw_frame *f)
 {
@@ -720,27 +751,9 @@ static void act_create_room(gw_conn *c, const gw_frame *f)
         nt_free(cr);
         return send_error(c, f->ref, &err);
     }
-    if (cr->room_id)
-        snprintf(room, sizeof room, "%s", cr->room_id);
-    else
-        nt_uuid(room);
-    nt_envw w;
-    size_t len;
-    nt_envw_init(&w);
-    nt_envw_cstr(&w, "app", c->user->app);
-    nt_envw_cstr(&w, "room", room);
-    if (cr->name)
-        nt_envw_cstr(&w, "name", cr->name);
-    nt_envw_cstr(&w, "visibility", cr->is_private ? "private" : "public");
-    nt_envw_cstr(&w, "owner", c->user->id);
-    nt_envw_str_array(&w, "members", cr->members, cr->nmembers);
-    if (cr->access_code)
-        nt_envw_cstr(&w, "access_code", cr->access_code);
-    const char *data = nt_envw_finish(&w, &len);
+    gw_create_room_id(cr, room);
     gw_req *q = req_new(c, f->ref, room);
-    nt_status st = nt_bus_request(gw.bus, "natter.rpc.persist.create", NULL, data, len,
-                                  (int)gw.cfg.request_timeout_ms, on_create, q, NULL);
-    nt_envw_free(&w);
+    nt_status st = gw_create_request(c->user->app, c->user->id, room, cr, on_create, q, NULL);
     nt_free(cr);
     if (st != NT_OK) {
         req_free(q);

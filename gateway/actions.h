@@ -33,5 +33,11 @@ bool gw_rpc_ok(nt_status st, const nt_bus_msg *msg, const char *service, nt_envr
 nt_status gw_history_request(const char *app, const char *room, const char *user,
                              const gw_history_req *h, nt_bus_reply_cb cb, void *arg,
                              uint64_t *id_out);
+/* The id of the room create_room makes: data.room_id or a new uuid. */
+void gw_create_room_id(const gw_create_req *cr, char room[65]);
+/* Sends natter.rpc.persist.create of room for cr, owned by owner. */
+nt_status gw_create_request(const char *app, const char *owner, const char *room,
+                            const gw_create_req *cr, nt_bus_reply_cb cb, void *arg,
+                            uint64_t *id_out);
 
 #endif

@@ -23,7 +23,10 @@
 #define GW_DEV_TOKEN_TTL_S (24 * 3600)
 
 enum { H_READ, H_WAIT, H_HEADERS, H_BODY };
-enum { R_NONE, R_DEV_TOKEN, R_READ, R_NOT_FOUND, R_SERVER };
+enum { R_NONE, R_DEV_TOKEN, R_READ, R_NOT_FOUND, R_SERVER, R_CREATE, R_MEMBER_ADD,
+       R_MEMBER_REMOVE };
+/* Shapes of /api/rooms/{id}/members[/{user}[/delete]] (members_path). */
+enum { M_NONE, M_ROOM, M_USER, M_USER_DELETE };
 
 struct gw_http {
     struct lws *wsi;
@@ -33,7 +36,9 @@ struct gw_http {
     bool in_flight;               /* a bus request (req_id) is waiting */
     uint64_t req_id;
     unsigned status;
-    char room[65];                /* POST /api/rooms/{id}/read; user of .../disconnect */
+    char room[65];                /* POST /api/rooms/{id}/read, .../members; user of .../disconnect;
+                                     the id of a room being created */
+    char user[65];                /* the {user} of /api/rooms/{id}/members/{user} */
     gw_sapi_call sapi;            /* R_SERVER: which server API call */
     char *body;                   /* request body */
     size_t body_len;
@@ -252,6 +257,170 @@ static void read_body(gw_http *h)
     json_decref(req);
 }
 
+/* ---- POST /api/rooms (as create_room) ---- */
+
+static void on_create(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
+{
+    gw_http *h = arg;
+    nt_envr r;
+    gw_error err;
+    h->in_flight = false;
+    if (gw_rpc_ok(st, msg, "message store", &r, &err))
+        respond_json(h, 201, json_pack("{s:s}", "room_id", h->room));
+    else
+        respond_error(h, err.code, err.message);
+    nt_envr_free(&r);
+}
+
+/* The body is create_room's data, validated by the same parser. */
+static void create_body(gw_http *h)
+{
+    nt_claims cl;
+    json_error_t je;
+    gw_error err;
+    char msg[256];
+    if (!bearer_claims(h, &cl))
+        return;
+    json_t *req = json_loadb(h->body ? h->body : "", h->body_len, 0, &je);
+    gw_frame f = { .root = req, .data = req };
+    gw_create_req *cr = nt_malloc(sizeof *cr);
+    if (!json_is_object(req)) {
+        snprintf(msg, sizeof msg, "body must be a JSON object: %s", req ? "not an object" : je.text);
+        respond_error(h, GW_E_BAD_REQUEST, msg);
+    } else if (!gw_create_parse(&f, cr, &err)) {
+        respond_error(h, err.code, err.message);
+    } else {
+        gw_create_room_id(cr, h->room);
+        if (gw_create_request(cl.app, cl.sub, h->room, cr, on_create, h, &h->req_id) != NT_OK) {
+            respond_error(h, GW_E_UNAVAILABLE, "message store unavailable, retry");
+        } else {
+            h->in_flight = true;
+            h->state = H_WAIT;
+        }
+    }
+    nt_free(cr);
+    json_decref(req);
+}
+
+/* ---- POST /api/rooms/{id}/members, DELETE /api/rooms/{id}/members/{user} ---- */
+
+/* Splits path into the room and user of /api/rooms/{id}/members[/{user}[/delete]]. */
+static int members_path(const char *path, const char **room, size_t *roomlen, const char **user,
+                        size_t *userlen)
+{
+    static const char rooms[] = "/api/rooms/", members[] = "/members";
+    if (strncmp(path, rooms, sizeof rooms - 1) != 0)
+        return M_NONE;
+    *room = path + sizeof rooms - 1;
+    const char *slash = strchr(*room, '/');
+    if (!slash || strncmp(slash, members, sizeof members - 1) != 0)
+        return M_NONE;
+    *roomlen = (size_t)(slash - *room);
+    const char *rest = slash + sizeof members - 1;
+    if (*rest == '\0')
+        return M_ROOM;
+    if (*rest != '/')
+        return M_NONE;
+    *user = rest + 1;
+    const char *end = strchr(*user, '/');
+    if (!end) {
+        *userlen = strlen(*user);
+        return M_USER;
+    }
+    *userlen = (size_t)(end - *user);
+    return strcmp(end, "/delete") == 0 ? M_USER_DELETE : M_NONE;
+}
+
+/* Copies a path id into out (65 bytes); false once answered with 400. */
+static bool path_id(gw_http *h, const char *what, const char *id, size_t len, char *out)
+{
+    char msg[160];
+    if (!nt_valid_id(id, len)) {
+        snprintf(msg, sizeof msg, "invalid %s id '%.*s': expected [A-Za-z0-9_-]{1,64}", what,
+                 (int)(len > 64 ? 64 : len), id);
+        respond_error(h, GW_E_BAD_REQUEST, msg);
+        return false;
+    }
+    memcpy(out, id, len);
+    out[len] = '\0';
+    return true;
+}
+
+/* Asks the persister to add or remove h->user in h->room on behalf of cl.sub. */
+static void member_request(gw_http *h, const nt_claims *cl, bool remove)
+{
+    nt_envw w;
+    size_t len;
+    nt_envw_init(&w);
+    nt_envw_cstr(&w, "app", cl->app);
+    nt_envw_cstr(&w, "room", h->room);
+    nt_envw_cstr(&w, "user", h->user);
+    nt_envw_cstr(&w, "actor", cl->sub);
+    nt_envw_bool(&w, "admin", strcmp(cl->role, "admin") == 0);
+    const char *data = nt_envw_finish(&w, &len);
+    if (nt_bus_request(gw.bus, remove ? "natter.rpc.persist.member_remove"
+                                      : "natter.rpc.persist.member_add",
+                       NULL, data, len, (int)gw.cfg.request_timeout_ms, on_history, h,
+                       &h->req_id) != NT_OK) {
+        respond_error(h, GW_E_UNAVAILABLE, "message store unavailable, retry");
+    } else {
+        h->in_flight = true;
+        h->state = H_WAIT;
+    }
+    nt_envw_free(&w);
+}
+
+static void member_add_body(gw_http *h)
+{
+    nt_claims cl;
+    json_error_t je;
+    char msg[256];
+    if (!bearer_claims(h, &cl))
+        return;
+    json_t *req = json_loadb(h->body ? h->body : "", h->body_len, 0, &je);
+    json_t *user = json_object_get(req, "user_id");
+    if (!json_is_object(req)) {
+        snprintf(msg, sizeof msg, "body must be a JSON object: %s", req ? "not an object" : je.text);
+        respond_error(h, GW_E_BAD_REQUEST, msg);
+    } else if (!json_is_string(user) ||
+               !nt_valid_id(json_string_value(user), json_string_length(user))) {
+        respond_error(h, GW_E_BAD_REQUEST, "field 'user_id' must be 1-64 characters of [A-Za-z0-9_-]");
+    } else {
+        snprintf(h->user, sizeof h->user, "%s", json_string_value(user));
+        member_request(h, &cl, false);
+    }
+    json_decref(req);
+}
+
+static void member_remove(gw_http *h)
+{
+    nt_claims cl;
+    if (bearer_claims(h, &cl))
+        member_request(h, &cl, true);
+}
+
+/* Checks the ids of a members path and the token; false once answered. */
+static bool members_prepare(gw_http *h, int shape, const char *room, size_t roomlen,
+                            const char *user, size_t userlen)
+{
+    nt_claims cl;
+    if (!path_id(h, "room", room, roomlen, h->room))
+        return false;
+    if (shape != M_ROOM && !path_id(h, "user", user, userlen, h->user))
+        return false;
+    return bearer_claims(h, &cl);
+}
+
+static bool is_delete(struct lws *wsi)
+{
+#if defined(LWS_WITH_HTTP_UNCOMMON_HEADERS) || defined(LWS_HTTP_HEADERS_ALL)
+    return lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI) > 0;
+#else
+    (void)wsi;
+    return false;
+#endif
+}
+
 /* ---- presence REST (http_presence.c) ---- */
 
 static void on_router_json(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
@@ -375,6 +544,16 @@ static void route(gw_http *h, const char *path)
         return route_user(h, false);
     if (get && strcmp(path, "/api/rooms") == 0)
         return route_user(h, true);
+    const char *mroom = NULL, *muser = NULL;
+    size_t mroomlen = 0, muserlen = 0;
+    int shape = members_path(path, &mroom, &mroomlen, &muser, &muserlen);
+    if (is_delete(h->wsi)) {
+        if (shape != M_USER)
+            return respond_error(h, GW_E_NOT_FOUND, "no such resource");
+        if (members_prepare(h, shape, mroom, mroomlen, muser, muserlen))
+            member_remove(h);
+        return;
+    }
     if ((get || post) && strncmp(path, "/api/server/", 12) == 0) {
         if (!server_prepare(h, path, post))
             return;
@@ -404,6 +583,17 @@ static void route(gw_http *h, const char *path)
             return;
         h->post_route = R_READ;
     }
+    if (strcmp(path, "/api/rooms") == 0) {
+        nt_claims claims;
+        if (!bearer_claims(h, &claims))
+            return;
+        h->post_route = R_CREATE;
+    }
+    if (shape == M_ROOM || shape == M_USER_DELETE) {
+        if (!members_prepare(h, shape, mroom, mroomlen, muser, muserlen))
+            return;
+        h->post_route = shape == M_ROOM ? R_MEMBER_ADD : R_MEMBER_REMOVE;
+    }
     char cl[24];
     long long clen = 0;
     if (lws_hdr_copy(h->wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
@@ -419,6 +609,12 @@ static void route(gw_http *h, const char *path)
             return read_body(h);
         if (h->post_route == R_SERVER)
             return server_body(h);
+        if (h->post_route == R_CREATE)
+            return create_body(h);
+        if (h->post_route == R_MEMBER_ADD)
+            return member_add_body(h);
+        if (h->post_route == R_MEMBER_REMOVE)
+            return member_remove(h);
         return respond_error(h, GW_E_NOT_FOUND, "no such resource");
     }
 }
@@ -456,6 +652,12 @@ int gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, gw_http 
             read_body(h);
         else if (h->post_route == R_SERVER)
             server_body(h);
+        else if (h->post_route == R_CREATE)
+            create_body(h);
+        else if (h->post_route == R_MEMBER_ADD)
+            member_add_body(h);
+        else if (h->post_route == R_MEMBER_REMOVE)
+            member_remove(h);
         else
             respond_error(h, GW_E_NOT_FOUND, "no such resource");
         return 0;

@@ -29,6 +29,8 @@ const ps_pg_stmt ps_rpc_stmts[] = {
       "SELECT room, id, seq, natter_ts(created_at) FROM messages"
       " WHERE app = $1 AND sender = $2 AND client_msg_id = $3", 3 },
     { "access", "SELECT natter_room_access($1, $2, $3)", 3 },
+    { "member_add", "SELECT * FROM natter_add_member($1, $2, $3, $4::boolean, $5)", 5 },
+    { "member_remove", "SELECT * FROM natter_remove_member($1, $2, $3, $4::boolean, $5)", 5 },
     { "hist_desc",
       "SELECT id, room, seq, sender, sender_name, body, type, reply_to, client_msg_id,"
       " natter_ts(created_at) FROM messages"
@@ -78,7 +80,7 @@ const size_t ps_rpc_nstmts = sizeof(ps_rpc_stmts) / sizeof(ps_rpc_stmts[0]);
 
 typedef enum {
     RPC_JOIN, RPC_LEAVE, RPC_HISTORY, RPC_LOOKUP, RPC_READ, RPC_DELIVERED, RPC_UNREAD,
-    RPC_ROOMS, RPC_CREATE, RPC_DM, RPC_ACCESS, RPC_KINDS
+    RPC_ROOMS, RPC_CREATE, RPC_DM, RPC_ACCESS, RPC_MEMBER_ADD, RPC_MEMBER_REMOVE, RPC_KINDS
 } rpc_kind;
 
 static const char *const rpc_subjects[RPC_KINDS] = {
@@ -87,7 +89,8 @@ static const char *const rpc_subjects[RPC_KINDS] = {
     "natter.rpc.persist.read", "natter.rpc.persist.delivered",
     "natter.rpc.persist.unread", "natter.rpc.persist.rooms",
     "natter.rpc.persist.create", "natter.rpc.persist.dm",
-    "natter.rpc.persist.access",
+    "natter.rpc.persist.access", "natter.rpc.persist.member_add",
+    "natter.rpc.persist.member_remove",
 };
 
 #define RPC_MEMBERS_MAX 1000
@@ -112,7 +115,8 @@ typedef struct rpc_req {
     bool access_failed;
     char *visibility;     /* create: public or private */
     char *members;        /* create: member ids as an array literal, NULL for none */
-    char *peer;           /* dm: the other user */
+    char *peer;           /* dm: the other user; member_add/remove: the actor */
+    bool actor_admin;     /* member_add/remove: the actor's token has role admin */
     char *status;         /* create/dm: the function's status, answered after the commit */
     char *event;          /* member_joined/member_left frame, published after the commit */
 } rpc_req;
@@ -269,6 +273,49 @@ static void reply_status(rpc_req *q)
     reply_env(q->ctx, q->reply, &w);
 }
 
+static void reply_json(rpc_req *q, json_t *o);
+
+/* member_add / member_remove: status (and for a removal the member's name) kept
+ * for on_sync; the membership event is published only once committed. */
+static void on_member(PGresult *res, void *arg)
+{
+    rpc_req *q = arg;
+    if (!ps_pg_ok(res) || PQntuples(res) != 1) {
+        if (res != NULL)
+            nt_error("%s: query failed: %s", rpc_subjects[q->kind], PQresultErrorMessage(res));
+        return;
+    }
+    q->status = nt_strdup(PQgetvalue(res, 0, 0));
+    if (strcmp(q->status, "ok") != 0)
+        return;
+    if (q->kind == RPC_MEMBER_ADD)
+        member_event(q, "member_joined", q->user);
+    else
+        member_event(q, "member_left",
+                     PQgetisnull(res, 0, 1) ? q->user : PQgetvalue(res, 0, 1));
+}
+
+static void reply_member(rpc_req *q)
+{
+    char msg[200];
+    bool add = q->kind == RPC_MEMBER_ADD;
+    if (strcmp(q->status, "not_found") == 0) {
+        snprintf(msg, sizeof msg, "room %s does not exist", q->room);
+        reply_error(q->ctx, q->reply, "not_found", msg);
+    } else if (strcmp(q->status, "forbidden") == 0) {
+        reply_error(q->ctx, q->reply, "forbidden",
+                    add ? "only the room's owner or an admin may add members"
+                        : "only the room's owner or an admin may remove members");
+    } else if (!add && strcmp(q->status, "noop") == 0) {
+        snprintf(msg, sizeof msg, "user %s is not a member of room %s", q->user, q->room);
+        reply_error(q->ctx, q->reply, "not_found", msg);
+    } else {
+        bool changed = strcmp(q->status, "ok") == 0;
+        reply_json(q, json_pack("{s:s,s:s,s:b}", "room_id", q->room, "user_id", q->user,
+                                add ? "added" : "removed", changed));
+    }
+}
+
 /* The segment's sync point: its transaction is committed (or failed). Answers
  * create/dm, publishes a membership event, and frees q. */
 /* natter.rpc.persist.access: may q->user see q->room (natter_room_access)? */
@@ -303,6 +350,12 @@ static void on_sync(PGresult *res, void *arg)
     if (q->kind == RPC_CREATE || q->kind == RPC_DM) {
         if (committed && q->status != NULL)
             reply_status(q);
+        else
+            reply_pg_failure(q, res);
+    }
+    if (q->kind == RPC_MEMBER_ADD || q->kind == RPC_MEMBER_REMOVE) {
+        if (committed && q->status != NULL)
+            reply_member(q);
         else
             reply_pg_failure(q, res);
     }
@@ -653,6 +706,14 @@ static const char *req_decode(rpc_req *q, const nt_envr *r)
     q->user = field_id(r, "user");
     if (q->room == NULL || q->user == NULL)
         return "missing or invalid room or user";
+    if (q->kind == RPC_MEMBER_ADD || q->kind == RPC_MEMBER_REMOVE) {
+        q->peer = field_id(r, "actor");
+        if (q->peer == NULL)
+            return "missing or invalid actor";
+        if (!nt_envr_bool(r, "admin", &q->actor_admin))
+            q->actor_admin = false;
+        return NULL;
+    }
     if (q->kind == RPC_DM) {
         q->peer = field_id(r, "peer");
         if (q->peer == NULL || strcmp(q->peer, q->user) == 0)
@@ -722,6 +783,14 @@ static nt_status req_send(rpc_req *q, const nt_envr *r, const char **bad)
     case RPC_ACCESS: {
         const char *p[3] = { q->app, q->room, q->user };
         st = ps_pg_prepared(pg, "access", 3, p, on_status, q);
+        break;
+    }
+    case RPC_MEMBER_ADD:
+    case RPC_MEMBER_REMOVE: {
+        const char *p[5] = { q->app, q->room, q->peer, q->actor_admin ? "true" : "false",
+                             q->user };
+        st = ps_pg_prepared(pg, q->kind == RPC_MEMBER_ADD ? "member_add" : "member_remove", 5,
+                            p, on_member, q);
         break;
     }
     default: {
