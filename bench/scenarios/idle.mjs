@@ -1,0 +1,57 @@
+// idle: N authenticated connections, each in its own room and one shared room; RSS per
+// connection of the front processes (gateways / Node / nats-server) and CPU while idle.
+import fs from 'node:fs';
+import path from 'node:path';
+import { PER_PROC, tmp, live, failures, sleep, procSample, runBench, waitFor } from '../lib.mjs';
+
+async function idleRun(sys, spec, run) {
+  const { conns, secs } = spec;
+  const nb = Math.ceil(conns / PER_PROC);
+  const front = sys.front(), all = [...front, ...sys.backend()];
+  await sleep(500);
+  const rss0 = front.map((p) => procSample(p.pid).rssKb);
+  const benches = [];
+  for (let k = 0; k < nb; k++) {
+    const n = Math.floor(conns / nb) + (k < conns % nb ? 1 : 0);
+    const rf = path.join(tmp, `ready-${run}-${k}`);
+    benches.push({ rf, ...runBench([...sys.benchArgs, '--url', sys.urls.join(','), '--conns', String(n), '--rooms', String(n), '--shared',
+      '--senders', '0', '--rate', '0', '--duration', '3600', '--room-prefix', `i${run}p${k}-`,
+      '--source-base', `127.${1 + k}.0.1`, '--source-count', '4096', '--ready-timeout', String(60 + conns / 500)],
+    { limitS: 300 + conns / 100, readyFile: rf }) });
+  }
+  await waitFor('idle connections', () => benches.every((b) => fs.existsSync(b.rf) || !live.has(b.child)), (120 + conns / 200) * 1000);
+  await sleep(1000);                 // let allocations settle
+  const s0 = all.map((p) => procSample(p.pid));
+  const t0 = Date.now();
+  await sleep(secs * 1000);
+  const s1 = all.map((p) => procSample(p.pid));
+  const wall = (Date.now() - t0) / 1000;
+  for (const b of benches) if (live.has(b.child)) b.child.kill('SIGTERM');
+  const results = await Promise.all(benches.map((b) => b.done));
+  const ready = results.reduce((a, r) => a + (r.conns_ready || 0), 0);
+  const rss1 = front.map((_, i) => s1[i].rssKb);
+  const frontCpu = front.reduce((a, _, i) => a + s1[i].cpu - s0[i].cpu, 0);
+  const allCpu = all.reduce((a, _, i) => a + s1[i].cpu - s0[i].cpu, 0);
+  const deltaKb = rss1.reduce((a, v, i) => a + v - rss0[i], 0);
+  const row = {
+    system: sys.system, conns, conns_ready: ready, front_procs: front.length, bench_procs: nb,
+    rss_kib_per_conn: ready ? +(deltaKb / ready).toFixed(2) : null,
+    front_rss_kb_before: rss0, front_rss_kb_after: rss1,
+    idle_cpu_front_pct: +(100 * frontCpu / wall).toFixed(2), idle_cpu_all_servers_pct: +(100 * allCpu / wall).toFixed(2),
+    window_s: +wall.toFixed(2), pings_seen: results.reduce((a, r) => a + (r.pings || 0), 0),
+  };
+  if (ready < conns) failures.push(`idle ${sys.system}: ${ready} of ${conns} connections ready (${results.map((r) => r.first_error || r.error).filter(Boolean)[0] || 'no error reported'})`);
+  return { row, raw: results };
+}
+
+const ratio = (a, b) => (a && b ? +(a / b).toFixed(3) : null);
+
+export default {
+  name: 'idle',
+  sizes: { smoke: { conns: 50, secs: 2 }, medium: { conns: 10000, secs: 10 }, full: { conns: 100000, secs: 10 } },
+  conns: (spec) => spec.conns,
+  async run(sys, spec, n) { const r = await idleRun(sys, spec, n); return { rows: [r.row], raw: r.raw }; },
+  cols: [['system', (r) => r.system], ['conns', (r) => r.conns], ['ready', (r) => r.conns_ready], ['front procs', (r) => r.front_procs],
+    ['RSS KiB/conn', (r) => r.rss_kib_per_conn], ['idle CPU front %', (r) => r.idle_cpu_front_pct], ['idle CPU all servers %', (r) => r.idle_cpu_all_servers_pct]],
+  ratios: (natter, peer) => ({ rss_per_conn_natter_over_peer: ratio(natter.rss_kib_per_conn, peer.rss_kib_per_conn) }),
+};
