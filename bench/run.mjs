@@ -6,7 +6,7 @@
 // Environment:
 //   BENCH_SCALE       smoke (default; < 2 min, tiny sizes) | medium | full (the issue's sizes)
 //   BENCH_SYSTEMS     comma list of natter,socketio,natsws (default all three)
-//   BENCH_SCENARIOS   comma list of scenario names (default all: see SCENARIO_LIST)
+//   BENCH_SCENARIOS   comma list of scenario names (default all: every bench/scenarios/*.mjs)
 //   BENCH_BIN_DIR     where natter-gateway/-router/-persister and bench/natter-bench are
 //   BENCH_OUT_DIR     where results go (default bench/results, smoke: bench/results/tmp)
 //   BENCH_PG_FSYNC    on (default) | off: PostgreSQL fsync for natter's store
@@ -14,10 +14,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { BENCH, DATE, PER_PROC, ROOT, SCALE, STARTERS, failures, logs, KEEP, machine, say, table } from './lib.mjs';
-import idle from './scenarios/idle.mjs';
-import fanout from './scenarios/fanout.mjs';
+import { HERE } from './lib.mjs';
 
-const SCENARIO_LIST = [idle, fanout];
+// Every bench/scenarios/*.mjs, in the order of their `order` field.
+const SCENARIO_LIST = (await Promise.all(fs.readdirSync(path.join(HERE, 'scenarios')).filter((f) => f.endsWith('.mjs')).sort()
+  .map(async (f) => (await import(path.join(HERE, 'scenarios', f))).default))).sort((a, b) => a.order - b.order);
 const SYSTEMS = (process.env.BENCH_SYSTEMS || 'natter,socketio,natsws').split(',').filter(Boolean);
 const WANT = (process.env.BENCH_SCENARIOS || SCENARIO_LIST.map((s) => s.name).join(',')).split(',').filter(Boolean);
 const OUT = path.resolve(ROOT, process.env.BENCH_OUT_DIR || (SCALE === 'smoke' ? 'bench/results/tmp' : 'bench/results'));

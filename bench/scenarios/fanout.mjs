@@ -47,6 +47,7 @@ const ratio = (a, b) => (a && b ? +(a / b).toFixed(3) : null);
 
 export default {
   name: 'fanout',
+  order: 2,
   // rates: messages/s per step (stepping stops at saturation)
   sizes: {
     smoke: [{ subs: 50, rates: [20, 50], secs: 1.5, warmup: 0.5 }],

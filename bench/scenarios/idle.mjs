@@ -48,6 +48,7 @@ const ratio = (a, b) => (a && b ? +(a / b).toFixed(3) : null);
 
 export default {
   name: 'idle',
+  order: 1,
   sizes: { smoke: { conns: 50, secs: 2 }, medium: { conns: 10000, secs: 10 }, full: { conns: 100000, secs: 10 } },
   conns: (spec) => spec.conns,
   async run(sys, spec, n) { const r = await idleRun(sys, spec, n); return { rows: [r.row], raw: r.raw }; },
