@@ -1,6 +1,8 @@
 /* presence.c: presence, typing and online users: validated here, decided and
  * stored by the router (natter.ctl.presence, natter.ctl.typing,
- * natter.rpc.router.online). Typing is throttled here, before the bus. */
+ * natter.rpc.router.online). Typing is throttled here, before the bus. A presence
+ * event reaching a connection through several rooms is handed over once
+ * (gw_presence_heard_elsewhere, called by rooms.c's fan-out). */
 #include "presence.h"
 
 #include <stdio.h>
@@ -187,6 +189,36 @@ void gw_presence_set(gw_conn *c, const gw_frame *f)
         return gw_conn_send_error(c, f->ref, GW_E_UNAVAILABLE, "router unavailable, retry");
     nt_metric_add(pm.presence_sets, 1);
     gw_conn_send_ack(c, f->ref, "{}", 2);
+}
+
+/* ---- presence events: once per connection ---- */
+
+/* Position of id in a msgpack array of strings, or -1. */
+static long listed_at(const msgpack_object *rooms, const char *id, size_t len)
+{
+    for (uint32_t i = 0; i < rooms->via.array.size; i++) {
+        const msgpack_object *o = &rooms->via.array.ptr[i];
+        if (o->type == MSGPACK_OBJECT_STR && o->via.str.size == len &&
+            memcmp(o->via.str.ptr, id, len) == 0)
+            return (long)i;
+    }
+    return -1;
+}
+
+bool gw_presence_heard_elsewhere(const gw_conn *c, const char *room, const msgpack_object *rooms)
+{
+    if (!rooms || rooms->type != MSGPACK_OBJECT_ARRAY)
+        return false;
+    long here = listed_at(rooms, room, strlen(room));
+    for (const gw_member *m = c->rooms; m; m = m->cnext) {
+        if (m->room->id == room || strcmp(m->room->id, room) == 0)
+            continue;
+        long at = listed_at(rooms, m->room->id, strlen(m->room->id));
+        /* an unlisted room (past RT_PRESENCE_ROOMS_LISTED) comes after every listed one */
+        if (at >= 0 && (here < 0 || at < here))
+            return true;
+    }
+    return false;
 }
 
 /* ---- online_users ---- */

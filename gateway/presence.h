@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include "bus.h"
 #include "conn.h"
+#include "envelope.h"
 #include "frame.h"
 
 struct lws;
@@ -20,6 +21,12 @@ void gw_presence_online_users(gw_conn *c, const gw_frame *f);
 /* c sent a message to room, unsubscribed from it or closed: its typing
  * indicator there stops (is_typing:false when one was forwarded). */
 void gw_presence_typing_stop(gw_conn *c, const char *room);
+
+/* A room event carrying `rooms` (a presence event the router published to each of
+ * those rooms, in that order): true when c is subscribed to a listed room that comes
+ * before `room` (or to any listed room when `room` is not listed), so c gets the
+ * event there and is skipped here. False when rooms is NULL or not an array. */
+bool gw_presence_heard_elsewhere(const gw_conn *c, const char *room, const msgpack_object *rooms);
 
 /* Sends the router query `subject` {app, <key>: id, user?: asker}
  * (natter.rpc.router.online, .typing, .presence); with an asker the router first

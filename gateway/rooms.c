@@ -10,6 +10,7 @@
 #include "gw.h"
 #include "log.h"
 #include "map.h"
+#include "presence.h"
 
 static nt_map rooms, users;
 
@@ -114,9 +115,13 @@ static void on_room_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
         /* "skip_user": an event for the room's other subscribers (typing). */
         size_t skip_len = 0;
         const char *skip = nt_envr_str(&r, "skip_user", &skip_len);
+        /* "rooms": a presence event published to several rooms; once per connection */
+        const msgpack_object *listed = nt_envr_get(&r, "rooms");
         for (gw_member *m = room->members; m; m = m->rnext) {
             const char *uid = m->conn->user ? m->conn->user->id : NULL;
             if (skip && uid && strlen(uid) == skip_len && memcmp(uid, skip, skip_len) == 0)
+                continue;
+            if (listed && gw_presence_heard_elsewhere(m->conn, room->id, listed))
                 continue;
             if (m->replay)
                 replay_buffer(m->replay, b, seq);

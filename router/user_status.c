@@ -4,7 +4,9 @@
  * natter:{<app>}:online:<user> holds conns/last_seen/name (presence.c) and the
  * fields set here: status, device, status_text. A presence event goes to every
  * room the user is live in (natter:{<app>}:urooms:<user>, kept by rooms.c and the
- * sweep) with skip_user, and once to the user's own subject for their other devices. */
+ * sweep) with skip_user, and once to the user's own subject for their other devices.
+ * The room envelopes list those rooms, so that a gateway hands the event once to a
+ * connection subscribed to several of them (gateway presence.c). */
 #include "user_status.h"
 
 #include <inttypes.h>
@@ -116,6 +118,22 @@ static bool rec_valid(const redisReply *rec)
            rstr(rec, 1) && rec->element[8]->type == REDIS_REPLY_ARRAY;
 }
 
+/* The room envelope of one presence event, the same bytes for every room:
+ * {type:"event", json, skip_user, rooms?}. `rooms` (valid ids, in publishing order)
+ * is written when there are two or more, at most RT_PRESENCE_ROOMS_LISTED. */
+static const char *room_envelope(nt_envw *w, const char *json, size_t len, const char *user,
+                                 const char *const *rooms, size_t nrooms, size_t *n)
+{
+    nt_envw_init(w);
+    nt_envw_cstr(w, "type", "event");
+    nt_envw_str(w, "json", json, len);
+    nt_envw_cstr(w, "skip_user", user);
+    if (nrooms > 1)
+        nt_envw_str_array(w, "rooms", rooms,
+                          nrooms < RT_PRESENCE_ROOMS_LISTED ? nrooms : RT_PRESENCE_ROOMS_LISTED);
+    return nt_envw_finish(w, n);
+}
+
 void rt_user_status_publish(rt_router *rt, const redisReply *rec, bool to_user)
 {
     char subject[KEY_MAX];
@@ -131,19 +149,32 @@ void rt_user_status_publish(rt_router *rt, const redisReply *rec, bool to_user)
                                          rstr(rec, 5), rstr(rec, 6)));
     char *json = json_dumps(ev, JSON_COMPACT);
     size_t len = strlen(json);
-    const redisReply *rooms = rec->element[8];
-    for (size_t i = 0; i < rooms->elements; i++) {
-        const redisReply *room = rooms->element[i];
-        if (room->type != REDIS_REPLY_STRING || !nt_valid_id(room->str, room->len))
-            continue;
-        snprintf(subject, sizeof(subject), "natter.room.%s.%s", app, room->str);
-        rt_publish_event(rt, subject, json, len, user);
+    const redisReply *all = rec->element[8];
+    const char **rooms = nt_malloc((all->elements ? all->elements : 1) * sizeof(*rooms));
+    size_t nrooms = 0;
+    for (size_t i = 0; i < all->elements; i++) {
+        const redisReply *room = all->element[i];
+        if (room->type == REDIS_REPLY_STRING && nt_valid_id(room->str, room->len))
+            rooms[nrooms++] = room->str;
+    }
+    if (nrooms > 0) {
+        nt_envw w;
+        size_t n;
+        const char *data = room_envelope(&w, json, len, user, rooms, nrooms, &n);
+        for (size_t i = 0; i < nrooms; i++) {
+            snprintf(subject, sizeof(subject), "natter.room.%s.%s", app, rooms[i]);
+            nt_status st = nt_bus_publish(rt->bus, subject, NULL, data, n);
+            if (st != NT_OK)
+                nt_warn("presence event to %s dropped: %s", subject, nt_status_text(st));
+        }
+        nt_envw_free(&w);
     }
     if (to_user) {
         snprintf(subject, sizeof(subject), "natter.user.%s.%s", app, user);
         rt_publish_event(rt, subject, json, len, NULL);
     }
     nt_metric_add(rt->m.presence_events, 1);
+    nt_free(rooms);
     free(json);
     json_decref(ev);
 }

@@ -2,7 +2,8 @@
 // gateways (multi-device, last_seen_at, kill -9 of a gateway), typing (reaches the
 // other gateway but not the typer's own connections, expires without renewal, is
 // throttled, stops when the typer sends a message), the presence action's
-// validation, online_users, and the presence REST calls.
+// validation, online_users, the presence REST calls, and one presence event per
+// connection however many rooms it shares with the user.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useCluster, uniqueRoom, waitUntil, sleep } from './lib/cluster.mjs';
@@ -213,4 +214,54 @@ test('presence: kill -9 of a gateway makes its users offline', { timeout: 60_000
   assert.deepEqual(list.users.map((u) => u.user_id), ['pk_obs']);
   await c.startProcess('gw2');
   obs.close();
+});
+
+test('presence: once per connection, however many rooms are shared', { timeout: 60_000 }, async () => {
+  const rooms = [uniqueRoom('po1'), uniqueRoom('po2'), uniqueRoom('po3')].map((r) => `room.${r}`);
+  const SETTLE_MS = 700;
+  // U on both gateways, live in the three rooms
+  const u1 = await c.client(0, 'po_uma');
+  const u2 = await c.client(1, 'po_uma');
+  for (const ch of rooms) { await u1.subscribe(ch); await u2.subscribe(ch); }
+  await waitConns('po_uma', 2);
+  // W: one connection in all three rooms (gw1), one in the last two (gw2); X shares one room
+  const w1 = await c.client(0, 'po_wes');
+  const w2 = await c.client(1, 'po_wes');
+  const x = await c.client(1, 'po_xia');
+  for (const ch of rooms) await w1.subscribe(ch);
+  for (const ch of rooms.slice(1)) await w2.subscribe(ch);
+  await x.subscribe(rooms[2]);
+  assert.equal((await c.redis('SMEMBERS', 'natter:{default}:urooms:po_uma')).length, 3);
+  await sleep(300);                                   // nothing about U still in flight
+
+  const watchers = [w1, w2, x];
+  const counted = (cl, pred, from) => cl.events.slice(from).filter(pred).length;
+  const marks = (list) => list.map((cl) => cl.events.length);
+
+  // a status change: one event per connection (the watchers' and U's own)
+  const text = `po-${Date.now()}`;
+  const isSet = isPresence('po_uma', (d) => d.status_text === text);
+  const everyone = [w1, w2, x, u1, u2];
+  let from = marks(everyone);
+  await u1.ack('presence', undefined, { status: 'busy', status_text: text });
+  for (const cl of everyone) await cl.next(isSet);
+  await sleep(SETTLE_MS);
+  everyone.forEach((cl, i) => assert.equal(counted(cl, isSet, from[i]), 1,
+    `${cl.label}: ${counted(cl, isSet, from[i])} presence events for one status change`));
+  const ev = w1.all(isSet)[0];
+  assert.equal(ev.data.status, 'busy');
+  assert.equal(ev.data.online, true);
+
+  // U going offline (last connection closes): one event per watcher connection
+  const isOff = isPresence('po_uma', (d) => d.online === false);
+  await u1.close();
+  await waitConns('po_uma', 1);
+  from = marks(watchers);
+  await u2.close();
+  for (const cl of watchers) await cl.next(isOff);
+  await sleep(SETTLE_MS);
+  watchers.forEach((cl, i) => assert.equal(counted(cl, isOff, from[i]), 1,
+    `${cl.label}: ${counted(cl, isOff, from[i])} offline events`));
+  assert.equal(w1.all(isOff)[0].data.status, 'offline');
+  for (const cl of watchers) cl.close();
 });
