@@ -29,8 +29,10 @@ run:
 test:
 	@scripts/test.sh
 
-# Benchmarks against the peers (Socket.IO + Redis adapter, NATS over WebSocket);
-# writes bench/results/ and the numbers for docs/BENCHMARKS.md. See bench/README.md.
+# Benchmarks against the peers (Socket.IO + Redis adapter, NATS over WebSocket): every
+# scenario at full size into bench/results/, then bench/report.mjs writes docs/bench/*.png
+# and the generated section of docs/BENCHMARKS.md (`node bench/report.mjs` alone redoes
+# that from the JSON). See bench/README.md.
 bench:
 	@BENCH_SCALE=$${BENCH_SCALE:-full} bench/run.sh
 

@@ -88,6 +88,8 @@ typedef struct nb_counters {
     uint64_t deliveries_window, deliveries_total, acks_window, errors;
     uint64_t connect_failures, disconnects, bytes_in, bytes_out;
     uint64_t pings, protocol_errors;
+    uint64_t acks_total;          /* natter: send acks in every phase (exactly-once checks) */
+    uint64_t send_errors;         /* natter: error events answering a send (numeric ref) */
 } nb_counters;
 
 typedef struct nb_thread {

@@ -165,6 +165,11 @@ export async function startNatter(nFront) {
   const env = { ...base, NATTER_NATS_URL: `nats://127.0.0.1:${nats}`, NATTER_REDIS_URL: `redis://127.0.0.1:${redis}`,
     NATTER_PG_URL: `postgresql://postgres@127.0.0.1:${pg}/natter`, NATTER_JWT_SECRET: secret,
     NATTER_API_KEY: crypto.randomBytes(16).toString('hex'), NATTER_LOG_LEVEL: 'warn', NATTER_MAX_CONNECTIONS: String(PER_PROC + 500) };
+  // BENCH_NATTER_ENV="NATTER_X=1 NATTER_Y=2": extra settings for natter's processes (experiments).
+  for (const kv of (process.env.BENCH_NATTER_ENV || '').split(/\s+/).filter(Boolean)) {
+    const eq = kv.indexOf('=');
+    if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
   const router = start('natter-router', path.join(BIN, 'natter-router'), [], { env: { ...env, NATTER_METRICS_LISTEN: `127.0.0.1:${mRouter}` } });
   const persister = start('natter-persister', path.join(BIN, 'natter-persister'), [], { env: { ...env, NATTER_METRICS_LISTEN: `127.0.0.1:${mPersister}` } });
   procs.push(router, persister);

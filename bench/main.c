@@ -367,6 +367,10 @@ int main(int argc, char **argv)
     json_object_set_new(o, "deliveries_total", json_integer((json_int_t)n.deliveries_total));
     json_object_set_new(o, "delivery_rate", json_real(window > 0 ? n.deliveries_window / window : 0));
     json_object_set_new(o, "acks", json_integer((json_int_t)n.acks_window));
+    if (nb_o.dialect == &nb_dialect_natter) {
+        json_object_set_new(o, "acks_total", json_integer((json_int_t)n.acks_total));
+        json_object_set_new(o, "send_errors", json_integer((json_int_t)n.send_errors));
+    }
     json_object_set_new(o, "error_events", json_integer((json_int_t)n.errors));
     json_object_set_new(o, "protocol_errors", json_integer((json_int_t)n.protocol_errors));
     json_object_set_new(o, "pings", json_integer((json_int_t)n.pings));

@@ -51,6 +51,8 @@ static void n_on_message(nb_conn *c, const char *p, size_t n)
     }
     if (find(p, n, "\"event\":\"error\"")) {
         c->th->n.errors++;
+        const char *r = find(p, n, "\"ref\":");
+        if (r && r + 6 < end && r[6] >= '0' && r[6] <= '9') c->th->n.send_errors++;   /* a send's ref is its time */
         nb_protocol_error(c, "error event", p, n);
         return;
     }

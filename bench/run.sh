@@ -7,8 +7,10 @@
 #   BENCH_SCALE=smoke bench/run.sh     tiny sizes, < 2 min; exits non-zero on a functional
 #                                      failure (e.g. zero deliveries), never on timings
 #   BENCH_SCALE=medium|full bench/run.sh
-#   BENCH_SYSTEMS=natter,socketio,natsws  BENCH_SCENARIOS=idle,fanout  (defaults: all)
-# Results: bench/results/<date>-<scale>-<scenario>.json (smoke: bench/results/tmp/).
+#   BENCH_SYSTEMS=natter,socketio,natsws  BENCH_SCENARIOS=idle,fanout,…  (defaults: all)
+#   BENCH_REPORT=0                     medium/full: do not run bench/report.mjs afterwards
+# Results: bench/results/<date>-<scale>-<scenario>.json (smoke: bench/results/tmp/); then,
+# for medium/full, bench/report.mjs: docs/bench/*.png and docs/BENCHMARKS.md's generated part.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -30,4 +32,30 @@ if [ ! -d "$here/peers/node_modules/socket.io" ] || [ "$here/peers/package-lock.
     { echo "bench: npm ci in bench/peers failed" >&2; exit 2; }
 fi
 
-exec node "$here/run.mjs"
+# medium/full: bench/report.mjs turns the results into docs/bench/*.png and the generated
+# section of docs/BENCHMARKS.md (not when BENCH_REPORT=0 or BENCH_OUT_DIR is set; smoke never).
+report=0
+if [ "${BENCH_SCALE:-smoke}" != smoke ] && [ "${BENCH_REPORT:-1}" != 0 ] && [ -z "${BENCH_OUT_DIR:-}" ]; then
+  report=1
+  if ! command -v gnuplot >/dev/null 2>&1; then
+    sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+      command -v sudo >/dev/null 2>&1 && sudo=(sudo)
+    fi
+    if [ "$(id -u)" -eq 0 ] || [ ${#sudo[@]} -gt 0 ]; then
+      echo "bench: installing gnuplot-nox (for the plots)" >&2
+      "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gnuplot-nox >/dev/null ||
+        { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gnuplot-nox >/dev/null; } ||
+        echo "bench: could not install gnuplot-nox: the report will have no plots" >&2
+    else
+      echo "bench: gnuplot is missing and this is not root: the report will have no plots" >&2
+    fi
+  fi
+fi
+
+rc=0
+node "$here/run.mjs" || rc=$?
+if [ "$report" = 1 ]; then
+  node "$here/report.mjs" || rc=$(( rc ? rc : 1 ))
+fi
+exit "$rc"

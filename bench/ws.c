@@ -84,6 +84,7 @@ void nb_record_delivery(nb_conn *c, int64_t ts)
 void nb_record_ack(nb_conn *c, int64_t ts)
 {
     nb_thread *t = c->th;
+    t->n.acks_total++;
     if (atomic_load_explicit(&nb_phase, memory_order_relaxed) != NB_PH_MEASURE) return;
     t->n.acks_window++;
     int64_t now = nb_now();
