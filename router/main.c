@@ -269,6 +269,7 @@ int main(void)
     const char *metrics_listen = nt_config_str("NATTER_METRICS_LISTEN", "127.0.0.1:9102", NULL);
     rt->gateway_ttl_ms = nt_config_int("NATTER_GATEWAY_TTL_MS", 15000, 1000, 86400000);
     rt->sweep_ms = nt_config_int("NATTER_SWEEP_MS", 5000, 100, 3600000);
+    rt->presence_room_max = nt_config_int("NATTER_PRESENCE_ROOM_MAX", 1000, 0, 100000000);
     rt->typing_ttl_ms = nt_config_int("NATTER_TYPING_TTL_MS", 30000, 100, 3600000);
     rt->request_timeout_ms = (int)nt_config_int("NATTER_REQUEST_TIMEOUT_MS", 5000, 100, 600000);
     size_t max_inflight = (size_t)nt_config_int("NATTER_REDIS_MAX_INFLIGHT", 10000, 1, 1000000);

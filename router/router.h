@@ -35,6 +35,7 @@ typedef struct rt_router {
     int64_t gateway_ttl_ms;        /* NATTER_GATEWAY_TTL_MS */
     int64_t sweep_ms;              /* NATTER_SWEEP_MS */
     int request_timeout_ms;        /* NATTER_REQUEST_TIMEOUT_MS */
+    int64_t presence_room_max;     /* NATTER_PRESENCE_ROOM_MAX: larger rooms get no presence events */
     int64_t typing_ttl_ms;         /* NATTER_TYPING_TTL_MS: typing ends without renewal */
     bool stopping;                 /* set by SIGINT/SIGTERM; no new work is started */
     rt_metrics m;

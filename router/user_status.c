@@ -114,8 +114,10 @@ static json_t *presence_data(const char *user, const char *conns, const char *la
 
 static bool rec_valid(const redisReply *rec)
 {
-    return rec && rec->type == REDIS_REPLY_ARRAY && rec->elements == 9 && rstr(rec, 0) &&
-           rstr(rec, 1) && rec->element[8]->type == REDIS_REPLY_ARRAY;
+    return rec && rec->type == REDIS_REPLY_ARRAY && rec->elements == 10 && rstr(rec, 0) &&
+           rstr(rec, 1) && rec->element[8]->type == REDIS_REPLY_ARRAY &&
+           rec->element[9]->type == REDIS_REPLY_ARRAY &&
+           rec->element[9]->elements == rec->element[8]->elements;
 }
 
 /* The room envelope of one presence event, the same bytes for every room:
@@ -149,11 +151,14 @@ void rt_user_status_publish(rt_router *rt, const redisReply *rec, bool to_user)
                                          rstr(rec, 5), rstr(rec, 6)));
     char *json = json_dumps(ev, JSON_COMPACT);
     size_t len = strlen(json);
-    const redisReply *all = rec->element[8];
+    const redisReply *all = rec->element[8], *sizes = rec->element[9];
     const char **rooms = nt_malloc((all->elements ? all->elements : 1) * sizeof(*rooms));
     size_t nrooms = 0;
     for (size_t i = 0; i < all->elements; i++) {
-        const redisReply *room = all->element[i];
+        const redisReply *room = all->element[i], *size = sizes->element[i];
+        /* a room larger than the limit hears no presence: its members ask online_users */
+        if (size->type == REDIS_REPLY_INTEGER && size->integer > rt->presence_room_max)
+            continue;
         if (room->type == REDIS_REPLY_STRING && nt_valid_id(room->str, room->len))
             rooms[nrooms++] = room->str;
     }

@@ -16,17 +16,17 @@
     "  local h = redis.call('HMGET', 'natter:{' .. app .. '}:online:' .. user, 'conns',\n"  \
     "    'last_seen', 'status', 'device', 'status_text', 'name')\n"                         \
     "  local rooms = redis.call('SMEMBERS', 'natter:{' .. app .. '}:urooms:' .. user)\n"   \
-    "  if #rooms > 1 then\n"                                                                \
-    "    local size = {}\n"                                                                 \
-    "    for _, r in ipairs(rooms) do\n"                                                    \
-    "      size[r] = redis.call('HLEN', 'natter:{' .. app .. '}:live:' .. r)\n"             \
-    "    end\n"                                                                             \
-    "    table.sort(rooms, function(a, b)\n"                                                \
-    "      if size[a] ~= size[b] then return size[a] > size[b] end\n"                       \
-    "      return a < b\n"                                                                  \
-    "    end)\n"                                                                            \
+    "  local size = {}\n"                                                                   \
+    "  for _, r in ipairs(rooms) do\n"                                                      \
+    "    size[r] = redis.call('HLEN', 'natter:{' .. app .. '}:live:' .. r)\n"               \
     "  end\n"                                                                               \
-    "  return {app, user, h[1], h[2], h[3], h[4], h[5], h[6], rooms}\n"                     \
+    "  table.sort(rooms, function(a, b)\n"                                                  \
+    "    if size[a] ~= size[b] then return size[a] > size[b] end\n"                         \
+    "    return a < b\n"                                                                    \
+    "  end)\n"                                                                              \
+    "  local sizes = {}\n"                                                                  \
+    "  for i, r in ipairs(rooms) do sizes[i] = size[r] end\n"                               \
+    "  return {app, user, h[1], h[2], h[3], h[4], h[5], h[6], rooms, sizes}\n"              \
     "end\n"
 
 /* Most rooms named in the `rooms` field of one presence event (the first ones of
@@ -35,8 +35,10 @@
 
 typedef struct rt_user_status rt_user_status;
 
-/* Publishes the presence event of one rec() reply (see RT_USER_STATUS_REC_LUA) to each
- * room it names (skipping the user's own connections) and, when to_user, to the
+/* Publishes the presence event of one rec() reply (see RT_USER_STATUS_REC_LUA: the
+ * user's live rooms, largest first, with their live member counts) to each room it
+ * names that has at most NATTER_PRESENCE_ROOM_MAX live members (skipping the user's
+ * own connections) and, when to_user, to the
  * user's own subject (their other devices). With two or more rooms every room
  * envelope also carries `rooms`, the room list in publishing order (at most
  * RT_PRESENCE_ROOMS_LISTED): a gateway forwards the event to a connection only in

@@ -3,16 +3,19 @@
 // other gateway but not the typer's own connections, expires without renewal, is
 // throttled, stops when the typer sends a message), the presence action's
 // validation, online_users, the presence REST calls, and one presence event per
-// connection however many rooms it shares with the user.
+// connection however many rooms it shares with the user, none in a room above
+// NATTER_PRESENCE_ROOM_MAX live users.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useCluster, uniqueRoom, waitUntil, sleep } from './lib/cluster.mjs';
 
 const TYPING_TTL_MS = 1500;
+const PRESENCE_ROOM_MAX = 4;     // rooms with more live users get no presence events
 const c = useCluster({
   env: {
     NATTER_GATEWAY_TTL_MS: '6000', NATTER_SWEEP_MS: '1000', NATTER_HEARTBEAT_MS: '1000',
     NATTER_TYPING_TTL_MS: String(TYPING_TTL_MS),
+    NATTER_PRESENCE_ROOM_MAX: String(PRESENCE_ROOM_MAX),
   },
 });
 
@@ -264,4 +267,33 @@ test('presence: once per connection, however many rooms are shared', { timeout: 
     `${cl.label}: ${counted(cl, isOff, from[i])} offline events`));
   assert.equal(w1.all(isOff)[0].data.status, 'offline');
   for (const cl of watchers) cl.close();
+});
+
+test('presence: a room above NATTER_PRESENCE_ROOM_MAX live users hears none', { timeout: 60_000 }, async () => {
+  const big = `room.${uniqueRoom('pbig')}`, small = `room.${uniqueRoom('psmall')}`;
+  const users = ['pb_ann', 'pb_bo', 'pb_cy', 'pb_di', 'pb_ed'];     // PRESENCE_ROOM_MAX + 1
+  const cls = [];
+  for (const [i, u] of users.entries()) {
+    const cl = await c.client(i % 2, u);
+    await cl.subscribe(big);
+    cls.push(cl);
+  }
+  await cls[1].subscribe(small);                       // bo also shares a small room with ann
+  await cls[0].subscribe(small);
+  await sleep(300);
+  const text = `pb-${Date.now()}`;
+  const isSet = isPresence('pb_ann', (d) => d.status_text === text);
+  const from = cls.map((cl) => cl.events.length);
+  await cls[0].ack('presence', undefined, { status: 'away', status_text: text });
+  await cls[1].next(isSet);                            // through the small room
+  await sleep(700);
+  for (const [i, cl] of cls.entries()) {
+    const n = cl.events.slice(from[i]).filter(isSet).length;
+    // ann's own connection gets it on her user subject; bo through the small room
+    assert.equal(n, i <= 1 ? 1 : 0, `${users[i]}: ${n} presence events`);
+  }
+  // online_users of the big room still answers for everyone
+  const ack = await cls[2].ack('online_users', big);
+  assert.equal(ack.users.length, users.length, JSON.stringify(ack));
+  for (const cl of cls) cl.close();
 });
