@@ -1,19 +1,16 @@
-/* alloc.c: the allocation wrapper: aborts on out-of-memory, counts live bytes. */
+/* alloc.c: the allocation wrapper: aborts on out-of-memory, counts live bytes.
+ * The count uses malloc_usable_size, so blocks carry no header of ours: a
+ * gateway holds several small blocks per idle connection, and a 16-byte header
+ * on each would often push it into the next malloc size class. */
 #include "alloc.h"
 
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
-
-/* Stored before every block so nt_free knows what to subtract; the union keeps
- * the user's block as aligned as malloc's own (16 bytes on x86-64). */
-typedef union alloc_hdr {
-    size_t size;
-    max_align_t align;
-} alloc_hdr;
 
 static _Atomic uint64_t alloc_used;
 
@@ -23,47 +20,41 @@ static void __attribute__((noreturn)) alloc_oom(size_t size)
     abort();
 }
 
-static void *alloc_finish(alloc_hdr *h, size_t size)
+static void *alloc_finish(void *p)
 {
-    h->size = size;
-    atomic_fetch_add_explicit(&alloc_used, size, memory_order_relaxed);
-    return h + 1;
+    atomic_fetch_add_explicit(&alloc_used, malloc_usable_size(p), memory_order_relaxed);
+    return p;
 }
 
 void *nt_malloc(size_t size)
 {
-    if (size > SIZE_MAX - sizeof(alloc_hdr))
+    void *p = malloc(size ? size : 1);
+    if (p == NULL)
         alloc_oom(size);
-    alloc_hdr *h = malloc(sizeof(alloc_hdr) + size);
-    if (h == NULL)
-        alloc_oom(size);
-    return alloc_finish(h, size);
+    return alloc_finish(p);
 }
 
 void *nt_calloc(size_t n, size_t size)
 {
     size_t total;
-    if (__builtin_mul_overflow(n, size, &total) || total > SIZE_MAX - sizeof(alloc_hdr))
+    if (__builtin_mul_overflow(n, size, &total))
         alloc_oom(SIZE_MAX);
-    alloc_hdr *h = calloc(1, sizeof(alloc_hdr) + total);
-    if (h == NULL)
+    void *p = calloc(1, total ? total : 1);
+    if (p == NULL)
         alloc_oom(total);
-    return alloc_finish(h, total);
+    return alloc_finish(p);
 }
 
 void *nt_realloc(void *ptr, size_t size)
 {
     if (ptr == NULL)
         return nt_malloc(size);
-    if (size > SIZE_MAX - sizeof(alloc_hdr))
-        alloc_oom(size);
-    alloc_hdr *old = (alloc_hdr *)ptr - 1;
-    size_t old_size = old->size;
-    alloc_hdr *h = realloc(old, sizeof(alloc_hdr) + size);
-    if (h == NULL)
+    size_t old_size = malloc_usable_size(ptr);
+    void *p = realloc(ptr, size ? size : 1);
+    if (p == NULL)
         alloc_oom(size);
     atomic_fetch_sub_explicit(&alloc_used, old_size, memory_order_relaxed);
-    return alloc_finish(h, size);
+    return alloc_finish(p);
 }
 
 char *nt_strdup(const char *s)
@@ -86,9 +77,8 @@ void nt_free(void *ptr)
 {
     if (ptr == NULL)
         return;
-    alloc_hdr *h = (alloc_hdr *)ptr - 1;
-    atomic_fetch_sub_explicit(&alloc_used, h->size, memory_order_relaxed);
-    free(h);
+    atomic_fetch_sub_explicit(&alloc_used, malloc_usable_size(ptr), memory_order_relaxed);
+    free(ptr);
 }
 
 uint64_t nt_alloc_used(void)

@@ -50,13 +50,13 @@ gw_conn *gw_conn_create(struct lws *wsi)
 
 static void queue_drop(gw_conn *c)
 {
-    while (c->q_head) {
-        gw_qnode *n = c->q_head;
-        c->q_head = n->next;
-        gw_buf_release(n->buf);
-        nt_free(n);
-    }
-    c->q_tail = NULL;
+    uint32_t mask = (1u << c->q_shift) - 1;
+    for (uint32_t i = 0; i < c->q_len; i++)
+        gw_buf_release(c->q[(c->q_first + i) & mask]);
+    nt_free(c->q);
+    c->q = NULL;
+    c->q_first = c->q_len = 0;
+    c->q_shift = 0;
     nt_metric_add(gw.m.bytes_queued, -(int64_t)c->q_bytes);
     c->q_bytes = 0;
 }
@@ -135,18 +135,33 @@ bool gw_conn_enqueue(gw_conn *c, gw_buf *b)
         gw_conn_close(c, 1008);
         return false;
     }
-    gw_qnode *n = nt_malloc(sizeof *n);
-    n->next = NULL;
-    n->buf = b;
+    /* The queue holds only references: a room event is one shared buffer, and a
+     * queued frame costs 8 bytes per connection. The ring is freed once empty,
+     * so an idle connection holds none. */
+    if (!c->q) {
+        c->q_shift = 3;
+        c->q = nt_malloc(sizeof *c->q << c->q_shift);
+        c->q_first = 0;
+    } else if (c->q_len == 1u << c->q_shift) {
+        if (c->q_shift >= 31) {   /* unreachable under the hard byte limit */
+            gw_conn_close(c, 1008);
+            return false;
+        }
+        uint32_t cap = 1u << c->q_shift, mask = cap - 1;
+        gw_buf **nq = nt_malloc(sizeof *nq * cap * 2);
+        for (uint32_t i = 0; i < c->q_len; i++)
+            nq[i] = c->q[(c->q_first + i) & mask];
+        nt_free(c->q);
+        c->q = nq;
+        c->q_first = 0;
+        c->q_shift++;
+    }
     gw_buf_retain(b);
-    if (c->q_tail)
-        c->q_tail->next = n;
-    else
-        c->q_head = n;
-    c->q_tail = n;
+    c->q[(c->q_first + c->q_len) & ((1u << c->q_shift) - 1)] = b;
+    c->q_len++;
     c->q_bytes += b->len;
     nt_metric_add(gw.m.bytes_queued, b->len);
-    if (c->q_head == n)
+    if (c->q_len == 1)
         lws_callback_on_writable(c->wsi);
     return true;
 }
@@ -179,6 +194,7 @@ void gw_conn_send_ack(gw_conn *c, const json_t *ref, const char *data_json, size
 }
 
 #define GW_COALESCE_BYTES (64 * 1024)
+#define GW_CONGESTED_BYTES (4 * 1024)
 
 /* Writes the RFC 6455 header of an unmasked FIN text frame of `len` payload
  * bytes into h (at most 10 bytes); returns its length. */
@@ -201,24 +217,28 @@ static size_t ws_text_header(unsigned char *h, size_t len)
     return 10;
 }
 
+static gw_buf *queue_head(const gw_conn *c) { return c->q_len ? c->q[c->q_first] : NULL; }
+
 static void queue_pop(gw_conn *c)
 {
-    gw_qnode *n = c->q_head;
-    c->q_head = n->next;
-    if (!c->q_head)
-        c->q_tail = NULL;
-    c->q_bytes -= n->buf->len;
-    nt_metric_add(gw.m.bytes_queued, -(int64_t)n->buf->len);
-    gw_buf_release(n->buf);
-    nt_free(n);
+    gw_buf *b = c->q[c->q_first];
+    c->q_first = (c->q_first + 1) & ((1u << c->q_shift) - 1);
+    c->q_bytes -= b->len;
+    nt_metric_add(gw.m.bytes_queued, -(int64_t)b->len);
+    gw_buf_release(b);
+    if (--c->q_len == 0) {
+        nt_free(c->q);
+        c->q = NULL;
+        c->q_first = 0;
+        c->q_shift = 0;
+    }
 }
 
 int gw_conn_writeable(gw_conn *c)
 {
     /* Frames for one send(): the loop is single-threaded, so one scratch buffer serves all. */
     static unsigned char out[LWS_PRE + GW_COALESCE_BYTES];
-    gw_qnode *n = c->q_head;
-    if (!n) {
+    if (!c->q_len) {
         if (!c->close_code)
             return 0;
         /* lws treats -1 from WRITEABLE (and a timeout) as a violent death and
@@ -239,14 +259,19 @@ int gw_conn_writeable(gw_conn *c)
      * the next WRITEABLE), so the frames are framed here. One frame per send,
      * or a poll(2) per frame to ask whether the socket takes more, costs two
      * system calls per delivered message; this costs one per burst. */
+    /* A socket that did not take the whole last write gets small batches: what
+     * it leaves over is copied into lws's buffer per connection, while our queue
+     * keeps references to shared frames (a room burst to many slow readers
+     * would otherwise copy every frame once per reader). */
+    size_t limit = c->congested ? GW_CONGESTED_BYTES : GW_COALESCE_BYTES;
     size_t used = 0;
     int frames = 0;
-    while (c->q_head) {
-        gw_buf *b = c->q_head->buf;
-        if (used + b->len + 10 > GW_COALESCE_BYTES) {
+    gw_buf *b;
+    while ((b = queue_head(c))) {
+        if (used + b->len + 10 > limit) {
             if (used > 0)
                 break;
-            /* Larger than the scratch buffer: lws frames it from its own headroom. */
+            /* Larger than the batch limit: lws frames it from its own headroom. */
             int w = lws_write(c->wsi, b->data + LWS_PRE, b->len, LWS_WRITE_TEXT);
             uint32_t len = b->len;
             queue_pop(c);
@@ -263,10 +288,11 @@ int gw_conn_writeable(gw_conn *c)
     }
     if (used > 0 && lws_write(c->wsi, out + LWS_PRE, used, LWS_WRITE_RAW) < (int)used)
         return -1;
+    c->congested = lws_partial_buffered(c->wsi) != 0;
     nt_metric_add(gw.m.frames_out, frames);
     if (c->q_bytes <= gw.cfg.send_queue_bytes)
         c->over_since = 0;
-    if (c->q_head || c->close_code)
+    if (c->q_len || c->close_code)
         lws_callback_on_writable(c->wsi);
     return 0;
 }

@@ -1,4 +1,5 @@
 /* main.c: natter-gateway: configuration, the loop, timers, signals and graceful stop. */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -141,9 +142,37 @@ static bool ready(void *arg)
     return gw.bus && nt_bus_connected(gw.bus) && !gw.stopping;
 }
 
+/* A burst (a connection storm, a room fan-out to slow readers) leaves the heap
+ * full of freed blocks between long-lived per-connection ones; glibc returns
+ * only the top of the heap on its own, so the process would keep the burst's
+ * peak as RSS for good. When the bytes in use have fallen well below their
+ * high-water mark since the last trim, give the free pages back
+ * (malloc_trim madvises every whole free page of every arena). Checked once a
+ * second; mallinfo2 and the trim each cost about a millisecond per 100 MB. */
+#define GW_TRIM_EVERY_TICKS 4
+#define GW_TRIM_MIN_DROP ((size_t)4 << 20)
+
+static void trim_heap(void)
+{
+    static size_t high;
+    static unsigned ticks;
+    if (++ticks < GW_TRIM_EVERY_TICKS)
+        return;
+    ticks = 0;
+    struct mallinfo2 mi = mallinfo2();
+    size_t used = mi.uordblks;
+    if (used > high)
+        high = used;
+    if (high - used >= GW_TRIM_MIN_DROP && high - used >= high / 8) {
+        malloc_trim(0);
+        high = used;
+    }
+}
+
 static void on_tick(uv_timer_t *t)
 {
     int64_t now = nt_now_ms();
+    trim_heap();
     gw_conn_auth_sweep(now);
     gw_actions_sweep(now);
     if (gw.stopping && (gw_conn_count() == 0 || now >= drain_deadline_ms))

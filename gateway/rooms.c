@@ -14,14 +14,6 @@
 
 static nt_map rooms, users;
 
-static char *subject_of(const char *kind, const char *app, const char *id)
-{
-    size_t n = strlen("natter...") + strlen(kind) + strlen(app) + strlen(id) + 1;
-    char *s = nt_malloc(n);
-    snprintf(s, n, "natter.%s.%s.%s", kind, app, id);
-    return s;
-}
-
 /* Queues an envelope's pre-rendered json to each connection in a list, encoded once. */
 static gw_buf *event_buf(const nt_bus_msg *msg, nt_envr *r, const char *what)
 {
@@ -155,25 +147,44 @@ gw_user *gw_user_find(const char *app, const char *user)
     return nt_map_get(&users, key);
 }
 
+static char noname[1];
+
+/* Keeps the latest token's display name; the empty name costs no block. */
+static void user_set_name(gw_user *u, const char *name)
+{
+    if (strcmp(u->name, name) == 0)
+        return;
+    if (u->name != noname)
+        nt_free(u->name);
+    u->name = *name ? nt_strdup(name) : noname;
+}
+
 nt_status gw_user_attach(gw_conn *c, const nt_claims *cl)
 {
     gw_user *u = gw_user_find(cl->app, cl->sub);
     if (!u) {
-        u = nt_calloc(1, sizeof *u);
-        u->subject = subject_of("user", cl->app, cl->sub);
-        snprintf(u->app, sizeof u->app, "%s", cl->app);
-        snprintf(u->id, sizeof u->id, "%s", cl->sub);
+        /* one block: the struct, "natter.user.<app>.<user>\0", "<app>\0" */
+        size_t al = strlen(cl->app), il = strlen(cl->sub);
+        size_t sl = strlen("natter.user..") + al + il;
+        u = nt_malloc(sizeof *u + sl + 1 + al + 1);
+        u->sub = NULL;
+        u->conns = NULL;
+        u->nconns = 0;
+        u->name = noname;
+        snprintf(u->subject, sl + 1, "natter.user.%s.%s", cl->app, cl->sub);
+        memcpy(u->subject + sl + 1, cl->app, al + 1);
+        u->app = u->subject + sl + 1;
+        u->id = u->subject + sl - il;
         u->sub = nt_bus_subscribe(gw.bus, u->subject, NULL, on_user_msg, u);
         if (!u->sub) {
             nt_error("cannot subscribe %s", u->subject);
-            nt_free(u->subject);
             nt_free(u);
             return NT_EUNAVAIL;
         }
         nt_map_put(&users, u->subject, u);
         nt_metric_add(gw.m.user_subjects, 1);
     }
-    snprintf(u->name, sizeof u->name, "%s", cl->name);
+    user_set_name(u, cl->name);
     c->user = u;
     c->prev = NULL;
     c->next = u->conns;
@@ -202,26 +213,30 @@ void gw_user_detach(gw_conn *c)
     nt_bus_unsubscribe(u->sub);
     nt_map_del(&users, u->subject);
     nt_metric_add(gw.m.user_subjects, -1);
-    nt_free(u->subject);
+    if (u->name != noname)
+        nt_free(u->name);
     nt_free(u);
 }
 
 gw_room *gw_room_acquire(const char *app, const char *room)
 {
-    char *subject = subject_of("room", app, room);
-    gw_room *r = nt_map_get(&rooms, subject);
+    char key[160];
+    int n = snprintf(key, sizeof key, "natter.room.%s.%s", app, room);
+    if (n < 0 || (size_t)n >= sizeof key)
+        return NULL;
+    gw_room *r = nt_map_get(&rooms, key);
     if (r) {
-        nt_free(subject);
         r->interest++;
         return r;
     }
-    r = nt_calloc(1, sizeof *r);
-    r->subject = subject;
-    r->id = strrchr(subject, '.') + 1;
-    r->sub = nt_bus_subscribe(gw.bus, subject, NULL, on_room_msg, r);
+    r = nt_malloc(sizeof *r + (size_t)n + 1);
+    memcpy(r->subject, key, (size_t)n + 1);
+    r->id = r->subject + n - strlen(room);
+    r->members = NULL;
+    r->last_seq = 0;
+    r->sub = nt_bus_subscribe(gw.bus, r->subject, NULL, on_room_msg, r);
     if (!r->sub) {
-        nt_error("cannot subscribe %s", subject);
-        nt_free(subject);
+        nt_error("cannot subscribe %s", r->subject);
         nt_free(r);
         return NULL;
     }
@@ -238,7 +253,6 @@ void gw_room_release(gw_room *r)
     nt_bus_unsubscribe(r->sub);
     nt_map_del(&rooms, r->subject);
     nt_metric_add(gw.m.room_subjects, -1);
-    nt_free(r->subject);
     nt_free(r);
 }
 

@@ -9,22 +9,22 @@
 #include "jwt.h"
 
 struct gw_user {                  /* one user with >= 1 authenticated local connection */
-    char *subject;                /* natter.user.<app>.<user>; the registry key */
-    char app[NT_ID_MAX + 1];
-    char id[NT_ID_MAX + 1];
-    char name[129];               /* display name from the latest token */
     nt_bus_sub *sub;
     gw_conn *conns;               /* linked through gw_conn.next/prev */
     uint32_t nconns;
+    const char *app;              /* in this block, after subject */
+    const char *id;               /* the <user> part of subject */
+    char *name;                   /* display name from the latest token; gw_user_noname or owned */
+    char subject[];               /* natter.user.<app>.<user>; the registry key; then app */
 };
 
 typedef struct gw_room {
-    char *subject;                /* natter.room.<app>.<room>; the registry key */
     const char *id;               /* the <room> part of subject */
     nt_bus_sub *sub;
-    uint32_t interest;            /* memberships + joins in flight */
-    int64_t last_seq;             /* highest message seq forwarded (0 = none yet) */
     gw_member *members;
+    int64_t last_seq;             /* highest message seq forwarded (0 = none yet) */
+    uint32_t interest;            /* memberships + joins in flight */
+    char subject[];               /* natter.room.<app>.<room>; the registry key */
 } gw_room;
 
 typedef struct gw_replay {        /* a member recovering with since_seq (actions.c) */
