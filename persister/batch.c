@@ -1,9 +1,11 @@
 /* batch.c: one transaction per fetched batch; undecodable messages are poison
- * (logged, acked). After the commit: AckAll on the last message, then per message
- * an ack (and a room event when stored) or a send_error. A message at or below the
- * partition's resume point is a redelivery of the last batch a dead owner
- * committed: natter_post returns its row as a duplicate and its ack and room event
- * are published again (gateways drop room seqs they already forwarded). */
+ * (logged, acked). The batch's sends go to PostgreSQL as one natter_post_batch call
+ * (migration 006): eight parallel text[] parameters, one element per send in stream
+ * order, one result row per send. After the commit: AckAll on the last message,
+ * then per message an ack (and a room event when stored) or a send_error. A message
+ * at or below the partition's resume point is a redelivery of the last batch a dead
+ * owner committed: natter_post_batch returns its row as a duplicate and its ack and
+ * room event are published again (gateways drop room seqs they already forwarded). */
 #include "batch.h"
 
 #include <stdio.h>
@@ -27,7 +29,10 @@
 
 const ps_pg_stmt ps_batch_stmts[] = {
     { "claim", "SELECT natter_claim($1::int)", 1 },
-    { "post", "SELECT * FROM natter_post($1, $2, $3, $4, $5, $6, $7, $8)", 8 },
+    { "post_batch",
+      "SELECT ord, status, room_id, msg_id, msg_seq, created_at_text FROM natter_post_batch("
+      "$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
+      " $8::text[])", 8 },
     { "advance", "UPDATE partitions SET stream_seq = greatest(stream_seq, $1::bigint), "
                  "batch_start = $3::bigint WHERE p = $2::int", 3 },
 };
@@ -36,7 +41,7 @@ const size_t ps_batch_nstmts = sizeof(ps_batch_stmts) / sizeof(ps_batch_stmts[0]
 typedef enum {
     IT_POISON,   /* cannot be decoded or answered */
     IT_BAD,      /* refused with bad_request */
-    IT_POST,     /* goes to natter_post */
+    IT_POST,     /* goes to natter_post_batch */
 } item_kind;
 
 typedef struct ps_item {
@@ -46,7 +51,7 @@ typedef struct ps_item {
     bool redelivered;     /* at or below the resume point: replay of a committed batch */
     char *app, *room, *sender, *name, *cmid, *mtype, *body, *reply_to;
     const char *bad_reason;
-    char *status;         /* natter_post result */
+    char *status;         /* natter_post_batch result */
     char *room_id;
     char *id;
     int64_t seq;
@@ -60,6 +65,8 @@ struct ps_batch {
     natsMsgList list;
     ps_item *items;
     int n;
+    ps_item **posts;      /* the IT_POST items in stream order: ord i is posts[i - 1] */
+    int nposts;
     uint64_t max_sseq;
     uint64_t min_sseq;        /* first stream sequence of the batch (0 until known) */
     bool awaiting;        /* queries are in the pipeline */
@@ -110,6 +117,7 @@ static void batch_finish(ps_batch *b)
     for (int i = 0; i < b->n; i++)
         item_free(&b->items[i]);
     nt_free(b->items);
+    nt_free(b->posts);
     if (b->retry != NULL)
         uv_close((uv_handle_t *)b->retry, batch_on_timer_closed);
     if (part->inflight == b)
@@ -215,24 +223,98 @@ static void batch_step_done(PGresult *res, void *arg)
         batch_record_error(arg, res);
 }
 
-static char *pg_strdup(const PGresult *res, int col)
+static char *pg_strdup(const PGresult *res, int row, int col)
 {
-    return PQgetisnull(res, 0, col) ? NULL : nt_strdup(PQgetvalue(res, 0, col));
+    return PQgetisnull(res, row, col) ? NULL : nt_strdup(PQgetvalue(res, row, col));
 }
 
+static void batch_bad_result(ps_batch *b, const char *fmt, int x, int y)
+{
+    if (b->failed)
+        return;
+    b->failed = true;
+    snprintf(b->err, sizeof(b->err), fmt, x, y, b->nposts);
+}
+
+/* Rows: ord, status, room_id, msg_id, msg_seq, created_at_text; one per post. A
+ * malformed result fails the batch, whose retry gets the stored rows as duplicates. */
 static void batch_post_done(PGresult *res, void *arg)
 {
-    ps_item *it = arg;
-    if (!ps_pg_ok(res) || PQntuples(res) != 1 || PQnfields(res) < 5) {
-        batch_record_error(it->batch, res);
+    ps_batch *b = arg;
+    if (!ps_pg_ok(res)) {
+        batch_record_error(b, res);
         return;
     }
-    item_clear_result(it);
-    it->status = pg_strdup(res, 0);
-    it->room_id = pg_strdup(res, 1);
-    it->id = pg_strdup(res, 2);
-    it->seq = PQgetisnull(res, 0, 3) ? 0 : strtoll(PQgetvalue(res, 0, 3), NULL, 10);
-    it->created_at = pg_strdup(res, 4);
+    if (PQntuples(res) != b->nposts || PQnfields(res) != 6) {
+        batch_bad_result(b, "natter_post_batch returned %d rows of %d columns for %d sends",
+                         PQntuples(res), PQnfields(res));
+        return;
+    }
+    for (int r = 0; r < b->nposts; r++) {
+        long ord = PQgetisnull(res, r, 0) ? 0 : strtol(PQgetvalue(res, r, 0), NULL, 10);
+        if (ord < 1 || ord > b->nposts || b->posts[ord - 1]->status != NULL ||
+            PQgetisnull(res, r, 1)) {
+            batch_bad_result(b, "natter_post_batch row %d: ord %d missing, repeated or "
+                             "out of 1..%d", r, (int)ord);
+            return;
+        }
+        ps_item *it = b->posts[ord - 1];
+        it->status = pg_strdup(res, r, 1);
+        it->room_id = pg_strdup(res, r, 2);
+        it->id = pg_strdup(res, r, 3);
+        it->seq = PQgetisnull(res, r, 4) ? 0 : strtoll(PQgetvalue(res, r, 4), NULL, 10);
+        it->created_at = pg_strdup(res, r, 5);
+    }
+}
+
+/* A text-format array literal: every element double-quoted, with '"' and '\'
+ * backslash-escaped, so any text (braces, commas, quotes, spaces, newlines) reads back
+ * unchanged; a NULL string is the unquoted element NULL. Strings never hold NUL
+ * (item_decode). Grown with arr_add, finished by arr_end; the caller frees buf. */
+typedef struct arr_lit {
+    char *buf;
+    size_t len, cap;
+} arr_lit;
+
+static void arr_reserve(arr_lit *a, size_t more)
+{
+    if (a->len + more <= a->cap)
+        return;
+    size_t cap = a->cap ? a->cap : 256;
+    while (cap < a->len + more)
+        cap *= 2;
+    a->buf = nt_realloc(a->buf, cap);
+    a->cap = cap;
+}
+
+static void arr_add(arr_lit *a, const char *s)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+    arr_reserve(a, 2 * n + 8);            /* separator, quotes, escapes, "}\0" */
+    char sep = a->len == 0 ? '{' : ',';
+    a->buf[a->len++] = sep;
+    if (s == NULL) {
+        memcpy(a->buf + a->len, "NULL", 4);
+        a->len += 4;
+        return;
+    }
+    a->buf[a->len++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"' || s[i] == '\\')
+            a->buf[a->len++] = '\\';
+        a->buf[a->len++] = s[i];
+    }
+    a->buf[a->len++] = '"';
+}
+
+static const char *arr_end(arr_lit *a)
+{
+    arr_reserve(a, 3);
+    if (a->len == 0)
+        a->buf[a->len++] = '{';
+    a->buf[a->len++] = '}';
+    a->buf[a->len] = '\0';
+    return a->buf;
 }
 
 static void publish_env(ps_ctx *ctx, const char *subject, nt_envw *w)
@@ -334,7 +416,8 @@ static void item_publish(ps_ctx *ctx, const ps_item *it)
         break;
     }
     if (it->status == NULL) {
-        nt_error("stream sequence %llu: no result from natter_post", (unsigned long long)it->sseq);
+        nt_error("stream sequence %llu: no result from natter_post_batch",
+                 (unsigned long long)it->sseq);
         return;
     }
     if (strcmp(it->status, "ok") == 0) {
@@ -445,12 +528,8 @@ static void batch_send(ps_batch *b)
     b->failed = false;
     b->err[0] = '\0';
     b->t0 = uv_now(ctx->loop);
-    for (int i = 0; i < b->n; i++) {
-        ps_item *it = &b->items[i];
-        if (it->kind != IT_POST)
-            continue;
-        item_clear_result(it);
-    }
+    for (int i = 0; i < b->nposts; i++)
+        item_clear_result(b->posts[i]);
     char seqv[24], pv[16], startv[24];
     snprintf(seqv, sizeof(seqv), "%llu", (unsigned long long)b->max_sseq);
     snprintf(pv, sizeof(pv), "%u", b->part->p);
@@ -462,13 +541,23 @@ static void batch_send(ps_batch *b)
         batch_drop(b, "write connection down");
         return;
     }
-    for (int i = 0; i < b->n; i++) {
-        ps_item *it = &b->items[i];
-        if (it->kind != IT_POST)
-            continue;
-        const char *params[8] = { it->app, it->room, it->sender, it->name,
-                                  it->cmid, it->mtype, it->body, it->reply_to };
-        ps_pg_prepared(ctx->wpg, "post", 8, params, batch_post_done, it);
+    if (b->nposts > 0) {
+        arr_lit cols[8];
+        memset(cols, 0, sizeof(cols));
+        for (int i = 0; i < b->nposts; i++) {
+            const ps_item *it = b->posts[i];
+            const char *v[8] = { it->app, it->room, it->sender, it->name,
+                                 it->cmid, it->mtype, it->body, it->reply_to };
+            for (int c = 0; c < 8; c++)
+                arr_add(&cols[c], v[c]);
+        }
+        const char *params[8];
+        for (int c = 0; c < 8; c++)
+            params[c] = arr_end(&cols[c]);
+        /* libpq copies the parameters into its output buffer */
+        ps_pg_prepared(ctx->wpg, "post_batch", 8, params, batch_post_done, b);
+        for (int c = 0; c < 8; c++)
+            nt_free(cols[c].buf);
     }
     b->awaiting = true;
     ps_pg_sync(ctx->wpg, batch_synced, b);
@@ -518,6 +607,10 @@ void ps_batch_deliver(void *arg)
         item_decode(ctx, it, m);
         need_db = true;
     }
+    b->posts = nt_calloc((size_t)b->n + 1, sizeof(*b->posts));
+    for (int i = 0; i < b->n; i++)
+        if (b->items[i].kind == IT_POST)
+            b->posts[b->nposts++] = &b->items[i];
     if (!need_db) {
         batch_committed(b, false);
         return;

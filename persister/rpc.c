@@ -58,23 +58,28 @@ const ps_pg_stmt ps_rpc_stmts[] = {
       " WHERE m.app = $1 AND m.user_id = $2"
       " ORDER BY r.last_activity_at DESC, r.room LIMIT 100", 2 },
     /* unread.c: counts of the dirty (app, user, room) triples ($1-$3) and of every
-     * member of the dirty (app, room) pairs ($4-$5), with each user's total */
+     * member of the dirty (app, room) pairs ($4-$5), with each user's total. Linear
+     * in the dirty users whatever the planner guesses for unnest (10 rows on a
+     * generic plan): the dirty member rows are found by primary key, grouped per
+     * user, and each user's rooms are read once through members_by_user in a LATERAL
+     * subquery that its window function keeps a per-user index lookup. */
     { "unread_flush",
-      "WITH du AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS t(app, user_id, room)),"
-      " dr AS (SELECT * FROM unnest($4::text[], $5::text[]) AS t(app, room)),"
-      " ch AS (SELECT m.app, m.user_id, m.room FROM members m JOIN du"
-      "   ON m.app = du.app AND m.user_id = du.user_id AND m.room = du.room"
-      "  UNION SELECT m.app, m.user_id, m.room FROM members m JOIN dr"
-      "   ON m.app = dr.app AND m.room = dr.room),"
-      " tot AS (SELECT m.app, m.user_id, sum(greatest(r.last_seq - m.last_read_seq, 0))::bigint AS total"
-      "  FROM (SELECT DISTINCT app, user_id FROM ch) u"
-      "  JOIN members m ON m.app = u.app AND m.user_id = u.user_id"
-      "  JOIN rooms r ON r.app = m.app AND r.room = m.room GROUP BY m.app, m.user_id)"
-      " SELECT ch.app, ch.user_id, ch.room, greatest(r.last_seq - m.last_read_seq, 0), tot.total"
-      " FROM ch JOIN members m ON m.app = ch.app AND m.user_id = ch.user_id AND m.room = ch.room"
-      " JOIN rooms r ON r.app = ch.app AND r.room = ch.room"
-      " JOIN tot ON tot.app = ch.app AND tot.user_id = ch.user_id"
-      " ORDER BY ch.app, ch.user_id", 5 },
+      "WITH dirty AS ("
+      "  SELECT m.app, m.user_id, m.room"
+      "    FROM unnest($1::text[], $2::text[], $3::text[]) AS d(app, user_id, room)"
+      "    JOIN members m ON m.app = d.app AND m.user_id = d.user_id AND m.room = d.room"
+      "  UNION"
+      "  SELECT m.app, m.user_id, m.room FROM unnest($4::text[], $5::text[]) AS d(app, room)"
+      "    JOIN members m ON m.app = d.app AND m.room = d.room),"
+      " u AS (SELECT app, user_id, array_agg(room) AS rooms FROM dirty GROUP BY app, user_id)"
+      " SELECT u.app, u.user_id, x.room, x.unread, x.total"
+      " FROM u CROSS JOIN LATERAL ("
+      "  SELECT m.room, greatest(r.last_seq - m.last_read_seq, 0) AS unread,"
+      "   (sum(greatest(r.last_seq - m.last_read_seq, 0)) OVER ())::bigint AS total"
+      "  FROM members m JOIN rooms r ON r.app = m.app AND r.room = m.room"
+      "  WHERE m.app = u.app AND m.user_id = u.user_id) x"
+      " WHERE x.room = ANY (u.rooms)"
+      " ORDER BY u.app, u.user_id", 5 },
 };
 const size_t ps_rpc_nstmts = sizeof(ps_rpc_stmts) / sizeof(ps_rpc_stmts[0]);
 
