@@ -13,9 +13,12 @@
 
 #define GW_LWS_WRITE_CLOSE ((enum lws_write_protocol)4)
 
+_Static_assert(sizeof(gw_conn) <= 120, "gw_conn must stay within a 128-byte malloc chunk");
+
 static nt_map conns;
 static uint64_t next_id;
 static gw_conn *auth_head, *auth_tail;
+static size_t sweep_slot;           /* keepalive: next slot of `conns` to visit */
 
 gw_buf *gw_buf_create(const char *payload, size_t len)
 {
@@ -42,6 +45,7 @@ gw_conn *gw_conn_create(struct lws *wsi)
         next_id = (uint64_t)uv_hrtime();
     gw_conn *c = nt_calloc(1, sizeof *c);
     c->wsi = wsi;
+    c->rx_s = gw_conn_clock_s();
     snprintf(c->id, sizeof c->id, "%016llx", (unsigned long long)next_id++);
     nt_map_put(&conns, c->id, c);
     nt_metric_add(gw.m.connections, 1);
@@ -82,10 +86,10 @@ void gw_conn_foreach(void (*fn)(gw_conn *c, void *arg), void *arg)
         fn(e->val, arg);
 }
 
-static const char *close_text(uint16_t code)
+static const char *close_text(const gw_conn *c)
 {
-    switch (code) {
-    case 1001: return "going away";
+    switch (c->close_code) {
+    case 1001: return c->ping_timeout ? "ping timeout" : "going away";
     case 1003: return "binary frames are not supported";
     case 1007: return "invalid UTF-8";
     case 1008: return "slow consumer";
@@ -238,13 +242,24 @@ int gw_conn_writeable(gw_conn *c)
 {
     /* Frames for one send(): the loop is single-threaded, so one scratch buffer serves all. */
     static unsigned char out[LWS_PRE + GW_COALESCE_BYTES];
-    if (!c->q_len) {
+    size_t used = 0;
+    if (c->ping_due) {        /* keepalive: a ping leads the batch */
+        c->ping_due = 0;
+        /* one payload byte: lws 4.1 drops an empty pong without telling us */
+        if (!c->close_code) {
+            out[LWS_PRE] = 0x89;
+            out[LWS_PRE + 1] = 1;
+            out[LWS_PRE + 2] = 'k';
+            used = 3;
+        }
+    }
+    if (!c->q_len && !used) {
         if (!c->close_code)
             return 0;
         /* lws treats -1 from WRITEABLE (and a timeout) as a violent death and
          * skips the close frame a lws_close_reason would queue: write it here
          * with lws's private LWS_WRITE_CLOSE (4), then hang up */
-        const char *why = close_text(c->close_code);
+        const char *why = close_text(c);
         unsigned char frame[LWS_PRE + 2 + 64];
         size_t wl = strlen(why);
         frame[LWS_PRE] = (unsigned char)(c->close_code >> 8);
@@ -264,7 +279,6 @@ int gw_conn_writeable(gw_conn *c)
      * keeps references to shared frames (a room burst to many slow readers
      * would otherwise copy every frame once per reader). */
     size_t limit = c->congested ? GW_CONGESTED_BYTES : GW_COALESCE_BYTES;
-    size_t used = 0;
     int frames = 0;
     gw_buf *b;
     while ((b = queue_head(c))) {
@@ -336,4 +350,50 @@ void gw_conn_auth_sweep(int64_t now_ms)
         gw_conn_send_error(c, NULL, GW_E_UNAUTHORIZED, msg);
         gw_conn_close(c, 4001);
     }
+}
+
+/* Keepalive. lws's own (retry_and_idle_policy) keeps one timer per connection in
+ * one sorted list per thread, so every ping or pong re-inserts in O(connections);
+ * instead one walk per second over the registry, spread over the ticks. */
+uint16_t gw_conn_clock_s(void) { return (uint16_t)(uv_now(gw.loop) / 1000); }
+
+static void keepalive_check(gw_conn *c, uint16_t now_s)
+{
+    if (c->close_code)
+        return;
+    uint16_t age = (uint16_t)(now_s - c->rx_s);
+    if (age >= gw.cfg.ping_timeout_s) {
+        nt_metric_add(gw.m.ping_closed, 1);
+        c->ping_timeout = 1;
+        gw_conn_close(c, 1001);
+        return;
+    }
+    if (c->pinged)
+        return;
+    /* Connections that arrived together (a storm, a reconnect wave) would all be
+     * pinged in the same second: each waits interval minus a stagger taken from
+     * its address (consecutive 128-byte blocks), up to a fifth of the interval. */
+    uint32_t spread = gw.cfg.ping_interval_s / 5;
+    uint32_t due = gw.cfg.ping_interval_s -
+                   (spread ? (uint32_t)(((uintptr_t)c >> 7) % spread) : 0);
+    if (age < due)
+        return;
+    c->pinged = 1;
+    c->ping_due = 1;
+    lws_callback_on_writable(c->wsi);
+}
+
+void gw_conn_keepalive_sweep(unsigned parts)
+{
+    if (!conns.cap || !parts)
+        return;
+    uint16_t now_s = gw_conn_clock_s();
+    size_t n = (conns.cap + parts - 1) / parts;
+    if (sweep_slot >= conns.cap)   /* the table shrank or grew: start over */
+        sweep_slot = 0;
+    size_t end = sweep_slot + n < conns.cap ? sweep_slot + n : conns.cap;
+    for (size_t i = sweep_slot; i < end; i++)
+        if (conns.slots[i].key)
+            keepalive_check(conns.slots[i].val, now_s);
+    sweep_slot = end == conns.cap ? 0 : end;
 }

@@ -43,8 +43,12 @@ typedef struct gw_conn {         /* ordered without padding: 120 bytes, a 128-by
     uint16_t nrooms;              /* memberships + joins in flight */
     uint16_t npending;
     uint16_t close_code;          /* nonzero: close once the queue is written */
+    uint16_t rx_s;                /* keepalive: gw_conn_clock_s() of the last frame received */
     uint8_t q_shift;
-    bool congested;               /* the last write left bytes in lws's buffer */
+    uint8_t congested : 1;        /* the last write left bytes in lws's buffer */
+    uint8_t pinged : 1;           /* keepalive: a ping went out since rx_s */
+    uint8_t ping_due : 1;         /* keepalive: the next WRITEABLE writes a ping first */
+    uint8_t ping_timeout : 1;     /* closing (1001) because nothing came back in time */
     char id[17];                  /* connection_id, hex */
 } gw_conn;
 
@@ -71,6 +75,20 @@ void gw_conn_send_ack(gw_conn *c, const json_t *ref, const char *data_json, size
 int gw_conn_writeable(gw_conn *c);
 /* Closes with `code` after what is already queued is written. */
 void gw_conn_close(gw_conn *c, uint16_t code);
+
+/* Keepalive (lws's own ping/validity timers are off: see server.c). The clock is
+ * loop seconds, kept in 16 bits per connection (ages are taken modulo 2^16 s). */
+uint16_t gw_conn_clock_s(void);
+/* A frame (data or pong) arrived: the peer is alive. */
+static inline void gw_conn_alive(gw_conn *c, uint16_t now_s)
+{
+    c->rx_s = now_s;
+    c->pinged = 0;
+}
+/* Visits 1/parts of the connections (call `parts` times a second): pings one idle
+ * for its ping time (NATTER_PING_INTERVAL_S minus a per-connection stagger of up
+ * to a fifth), closes one silent for NATTER_PING_TIMEOUT_S with 1001. */
+void gw_conn_keepalive_sweep(unsigned parts);
 
 /* Unauthenticated connections, oldest first: the auth timeout sweep. */
 void gw_conn_auth_track(gw_conn *c, int64_t deadline_ms);

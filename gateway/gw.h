@@ -31,7 +31,8 @@ typedef struct gw_config {
     uint32_t request_timeout_ms;    /* NATTER_REQUEST_TIMEOUT_MS for bus requests */
     uint32_t partitions;            /* NATTER_PARTITIONS, equal to the persister's */
     uint32_t heartbeat_ms;          /* NATTER_HEARTBEAT_MS */
-    uint32_t ping_interval_s;       /* NATTER_PING_INTERVAL_S */
+    uint32_t ping_interval_s;       /* NATTER_PING_INTERVAL_S: an idle connection is pinged */
+    uint32_t ping_timeout_s;        /* NATTER_PING_TIMEOUT_S: a silent connection is closed */
 } gw_config;
 
 typedef struct gw_metrics {
@@ -41,6 +42,7 @@ typedef struct gw_metrics {
     nt_metric *messages_sent;       /* send_message published to the store */
     nt_metric *acks;                /* send_message acks delivered */
     nt_metric *slow_closed;         /* connections closed as slow consumers */
+    nt_metric *ping_closed;         /* connections closed for answering no ping */
     nt_metric *refused;             /* upgrades refused over NATTER_MAX_CONNECTIONS */
     nt_metric *room_subjects;       /* gauge: room subjects subscribed */
     nt_metric *user_subjects;       /* gauge: user subjects subscribed */

@@ -110,6 +110,9 @@ static void read_config(void)
     c->partitions = (uint32_t)nt_config_int("NATTER_PARTITIONS", 4, 1, 4096);
     c->heartbeat_ms = (uint32_t)nt_config_int("NATTER_HEARTBEAT_MS", 5000, 100, 600000);
     c->ping_interval_s = (uint32_t)nt_config_int("NATTER_PING_INTERVAL_S", 25, 1, 3600);
+    /* kept under 2^15 s: connections keep their last-frame second in 16 bits */
+    c->ping_timeout_s = (uint32_t)nt_config_int("NATTER_PING_TIMEOUT_S", 2 * (int64_t)c->ping_interval_s + 10,
+                                                c->ping_interval_s + 1, 32767);
     c->recovery_buffer = (uint32_t)nt_config_int("NATTER_RECOVERY_BUFFER", 10000, 1, 10000000);
     cap_connections_by_fd_limit(c);
 }
@@ -126,6 +129,7 @@ static void register_metrics(void)
     m->messages_sent = nt_metric_counter("natter_gateway_messages_sent_total", "send_message published to the store");
     m->acks = nt_metric_counter("natter_gateway_acks_total", "send_message acks delivered");
     m->slow_closed = nt_metric_counter("natter_gateway_slow_consumers_closed_total", "Connections closed for a full send queue");
+    m->ping_closed = nt_metric_counter("natter_gateway_ping_timeouts_total", "Connections closed for answering no ping");
     m->refused = nt_metric_counter("natter_gateway_refused_total", "Upgrades refused (connection limit or stopping)");
     m->room_subjects = nt_metric_gauge("natter_gateway_room_subjects", "Room subjects subscribed on NATS");
     m->user_subjects = nt_metric_gauge("natter_gateway_user_subjects", "User subjects subscribed on NATS");
@@ -174,6 +178,7 @@ static void on_tick(uv_timer_t *t)
     int64_t now = nt_now_ms();
     trim_heap();
     gw_conn_auth_sweep(now);
+    gw_conn_keepalive_sweep(1000 / GW_TICK_MS);
     gw_actions_sweep(now);
     if (gw.stopping && (gw_conn_count() == 0 || now >= drain_deadline_ms))
         uv_stop(&loop);

@@ -72,6 +72,7 @@ static int receive(struct lws *wsi, gw_conn *c, const char *in, size_t len)
 {
     if (!c)
         return -1;
+    gw_conn_alive(c, gw_conn_clock_s());
     if (lws_frame_is_binary(wsi))
         return close_now(wsi, 1003, "binary frames are not supported");
     bool final = lws_is_final_fragment(wsi);
@@ -110,6 +111,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     case LWS_CALLBACK_RECEIVE:
         return receive(wsi, pss->conn, in, len);
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (pss->conn)
+            gw_conn_alive(pss->conn, gw_conn_clock_s());
+        return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return pss->conn ? gw_conn_writeable(pss->conn) : 0;
     case LWS_CALLBACK_CLOSED:
@@ -172,15 +177,34 @@ nt_status gw_server_start(void)
     info.keepalive_timeout = 10;
     info.timeout_secs = 10;
     /* lws stops accepting when its fd table is full; keep that below the process
-     * limit so accept(2) never fails with EMFILE (which lws would retry hot) */
+     * limit so accept(2) never fails with EMFILE (which lws would retry hot).
+     * Not with info.fd_limit_per_thread: below RLIMIT_NOFILE it switches lws 4.1
+     * to a table it scans linearly (wsi_from_fd on every socket event, insert_wsi
+     * on every accept: O(fds)). lws sizes its directly indexed table from the
+     * soft limit instead, lowered while the context is created; a socket numbered
+     * above it (only when nearly full) is refused by lws itself. */
+    bool lowered = false;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-        rl.rlim_cur > 2 * GW_FD_RESERVE)
-        info.fd_limit_per_thread = (unsigned)(rl.rlim_cur - GW_FD_RESERVE);
-    retry.secs_since_valid_ping = (uint16_t)gw.cfg.ping_interval_s;
-    retry.secs_since_valid_hangup = (uint16_t)(2 * gw.cfg.ping_interval_s + 10);
+        rl.rlim_cur > 2 * GW_FD_RESERVE) {
+        struct rlimit low = rl;
+        low.rlim_cur -= GW_FD_RESERVE;
+        lowered = setrlimit(RLIMIT_NOFILE, &low) == 0;
+        if (!lowered)
+            info.fd_limit_per_thread = (unsigned)(rl.rlim_cur - GW_FD_RESERVE);
+    }
+    /* lws's validity timers are off: natter pings itself (conn.c, keepalive).
+     * lws keeps every timer of a thread in ONE sorted list and inserts by walking
+     * it from the head; with a validity timer per connection, each ping, pong and
+     * handshake timeout costs O(connections) (80 % of the CPU at 16k idle
+     * connections). A policy with secs_since_valid_hangup == 0 makes 4.1's
+     * _lws_validity_confirmed_role() return without arming one; a NULL policy
+     * would NOT do: lws then applies its context default (ping 300 s, hang up 310 s). */
+    memset(&retry, 0, sizeof retry);
     info.retry_and_idle_policy = &retry;
 
     ctx = lws_create_context(&info);
+    if (lowered && setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        nt_warn("cannot restore the open-files limit to %llu", (unsigned long long)rl.rlim_cur);
     if (!ctx)
         return NT_EIO;
     gw.lws = ctx;
