@@ -43,6 +43,8 @@ static void read_config(ps_config *c)
     c->js_duplicate_window_s = nt_config_int("NATTER_JS_DUPLICATE_WINDOW_S", 120, 1, 86400);
     c->history_max = (int)nt_config_int("NATTER_HISTORY_MAX", 100, 1, 10000);
     c->max_message_chars = (int)nt_config_int("NATTER_MAX_MESSAGE_CHARS", 5000, 1, 1000000);
+    snprintf(c->member_events_max, sizeof c->member_events_max, "%lld",
+             (long long)nt_config_int("NATTER_MEMBER_EVENTS_ROOM_MAX", 1000, 0, 100000000));
     c->rpc_queue_max = (int)nt_config_int("NATTER_RPC_QUEUE_MAX", 10000, 1, 1000000);
     c->unread_flush_ms = (int)nt_config_int("NATTER_UNREAD_FLUSH_MS", 1000, 10, 600000);
     c->unread_max_dirty = (int)nt_config_int("NATTER_UNREAD_MAX_DIRTY", 100000, 1, 100000000);

@@ -32,6 +32,7 @@ typedef struct ps_config {
     int history_max;               /* NATTER_HISTORY_MAX: largest history limit */
     int max_message_chars;         /* NATTER_MAX_MESSAGE_CHARS */
     int rpc_queue_max;             /* bound of pending read queries */
+    char member_events_max[16];    /* NATTER_MEMBER_EVENTS_ROOM_MAX, as a query parameter */
     int unread_flush_ms;           /* NATTER_UNREAD_FLUSH_MS: unread events at most this often */
     int unread_max_dirty;          /* NATTER_UNREAD_MAX_DIRTY: bound of each dirty set */
     int receipt_interval_ms;       /* NATTER_RECEIPT_INTERVAL_MS: one receipt per user/room/type */

@@ -19,18 +19,32 @@
 #define RPC_SEQ_MAX "9223372036854775807"
 #define RPC_READ_MAX_IDS 100
 
+/* "small": room $2 of app $1 has at most max members, the joining or leaving one
+ * included. The count uses the statement's snapshot, from before the change: a join
+ * needs fewer than max (op "<"), a leave at most max (op "<="). */
+#define ROOM_SMALL(op, max)                                                                   \
+    "(SELECT count(*) FROM (SELECT 1 FROM members mc WHERE mc.app = $1 AND mc.room = $2"       \
+    " LIMIT " max "::int + 1) mcs) " op " " max "::int AS small"
+
 const ps_pg_stmt ps_rpc_stmts[] = {
-    { "join", "SELECT * FROM natter_join($1, $2, $3, $4, $5)", 5 },
+    /* The last column of join, leave, member_add and member_remove: whether the room
+     * is small enough for member_joined / member_left (at most $N members, counted up
+     * to N + 1 only, so the check costs O(N) whatever the room's size). */
+    { "join",
+      "SELECT j.*, " ROOM_SMALL("<", "$6") " FROM natter_join($1, $2, $3, $4, $5) j", 6 },
     { "leave",
-      "DELETE FROM members WHERE app = $1 AND room = $2 AND user_id = $3 RETURNING name", 3 },
+      "WITH d AS (DELETE FROM members WHERE app = $1 AND room = $2 AND user_id = $3"
+      " RETURNING name) SELECT d.name, " ROOM_SMALL("<=", "$4") " FROM d", 4 },
     { "create", "SELECT * FROM natter_create($1, $2, $3, $4, $5, $6::text[], $7)", 7 },
     { "dm", "SELECT * FROM natter_dm($1, $2, $3, $4)", 4 },
     { "lookup",
       "SELECT room, id, seq, natter_ts(created_at) FROM messages"
       " WHERE app = $1 AND sender = $2 AND client_msg_id = $3", 3 },
     { "access", "SELECT natter_room_access($1, $2, $3)", 3 },
-    { "member_add", "SELECT * FROM natter_add_member($1, $2, $3, $4::boolean, $5)", 5 },
-    { "member_remove", "SELECT * FROM natter_remove_member($1, $2, $3, $4::boolean, $5)", 5 },
+    { "member_add", "SELECT m.*, " ROOM_SMALL("<", "$6")
+      " FROM natter_add_member($1, $2, $3, $4::boolean, $5) m", 6 },
+    { "member_remove", "SELECT m.*, " ROOM_SMALL("<=", "$6")
+      " FROM natter_remove_member($1, $2, $3, $4::boolean, $5) m", 6 },
     { "hist_desc",
       "SELECT id, room, seq, sender, sender_name, body, type, reply_to, client_msg_id,"
       " natter_ts(created_at) FROM messages"
@@ -205,7 +219,7 @@ static void member_event(rpc_req *q, const char *event, const char *name)
     json_decref(o);
 }
 
-/* Columns: status, last_seq, last_read_seq, unread, created, joined. */
+/* Columns: status, last_seq, last_read_seq, unread, created, joined, small. */
 static void on_join(PGresult *res, void *arg)
 {
     rpc_req *q = arg;
@@ -227,7 +241,7 @@ static void on_join(PGresult *res, void *arg)
         nt_envw_int(&w, "unread", col_int(res, 0, 3));
         nt_envw_bool(&w, "created", strcmp(PQgetvalue(res, 0, 4), "t") == 0);
         reply_env(q->ctx, q->reply, &w);
-        if (strcmp(PQgetvalue(res, 0, 5), "t") == 0)
+        if (strcmp(PQgetvalue(res, 0, 5), "t") == 0 && strcmp(PQgetvalue(res, 0, 6), "t") == 0)
             member_event(q, "member_joined", q->name ? q->name : q->user);
     }
 }
@@ -242,7 +256,7 @@ static void on_leave(PGresult *res, void *arg)
         nt_envw_init(&w);
         nt_envw_bool(&w, "ok", true);
         reply_env(q->ctx, q->reply, &w);
-        if (PQntuples(res) == 1)
+        if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 1), "t") == 0)
             member_event(q, "member_left",
                          PQgetisnull(res, 0, 0) ? q->user : PQgetvalue(res, 0, 0));
     }
@@ -291,8 +305,8 @@ static void on_member(PGresult *res, void *arg)
         return;
     }
     q->status = nt_strdup(PQgetvalue(res, 0, 0));
-    if (strcmp(q->status, "ok") != 0)
-        return;
+    if (strcmp(q->status, "ok") != 0 || strcmp(PQgetvalue(res, 0, PQnfields(res) - 1), "t") != 0)
+        return;                            /* the last column: small (ROOM_SMALL) */
     if (q->kind == RPC_MEMBER_ADD)
         member_event(q, "member_joined", q->user);
     else
@@ -740,13 +754,14 @@ static nt_status req_send(rpc_req *q, const nt_envr *r, const char **bad)
     nt_status st;
     switch (q->kind) {
     case RPC_JOIN: {
-        const char *p[5] = { q->app, q->room, q->user, q->name, q->access_code };
-        st = ps_pg_prepared(pg, "join", 5, p, on_join, q);
+        const char *p[6] = { q->app, q->room, q->user, q->name, q->access_code,
+                             ctx->cfg.member_events_max };
+        st = ps_pg_prepared(pg, "join", 6, p, on_join, q);
         break;
     }
     case RPC_LEAVE: {
-        const char *p[3] = { q->app, q->room, q->user };
-        st = ps_pg_prepared(pg, "leave", 3, p, on_leave, q);
+        const char *p[4] = { q->app, q->room, q->user, ctx->cfg.member_events_max };
+        st = ps_pg_prepared(pg, "leave", 4, p, on_leave, q);
         break;
     }
     case RPC_LOOKUP: {
@@ -792,9 +807,9 @@ static nt_status req_send(rpc_req *q, const nt_envr *r, const char **bad)
     }
     case RPC_MEMBER_ADD:
     case RPC_MEMBER_REMOVE: {
-        const char *p[5] = { q->app, q->room, q->peer, q->actor_admin ? "true" : "false",
-                             q->user };
-        st = ps_pg_prepared(pg, q->kind == RPC_MEMBER_ADD ? "member_add" : "member_remove", 5,
+        const char *p[6] = { q->app, q->room, q->peer, q->actor_admin ? "true" : "false",
+                             q->user, ctx->cfg.member_events_max };
+        st = ps_pg_prepared(pg, q->kind == RPC_MEMBER_ADD ? "member_add" : "member_remove", 6,
                             p, on_member, q);
         break;
     }

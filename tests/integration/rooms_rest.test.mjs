@@ -4,9 +4,10 @@
 // member_joined / member_left reaching subscribers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useCluster, uniqueRoom } from './lib/cluster.mjs';
+import { useCluster, uniqueRoom, waitUntil, sleep } from './lib/cluster.mjs';
 
-const c = useCluster();
+const MEMBER_EVENTS_MAX = 3;     // rooms with more members get no member_joined / member_left
+const c = useCluster({ env: { NATTER_MEMBER_EVENTS_ROOM_MAX: String(MEMBER_EVENTS_MAX) } });
 
 const errorOf = async (cl, action, channel, data) => {
   const ev = await cl.request(action, channel, data);
@@ -142,4 +143,35 @@ test('members calls: bad ids 400, missing room 404, no token 401', { timeout: 60
   const badTok = await c.http(0, 'DELETE', `/api/rooms/${room}/members/rb-owner`, { token: `${tok}x` });
   assert.equal(badTok.status, 401, badTok.text);
   assert.deepEqual((await c.query('SELECT user_id FROM members WHERE room = $1', [room])).map((r) => r.user_id), ['rb-owner']);
+});
+
+test('member_joined / member_left stop above NATTER_MEMBER_EVENTS_ROOM_MAX members', { timeout: 60_000 }, async () => {
+  const room = uniqueRoom('rbig');
+  const ch = `room.${room}`;
+  const first = await c.client(0, 'rb-0');
+  await first.subscribe(ch);
+  const isJoin = (u) => (e) => e.event === 'member_joined' && e.data?.user_id === u;
+  const others = [];
+  for (let i = 1; i <= MEMBER_EVENTS_MAX + 1; i++) {
+    const cl = await c.client(i % 2, `rb-${i}`);
+    await cl.subscribe(ch);
+    others.push(cl);
+  }
+  // joins 2 and 3 make a room of at most MEMBER_EVENTS_MAX: announced
+  await first.next(isJoin('rb-1'));
+  await first.next(isJoin('rb-2'));
+  // the 4th member and later ones: nothing, over WS and over REST
+  const added = await c.http(0, 'POST', `/api/rooms/${room}/members`, { token: c.token('rb-admin', { role: 'admin' }), body: { user_id: 'rb-rest' } });
+  assert.equal(added.json.added, true, added.text);
+  await others[0].ack('leave', ch);
+  await waitUntil(async () => (await c.query('SELECT 1 FROM members WHERE room = $1 AND user_id = $2', [room, 'rb-1'])).length === 0,
+    { timeoutMs: 10_000, what: 'rb-1 no longer a member' });
+  await sleep(200);                                   // an event would follow the commit at once
+  const marker = await others[1].ack('send_message', ch, { message: 'after the joins', client_msg_id: `rb-${Date.now()}` });
+  await first.next((e) => e.event === 'message' && e.data?.seq === marker.seq);
+  const quiet = first.events.filter((e) => e.event === 'member_joined' && ['rb-3', 'rb-rest'].includes(e.data?.user_id) ||
+    e.event === 'member_left' && e.data?.user_id === 'rb-1');
+  assert.deepEqual(quiet, [], 'membership events in a room above the limit');
+  assert.equal((await c.query('SELECT count(*)::int AS n FROM members WHERE room = $1', [room]))[0].n, MEMBER_EVENTS_MAX + 2);   // rb-0..rb-4 and rb-rest, less rb-1
+  for (const cl of [first, ...others]) cl.close();
 });
