@@ -70,7 +70,7 @@ typedef struct nb_opts {
     double rate;                  /* messages per second, all senders together */
     double duration, warmup, drain, ready_timeout;
     int msg_size;
-    const char *secret, *app, *room_prefix, *ready_file, *json_file;
+    const char *secret, *app, *room_prefix, *shared_name, *ready_file, *json_file;
     uint32_t source_base;         /* host order; 0 = do not bind */
     int source_count;             /* distinct source addresses */
     int connect_concurrency;      /* handshakes in flight per process */

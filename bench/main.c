@@ -38,6 +38,7 @@ static void usage(FILE *f)
           "  --secret K         natter: HS256 secret to mint one token per connection\n"
           "  --app A            natter: app claim (default \"default\")\n"
           "  --room-prefix P    room names P0, P1, … and P-shared (default \"b\")\n"
+          "  --shared-name N    the shared room is N (implies --shared; one room across processes)\n"
           "  --source-base IP   bind sources to IP+0 … IP+count-1 (default 127.0.1.1; \"none\": no bind)\n"
           "  --source-count N   distinct source addresses (default 4096)\n"
           "  --threads T        epoll threads (default 1)\n"
@@ -156,13 +157,13 @@ int main(int argc, char **argv)
                       .source_count = 4096, .connect_concurrency = 256 };
     nb_o.source_base = ntohl(inet_addr("127.0.1.1"));
     enum { O_DIALECT = 256, O_URL, O_CONNS, O_ROOMS, O_SHARED, O_SENDERS, O_RATE, O_DURATION, O_WARMUP, O_DRAIN,
-           O_SIZE, O_SECRET, O_APP, O_PREFIX, O_SRC, O_SRCN, O_THREADS, O_CC, O_CR, O_RT, O_RF, O_PID, O_JSON, O_HELP };
+           O_SIZE, O_SECRET, O_APP, O_PREFIX, O_SHNAME, O_SRC, O_SRCN, O_THREADS, O_CC, O_CR, O_RT, O_RF, O_PID, O_JSON, O_HELP };
     static const struct option lo[] = {
         { "dialect", 1, 0, O_DIALECT }, { "url", 1, 0, O_URL }, { "conns", 1, 0, O_CONNS }, { "rooms", 1, 0, O_ROOMS },
         { "shared", 0, 0, O_SHARED }, { "senders", 1, 0, O_SENDERS }, { "rate", 1, 0, O_RATE },
         { "duration", 1, 0, O_DURATION }, { "warmup", 1, 0, O_WARMUP }, { "drain", 1, 0, O_DRAIN },
         { "msg-size", 1, 0, O_SIZE }, { "secret", 1, 0, O_SECRET }, { "app", 1, 0, O_APP },
-        { "room-prefix", 1, 0, O_PREFIX }, { "source-base", 1, 0, O_SRC }, { "source-count", 1, 0, O_SRCN },
+        { "room-prefix", 1, 0, O_PREFIX }, { "shared-name", 1, 0, O_SHNAME }, { "source-base", 1, 0, O_SRC }, { "source-count", 1, 0, O_SRCN },
         { "threads", 1, 0, O_THREADS }, { "connect-concurrency", 1, 0, O_CC }, { "connect-rate", 1, 0, O_CR },
         { "ready-timeout", 1, 0, O_RT }, { "ready-file", 1, 0, O_RF }, { "pid", 1, 0, O_PID },
         { "json", 1, 0, O_JSON }, { "help", 0, 0, O_HELP }, { 0, 0, 0, 0 } };
@@ -188,6 +189,7 @@ int main(int argc, char **argv)
         case O_SECRET: nb_o.secret = optarg; break;
         case O_APP: nb_o.app = optarg; break;
         case O_PREFIX: nb_o.room_prefix = optarg; break;
+        case O_SHNAME: nb_o.shared_name = optarg; nb_o.shared_room = 1; break;
         case O_SRC:
             if (!strcmp(optarg, "none")) nb_o.source_base = 0;
             else {

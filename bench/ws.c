@@ -45,7 +45,8 @@ static void grow(char **buf, size_t *cap, size_t need)
 
 const char *nb_room_name(int room, char *buf, size_t cap)
 {
-    if (room < 0) snprintf(buf, cap, "%s-shared", nb_o.room_prefix);
+    if (room < 0 && nb_o.shared_name) snprintf(buf, cap, "%s", nb_o.shared_name);
+    else if (room < 0) snprintf(buf, cap, "%s-shared", nb_o.room_prefix);
     else snprintf(buf, cap, "%s%d", nb_o.room_prefix, room);
     return buf;
 }

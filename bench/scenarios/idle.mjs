@@ -1,7 +1,8 @@
-// idle: N authenticated connections, each in its own room; RSS per connection of the
-// front processes (gateways / Node / nats-server) and CPU while idle. No shared room:
-// natter sends a presence event to a room's members whenever a user becomes live in it,
-// so N users joining one room cost N²/2 events (5·10⁹ at 100,000), which is not idle.
+// idle: N authenticated connections, each in its own room and in one shared room; RSS
+// per connection of the front processes (gateways / Node / nats-server) and CPU while
+// idle. (natter announces joins and presence only in rooms up to
+// NATTER_MEMBER_EVENTS_ROOM_MAX / NATTER_PRESENCE_ROOM_MAX members, else N users
+// joining one room would cost N²/2 events.)
 import fs from 'node:fs';
 import path from 'node:path';
 import { PER_PROC, tmp, live, failures, sleep, procSample, runBench, waitFor } from '../lib.mjs';
@@ -20,7 +21,7 @@ async function idleRun(sys, spec, run) {
   for (let k = 0; k < nb; k++) {
     const n = Math.floor(conns / nb) + (k < conns % nb ? 1 : 0);
     const rf = path.join(tmp, `ready-${run}-${k}`);
-    benches.push({ rf, ...runBench([...sys.benchArgs, '--url', sys.urls.join(','), '--conns', String(n), '--rooms', String(n),
+    benches.push({ rf, ...runBench([...sys.benchArgs, '--url', sys.urls.join(','), '--conns', String(n), '--rooms', String(n), '--shared-name', `i${run}-shared`,
       '--senders', '0', '--rate', '0', '--duration', '3600', '--room-prefix', `i${run}p${k}-`,
       '--source-base', `127.${1 + k}.0.1`, '--source-count', '4096', '--connect-concurrency', String(concurrency),
       '--ready-timeout', String(60 + conns / 200)], { limitS: 300 + conns / 50, readyFile: rf }) });
