@@ -65,8 +65,76 @@ static void queue_drop(gw_conn *c)
     c->q_bytes = 0;
 }
 
+/* ---- end-of-turn flush ----
+ * A frame queued to an idle connection used to ask lws for WRITEABLE: an epoll_ctl to
+ * turn POLLOUT on, a wake-up, the write, an epoll_ctl to turn it off, per connection
+ * per burst. Instead the connection joins flushq, and after the loop turn's I/O
+ * callbacks (uv_check) its frames go out in one send when lws says the socket is
+ * not choked; only a socket that is (or a close, or a ping) waits for WRITEABLE.
+ * flushq holds each connection at most once (flush_pending), so it is bounded by the
+ * connection count. */
+static gw_conn **flushq;
+static size_t flushq_len, flushq_cap;
+static uv_check_t flush_check;
+
+static void flush_later(gw_conn *c)
+{
+    if (c->flush_pending)
+        return;
+    if (flushq_len == flushq_cap) {
+        flushq_cap = flushq_cap ? 2 * flushq_cap : 256;
+        flushq = nt_realloc(flushq, flushq_cap * sizeof *flushq);
+    }
+    flushq[flushq_len++] = c;
+    c->flush_pending = 1;
+}
+
+static void on_flush(uv_check_t *h)
+{
+    (void)h;
+    for (size_t i = 0; i < flushq_len; i++) {
+        gw_conn *c = flushq[i];
+        if (!c)
+            continue;                  /* destroyed meanwhile */
+        c->flush_pending = 0;
+        if (!c->q_len)
+            continue;
+        if (c->close_code || c->ping_due || lws_send_pipe_choked(c->wsi))
+            lws_callback_on_writable(c->wsi);
+        else if (gw_conn_writeable(c) < 0)
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
+    flushq_len = 0;
+    if (flushq_cap > 4096) {           /* give back what a big burst grew */
+        nt_free(flushq);
+        flushq = NULL;
+        flushq_cap = 0;
+    }
+}
+
+void gw_conn_flush_init(uv_loop_t *loop)
+{
+    uv_check_init(loop, &flush_check);
+    uv_check_start(&flush_check, on_flush);
+    uv_unref((uv_handle_t *)&flush_check);
+}
+
+void gw_conn_flush_close(void)
+{
+    uv_check_stop(&flush_check);
+    uv_close((uv_handle_t *)&flush_check, NULL);
+    nt_free(flushq);
+    flushq = NULL;
+    flushq_len = flushq_cap = 0;
+}
+
 void gw_conn_destroy(gw_conn *c)
 {
+    if (c->flush_pending) {
+        for (size_t i = 0; i < flushq_len; i++)
+            if (flushq[i] == c)
+                flushq[i] = NULL;
+    }
     gw_conn_auth_untrack(c);
     queue_drop(c);
     nt_free(c->rx);
@@ -165,8 +233,12 @@ bool gw_conn_enqueue(gw_conn *c, gw_buf *b)
     c->q_len++;
     c->q_bytes += b->len;
     nt_metric_add(gw.m.bytes_queued, b->len);
-    if (c->q_len == 1)
-        lws_callback_on_writable(c->wsi);
+    if (c->q_len == 1) {
+        if (c->congested)
+            lws_callback_on_writable(c->wsi);
+        else
+            flush_later(c);
+    }
     return true;
 }
 

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
+#include <uv.h>
 #include "frame.h"
 
 struct lws;
@@ -49,6 +50,7 @@ typedef struct gw_conn {         /* ordered without padding: 120 bytes, a 128-by
     uint8_t pinged : 1;           /* keepalive: a ping went out since rx_s */
     uint8_t ping_due : 1;         /* keepalive: the next WRITEABLE writes a ping first */
     uint8_t ping_timeout : 1;     /* closing (1001) because nothing came back in time */
+    uint8_t flush_pending : 1;    /* in the list gw_conn_flush writes at the end of the loop turn */
     char id[17];                  /* connection_id, hex */
 } gw_conn;
 
@@ -56,6 +58,11 @@ typedef struct gw_conn {         /* ordered without padding: 120 bytes, a 128-by
 gw_conn *gw_conn_create(struct lws *wsi);
 /* Unregisters and frees (from LWS_CALLBACK_CLOSED, after rooms/users let go). */
 void gw_conn_destroy(gw_conn *c);
+/* Starts the end-of-turn flush (a uv_check on loop): frames queued during a loop
+ * turn are written right after it, straight to each socket that takes them. */
+void gw_conn_flush_init(uv_loop_t *loop);
+/* Stops it (before the loop closes). */
+void gw_conn_flush_close(void);
 gw_conn *gw_conn_find(const char *id);
 size_t gw_conn_count(void);
 /* Calls fn for every connection; fn must not destroy connections. */

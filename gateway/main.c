@@ -227,6 +227,7 @@ int main(void)
     if (gw_server_start() != NT_OK)
         nt_config_fatal("cannot listen on %s (NATTER_LISTEN)", gw.cfg.listen);
 
+    gw_conn_flush_init(&loop);
     uv_timer_init(&loop, &tick_timer);
     uv_timer_start(&tick_timer, on_tick, GW_TICK_MS, GW_TICK_MS);
     uv_timer_init(&loop, &hb_timer);
@@ -245,6 +246,7 @@ int main(void)
     nt_metrics_close();
     nt_bus_destroy(gw.bus);
     gw.bus = NULL;
+    gw_conn_flush_close();
     uv_close((uv_handle_t *)&tick_timer, NULL);
     uv_close((uv_handle_t *)&hb_timer, NULL);
     uv_close((uv_handle_t *)&sigint_h, NULL);
