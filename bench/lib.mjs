@@ -194,7 +194,7 @@ export async function startNatter(nFront) {
     /** Runs one SQL statement on natter's store; resolves with its rows (psql -At lines). */
     sql: (q) => execFileSync(path.join(PGBIN, 'psql'), ['-h', pgdir, '-p', String(pg), '-U', 'postgres', '-d', 'natter', '-XAtqc', q],
       { env: pgenv, ...ids }).toString().split('\n').filter(Boolean),
-    metrics: { router: mRouter, persister: mPersister },
+    metrics: { router: mRouter, persister: mPersister, gateways: rest.filter((_, k) => k % 2 === 1).slice(0, nFront) },
     front: () => front.map((p, i) => ({ name: `gw${i + 1}`, pid: p.pid })), backend,
     async stop() {
       for (const p of front) await stop(p);

@@ -359,6 +359,7 @@ int gw_conn_writeable(gw_conn *c)
                 break;
             /* Larger than the batch limit: lws frames it from its own headroom. */
             int w = lws_write(c->wsi, b->data + LWS_PRE, b->len, LWS_WRITE_TEXT);
+            nt_metric_add(gw.m.writes, 1);
             uint32_t len = b->len;
             queue_pop(c);
             if (w < (int)len)
@@ -372,8 +373,11 @@ int gw_conn_writeable(gw_conn *c)
         frames++;
         queue_pop(c);
     }
-    if (used > 0 && lws_write(c->wsi, out + LWS_PRE, used, LWS_WRITE_RAW) < (int)used)
-        return -1;
+    if (used > 0) {
+        nt_metric_add(gw.m.writes, 1);
+        if (lws_write(c->wsi, out + LWS_PRE, used, LWS_WRITE_RAW) < (int)used)
+            return -1;
+    }
     c->congested = lws_partial_buffered(c->wsi) != 0;
     nt_metric_add(gw.m.frames_out, frames);
     if (c->q_bytes <= gw.cfg.send_queue_bytes)

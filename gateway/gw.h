@@ -39,6 +39,7 @@ typedef struct gw_metrics {
     nt_metric *connections;         /* gauge: open WebSocket connections */
     nt_metric *frames_in;
     nt_metric *frames_out;
+    nt_metric *writes;
     nt_metric *messages_sent;       /* send_message published to the store */
     nt_metric *acks;                /* send_message acks delivered */
     nt_metric *slow_closed;         /* connections closed as slow consumers */

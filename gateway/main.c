@@ -126,6 +126,8 @@ static void register_metrics(void)
     m->connections = nt_metric_gauge("natter_gateway_connections", "Open WebSocket connections");
     m->frames_in = nt_metric_counter("natter_gateway_frames_in_total", "Client frames received");
     m->frames_out = nt_metric_counter("natter_gateway_frames_out_total", "Frames written to clients");
+    m->writes = nt_metric_counter("natter_gateway_writes_total",
+                                  "Writes (send calls) carrying frames to clients: frames_out / writes = frames per system call");
     m->messages_sent = nt_metric_counter("natter_gateway_messages_sent_total", "send_message published to the store");
     m->acks = nt_metric_counter("natter_gateway_acks_total", "send_message acks delivered");
     m->slow_closed = nt_metric_counter("natter_gateway_slow_consumers_closed_total", "Connections closed for a full send queue");

@@ -3,22 +3,40 @@
 // deliveries per CPU-second of all the system's server processes.
 import { failures, say, ms, pidArgs, runBench } from '../lib.mjs';
 
+/** natter only: the gateways' frames_out and writes counters summed (Prometheus text). */
+async function gatewayWrites(sys) {
+  const sum = { frames: 0, writes: 0 };
+  for (const port of sys.metrics?.gateways || []) {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const num = (name) => Number((new RegExp(`^${name} (\\d+)`, 'm').exec(text) || [])[1] || 0);
+    sum.frames += num('natter_gateway_frames_out_total');
+    sum.writes += num('natter_gateway_writes_total');
+  }
+  return sum;
+}
+
 async function fanoutOne(sys, spec, run) {
   const { subs, rates, secs, warmup } = spec;
   const senders = Math.min(10, subs);
   const steps = [];
   const step = async (rate, tag) => {
     const pids = pidArgs([...sys.front(), ...sys.backend()]);
+    const w0 = sys.metrics ? await gatewayWrites(sys) : null;
     const r = await runBench([...sys.benchArgs, '--url', sys.urls.join(','), '--conns', String(subs), '--rooms', '1',
       '--senders', String(senders), '--rate', String(rate), '--duration', String(secs), '--warmup', String(warmup), '--drain', '1',
       '--room-prefix', `f${run}${tag}-`, '--source-base', '127.9.0.1', ...pids], { limitS: 120 + subs / 100 }).done;
+    const w1 = w0 ? await gatewayWrites(sys) : null;
+    // frames per send(): the whole step (connects, warm-up, window, drain); 1 = one system call per delivery
+    const framesPerWrite = w1 && w1.writes > w0.writes ? +((w1.frames - w0.frames) / (w1.writes - w0.writes)).toFixed(2) : null;
     const expected = (r.sent || 0) * (r.conns_ready || 0);
     const s = { rate, delivery_rate: r.delivery_rate || 0, delivered_ratio: expected ? +(r.deliveries / expected).toFixed(3) : 0,
       deliveries_per_server_cpu_s: Math.round(r.deliveries_per_server_cpu_s || 0), server_cpu_s: r.server_cpu_s,
       p50_ms: r.latency ? ms(r.latency.p50_us) : null, p99_ms: r.latency ? ms(r.latency.p99_us) : null,
-      send_skipped: r.send_skipped, conns_ready: r.conns_ready, bench_cpu_s: r.bench_cpu_s, raw: r };
+      send_skipped: r.send_skipped, conns_ready: r.conns_ready, bench_cpu_s: r.bench_cpu_s,
+      frames_per_write: framesPerWrite, raw: { ...r, frames_per_write: framesPerWrite } };
     say(`  fanout ${sys.system} subs=${subs} rate=${rate}/s: ${Math.round(s.delivery_rate)} deliveries/s, ratio ${s.delivered_ratio}, ` +
-      `${s.deliveries_per_server_cpu_s} per server CPU-s, p99 ${s.p99_ms} ms`);
+      `${s.deliveries_per_server_cpu_s} per server CPU-s, p99 ${s.p99_ms} ms` +
+      (framesPerWrite ? `, ${framesPerWrite} frames per send` : ''));
     if (!r.deliveries) failures.push(`fanout ${sys.system} subs=${subs} rate=${rate}: zero deliveries (${r.first_error || r.error || 'no error reported'})`);
     return s;
   };
@@ -39,6 +57,7 @@ async function fanoutOne(sys, spec, run) {
     half_rate: halfRate, half_delivery_rate: Math.round(half.delivery_rate), p50_ms_at_half: half.p50_ms, p99_ms_at_half: half.p99_ms,
     p999_ms_at_half: half.raw.latency ? ms(half.raw.latency.p999_us) : null,
     bench_cpu_pct_at_max: best.raw.window_s ? Math.round(100 * best.bench_cpu_s / best.raw.window_s) : null,
+    frames_per_write_at_max: best.frames_per_write, frames_per_write_at_half: half.frames_per_write,
   };
   return { row, raw: [...steps, half].map((s) => ({ ...s.raw, step_rate: s.rate })) };
 }
@@ -71,7 +90,8 @@ export default {
   match: (natter, peer) => natter.subscribers === peer.subscribers,
   cols: [['system', (r) => r.system], ['subs', (r) => r.subscribers], ['max deliveries/s', (r) => r.max_delivery_rate],
     ['at msgs/s', (r) => r.at_msg_rate], ['saturated', (r) => r.saturated], ['deliveries per server CPU-s', (r) => r.deliveries_per_server_cpu_s],
-    ['p50 ms @50%', (r) => r.p50_ms_at_half], ['p99 ms @50%', (r) => r.p99_ms_at_half], ['bench CPU % @max', (r) => r.bench_cpu_pct_at_max]],
+    ['p50 ms @50%', (r) => r.p50_ms_at_half], ['p99 ms @50%', (r) => r.p99_ms_at_half], ['bench CPU % @max', (r) => r.bench_cpu_pct_at_max],
+    ['frames per send @max / @50%', (r) => (r.frames_per_write_at_max ? `${r.frames_per_write_at_max} / ${r.frames_per_write_at_half}` : '-')]],
   ratios: (natter, peer) => ({
     deliveries_per_cpu_s_natter_over_peer: ratio(natter.deliveries_per_server_cpu_s, peer.deliveries_per_server_cpu_s),
     p99_at_half_natter_over_peer: ratio(natter.p99_ms_at_half, peer.p99_ms_at_half),
