@@ -119,11 +119,22 @@ static void ensure_stream(const ps_config *c)
     sc.Duplicates = c->js_duplicate_window_s * 1000000000LL;
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
-    if (s == NATS_OK)
-        s = js_AddStream(&si, js, &sc, NULL, &jerr);
-    if (s != NATS_OK && jerr == JSStreamNameExistErr) {
+    /* Replicas starting together race: while another one's create is in flight the
+     * server answers "subjects overlap" (10065) rather than "name exists" (10058),
+     * and an update can then still find no stream. Both mean: try again shortly.
+     * (Before the loop runs, so the short sleeps block nothing.) */
+    for (int attempt = 0; s == NATS_OK; attempt++) {
         jerr = 0;
-        s = js_UpdateStream(&si, js, &sc, NULL, &jerr);
+        s = js_AddStream(&si, js, &sc, NULL, &jerr);
+        if (s != NATS_OK && (jerr == JSStreamNameExistErr || jerr == JSStreamSubjectOverlapErr)) {
+            jerr = 0;
+            s = js_UpdateStream(&si, js, &sc, NULL, &jerr);
+        }
+        if (s == NATS_OK || attempt >= 20 ||
+            (jerr != JSStreamSubjectOverlapErr && jerr != JSStreamNotFoundErr))
+            break;
+        s = NATS_OK;
+        nats_Sleep(100);
     }
     if (s != NATS_OK)
         nt_config_fatal("cannot create JetStream stream %s at %s (NATTER_NATS_URL; is JetStream "
