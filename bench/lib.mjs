@@ -268,6 +268,16 @@ export function runBench(args, { limitS = 120, readyFile } = {}) {
 
 export const ms = (us) => +(us / 1000).toFixed(3);
 
+/** natter / peer to 3 decimals; null when either is missing or zero. */
+export const ratio = (a, b) => (a && b ? +(a / b).toFixed(3) : null);
+
+/** Records a failure when fewer than `want` of the natter-bench results' connections became ready. */
+export function checkReady(what, want, results) {
+  const ready = results.reduce((a, r) => a + (r.conns_ready || 0), 0);
+  if (ready < want) failures.push(`${what}: ${ready} of ${want} connections ready (${results.map((r) => r.first_error || r.error).filter(Boolean)[0] || 'no error reported'})`);
+  return ready;
+}
+
 export function pidArgs(list) { return list.flatMap((p) => ['--pid', `${p.name}=${p.pid}`]); }
 
 // ------------------------------------------------------------------ natter-bench

@@ -4,7 +4,7 @@
 // each delivered to the room's 10 members). Reports send→delivery (and, natter only,
 // send→ack) percentiles, the delivered ratio and server CPU; for natter it then checks
 // that PostgreSQL holds every message exactly once with gap-free seqs per room.
-import { failures, say, ms, pidArgs, runBench } from '../lib.mjs';
+import { failures, say, ms, pidArgs, runBench, ratio } from '../lib.mjs';
 import { checkStored } from './persist.mjs';
 
 const pct = (cpu, secs) => (secs > 0.1 ? Math.round((100 * cpu) / secs) : null);
@@ -44,8 +44,6 @@ async function chatmixRun(sys, spec, run) {
     (sys.sql ? `, ${row.persisted_rows}/${row.sent_total} rows (${row.acks_total} acked, ${row.send_errors} refused), exactly once: ${row.exactly_once}` : ''));
   return { row, raw: r };
 }
-
-const ratio = (a, b) => (a && b ? +(a / b).toFixed(3) : null);
 
 export default {
   name: 'chatmix',

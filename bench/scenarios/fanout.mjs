@@ -1,7 +1,7 @@
 // fanout: one room with S subscribers, 10 of which send; the publish rate is stepped up
 // until delivery saturates, then one run at half of it gives the latency. Cost is
 // deliveries per CPU-second of all the system's server processes.
-import { failures, say, ms, pidArgs, runBench } from '../lib.mjs';
+import { failures, say, ms, pidArgs, runBench, ratio } from '../lib.mjs';
 
 /** natter only: the gateways' frames_out and writes counters summed (Prometheus text). */
 async function gatewayWrites(sys) {
@@ -61,8 +61,6 @@ async function fanoutOne(sys, spec, run) {
   };
   return { row, raw: [...steps, half].map((s) => ({ ...s.raw, step_rate: s.rate })) };
 }
-
-const ratio = (a, b) => (a && b ? +(a / b).toFixed(3) : null);
 
 export default {
   name: 'fanout',

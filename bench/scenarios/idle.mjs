@@ -5,7 +5,7 @@
 // joining one room would cost N²/2 events.)
 import fs from 'node:fs';
 import path from 'node:path';
-import { PER_PROC, tmp, live, failures, sleep, procSample, runBench, waitFor } from '../lib.mjs';
+import { PER_PROC, tmp, live, sleep, procSample, runBench, waitFor, ratio, checkReady } from '../lib.mjs';
 
 async function idleRun(sys, spec, run) {
   const { conns, secs } = spec;
@@ -35,7 +35,7 @@ async function idleRun(sys, spec, run) {
   const wall = (Date.now() - t0) / 1000;
   for (const b of benches) if (live.has(b.child)) b.child.kill('SIGTERM');
   const results = await Promise.all(benches.map((b) => b.done));
-  const ready = results.reduce((a, r) => a + (r.conns_ready || 0), 0);
+  const ready = checkReady(`idle ${sys.system}`, conns, results);
   const rss1 = front.map((_, i) => s1[i].rssKb);
   const frontCpu = front.reduce((a, _, i) => a + s1[i].cpu - s0[i].cpu, 0);
   const allCpu = all.reduce((a, _, i) => a + s1[i].cpu - s0[i].cpu, 0);
@@ -50,11 +50,8 @@ async function idleRun(sys, spec, run) {
     idle_cpu_front_pct: +(100 * frontCpu / wall).toFixed(2), idle_cpu_all_servers_pct: +(100 * allCpu / wall).toFixed(2),
     window_s: +wall.toFixed(2), pings_seen: results.reduce((a, r) => a + (r.pings || 0), 0),
   };
-  if (ready < conns) failures.push(`idle ${sys.system}: ${ready} of ${conns} connections ready (${results.map((r) => r.first_error || r.error).filter(Boolean)[0] || 'no error reported'})`);
   return { row, raw: results };
 }
-
-const ratio = (a, b) => (a && b ? +(a / b).toFixed(3) : null);
 
 export default {
   name: 'idle',

@@ -5,7 +5,7 @@
 // system's server processes spent per 1,000 connections.
 import fs from 'node:fs';
 import path from 'node:path';
-import { PER_PROC, tmp, live, failures, sleep, procSample, runBench, waitFor } from '../lib.mjs';
+import { PER_PROC, tmp, live, sleep, procSample, runBench, waitFor, ratio, checkReady } from '../lib.mjs';
 
 async function stormRun(sys, spec, run) {
   const { conns, concurrency } = spec;
@@ -26,7 +26,7 @@ async function stormRun(sys, spec, run) {
   const s1 = all.map((p) => procSample(p.pid));
   for (const b of benches) if (live.has(b.child)) b.child.kill('SIGTERM');
   const results = await Promise.all(benches.map((b) => b.done));
-  const ready = results.reduce((a, r) => a + (r.conns_ready || 0), 0);
+  const ready = checkReady(`storm ${sys.system}`, conns, results);
   const failed = results.reduce((a, r) => a + (r.connect_failures || 0), 0);
   // Each process's clock starts after its own token minting; the storm lasts until the
   // slowest process's last connection is ready.
@@ -41,11 +41,8 @@ async function stormRun(sys, spec, run) {
     front_cpu_s_per_1k: ready ? +(1000 * frontCpu / ready).toFixed(3) : null,
     token_mint_s: +Math.max(0, ...results.map((r) => r.token_mint_s || 0)).toFixed(3),
   };
-  if (ready < conns) failures.push(`storm ${sys.system}: ${ready} of ${conns} connections ready (${results.map((r) => r.first_error || r.error).filter(Boolean)[0] || 'no error reported'})`);
   return { row, raw: results };
 }
-
-const ratio = (a, b) => (a && b ? +(a / b).toFixed(3) : null);
 
 export default {
   name: 'storm',
