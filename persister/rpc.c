@@ -20,30 +20,32 @@
 #define RPC_READ_MAX_IDS 100
 
 /* "small": room $2 of app $1 has at most max members, the joining or leaving one
- * included. The count uses the statement's snapshot, from before the change: a join
- * needs fewer than max (op "<"), a leave at most max (op "<="). */
-#define ROOM_SMALL(op, max)                                                                   \
-    "(SELECT count(*) FROM (SELECT 1 FROM members mc WHERE mc.app = $1 AND mc.room = $2"       \
-    " LIMIT " max "::int + 1) mcs) " op " " max "::int AS small"
+ * included; counted only when the membership changed (cond), else NULL. The count
+ * uses the statement's snapshot, from before the change: a join needs fewer than max
+ * (op "<"), a leave at most max (op "<="). */
+#define ROOM_SMALL(cond, op, max)                                                             \
+    "CASE WHEN " cond " THEN (SELECT count(*) FROM (SELECT 1 FROM members mc"                 \
+    " WHERE mc.app = $1 AND mc.room = $2 LIMIT " max "::int + 1) mcs) " op " " max "::int"    \
+    " END AS small"
 
 const ps_pg_stmt ps_rpc_stmts[] = {
     /* The last column of join, leave, member_add and member_remove: whether the room
      * is small enough for member_joined / member_left (at most $N members, counted up
      * to N + 1 only, so the check costs O(N) whatever the room's size). */
     { "join",
-      "SELECT j.*, " ROOM_SMALL("<", "$6") " FROM natter_join($1, $2, $3, $4, $5) j", 6 },
+      "SELECT j.*, " ROOM_SMALL("j.joined", "<", "$6") " FROM natter_join($1, $2, $3, $4, $5) j", 6 },
     { "leave",
       "WITH d AS (DELETE FROM members WHERE app = $1 AND room = $2 AND user_id = $3"
-      " RETURNING name) SELECT d.name, " ROOM_SMALL("<=", "$4") " FROM d", 4 },
+      " RETURNING name) SELECT d.name, " ROOM_SMALL("true", "<=", "$4") " FROM d", 4 },
     { "create", "SELECT * FROM natter_create($1, $2, $3, $4, $5, $6::text[], $7)", 7 },
     { "dm", "SELECT * FROM natter_dm($1, $2, $3, $4)", 4 },
     { "lookup",
       "SELECT room, id, seq, natter_ts(created_at) FROM messages"
       " WHERE app = $1 AND sender = $2 AND client_msg_id = $3", 3 },
     { "access", "SELECT natter_room_access($1, $2, $3)", 3 },
-    { "member_add", "SELECT m.*, " ROOM_SMALL("<", "$6")
+    { "member_add", "SELECT m.*, " ROOM_SMALL("m.status = 'ok'", "<", "$6")
       " FROM natter_add_member($1, $2, $3, $4::boolean, $5) m", 6 },
-    { "member_remove", "SELECT m.*, " ROOM_SMALL("<=", "$6")
+    { "member_remove", "SELECT m.*, " ROOM_SMALL("m.status = 'ok'", "<=", "$6")
       " FROM natter_remove_member($1, $2, $3, $4::boolean, $5) m", 6 },
     { "hist_desc",
       "SELECT id, room, seq, sender, sender_name, body, type, reply_to, client_msg_id,"
