@@ -104,12 +104,7 @@ static void on_flush(uv_check_t *h)
         else if (gw_conn_writeable(c) < 0)
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
     }
-    flushq_len = 0;
-    if (flushq_cap > 4096) {           /* give back what a big burst grew */
-        nt_free(flushq);
-        flushq = NULL;
-        flushq_cap = 0;
-    }
+    flushq_len = 0;                    /* the capacity stays: at most one slot per connection */
 }
 
 void gw_conn_flush_init(uv_loop_t *loop)
