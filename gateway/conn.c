@@ -69,8 +69,8 @@ static void queue_drop(gw_conn *c)
  * A frame queued to an idle connection used to ask lws for WRITEABLE: an epoll_ctl to
  * turn POLLOUT on, a wake-up, the write, an epoll_ctl to turn it off, per connection
  * per burst. Instead the connection joins flushq, and after the loop turn's I/O
- * callbacks (uv_check) its frames go out in one send when lws says the socket is
- * not choked; only a socket that is (or a close, or a ping) waits for WRITEABLE.
+ * callbacks (uv_check) its frames go out in one send unless lws still holds part
+ * of an earlier one; only such a socket (or a close, or a ping) waits for WRITEABLE.
  * flushq holds each connection at most once (flush_pending), so it is bounded by the
  * connection count. */
 static gw_conn **flushq;
@@ -99,7 +99,9 @@ static void on_flush(uv_check_t *h)
         c->flush_pending = 0;
         if (!c->q_len)
             continue;
-        if (c->close_code || c->ping_due || lws_send_pipe_choked(c->wsi))
+        /* lws_send_pipe_choked() would poll(2) every socket: a send the kernel does
+         * not take whole is left over in lws's buffer, and that is the sign */
+        if (c->close_code || c->ping_due || lws_partial_buffered(c->wsi))
             lws_callback_on_writable(c->wsi);
         else if (gw_conn_writeable(c) < 0)
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
@@ -264,7 +266,6 @@ void gw_conn_send_ack(gw_conn *c, const json_t *ref, const char *data_json, size
     nt_free(s);
 }
 
-#define GW_COALESCE_BYTES (64 * 1024)
 #define GW_CONGESTED_BYTES (4 * 1024)
 
 /* Writes the RFC 6455 header of an unmasked FIN text frame of `len` payload

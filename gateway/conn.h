@@ -9,6 +9,11 @@
 #include <uv.h>
 #include "frame.h"
 
+/* At most this many bytes of queued frames go into one send(); lws is told the
+ * same limit (its tx_packet_size), a few bytes more for its own framing. */
+#define GW_COALESCE_BYTES (64 * 1024)
+#define GW_TX_PACKET (GW_COALESCE_BYTES + 64)
+
 struct lws;
 typedef struct gw_user gw_user;
 typedef struct gw_member gw_member;

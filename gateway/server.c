@@ -137,7 +137,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 }
 
 static const struct lws_protocols protocols[] = {
-    { "natter", callback, sizeof(gw_pss), GW_RX_BUFFER, 0, NULL, 0 },
+    /* tx_packet_size: 0 would cap every send() at the RX buffer size (512 + 20
+     * bytes) and make lws buffer the rest and wait for WRITEABLE per 532 bytes */
+    { "natter", callback, sizeof(gw_pss), GW_RX_BUFFER, 0, NULL, GW_TX_PACKET },
     { NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 

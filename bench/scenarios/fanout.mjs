@@ -68,10 +68,10 @@ export default {
   // rates: messages/s per step (stepping stops at saturation)
   sizes: {
     smoke: [{ subs: 50, rates: [20, 50], secs: 1.5, warmup: 0.5 }],
-    medium: [{ subs: 1000, rates: [20, 40, 80, 160, 320, 640, 1280], secs: 4, warmup: 1 }],
+    medium: [{ subs: 1000, rates: [20, 40, 80, 160, 320, 640, 1280, 2560, 5120], secs: 4, warmup: 1 }],
     full: [
-      { subs: 1000, rates: [20, 40, 80, 160, 320, 640, 1280, 2560], secs: 5, warmup: 1 },
-      { subs: 10000, rates: [2, 4, 8, 16, 32, 64, 128, 256], secs: 5, warmup: 1 },
+      { subs: 1000, rates: [20, 40, 80, 160, 320, 640, 1280, 2560, 5120], secs: 5, warmup: 1 },
+      { subs: 10000, rates: [2, 4, 8, 16, 32, 64, 128, 256, 512], secs: 5, warmup: 1 },
     ],
   },
   conns: (specs) => Math.max(...specs.map((s) => s.subs)),
