@@ -478,7 +478,7 @@ static void batch_on_retry(uv_timer_t *t)
         batch_drop(b, "partition no longer owned");
         return;
     }
-    if (!ps_pg_up(b->ctx->wpg)) {
+    if (!ps_pg_up(ps_wpg(b->ctx, b->part->p))) {
         batch_drop(b, "write connection down");
         return;
     }
@@ -525,6 +525,7 @@ static void batch_synced(PGresult *res, void *arg)
 static void batch_send(ps_batch *b)
 {
     ps_ctx *ctx = b->ctx;
+    ps_pg *pg = ps_wpg(ctx, b->part->p);
     b->failed = false;
     b->err[0] = '\0';
     b->t0 = uv_now(ctx->loop);
@@ -537,7 +538,7 @@ static void batch_send(ps_batch *b)
     const char *adv[3] = { seqv, pv, startv };
     /* The connection's state changes only on the loop, so either the first send is
      * refused and nothing was queued, or every send of the batch is queued. */
-    if (ps_pg_prepared(ctx->wpg, "advance", 3, adv, batch_step_done, b) != NT_OK) {
+    if (ps_pg_prepared(pg, "advance", 3, adv, batch_step_done, b) != NT_OK) {
         batch_drop(b, "write connection down");
         return;
     }
@@ -555,12 +556,12 @@ static void batch_send(ps_batch *b)
         for (int c = 0; c < 8; c++)
             params[c] = arr_end(&cols[c]);
         /* libpq copies the parameters into its output buffer */
-        ps_pg_prepared(ctx->wpg, "post_batch", 8, params, batch_post_done, b);
+        ps_pg_prepared(pg, "post_batch", 8, params, batch_post_done, b);
         for (int c = 0; c < 8; c++)
             nt_free(cols[c].buf);
     }
     b->awaiting = true;
-    ps_pg_sync(ctx->wpg, batch_synced, b);
+    ps_pg_sync(pg, batch_synced, b);
 }
 
 void ps_batch_deliver(void *arg)

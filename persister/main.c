@@ -39,6 +39,9 @@ static void read_config(ps_config *c)
     c->partitions = (unsigned)nt_config_int("NATTER_PARTITIONS", 4, 1, 1024);
     c->batch_max = (int)nt_config_int("NATTER_BATCH_MAX", 500, 1, 10000);
     c->claim_interval_ms = (int)nt_config_int("NATTER_CLAIM_INTERVAL_MS", 2000, 50, 600000);
+    c->write_conns = (unsigned)nt_config_int("NATTER_PG_WRITE_CONNS", 4, 1, 64);
+    if (c->write_conns > c->partitions)
+        c->write_conns = c->partitions;
     c->js_max_age_s = nt_config_int("NATTER_JS_MAX_AGE_S", 604800, 60, 315360000);
     c->js_duplicate_window_s = nt_config_int("NATTER_JS_DUPLICATE_WINDOW_S", 120, 1, 86400);
     c->history_max = (int)nt_config_int("NATTER_HISTORY_MAX", 100, 1, 10000);
@@ -148,7 +151,12 @@ static void ensure_stream(const ps_config *c)
 static bool ready(void *arg)
 {
     ps_ctx *ctx = arg;
-    return !ctx->draining && nt_bus_connected(ctx->bus) && ps_pg_up(ctx->wpg);
+    if (ctx->draining || !nt_bus_connected(ctx->bus))
+        return false;
+    for (unsigned k = 0; k < ctx->nwpg; k++)
+        if (!ps_pg_up(ctx->wpg[k]))
+            return false;
+    return true;
 }
 
 static int64_t rpc_pending_gauge(void *arg)
@@ -160,7 +168,9 @@ static int64_t rpc_pending_gauge(void *arg)
 static void on_wpg_state(ps_pg *pg, bool up, void *arg)
 {
     ps_ctx *ctx = arg;
-    ps_parts_on_pg(ctx->parts, up);
+    for (unsigned k = 0; k < ctx->nwpg; k++)
+        if (ctx->wpg[k] == pg)
+            ps_parts_on_pg(ctx->parts, k, up);
 }
 
 static void on_closed_noop(uv_handle_t *h)
@@ -198,10 +208,13 @@ static void drain_finish(uv_timer_t *t)
     g_stopping = true;
     if (ps_parts_inflight(ctx->parts) > 0)
         nt_warn("drain timed out: %u batches dropped unacked", ps_parts_inflight(ctx->parts));
-    ps_pg_destroy(ctx->wpg);
+    for (unsigned k = 0; k < ctx->nwpg; k++)
+        ps_pg_destroy(ctx->wpg[k]);
     for (unsigned p = 0; p < ctx->cfg.partitions; p++)
         ps_batch_release_idle(ps_parts_get(ctx->parts, p));
+    nt_free(ctx->wpg);
     ctx->wpg = NULL;
+    ctx->nwpg = 0;
     ps_worker_quit(ctx->worker, on_worker_exit, ctx);
 }
 
@@ -250,8 +263,14 @@ int main(void)
         nt_config_fatal("cannot reach NATS at %s (NATTER_NATS_URL): %s", ctx->cfg.nats_url, err);
     ensure_stream(&ctx->cfg);
 
-    ctx->wpg = ps_pg_create(ctx->loop, ctx->cfg.pg_url, "write", ps_batch_stmts, ps_batch_nstmts,
-                            on_wpg_state, ctx, ctx->m.pg_reconnects);
+    ctx->nwpg = ctx->cfg.write_conns;
+    ctx->wpg = nt_calloc(ctx->nwpg, sizeof(*ctx->wpg));
+    for (unsigned k = 0; k < ctx->nwpg; k++) {
+        char label[32];
+        snprintf(label, sizeof label, "write %u", k);
+        ctx->wpg[k] = ps_pg_create(ctx->loop, ctx->cfg.pg_url, label, ps_batch_stmts,
+                                   ps_batch_nstmts, on_wpg_state, ctx, ctx->m.pg_reconnects);
+    }
     ctx->rpg = ps_pg_create(ctx->loop, ctx->cfg.pg_url, "read", ps_rpc_stmts, ps_rpc_nstmts,
                             NULL, ctx, ctx->m.pg_reconnects);
     ctx->parts = ps_parts_create(ctx);
@@ -279,11 +298,12 @@ int main(void)
     uv_signal_start(&g_sigint, on_signal, SIGINT);
     uv_signal_start(&g_sigterm, on_signal, SIGTERM);
 
-    ps_pg_start(ctx->wpg);
+    for (unsigned k = 0; k < ctx->nwpg; k++)
+        ps_pg_start(ctx->wpg[k]);
     ps_pg_start(ctx->rpg);
     ps_parts_start(ctx->parts);
-    nt_info("started: %u partitions, batch max %d, metrics on %s", ctx->cfg.partitions,
-            ctx->cfg.batch_max, ctx->cfg.metrics_listen);
+    nt_info("started: %u partitions on %u write connections, batch max %d, metrics on %s",
+            ctx->cfg.partitions, ctx->nwpg, ctx->cfg.batch_max, ctx->cfg.metrics_listen);
 
     uv_run(ctx->loop, UV_RUN_DEFAULT);
     uv_loop_close(ctx->loop);

@@ -1,5 +1,7 @@
 /* partitions.c: claiming partitions with pg_try_advisory_lock (in natter_claim) on
- * the write connection, and starting the worker on each one won. */
+ * the partition's write connection (ps_wpg), and starting the worker on each one won.
+ * A partition's batches commit on the session that holds its lock, so losing that
+ * connection loses the lock and the batch in flight together. */
 #include "partitions.h"
 
 #include <stdio.h>
@@ -30,23 +32,26 @@ static void parts_tick(uv_timer_t *t)
 {
     ps_parts *parts = t->data;
     ps_ctx *ctx = parts->ctx;
-    if (ctx->draining || !ps_pg_up(ctx->wpg))
+    if (ctx->draining)
         return;
-    bool sent = false;
-    for (unsigned p = 0; p < parts->n; p++) {
-        ps_part *part = &parts->v[p];
-        if (part->owned || part->claiming)
-            continue;
-        char pv[16];
-        snprintf(pv, sizeof(pv), "%u", p);
-        const char *params[1] = { pv };
-        if (ps_pg_prepared(ctx->wpg, "claim", 1, params, parts_claim_done, part) != NT_OK)
-            break;
-        part->claiming = true;
-        sent = true;
+    for (unsigned k = 0; k < ctx->nwpg; k++) {
+        ps_pg *pg = ctx->wpg[k];
+        bool sent = false;
+        for (unsigned p = k; ps_pg_up(pg) && p < parts->n; p += ctx->nwpg) {
+            ps_part *part = &parts->v[p];
+            if (part->owned || part->claiming)
+                continue;
+            char pv[16];
+            snprintf(pv, sizeof(pv), "%u", p);
+            const char *params[1] = { pv };
+            if (ps_pg_prepared(pg, "claim", 1, params, parts_claim_done, part) != NT_OK)
+                break;
+            part->claiming = true;
+            sent = true;
+        }
+        if (sent)
+            ps_pg_sync(pg, NULL, NULL);
     }
-    if (sent)
-        ps_pg_sync(ctx->wpg, NULL, NULL);
 }
 
 static void parts_claim_done(PGresult *res, void *arg)
@@ -112,26 +117,27 @@ void ps_parts_destroy(ps_parts *parts)
     uv_close((uv_handle_t *)&parts->timer, parts_on_closed);
 }
 
-void ps_parts_on_pg(ps_parts *parts, bool up)
+void ps_parts_on_pg(ps_parts *parts, unsigned k, bool up)
 {
     if (up) {
         if (uv_is_active((uv_handle_t *)&parts->timer))
             parts_tick(&parts->timer);
         return;
     }
-    unsigned lost = 0;
-    for (unsigned p = 0; p < parts->n; p++) {
+    unsigned lost = 0, nwpg = parts->ctx->nwpg;
+    for (unsigned p = k; p < parts->n; p += nwpg) {
         ps_part *part = &parts->v[p];
-        if (part->owned)
+        if (part->owned) {
             lost++;
+            ps_worker_stop_part(parts->ctx->worker, p);
+        }
         part->owned = false;
         part->claiming = false;
         ps_batch_release_idle(part);
     }
-    ps_worker_stop_all(parts->ctx->worker);
     parts_set_owned_metric(parts);
     if (lost > 0)
-        nt_warn("write connection lost: %u partitions released", lost);
+        nt_warn("write connection %u lost: %u partitions released", k, lost);
 }
 
 ps_part *ps_parts_get(ps_parts *parts, unsigned p)

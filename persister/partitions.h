@@ -1,5 +1,5 @@
-/* partitions.h: partition ownership. A partition is ours while our write connection
- * holds advisory lock (0x6e6174, p); a claim timer takes free ones. */
+/* partitions.h: partition ownership. A partition is ours while its write connection
+ * (ps_wpg) holds advisory lock (0x6e6174, p); a claim timer takes free ones. */
 #ifndef PS_PARTITIONS_H
 #define PS_PARTITIONS_H
 
@@ -28,9 +28,9 @@ void ps_parts_start(ps_parts *parts);
 void ps_parts_stop_claiming(ps_parts *parts);
 void ps_parts_destroy(ps_parts *parts);
 
-/* Write connection state changes (see ps_pg_state_cb). On loss every partition is
- * disowned and the worker stops fetching. */
-void ps_parts_on_pg(ps_parts *parts, bool up);
+/* Write connection k's state changes (see ps_pg_state_cb). On loss its partitions
+ * (p % nwpg == k) are disowned and the worker stops fetching them. */
+void ps_parts_on_pg(ps_parts *parts, unsigned k, bool up);
 
 ps_part *ps_parts_get(ps_parts *parts, unsigned p);
 /* Owned partitions now. */

@@ -27,6 +27,7 @@ typedef struct ps_config {
     unsigned partitions;           /* NATTER_PARTITIONS */
     int batch_max;                 /* NATTER_BATCH_MAX: messages per fetch and transaction */
     int claim_interval_ms;         /* NATTER_CLAIM_INTERVAL_MS */
+    unsigned write_conns;          /* NATTER_PG_WRITE_CONNS, at most `partitions` */
     int64_t js_max_age_s;          /* NATTER_JS_MAX_AGE_S */
     int64_t js_duplicate_window_s; /* NATTER_JS_DUPLICATE_WINDOW_S */
     int history_max;               /* NATTER_HISTORY_MAX: largest history limit */
@@ -66,7 +67,10 @@ typedef struct ps_ctx {
     ps_config cfg;
     ps_metrics m;
     nt_bus *bus;
-    ps_pg *wpg;          /* write connection: claims and batch commits */
+    ps_pg **wpg;         /* write connections: partition p is claimed and committed on
+                            wpg[p % nwpg] (ps_wpg), so batches of different partitions
+                            commit in parallel and share WAL flushes */
+    unsigned nwpg;
     ps_pg *rpg;          /* read connection: rpc queries */
     ps_parts *parts;
     ps_worker *worker;
@@ -75,6 +79,12 @@ typedef struct ps_ctx {
     ps_unread *unread;
     bool draining;       /* SIGINT/SIGTERM received */
 } ps_ctx;
+
+/* The write connection of partition p. */
+static inline ps_pg *ps_wpg(const ps_ctx *ctx, unsigned p)
+{
+    return ctx->wpg[p % ctx->nwpg];
+}
 
 /* Called when a batch or an rpc request is finished; main uses it to finish a
  * drain. Loop thread. */

@@ -320,7 +320,13 @@ static void pg_connect_step(ps_pg *pg)
 
 static void pg_connect(ps_pg *pg)
 {
-    pg->conn = PQconnectStart(pg->conninfo);
+    /* dbname is expanded as the whole connection string; the fallback names the
+     * session in pg_stat_activity unless the string sets application_name */
+    char app[64];
+    snprintf(app, sizeof app, "natter-persister %s", pg->label);
+    const char *const keys[] = { "dbname", "fallback_application_name", NULL };
+    const char *const vals[] = { pg->conninfo, app, NULL };
+    pg->conn = PQconnectStartParams(keys, vals, 1);
     if (pg->conn == NULL) {
         pg_teardown(pg, "out of memory");
         return;
