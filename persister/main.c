@@ -51,6 +51,7 @@ static void read_config(ps_config *c)
     c->rpc_queue_max = (int)nt_config_int("NATTER_RPC_QUEUE_MAX", 10000, 1, 1000000);
     c->unread_flush_ms = (int)nt_config_int("NATTER_UNREAD_FLUSH_MS", 1000, 10, 600000);
     c->unread_max_dirty = (int)nt_config_int("NATTER_UNREAD_MAX_DIRTY", 100000, 1, 100000000);
+    c->unread_chunk = (int)nt_config_int("NATTER_UNREAD_CHUNK", 64, 1, 100000000);
     c->receipt_interval_ms = (int)nt_config_int("NATTER_RECEIPT_INTERVAL_MS", 1000, 1, 600000);
     c->receipt_max_pending = (int)nt_config_int("NATTER_RECEIPT_MAX_PENDING", 100000, 1,
                                                 100000000);

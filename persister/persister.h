@@ -36,6 +36,7 @@ typedef struct ps_config {
     char member_events_max[16];    /* NATTER_MEMBER_EVENTS_ROOM_MAX, as a query parameter */
     int unread_flush_ms;           /* NATTER_UNREAD_FLUSH_MS: unread events at most this often */
     int unread_max_dirty;          /* NATTER_UNREAD_MAX_DIRTY: bound of each dirty set */
+    int unread_chunk;              /* NATTER_UNREAD_CHUNK: dirty entries of each set per query */
     int receipt_interval_ms;       /* NATTER_RECEIPT_INTERVAL_MS: one receipt per user/room/type */
     int receipt_max_pending;       /* NATTER_RECEIPT_MAX_PENDING: bound of the coalescing table */
 } ps_config;
