@@ -4,6 +4,7 @@
 
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
 
@@ -16,6 +17,9 @@
 #include <nats/adapters/libuv.h>
 
 #define BUS_INBOX_MAX 64
+#define BUS_POP_BATCH 64
+#define REAP_NAP_MS 5
+#define REAP_MAX 65536
 
 typedef enum { ITEM_MSG, ITEM_POST } item_kind;
 
@@ -48,8 +52,32 @@ typedef struct bus_req {
     struct bus_req *prev, *next; /* deadline-ordered list */
 } bus_req;
 
+/* ---- freeing cnats messages off the loop ----
+ * natsMsg_Destroy hands each message to cnats's garbage-collector thread and wakes
+ * it whenever it sleeps: at a few thousand messages a second that is a futex wake
+ * and two context switches per message, and with cnats's delivery thread it made
+ * the scheduler the largest part of a gateway's CPU (perf, 2,000 sends/s: 42 % in
+ * schedule, 10 futex calls per send). The loop keeps the messages it is done with
+ * and hands them over once per loop turn (uv_check) to the reaper thread, which
+ * destroys them in batches and naps REAP_NAP_MS after each batch, so cnats's GC
+ * thread wakes at most 1000 / REAP_NAP_MS times a second. Bounded: with REAP_MAX
+ * waiting the loop destroys inline. */
+typedef struct bus_reaper {
+    uv_thread_t thread;
+    bool started;
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    natsMsg **handed;         /* mu: waiting for the reaper */
+    size_t nhanded, cap_handed;
+    bool idle, quit;          /* mu */
+    natsMsg **local;          /* loop thread: this turn's */
+    size_t nlocal, cap_local;
+    uv_check_t check;
+} bus_reaper;
+
 struct nt_bus {
     uv_loop_t *loop;
+    bus_reaper reaper;
     natsConnection *nc;
     natsOptions *opts;
     nt_mpsc *queue;
@@ -73,6 +101,136 @@ struct nt_bus {
     bus_req *req_head, *req_tail;
     int handles_open;
 };
+
+static void reaper_main(void *arg)
+{
+    bus_reaper *r = arg;
+    natsMsg **batch = NULL;
+    size_t cap = 0;
+    uv_mutex_lock(&r->mu);
+    for (;;) {
+        while (r->nhanded == 0 && !r->quit) {
+            r->idle = true;
+            uv_cond_wait(&r->cv, &r->mu);
+        }
+        r->idle = false;
+        if (r->nhanded == 0)
+            break;                           /* quit, nothing left */
+        natsMsg **mine = r->handed;          /* swap buffers: the loop refills ours */
+        size_t n = r->nhanded, mcap = r->cap_handed;
+        r->handed = batch;
+        r->cap_handed = cap;
+        r->nhanded = 0;
+        batch = mine;
+        cap = mcap;
+        bool quitting = r->quit;
+        uv_mutex_unlock(&r->mu);
+        for (size_t i = 0; i < n; i++)
+            natsMsg_Destroy(batch[i]);
+        if (!quitting)
+            uv_sleep(REAP_NAP_MS);
+        uv_mutex_lock(&r->mu);
+    }
+    uv_mutex_unlock(&r->mu);
+    free(batch);
+}
+
+static bool grow_msgs(natsMsg ***v, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return true;
+    size_t c = *cap ? *cap : 256;
+    while (c < need)
+        c *= 2;
+    natsMsg **nv = realloc(*v, c * sizeof(**v));
+    if (!nv)
+        return false;
+    *v = nv;
+    *cap = c;
+    return true;
+}
+
+void nt_bus_free_msg(nt_bus *bus, natsMsg *msg)
+{
+    bus_reaper *r = &bus->reaper;
+    if (!msg)
+        return;
+    if (!r->started || r->nlocal >= REAP_MAX || !grow_msgs(&r->local, &r->cap_local, r->nlocal + 1)) {
+        natsMsg_Destroy(msg);
+        return;
+    }
+    r->local[r->nlocal++] = msg;
+}
+
+static void on_reap_check(uv_check_t *h)
+{
+    nt_bus *bus = h->data;
+    bus_reaper *r = &bus->reaper;
+    if (r->nlocal == 0)
+        return;
+    uv_mutex_lock(&r->mu);
+    if (r->nhanded == 0) {
+        natsMsg **t = r->handed;
+        size_t c = r->cap_handed;
+        r->handed = r->local;
+        r->cap_handed = r->cap_local;
+        r->nhanded = r->nlocal;
+        r->local = t;
+        r->cap_local = c;
+        r->nlocal = 0;
+    } else if (r->nhanded + r->nlocal <= REAP_MAX &&
+               grow_msgs(&r->handed, &r->cap_handed, r->nhanded + r->nlocal)) {
+        memcpy(r->handed + r->nhanded, r->local, r->nlocal * sizeof(*r->local));
+        r->nhanded += r->nlocal;
+        r->nlocal = 0;
+    }
+    bool wake = r->idle;
+    uv_mutex_unlock(&r->mu);
+    for (size_t i = 0; i < r->nlocal; i++)   /* the reaper is REAP_MAX behind */
+        natsMsg_Destroy(r->local[i]);
+    r->nlocal = 0;
+    if (wake)
+        uv_cond_signal(&r->cv);
+}
+
+static void reaper_start(nt_bus *bus)
+{
+    bus_reaper *r = &bus->reaper;
+    uv_mutex_init(&r->mu);
+    uv_cond_init(&r->cv);
+    uv_check_init(bus->loop, &r->check);
+    r->check.data = bus;
+    uv_check_start(&r->check, on_reap_check);
+    uv_unref((uv_handle_t *)&r->check);
+    r->started = uv_thread_create(&r->thread, reaper_main, r) == 0;
+}
+
+/* Hands over what is left, lets the reaper destroy it and end. Before the cnats
+ * library closes. */
+static void reaper_stop(nt_bus *bus)
+{
+    bus_reaper *r = &bus->reaper;
+    if (r->started) {
+        on_reap_check(&r->check);
+        uv_mutex_lock(&r->mu);
+        r->quit = true;
+        uv_mutex_unlock(&r->mu);
+        uv_cond_signal(&r->cv);
+        uv_thread_join(&r->thread);
+        r->started = false;
+    }
+    for (size_t i = 0; i < r->nlocal; i++)
+        natsMsg_Destroy(r->local[i]);
+    r->nlocal = 0;
+}
+
+static void reaper_free(bus_reaper *r)
+{
+    free(r->local);
+    free(r->handed);
+    uv_cond_destroy(&r->cv);
+    uv_mutex_destroy(&r->mu);
+}
 
 /* ---- delivery: cnats threads -> queue -> loop ---- */
 
@@ -143,22 +301,28 @@ static void deliver(nt_bus_sub *sub, natsMsg *msg)
 static void on_wake(uv_async_t *h)
 {
     nt_bus *bus = h->data;
-    bus_item *it;
+    void *batch[BUS_POP_BATCH];
+    size_t got;
     nt_bus_sub *done;
 
-    /* Bounded per wake-up so other loop work is not starved; re-arm if more. */
-    for (size_t n = 0; n < 4096 && (it = nt_mpsc_pop(bus->queue)) != NULL; n++) {
-        if (it->kind == ITEM_POST) {
-            it->fn(it->arg);
-        } else {
-            nt_bus_sub *sub = it->sub;
-            if (!sub->closed)
-                deliver(sub, it->msg);
-            natsMsg_Destroy(it->msg);
-            atomic_fetch_sub(&sub->queued, 1);
-            sub_free_if_idle(sub);
+    /* Bounded per wake-up so other loop work is not starved; re-arm if more. One
+     * lock per batch: the delivery thread pushing meanwhile waits once, not per item. */
+    for (size_t n = 0; n < 4096 && (got = nt_mpsc_pop_many(bus->queue, batch, BUS_POP_BATCH)) > 0;
+         n += got) {
+        for (size_t k = 0; k < got; k++) {
+            bus_item *it = batch[k];
+            if (it->kind == ITEM_POST) {
+                it->fn(it->arg);
+            } else {
+                nt_bus_sub *sub = it->sub;
+                if (!sub->closed)
+                    deliver(sub, it->msg);
+                nt_bus_free_msg(bus, it->msg);
+                atomic_fetch_sub(&sub->queued, 1);
+                sub_free_if_idle(sub);
+            }
+            nt_free(it);
         }
-        nt_free(it);
     }
     if (nt_mpsc_size(bus->queue) > 0)
         uv_async_send(&bus->wake);
@@ -286,7 +450,7 @@ nt_status nt_bus_request(nt_bus *bus, const char *subject, const char *msgid,
         s = natsMsgHeader_Set(m, "Nats-Msg-Id", msgid);
     if (s == NATS_OK)
         s = natsConnection_PublishMsg(bus->nc, m);
-    natsMsg_Destroy(m);
+    nt_bus_free_msg(bus, m);
     if (s != NATS_OK)
         return NT_EUNAVAIL;
 
@@ -438,6 +602,7 @@ nt_status nt_bus_create(uv_loop_t *loop, const nt_bus_opts *o, nt_bus **out,
     bus->wake.data = bus;
     uv_timer_init(loop, &bus->req_timer);
     bus->req_timer.data = bus;
+    reaper_start(bus);
 
     s = natsOptions_Create(&bus->opts);
     if (s == NATS_OK)
@@ -496,6 +661,7 @@ static void on_handle_closed(uv_handle_t *h)
 {
     nt_bus *bus = h->data;
     if (--bus->handles_open == 0) {
+        reaper_free(&bus->reaper);
         nt_mpsc_destroy(bus->queue);
         pthread_mutex_destroy(&bus->done_lock);
         nt_free(bus);
@@ -540,6 +706,7 @@ void nt_bus_destroy(nt_bus *bus)
             natsMsg_Destroy(it->msg);
         nt_free(it);
     }
+    reaper_stop(bus);
     while (bus->subs)
         sub_free(bus->subs);
     if (bus->nc) {
@@ -556,7 +723,9 @@ void nt_bus_destroy(nt_bus *bus)
         nt_free(r);
     }
     nt_free(bus->buckets);
-    bus->handles_open = 2;
+    bus->handles_open = 3;
     uv_close((uv_handle_t *)&bus->wake, on_handle_closed);
     uv_close((uv_handle_t *)&bus->req_timer, on_handle_closed);
+    uv_check_stop(&bus->reaper.check);
+    uv_close((uv_handle_t *)&bus->reaper.check, on_handle_closed);
 }

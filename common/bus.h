@@ -74,6 +74,9 @@ void nt_bus_request_cancel(nt_bus *bus, uint64_t id);
 /* Runs fn(arg) on the loop thread soon. Callable from any thread. NT_EFULL when
  * the queue is full (fn will not run; the caller still owns arg). */
 nt_status nt_bus_post(nt_bus *bus, nt_bus_post_fn fn, void *arg);
+/* Destroys a cnats message the loop is done with, later and in a batch, on the bus's
+ * reaper thread (see bus.c). Loop thread only; NULL is ignored. */
+void nt_bus_free_msg(nt_bus *bus, natsMsg *msg);
 
 /* Counters for /metrics. */
 uint64_t nt_bus_dropped(nt_bus *bus);     /* messages dropped because the queue was full */

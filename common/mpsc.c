@@ -79,3 +79,17 @@ size_t nt_mpsc_capacity(nt_mpsc *q)
 {
     return q->capacity;
 }
+
+size_t nt_mpsc_pop_many(nt_mpsc *q, void **out, size_t max)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&q->lock);
+    while (n < max && q->count > 0) {
+        out[n++] = q->items[q->head];
+        q->items[q->head] = NULL;
+        q->head = q->head + 1 == q->capacity ? 0 : q->head + 1;
+        q->count--;
+    }
+    pthread_mutex_unlock(&q->lock);
+    return n;
+}

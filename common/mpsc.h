@@ -15,6 +15,10 @@ void nt_mpsc_destroy(nt_mpsc *q);
 nt_status nt_mpsc_push(nt_mpsc *q, void *item);
 /* Removes the oldest item, or returns NULL when empty. Consumer thread only. */
 void *nt_mpsc_pop(nt_mpsc *q);
+/* Removes up to `max` of the oldest items into out[], oldest first, under one lock
+ * (a producer waits once per batch, not once per item); returns how many. Consumer
+ * thread only. */
+size_t nt_mpsc_pop_many(nt_mpsc *q, void **out, size_t max);
 size_t nt_mpsc_size(nt_mpsc *q);
 size_t nt_mpsc_capacity(nt_mpsc *q);
 

@@ -73,6 +73,28 @@ static void test_wraparound(void **state)
     nt_mpsc_destroy(q);
 }
 
+static void test_pop_many(void **state)
+{
+    /* a batch stops at max and at empty, keeps FIFO order across the ring's end */
+    nt_mpsc *q = nt_mpsc_create(5);
+    void *out[8];
+    assert_int_equal(nt_mpsc_pop_many(q, out, 8), 0);
+    for (uintptr_t i = 1; i <= 4; i++)
+        assert_int_equal(nt_mpsc_push(q, ITEM(i)), NT_OK);
+    assert_int_equal(nt_mpsc_pop_many(q, out, 3), 3);
+    for (uintptr_t i = 0; i < 3; i++)
+        assert_ptr_equal(out[i], ITEM(i + 1));
+    for (uintptr_t i = 5; i <= 8; i++)  /* 4..8: wraps past slot 4 */
+        assert_int_equal(nt_mpsc_push(q, ITEM(i)), NT_OK);
+    assert_int_equal(nt_mpsc_push(q, ITEM(9)), NT_EFULL);
+    assert_int_equal(nt_mpsc_pop_many(q, out, 8), 5);
+    for (uintptr_t i = 0; i < 5; i++)
+        assert_ptr_equal(out[i], ITEM(i + 4));
+    assert_int_equal(nt_mpsc_size(q), 0);
+    assert_int_equal(nt_mpsc_pop_many(q, out, 8), 0);
+    nt_mpsc_destroy(q);
+}
+
 static void test_capacity_one(void **state)
 {
     nt_mpsc *q = nt_mpsc_create(1);
@@ -146,6 +168,7 @@ int main(void)
         cmocka_unit_test(test_capacity_then_full),
         cmocka_unit_test(test_fifo),
         cmocka_unit_test(test_wraparound),
+        cmocka_unit_test(test_pop_many),
         cmocka_unit_test(test_capacity_one),
         cmocka_unit_test(test_threads),
     };
