@@ -6,7 +6,8 @@
  *
  * A tick moves the dirty sets aside as the cycle, and the cycle is flushed in chunks
  * of at most NATTER_UNREAD_CHUNK entries of each set, one query in flight, the next
- * chunk sent when the previous one's events are out. One query for everything made
+ * chunk a gap after the previous one's events are out, the gaps spreading the cycle
+ * over 4/5 of the interval. One query for everything made
  * a stall once a second: with 10,000 dirty members the query, the 10,000 events the
  * persister built and published, and the gateways' 10,000 sends came in one burst,
  * and every message committed meanwhile waited behind it (chat mix p99 ~300 ms).
@@ -32,6 +33,8 @@ struct ps_unread {
     nt_map cyc_users, cyc_rooms; /* the cycle being flushed, chunk by chunk; freed once done */
     size_t pos_users, pos_rooms; /* iteration cursors into them */
     uv_timer_t *timer;
+    uv_timer_t *gap;             /* paces the chunks of a cycle */
+    uint64_t gap_ms;             /* 4/5 of the interval spread over the cycle's chunks */
     bool inflight;               /* a flush query is waiting */
     bool warned;
 };
@@ -43,6 +46,7 @@ typedef struct flush_out {       /* one user's event being built from result row
 } flush_out;
 
 static void flush_chunk(ps_unread *u);
+static void on_gap(uv_timer_t *t);
 
 static void flush_publish(ps_unread *u, flush_out *o)
 {
@@ -93,7 +97,8 @@ static void on_flushed(PGresult *res, void *arg)
                             json_integer(strtoll(PQgetvalue(res, i, 3), NULL, 10)));
     }
     flush_publish(u, &o);
-    flush_chunk(u);
+    if (u->cyc_users.count > 0 || u->cyc_rooms.count > 0)
+        uv_timer_start(u->gap, on_gap, u->gap_ms, 0);
 }
 
 typedef struct lit {
@@ -175,7 +180,8 @@ static void on_tick(uv_timer_t *t)
     ps_unread *u = t->data;
     /* a cycle still being flushed (or waiting for the connection) goes on first */
     if (u->inflight || u->cyc_users.count > 0 || u->cyc_rooms.count > 0) {
-        flush_chunk(u);
+        if (!uv_is_active((uv_handle_t *)u->gap))
+            flush_chunk(u);
         return;
     }
     if (u->users.count == 0 && u->rooms.count == 0)
@@ -183,9 +189,17 @@ static void on_tick(uv_timer_t *t)
     u->cyc_users = u->users;
     u->cyc_rooms = u->rooms;
     u->pos_users = u->pos_rooms = 0;
+    size_t most = u->users.count > u->rooms.count ? u->users.count : u->rooms.count;
+    size_t chunks = (most + (size_t)u->ctx->cfg.unread_chunk - 1) / (size_t)u->ctx->cfg.unread_chunk;
+    u->gap_ms = chunks > 1 ? (uint64_t)u->ctx->cfg.unread_flush_ms * 4 / 5 / chunks : 0;
     memset(&u->users, 0, sizeof u->users);
     memset(&u->rooms, 0, sizeof u->rooms);
     flush_chunk(u);
+}
+
+static void on_gap(uv_timer_t *t)
+{
+    flush_chunk(t->data);
 }
 
 ps_unread *ps_unread_create(ps_ctx *ctx)
@@ -195,6 +209,9 @@ ps_unread *ps_unread_create(ps_ctx *ctx)
     u->timer = nt_malloc(sizeof *u->timer);
     uv_timer_init(ctx->loop, u->timer);
     u->timer->data = u;
+    u->gap = nt_malloc(sizeof *u->gap);
+    uv_timer_init(ctx->loop, u->gap);
+    u->gap->data = u;
     uv_timer_start(u->timer, on_tick, (uint64_t)ctx->cfg.unread_flush_ms,
                    (uint64_t)ctx->cfg.unread_flush_ms);
     return u;
@@ -223,6 +240,7 @@ void ps_unread_destroy(ps_unread *u)
     free_set(&u->cyc_users);
     free_set(&u->cyc_rooms);
     uv_close((uv_handle_t *)u->timer, on_timer_closed);
+    uv_close((uv_handle_t *)u->gap, on_timer_closed);
     nt_free(u);
 }
 
