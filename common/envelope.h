@@ -13,6 +13,13 @@
 #include <msgpack.h>
 #include "status.h"
 
+/* Unread-count events of one persister flush chunk, broadcast to every gateway:
+ * {apps, users, jsons}, parallel arrays of strings, jsons[i] the client frame for
+ * user users[i] of app apps[i]. */
+#define NT_UNREAD_SUBJECT "natter.unread"
+/* A batch is published once its JSON frames reach this many bytes. */
+#define NT_UNREAD_BATCH_BYTES (256 * 1024)
+
 typedef struct nt_envw {
     msgpack_sbuffer buf;
     msgpack_packer pk;

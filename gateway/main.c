@@ -224,6 +224,9 @@ int main(void)
     bo.name = gw.cfg.gw_id;
     if (nt_bus_create(&loop, &bo, &gw.bus, err, sizeof err) != NT_OK)
         nt_config_fatal("cannot reach NATS at %s (NATTER_NATS_URL): %s", gw.cfg.nats_url, err);
+    if (gw_rooms_start() != NT_OK)
+        nt_config_fatal("cannot subscribe %s at %s (NATTER_NATS_URL)", NT_UNREAD_SUBJECT,
+                        gw.cfg.nats_url);
     if (nt_metrics_listen(&loop, gw.cfg.metrics_listen, ready, NULL) != NT_OK)
         nt_config_fatal("cannot listen on %s (NATTER_METRICS_LISTEN)", gw.cfg.metrics_listen);
     if (gw_server_start() != NT_OK)

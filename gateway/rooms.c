@@ -140,6 +140,56 @@ static void on_user_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
     nt_envr_free(&r);
 }
 
+/* Copies msgpack string o into buf (NUL-terminated); false when not a string or
+ * too long for buf. */
+static bool obj_cstr(const msgpack_object *o, char *buf, size_t cap)
+{
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size >= cap)
+        return false;
+    memcpy(buf, o->via.str.ptr, o->via.str.size);
+    buf[o->via.str.size] = '\0';
+    return true;
+}
+
+/* NT_UNREAD_SUBJECT: one persister flush chunk, {apps, users, jsons} as parallel
+ * string arrays, broadcast to every gateway; each sends the events of the users it
+ * holds. One NATS message per chunk instead of one per user (each a hop through
+ * cnats's delivery thread). */
+static void on_unread_batch(nt_bus *bus, const nt_bus_msg *msg, void *arg)
+{
+    nt_envr r;
+    if (nt_envr_parse(&r, msg->data, msg->len) != NT_OK)
+        return;
+    const msgpack_object *apps = nt_envr_get(&r, "apps"), *ids = nt_envr_get(&r, "users"),
+                         *jsons = nt_envr_get(&r, "jsons");
+    if (apps && ids && jsons && apps->type == MSGPACK_OBJECT_ARRAY &&
+        ids->type == MSGPACK_OBJECT_ARRAY && jsons->type == MSGPACK_OBJECT_ARRAY &&
+        apps->via.array.size == ids->via.array.size &&
+        ids->via.array.size == jsons->via.array.size) {
+        for (uint32_t i = 0; i < ids->via.array.size; i++) {
+            char app[65], id[65];
+            const msgpack_object *j = &jsons->via.array.ptr[i];
+            if (!obj_cstr(&apps->via.array.ptr[i], app, sizeof app) ||
+                !obj_cstr(&ids->via.array.ptr[i], id, sizeof id) || j->type != MSGPACK_OBJECT_STR)
+                continue;
+            gw_user *u = gw_user_find(app, id);
+            if (!u)
+                continue;
+            gw_buf *b = gw_buf_create(j->via.str.ptr, j->via.str.size);
+            for (gw_conn *c = u->conns; c; c = c->next)
+                gw_conn_enqueue(c, b);
+            gw_buf_release(b);
+        }
+    }
+    nt_envr_free(&r);
+}
+
+nt_status gw_rooms_start(void)
+{
+    return nt_bus_subscribe(gw.bus, NT_UNREAD_SUBJECT, NULL, on_unread_batch, NULL) ? NT_OK
+                                                                                  : NT_EUNAVAIL;
+}
+
 gw_user *gw_user_find(const char *app, const char *user)
 {
     char key[160];

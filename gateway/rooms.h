@@ -49,6 +49,8 @@ nt_status gw_user_attach(gw_conn *c, const nt_claims *cl);
 /* Unlinks; the last connection of a user drops the user subject. */
 void gw_user_detach(gw_conn *c);
 gw_user *gw_user_find(const char *app, const char *user);
+/* Subscribes the subjects every gateway listens to (unread batches). */
+nt_status gw_rooms_start(void);
 
 /* Takes one interest reference on a room, subscribing its subject first when this
  * gateway had none. NULL when the subscription failed. */

@@ -43,34 +43,66 @@ typedef struct flush_out {       /* one user's event being built from result row
     char app[65], user[65];
     json_t *rooms;
     int64_t total;
+    /* the batch for NT_UNREAD_SUBJECT: parallel arrays, strings owned */
+    char **apps, **users, **jsons;
+    size_t n, cap, bytes;
 } flush_out;
 
 static void flush_chunk(ps_unread *u);
 static void on_gap(uv_timer_t *t);
 
+/* Publishes the events batched so far as one message and empties the batch. */
+static void batch_publish(ps_unread *u, flush_out *o)
+{
+    if (o->n == 0)
+        return;
+    nt_envw w;
+    size_t len;
+    nt_envw_init(&w);
+    nt_envw_cstr(&w, "type", "unread");
+    nt_envw_str_array(&w, "apps", (const char *const *)o->apps, o->n);
+    nt_envw_str_array(&w, "users", (const char *const *)o->users, o->n);
+    nt_envw_str_array(&w, "jsons", (const char *const *)o->jsons, o->n);
+    const char *data = nt_envw_finish(&w, &len);
+    if (nt_bus_publish(u->ctx->bus, NT_UNREAD_SUBJECT, NULL, data, len) != NT_OK)
+        nt_warn("publish of %zu unread events failed", o->n);
+    else
+        nt_metric_add(u->ctx->m.unread_events, (int64_t)o->n);
+    nt_envw_free(&w);
+    for (size_t i = 0; i < o->n; i++) {
+        nt_free(o->apps[i]);
+        nt_free(o->users[i]);
+        free(o->jsons[i]);
+    }
+    o->n = 0;
+    o->bytes = 0;
+}
+
+/* Adds the user's event being built to the batch. */
 static void flush_publish(ps_unread *u, flush_out *o)
 {
     if (o->rooms == NULL)
         return;
-    char subject[200];
-    snprintf(subject, sizeof subject, "natter.user.%s.%s", o->app, o->user);
     json_t *frame = json_pack("{s:s,s:{s:o,s:I}}", "event", "unread", "data", "rooms", o->rooms,
                               "total", (json_int_t)o->total);
     o->rooms = NULL;
     char *js = json_dumps(frame, JSON_COMPACT);
     json_decref(frame);
-    nt_envw w;
-    size_t len;
-    nt_envw_init(&w);
-    nt_envw_cstr(&w, "type", "event");
-    nt_envw_cstr(&w, "json", js);
-    const char *data = nt_envw_finish(&w, &len);
-    if (nt_bus_publish(u->ctx->bus, subject, NULL, data, len) != NT_OK)
-        nt_warn("publish to %s failed", subject);
-    else
-        nt_metric_add(u->ctx->m.unread_events, 1);
-    nt_envw_free(&w);
-    free(js);
+    if (!js)
+        return;
+    if (o->n == o->cap) {
+        o->cap = o->cap ? 2 * o->cap : 64;
+        o->apps = nt_realloc(o->apps, o->cap * sizeof *o->apps);
+        o->users = nt_realloc(o->users, o->cap * sizeof *o->users);
+        o->jsons = nt_realloc(o->jsons, o->cap * sizeof *o->jsons);
+    }
+    o->apps[o->n] = nt_strdup(o->app);
+    o->users[o->n] = nt_strdup(o->user);
+    o->jsons[o->n] = js;
+    o->n++;
+    o->bytes += strlen(js);
+    if (o->bytes >= NT_UNREAD_BATCH_BYTES)
+        batch_publish(u, o);
 }
 
 /* Rows: app, user_id, room, unread, total; ordered by app, user_id. */
@@ -83,7 +115,7 @@ static void on_flushed(PGresult *res, void *arg)
                 res ? PQresultErrorMessage(res) : "connection lost");
         return;
     }
-    flush_out o = { .rooms = NULL };
+    flush_out o = { .rooms = NULL, .n = 0 };
     for (int i = 0; i < PQntuples(res); i++) {
         const char *app = PQgetvalue(res, i, 0), *user = PQgetvalue(res, i, 1);
         if (o.rooms == NULL || strcmp(app, o.app) != 0 || strcmp(user, o.user) != 0) {
@@ -97,6 +129,10 @@ static void on_flushed(PGresult *res, void *arg)
                             json_integer(strtoll(PQgetvalue(res, i, 3), NULL, 10)));
     }
     flush_publish(u, &o);
+    batch_publish(u, &o);
+    nt_free(o.apps);
+    nt_free(o.users);
+    nt_free(o.jsons);
     if (u->cyc_users.count > 0 || u->cyc_rooms.count > 0)
         uv_timer_start(u->gap, on_gap, u->gap_ms, 0);
 }
