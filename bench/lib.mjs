@@ -33,7 +33,12 @@ fs.mkdirSync(logs);
 function cleanup() {
   for (const p of live) { try { process.kill(p.pid, p.killSig || 'SIGKILL'); } catch { /* gone */ } }
   live.clear();
-  if (!KEEP) { try { fs.rmSync(tmp, { recursive: true, force: true }); } catch { /* best effort */ } }
+  if (KEEP) return;
+  // After a functional failure the logs stay (the data directories do not): a rare
+  // failure is otherwise gone before anyone could read why.
+  for (const e of failures.length ? fs.readdirSync(tmp).filter((n) => n !== 'logs') : ['.']) {
+    try { fs.rmSync(path.join(tmp, e), { recursive: true, force: true }); } catch { /* best effort */ }
+  }
 }
 process.on('exit', cleanup);
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => { say(`${sig}: stopping`); process.exit(130); });

@@ -76,7 +76,7 @@ async function main() {
   }
   say(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   if (failures.length) {
-    console.error(`\nbench: FAILED:\n  ${failures.join('\n  ')}\n(logs: ${logs}${KEEP ? '' : '; set BENCH_KEEP=1 to keep them'})`);
+    console.error(`\nbench: FAILED:\n  ${failures.join('\n  ')}\n(logs kept: ${logs})`);
     process.exitCode = 1;
   }
 }
