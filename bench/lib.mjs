@@ -55,6 +55,30 @@ export function start(name, cmd, args, { env = process.env, uid, gid, killSig } 
   return child;
 }
 
+/**
+ * natter only: writes what its processes report now into logs/state-<tag>.txt (each
+ * process's /metrics, JetStream streams and consumers, the partitions table, running
+ * statements) — for a failed check, before the processes are stopped.
+ */
+export async function dumpState(sys, tag) {
+  if (!sys.metrics) return;
+  const out = [];
+  const get = async (what, url) => {
+    try { out.push(`==== ${what} ${url}`, await (await fetch(url)).text()); } catch (e) { out.push(`==== ${what}: ${e.message}`); }
+  };
+  const m = sys.metrics;
+  for (const [what, port] of [['persister', m.persister], ['router', m.router], ...m.gateways.map((p, i) => [`gw${i + 1}`, p])]) {
+    await get(what, `http://127.0.0.1:${port}/metrics`);
+  }
+  await get('jetstream', `http://127.0.0.1:${m.nats}/jsz?streams=true&consumers=true&config=true`);
+  for (const q of ['SELECT p, stream_seq, batch_start FROM partitions ORDER BY p',
+    "SELECT application_name, state, wait_event_type, wait_event, now() - query_start, left(query, 80) FROM pg_stat_activity WHERE datname = 'natter'",
+    'SELECT locktype, relation::regclass, mode, granted, pid FROM pg_locks WHERE NOT granted']) {
+    try { out.push(`==== sql ${q}`, ...sys.sql(q)); } catch (e) { out.push(`==== sql ${q}: ${e.message}`); }
+  }
+  fs.writeFileSync(path.join(logs, `state-${tag}.txt`), out.join('\n') + '\n');
+}
+
 export async function stop(child, sig = 'SIGTERM', ms = 10000) {
   if (!child || !live.has(child)) return;
   try { process.kill(child.pid, sig); } catch { return; }
@@ -199,7 +223,8 @@ export async function startNatter(nFront) {
     /** Runs one SQL statement on natter's store; resolves with its rows (psql -At lines). */
     sql: (q) => execFileSync(path.join(PGBIN, 'psql'), ['-h', pgdir, '-p', String(pg), '-U', 'postgres', '-d', 'natter', '-XAtqc', q],
       { env: pgenv, ...ids }).toString().split('\n').filter(Boolean),
-    metrics: { router: mRouter, persister: mPersister, gateways: rest.filter((_, k) => k % 2 === 1).slice(0, nFront) },
+    metrics: { router: mRouter, persister: mPersister, gateways: rest.filter((_, k) => k % 2 === 1).slice(0, nFront),
+      nats: natsMon },
     front: () => front.map((p, i) => ({ name: `gw${i + 1}`, pid: p.pid })), backend,
     async stop() {
       for (const p of front) await stop(p);

@@ -4,7 +4,7 @@
 // Stepping stops when acks/s grows by less than 10 % or falls under 90 % of the offered
 // rate. After every step the stored rows of that step's rooms are checked: each send that
 // got no error is stored exactly once, with gap-free seqs per room.
-import { failures, say, sleep, ms, pidArgs, runBench } from '../lib.mjs';
+import { failures, say, sleep, ms, pidArgs, runBench, dumpState } from '../lib.mjs';
 
 const pct = (cpu, secs) => (secs > 0.1 ? Math.round((100 * cpu) / secs) : null);
 
@@ -45,7 +45,10 @@ export async function checkStored(sys, prefix, r, label, { maxWaitS = 30 } = {})
   if (!errors && s.rows !== sent) problems.push(`${s.rows} rows for ${sent} sends, none refused`);
   if (s.duplicates) problems.push(`${s.duplicates} duplicate (room, client_msg_id) rows`);
   if (s.rooms_with_seq_gaps) problems.push(`${s.rooms_with_seq_gaps} rooms whose seqs are not 1..count`);
-  if (problems.length) failures.push(`${label}: not persisted exactly once: ${problems.join('; ')}`);
+  if (problems.length) {
+    failures.push(`${label}: not persisted exactly once: ${problems.join('; ')}`);
+    await dumpState(sys, label.replace(/[^a-z0-9]+/gi, '-'));
+  }
   return { persisted_rows: s.rows, sent_total: sent, acks_total: acks, send_errors: errors,
     stored_despite_error: Math.max(0, s.rows - (sent - errors)), duplicates: s.duplicates,
     rooms_with_seq_gaps: s.rooms_with_seq_gaps, exactly_once: problems.length ? 'NO' : 'yes',
