@@ -17,7 +17,8 @@
  * {apps, users, jsons}, parallel arrays of strings, jsons[i] the client frame for
  * user users[i] of app apps[i]. */
 #define NT_UNREAD_SUBJECT "natter.unread"
-/* A batch is published once its JSON frames reach this many bytes. */
+/* A batch is published once its JSON frames reach this many bytes, or half the
+ * server's max_payload when that is smaller. */
 #define NT_UNREAD_BATCH_BYTES (256 * 1024)
 
 typedef struct nt_envw {

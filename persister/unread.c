@@ -101,7 +101,11 @@ static void flush_publish(ps_unread *u, flush_out *o)
     o->jsons[o->n] = js;
     o->n++;
     o->bytes += strlen(js);
-    if (o->bytes >= NT_UNREAD_BATCH_BYTES)
+    int64_t server_max = natsConnection_GetMaxPayload(nt_bus_conn(u->ctx->bus));
+    size_t limit = NT_UNREAD_BATCH_BYTES;
+    if (server_max > 0 && (size_t)server_max / 2 < limit)
+        limit = (size_t)server_max / 2;
+    if (o->bytes >= limit)
         batch_publish(u, o);
 }
 
