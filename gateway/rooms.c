@@ -151,6 +151,12 @@ static bool obj_cstr(const msgpack_object *o, char *buf, size_t cap)
     return true;
 }
 
+/* True when o is an array of n elements. */
+static bool array_of(const msgpack_object *o, uint32_t n)
+{
+    return o && o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == n;
+}
+
 /* NT_UNREAD_SUBJECT: one persister flush chunk, {apps, users, jsons} as parallel
  * string arrays, broadcast to every gateway; each sends the events of the users it
  * holds. One NATS message per chunk instead of one per user (each a hop through
@@ -162,24 +168,22 @@ static void on_unread_batch(nt_bus *bus, const nt_bus_msg *msg, void *arg)
         return;
     const msgpack_object *apps = nt_envr_get(&r, "apps"), *ids = nt_envr_get(&r, "users"),
                          *jsons = nt_envr_get(&r, "jsons");
-    if (apps && ids && jsons && apps->type == MSGPACK_OBJECT_ARRAY &&
-        ids->type == MSGPACK_OBJECT_ARRAY && jsons->type == MSGPACK_OBJECT_ARRAY &&
-        apps->via.array.size == ids->via.array.size &&
-        ids->via.array.size == jsons->via.array.size) {
-        for (uint32_t i = 0; i < ids->via.array.size; i++) {
-            char app[65], id[65];
-            const msgpack_object *j = &jsons->via.array.ptr[i];
-            if (!obj_cstr(&apps->via.array.ptr[i], app, sizeof app) ||
-                !obj_cstr(&ids->via.array.ptr[i], id, sizeof id) || j->type != MSGPACK_OBJECT_STR)
-                continue;
-            gw_user *u = gw_user_find(app, id);
-            if (!u)
-                continue;
-            gw_buf *b = gw_buf_create(j->via.str.ptr, j->via.str.size);
-            for (gw_conn *c = u->conns; c; c = c->next)
-                gw_conn_enqueue(c, b);
-            gw_buf_release(b);
-        }
+    uint32_t n = ids && ids->type == MSGPACK_OBJECT_ARRAY ? ids->via.array.size : 0;
+    if (!array_of(apps, n) || !array_of(jsons, n))
+        n = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        char app[65], id[65];
+        const msgpack_object *j = &jsons->via.array.ptr[i];
+        if (!obj_cstr(&apps->via.array.ptr[i], app, sizeof app) ||
+            !obj_cstr(&ids->via.array.ptr[i], id, sizeof id) || j->type != MSGPACK_OBJECT_STR)
+            continue;
+        gw_user *u = gw_user_find(app, id);
+        if (!u)
+            continue;
+        gw_buf *b = gw_buf_create(j->via.str.ptr, j->via.str.size);
+        for (gw_conn *c = u->conns; c; c = c->next)
+            gw_conn_enqueue(c, b);
+        gw_buf_release(b);
     }
     nt_envr_free(&r);
 }

@@ -39,13 +39,17 @@ struct ps_unread {
     bool warned;
 };
 
-typedef struct flush_out {       /* one user's event being built from result rows */
-    char app[65], user[65];
+/* One user's event being built from result rows, and the batch for NT_UNREAD_SUBJECT
+ * (parallel arrays). app and user strings point into the PGresult, which outlives
+ * every publish of on_flushed; only the JSON frames are owned. */
+typedef struct flush_out {
+    const char *app, *user;
     json_t *rooms;
     int64_t total;
-    /* the batch for NT_UNREAD_SUBJECT: parallel arrays, strings owned */
-    char **apps, **users, **jsons;
+    const char **apps, **users;
+    char **jsons;
     size_t n, cap, bytes;
+    size_t limit;                /* publish once the frames reach this many bytes */
 } flush_out;
 
 static void flush_chunk(ps_unread *u);
@@ -60,8 +64,8 @@ static void batch_publish(ps_unread *u, flush_out *o)
     size_t len;
     nt_envw_init(&w);
     nt_envw_cstr(&w, "type", "unread");
-    nt_envw_str_array(&w, "apps", (const char *const *)o->apps, o->n);
-    nt_envw_str_array(&w, "users", (const char *const *)o->users, o->n);
+    nt_envw_str_array(&w, "apps", o->apps, o->n);
+    nt_envw_str_array(&w, "users", o->users, o->n);
     nt_envw_str_array(&w, "jsons", (const char *const *)o->jsons, o->n);
     const char *data = nt_envw_finish(&w, &len);
     if (nt_bus_publish(u->ctx->bus, NT_UNREAD_SUBJECT, NULL, data, len) != NT_OK)
@@ -69,11 +73,8 @@ static void batch_publish(ps_unread *u, flush_out *o)
     else
         nt_metric_add(u->ctx->m.unread_events, (int64_t)o->n);
     nt_envw_free(&w);
-    for (size_t i = 0; i < o->n; i++) {
-        nt_free(o->apps[i]);
-        nt_free(o->users[i]);
+    for (size_t i = 0; i < o->n; i++)
         free(o->jsons[i]);
-    }
     o->n = 0;
     o->bytes = 0;
 }
@@ -96,16 +97,12 @@ static void flush_publish(ps_unread *u, flush_out *o)
         o->users = nt_realloc(o->users, o->cap * sizeof *o->users);
         o->jsons = nt_realloc(o->jsons, o->cap * sizeof *o->jsons);
     }
-    o->apps[o->n] = nt_strdup(o->app);
-    o->users[o->n] = nt_strdup(o->user);
+    o->apps[o->n] = o->app;
+    o->users[o->n] = o->user;
     o->jsons[o->n] = js;
     o->n++;
     o->bytes += strlen(js);
-    int64_t server_max = natsConnection_GetMaxPayload(nt_bus_conn(u->ctx->bus));
-    size_t limit = NT_UNREAD_BATCH_BYTES;
-    if (server_max > 0 && (size_t)server_max / 2 < limit)
-        limit = (size_t)server_max / 2;
-    if (o->bytes >= limit)
+    if (o->bytes >= o->limit)
         batch_publish(u, o);
 }
 
@@ -119,13 +116,16 @@ static void on_flushed(PGresult *res, void *arg)
                 res ? PQresultErrorMessage(res) : "connection lost");
         return;
     }
-    flush_out o = { .rooms = NULL, .n = 0 };
+    flush_out o = { .rooms = NULL, .n = 0, .limit = NT_UNREAD_BATCH_BYTES };
+    int64_t server_max = natsConnection_GetMaxPayload(nt_bus_conn(u->ctx->bus));
+    if (server_max > 0 && (size_t)server_max / 2 < o.limit)
+        o.limit = (size_t)server_max / 2;
     for (int i = 0; i < PQntuples(res); i++) {
         const char *app = PQgetvalue(res, i, 0), *user = PQgetvalue(res, i, 1);
         if (o.rooms == NULL || strcmp(app, o.app) != 0 || strcmp(user, o.user) != 0) {
             flush_publish(u, &o);
-            snprintf(o.app, sizeof o.app, "%s", app);
-            snprintf(o.user, sizeof o.user, "%s", user);
+            o.app = app;
+            o.user = user;
             o.rooms = json_object();
             o.total = strtoll(PQgetvalue(res, i, 4), NULL, 10);
         }
