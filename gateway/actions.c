@@ -24,6 +24,7 @@ struct gw_pending {                     /* one send_message awaiting its ack */
     gw_pending *gnext, *gprev;          /* global FIFO by deadline */
     gw_conn *conn;
     json_t *ref;                        /* NULL when the client gave none */
+    int64_t received_ms;
     int64_t deadline_ms;
     char cmid[];
 };
@@ -133,7 +134,8 @@ static void pending_add(gw_conn *c, const char *cmid, const json_t *ref)
     p->conn = c;
     p->ref = ref ? json_incref((json_t *)ref) : NULL;
     int64_t wait = 6 * (int64_t)gw.cfg.request_timeout_ms;
-    p->deadline_ms = nt_now_ms() + (wait > GW_SEND_CONFIRM_MIN_MS ? wait : GW_SEND_CONFIRM_MIN_MS);
+    p->received_ms = nt_now_ms();
+    p->deadline_ms = p->received_ms + (wait > GW_SEND_CONFIRM_MIN_MS ? wait : GW_SEND_CONFIRM_MIN_MS);
     p->next = c->pending;
     c->pending = p;
     c->npending++;
@@ -170,6 +172,7 @@ static void pending_ack(gw_pending *p, const char *json, size_t len)
 {
     gw_conn_send_ack(p->conn, p->ref, json, len);
     nt_metric_add(gw.m.acks, 1);
+    nt_metric_add(gw.m.ack_ms_sum, nt_now_ms() - p->received_ms);
     pending_remove(p);
 }
 

@@ -42,6 +42,7 @@ typedef struct gw_metrics {
     nt_metric *writes;
     nt_metric *messages_sent;       /* send_message published to the store */
     nt_metric *acks;                /* send_message acks delivered */
+    nt_metric *ack_ms_sum;          /* sum of receipt-to-ack times, ms */
     nt_metric *slow_closed;         /* connections closed as slow consumers */
     nt_metric *ping_closed;         /* connections closed for answering no ping */
     nt_metric *refused;             /* upgrades refused over NATTER_MAX_CONNECTIONS */

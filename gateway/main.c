@@ -130,6 +130,8 @@ static void register_metrics(void)
                                   "Writes (send calls) carrying frames to clients: frames_out / writes = frames per system call");
     m->messages_sent = nt_metric_counter("natter_gateway_messages_sent_total", "send_message published to the store");
     m->acks = nt_metric_counter("natter_gateway_acks_total", "send_message acks delivered");
+    m->ack_ms_sum = nt_metric_counter("natter_gateway_ack_latency_ms_total",
+                                      "Sum over acked sends of frame received to ack queued, ms");
     m->slow_closed = nt_metric_counter("natter_gateway_slow_consumers_closed_total", "Connections closed for a full send queue");
     m->ping_closed = nt_metric_counter("natter_gateway_ping_timeouts_total", "Connections closed for answering no ping");
     m->refused = nt_metric_counter("natter_gateway_refused_total", "Upgrades refused (connection limit or stopping)");

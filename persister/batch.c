@@ -26,6 +26,8 @@
 #define BATCH_MAX_TYPE_BYTES 32
 #define BATCH_MAX_REF_BYTES 64
 #define BATCH_MAX_NAME_BYTES 256
+#define BATCH_SLOW_MS 1000        /* a commit slower than this is counted and logged */
+#define BATCH_SLOW_LOG_MS 10000
 
 const ps_pg_stmt ps_batch_stmts[] = {
     { "claim", "SELECT natter_claim($1::int)", 1 },
@@ -56,6 +58,7 @@ typedef struct ps_item {
     char *id;
     int64_t seq;
     char *created_at;
+    int64_t ts;           /* gateway receipt, ms since the epoch (0: unknown) */
 } ps_item;
 
 struct ps_batch {
@@ -75,6 +78,8 @@ struct ps_batch {
     uv_timer_t *retry;    /* heap, closed with the batch */
     int retries;
     uint64_t t0;
+    int64_t fetched_ms;   /* wall clock when the batch reached the loop */
+    int64_t published_ms; /* wall clock when its acks and events went out */
 };
 
 static void batch_send(ps_batch *b);
@@ -174,6 +179,8 @@ static void item_decode(ps_ctx *ctx, ps_item *it, natsMsg *m)
     if (it->app == NULL || it->sender == NULL || it->cmid == NULL || it->cmid[0] == '\0')
         goto out;
     it->kind = IT_BAD;
+    if (!nt_envr_int(&r, "ts", &it->ts))
+        it->ts = 0;
     it->room = env_id(&r, "room");
     if (it->room == NULL) {
         it->bad_reason = "invalid room id";
@@ -422,6 +429,10 @@ static void item_publish(ps_ctx *ctx, const ps_item *it)
     }
     if (strcmp(it->status, "ok") == 0) {
         nt_metric_add(ctx->m.committed, 1);
+        if (it->ts > 0) {
+            nt_metric_add(ctx->m.fetch_lag_ms_sum, it->batch->fetched_ms - it->ts);
+            nt_metric_add(ctx->m.publish_lag_ms_sum, it->batch->published_ms - it->ts);
+        }
         publish_room_event(ctx, it);
         publish_ack(ctx, it);
         ps_unread_room(ctx->unread, it->app, it->room_id);
@@ -443,6 +454,26 @@ static void item_publish(ps_ctx *ctx, const ps_item *it)
     }
 }
 
+/* A commit that took seconds means a sick database or plan, not load: the
+ * commits behind it on the same write connection wait for it. Counted always,
+ * logged at most once per BATCH_SLOW_LOG_MS with the count since. */
+static void batch_note_slow(const ps_batch *b, uint64_t ms)
+{
+    static uint64_t last_log, unlogged;
+    ps_ctx *ctx = b->ctx;
+    nt_metric_add(ctx->m.slow_commits, 1);
+    unlogged++;
+    uint64_t now = uv_now(ctx->loop);
+    if (last_log != 0 && now - last_log < BATCH_SLOW_LOG_MS)
+        return;
+    nt_warn("partition %u: a batch of %d took %llu ms to commit on write connection %u "
+            "(%llu commits over %d ms since the last warning)",
+            b->part->p, b->n, (unsigned long long)ms, b->part->p % ctx->nwpg,
+            (unsigned long long)unlogged, BATCH_SLOW_MS);
+    last_log = now;
+    unlogged = 0;
+}
+
 /* The transaction is committed (or nothing needed writing): ack, then publish. */
 static void batch_committed(ps_batch *b, bool wrote)
 {
@@ -454,10 +485,13 @@ static void batch_committed(ps_batch *b, bool wrote)
     if (s != NATS_OK)
         nt_warn("partition %u: ack failed: %s (redelivery will be skipped as committed)",
                 b->part->p, natsStatus_GetText(s));
+    b->published_ms = nt_now_ms();
     for (int i = 0; i < b->n; i++)
         item_publish(ctx, &b->items[i]);
     if (wrote) {
         uint64_t ms = uv_now(ctx->loop) - b->t0;
+        if (ms >= BATCH_SLOW_MS)
+            batch_note_slow(b, ms);
         nt_metric_add(ctx->m.batches, 1);
         nt_metric_set(ctx->m.batch_size, b->n);
         nt_metric_set(ctx->m.commit_ms, (int64_t)ms);
@@ -583,6 +617,7 @@ void ps_batch_deliver(void *arg)
     b->part = part;
     b->gen = f->gen;
     b->list = f->list;
+    b->fetched_ms = nt_now_ms();
     nt_free(f);
     b->n = b->list.Count;
     b->items = nt_calloc((size_t)b->n, sizeof(*b->items));

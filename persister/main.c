@@ -80,6 +80,14 @@ static void register_metrics(ps_metrics *m)
                                    "Send-to-commit latency of the last batch, ms");
     m->commit_ms_sum = nt_metric_counter("natter_persister_commit_latency_ms_total",
                                          "Sum of batch commit latencies, ms");
+    m->slow_commits = nt_metric_counter("natter_persister_slow_commits_total",
+                                        "Batches that took a second or more to commit");
+    m->fetch_lag_ms_sum = nt_metric_counter(
+        "natter_persister_fetch_lag_ms_total",
+        "Sum over stored messages of gateway receipt to fetch by the persister, ms");
+    m->publish_lag_ms_sum = nt_metric_counter(
+        "natter_persister_publish_lag_ms_total",
+        "Sum over stored messages of gateway receipt to ack and room event published, ms");
     m->batch_retries = nt_metric_counter("natter_persister_batch_retries_total",
                                          "Batches sent again after a failed transaction");
     m->owned = nt_metric_gauge("natter_persister_owned_partitions", "Partitions owned now");

@@ -51,6 +51,9 @@ typedef struct ps_metrics {
     nt_metric *batch_size;    /* messages in the last committed batch */
     nt_metric *commit_ms;     /* latency of the last commit, ms */
     nt_metric *commit_ms_sum; /* sum of commit latencies, ms */
+    nt_metric *slow_commits;       /* batches that took BATCH_SLOW_MS or more to commit */
+    nt_metric *fetch_lag_ms_sum;   /* per stored message: gateway receipt to fetched, ms */
+    nt_metric *publish_lag_ms_sum; /* per stored message: gateway receipt to published, ms */
     nt_metric *batch_retries; /* batches re-sent after a failed transaction */
     nt_metric *owned;         /* partitions owned now */
     nt_metric *pg_reconnects; /* PostgreSQL connections lost */
