@@ -105,6 +105,7 @@ typedef struct nb_thread {
     uint64_t rng;
     nb_hist lat;                  /* send -> delivery, measure window */
     nb_hist ack;                  /* send -> ack (natter), measure window */
+    nb_hist *lat_sec;             /* send -> delivery per second of the window (nb_nsec) */
     nb_counters n;
     _Atomic int ready, closed, opened;
     _Atomic int64_t first_ready_ns, last_ready_ns;
@@ -113,6 +114,8 @@ typedef struct nb_thread {
 
 extern nb_opts nb_o;
 extern _Atomic int nb_phase;
+extern _Atomic int64_t nb_measure_ns; /* start of the measure window */
+extern int nb_nsec;                   /* seconds in lat_sec */
 extern char **nb_tokens;          /* natter: one JWT per connection */
 
 /* ws.c */

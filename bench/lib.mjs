@@ -170,6 +170,11 @@ export async function startNatter(nFront) {
   procs.push(start('natter-nats', 'nats-server', ['-js', '-sd', path.join(dir, 'nats'), '-a', '127.0.0.1', '-p', String(nats), '-m', String(natsMon)], { killSig: 'SIGINT' }));
   procs.push(start('natter-redis', 'redis-server', ['--bind', '127.0.0.1', '--port', String(redis), '--dir', dir, '--save', '', '--appendonly', 'no']));
   const ids = userIds('postgres');
+  // Any statement of 2 s or more (also inside natter's functions) logs its plan to
+  // natter-postgres.log: the rare multi-second commits are to be diagnosed, not guessed.
+  // Statements under that cost two clock reads each.
+  const PG_DIAG_OPTS = ['shared_preload_libraries=auto_explain', 'auto_explain.log_min_duration=2000',
+    'auto_explain.log_nested_statements=on', 'auto_explain.log_level=warning'].flatMap((o) => ['-c', o]);
   const pgdir = path.join(dir, 'pg');
   fs.mkdirSync(pgdir);
   if (ids.uid !== undefined) fs.chownSync(pgdir, ids.uid, ids.gid);
@@ -179,7 +184,8 @@ export async function startNatter(nFront) {
   const fsync = process.env.BENCH_PG_FSYNC === 'off' ? 'off' : 'on';
   const postgres = start('natter-postgres', path.join(PGBIN, 'postgres'),
     ['-D', path.join(pgdir, 'data'), '-p', String(pg), '-k', pgdir, '-c', 'listen_addresses=127.0.0.1', '-c', `fsync=${fsync}`,
-      '-c', 'max_connections=100', '-c', 'log_min_messages=warning'], { env: pgenv, ...ids, killSig: 'SIGQUIT' });
+      '-c', 'max_connections=100', '-c', 'log_min_messages=warning', ...PG_DIAG_OPTS,
+      ...(process.env.BENCH_PG_OPTS || '').split(/\s+/).filter(Boolean).flatMap((o) => ['-c', o])], { env: pgenv, ...ids, killSig: 'SIGQUIT' });
   procs.push(postgres);
   await waitFor('postgres', async () => {
     execFileSync(path.join(PGBIN, 'psql'), ['-h', pgdir, '-p', String(pg), '-U', 'postgres', '-d', 'postgres', '-Xqc', 'CREATE DATABASE natter'],

@@ -18,6 +18,8 @@
 
 nb_opts nb_o;
 _Atomic int nb_phase = NB_PH_CONNECT;
+_Atomic int64_t nb_measure_ns;
+int nb_nsec;
 char **nb_tokens;
 
 static volatile sig_atomic_t stop_requested;
@@ -258,9 +260,11 @@ int main(int argc, char **argv)
     double mint_s = (double)(nb_now() - t_mint) / 1e9;
 
     threads = calloc((size_t)nb_o.threads, sizeof *threads);
+    nb_nsec = (int)nb_o.duration + 1;
     for (int t = 0; t < nb_o.threads; t++) {
         nb_thread *th = &threads[t];
         th->index = t;
+        th->lat_sec = calloc((size_t)nb_nsec, sizeof *th->lat_sec);
         th->ep = epoll_create1(EPOLL_CLOEXEC);
         int cnt = nb_o.conns / nb_o.threads + (t < nb_o.conns % nb_o.threads);
         th->conns = calloc((size_t)cnt, sizeof *th->conns);
@@ -306,6 +310,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < nb_o.npids; i++) w0[i] = sample_pid(nb_o.pids[i]);
     double bench_cpu0 = self_cpu();
     int64_t m0 = nb_now();
+    atomic_store(&nb_measure_ns, m0);
     atomic_store(&nb_phase, NB_PH_MEASURE);
     sleep_s(nb_o.duration);
     atomic_store(&nb_phase, NB_PH_DRAIN);
@@ -380,6 +385,17 @@ int main(int argc, char **argv)
     json_object_set_new(o, "bytes_out", json_integer((json_int_t)n.bytes_out));
     json_object_set_new(o, "latency", hist_json(lat));
     if (nb_o.dialect == &nb_dialect_natter) json_object_set_new(o, "ack_latency", hist_json(ack));
+    /* The tail over time: a steady p99 and one stall of the same p99 read alike above. */
+    json_t *by_sec = json_array();
+    for (int k = 0; k < nb_nsec; k++) {
+        nb_hist *h = calloc(1, sizeof *h);
+        for (int t = 0; t < nb_o.threads; t++) nb_hist_merge(h, &threads[t].lat_sec[k]);
+        if (h->count) json_array_append_new(by_sec, json_pack("{s:i, s:I, s:f, s:f, s:f}", "s", k,
+            "count", (json_int_t)h->count, "p50_us", nb_hist_quantile(h, 0.50) / 1e3,
+            "p99_us", nb_hist_quantile(h, 0.99) / 1e3, "max_us", h->max / 1e3));
+        free(h);
+    }
+    json_object_set_new(o, "latency_by_second", by_sec);
     json_object_set_new(o, "bench_cpu_s", json_real(bench_cpu1 - bench_cpu0));
     json_object_set_new(o, "servers", servers);
     json_object_set_new(o, "server_cpu_by_name", groups);

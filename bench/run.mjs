@@ -10,6 +10,7 @@
 //   BENCH_BIN_DIR     where natter-gateway/-router/-persister and bench/natter-bench are
 //   BENCH_OUT_DIR     where results go (default bench/results, smoke: bench/results/tmp)
 //   BENCH_PG_FSYNC    on (default) | off: PostgreSQL fsync for natter's store
+//   BENCH_PG_OPTS     "name=value name=value": extra PostgreSQL settings (experiments)
 //   BENCH_KEEP=1      keep the temp dir (logs) after the run
 import fs from 'node:fs';
 import path from 'node:path';

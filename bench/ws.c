@@ -79,7 +79,10 @@ void nb_record_delivery(nb_conn *c, int64_t ts)
     if (atomic_load_explicit(&nb_phase, memory_order_relaxed) != NB_PH_MEASURE) return;
     t->n.deliveries_window++;
     int64_t now = nb_now();
-    if (ts > 0 && now >= ts) nb_hist_add(&t->lat, (uint64_t)(now - ts));
+    if (ts <= 0 || now < ts) return;
+    nb_hist_add(&t->lat, (uint64_t)(now - ts));
+    int64_t sec = (now - atomic_load_explicit(&nb_measure_ns, memory_order_relaxed)) / 1000000000;
+    if (sec >= 0 && sec < nb_nsec) nb_hist_add(&t->lat_sec[sec], (uint64_t)(now - ts));
 }
 
 void nb_record_ack(nb_conn *c, int64_t ts)
