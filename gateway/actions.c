@@ -24,6 +24,7 @@ struct gw_pending {                     /* one send_message awaiting its ack */
     gw_pending *gnext, *gprev;          /* global FIFO by deadline */
     gw_conn *conn;
     json_t *ref;                        /* NULL when the client gave none */
+    gw_room *room;                      /* held until answered: the ack rides its event */
     int64_t received_ms;
     int64_t deadline_ms;
     char cmid[];
@@ -126,13 +127,16 @@ static gw_pending *pending_find(gw_conn *c, const char *cmid, size_t len)
     return NULL;
 }
 
-static void pending_add(gw_conn *c, const char *cmid, const json_t *ref)
+/* room: the room whose message event will carry the ack (NULL: the user subject
+ * will); the pending send owns one interest reference on it until answered. */
+static void pending_add(gw_conn *c, const char *cmid, const json_t *ref, gw_room *room)
 {
     size_t n = strlen(cmid) + 1;
     gw_pending *p = nt_calloc(1, sizeof *p + n);
     memcpy(p->cmid, cmid, n);
     p->conn = c;
     p->ref = ref ? json_incref((json_t *)ref) : NULL;
+    p->room = room;
     int64_t wait = 6 * (int64_t)gw.cfg.request_timeout_ms;
     p->received_ms = nt_now_ms();
     p->deadline_ms = p->received_ms + (wait > GW_SEND_CONFIRM_MIN_MS ? wait : GW_SEND_CONFIRM_MIN_MS);
@@ -165,6 +169,8 @@ static void pending_remove(gw_pending *p)
     else
         fifo_tail = p->gprev;
     json_decref(p->ref);
+    if (p->room)
+        gw_room_release(p->room);
     nt_free(p);
 }
 
@@ -222,6 +228,12 @@ void gw_actions_user_envelope(gw_user *u, const nt_envr *r)
     for (gw_conn *c = u->conns; c; c = c->next)
         pending_answer_all(c, cmid, clen, ack ? json : NULL, jlen,
                            gw_errcode_parse(code, codelen), text);
+}
+
+void gw_actions_ack(gw_user *u, const char *cmid, size_t clen, const char *json, size_t jlen)
+{
+    for (gw_conn *c = u->conns; c; c = c->next)
+        pending_answer_all(c, cmid, clen, json, jlen, GW_E_INTERNAL, NULL);
 }
 
 /* ---- send_message ---- */
@@ -305,7 +317,8 @@ static void act_send_room(gw_conn *c, const gw_frame *f, bool need_sub)
     if (!gw_frame_need_room(f, &err) || !gw_send_parse(f, gw.cfg.max_message_chars, &s, &err))
         return send_error(c, f->ref, &err);
     const char *room = f->channel.id;
-    if (need_sub && !gw_member_find(c, room)) {
+    gw_member *m = gw_member_find(c, room);
+    if (need_sub && !m) {
         gw_fail(&err, GW_E_FORBIDDEN, "subscribe to room %s first", room);
         return send_error(c, f->ref, &err);
     }
@@ -321,7 +334,7 @@ static void act_send_room(gw_conn *c, const gw_frame *f, bool need_sub)
     if (pending_find(c, cmid, strlen(cmid))) {
         /* A resend while the first is in flight: its ref is answered with the
          * first one's ack; nothing is published twice. */
-        pending_add(c, cmid, f->ref);
+        pending_add(c, cmid, f->ref, NULL);
         return;
     }
 
@@ -341,6 +354,15 @@ static void act_send_room(gw_conn *c, const gw_frame *f, bool need_sub)
     nt_envw_cstr(&w, "gw", gw.cfg.gw_id);
     nt_envw_cstr(&w, "conn", c->id);
     nt_envw_int(&w, "ts", nt_now_ms());
+    /* The pending send holds the room's subject (a dm send without a subscription
+     * subscribes it, before the publish on the same connection): the message event
+     * reaches this gateway, so it carries the ack and the persister publishes none
+     * on the user subject. */
+    gw_room *pin = m ? m->room : gw_room_acquire(c->user->app, room);
+    if (m)
+        gw_room_hold(pin);
+    if (pin)
+        nt_envw_bool(&w, "rack", true);
     const char *data = nt_envw_finish(&w, &len);
     snprintf(subject, sizeof subject, "natter.in.%s.%u", c->user->app,
              nt_partition(c->user->app, room, gw.cfg.partitions));
@@ -351,10 +373,12 @@ static void act_send_room(gw_conn *c, const gw_frame *f, bool need_sub)
     nt_envw_free(&w);
     if (st != NT_OK) {
         req_free(q);
+        if (pin)
+            gw_room_release(pin);
         gw_fail(&err, GW_E_UNAVAILABLE, "message store unavailable, retry with the same client_msg_id");
         return send_error(c, f->ref, &err);
     }
-    pending_add(c, cmid, f->ref);
+    pending_add(c, cmid, f->ref, pin);
     nt_metric_add(gw.m.messages_sent, 1);
     gw_presence_typing_stop(c, room);
 }

@@ -18,6 +18,8 @@ void gw_actions_frame(gw_conn *c, const char *buf, size_t len);
 /* Verifies a token for c: on success sends "connected" (and an ack when ref) and
  * publishes natter.ctl.conn open; on failure sends unauthorized and closes 4001. */
 void gw_actions_authenticate(gw_conn *c, const char *token, size_t len, const json_t *ref);
+/* Answers every send of u's connections pending on cmid with the ack data json. */
+void gw_actions_ack(gw_user *u, const char *cmid, size_t clen, const char *json, size_t jlen);
 /* An ack / send_error envelope on a user subject: answers the pending send. */
 void gw_actions_user_envelope(struct gw_user *u, const nt_envr *r);
 /* LWS_CALLBACK_CLOSED: forgets pending sends, leaves rooms and user, publishes close. */

@@ -84,6 +84,29 @@ void gw_member_replay_finish(gw_member *m, int64_t last_seq)
     replay_free(rp);
 }
 
+/* A message event may carry its send's ack (internals.md, send path): every gateway
+ * holding the sender answers that user's sends pending on cmid (a resend through
+ * another gateway waits for the same ack). */
+static void room_event_ack(const gw_room *room, const nt_envr *r)
+{
+    size_t slen, clen, alen;
+    const char *ack = nt_envr_str(r, "ack", &alen);
+    const char *sender = ack ? nt_envr_str(r, "sender", &slen) : NULL;
+    const char *cmid = sender ? nt_envr_str(r, "cmid", &clen) : NULL;
+    char app[65], user[65];               /* ids are at most 64 characters */
+    const char *a = room->subject + sizeof "natter.room." - 1;
+    size_t applen = (size_t)(room->id - 1 - a);
+    if (!cmid || slen >= sizeof user || applen >= sizeof app)
+        return;
+    memcpy(app, a, applen);
+    app[applen] = '\0';
+    memcpy(user, sender, slen);
+    user[slen] = '\0';
+    gw_user *u = gw_user_find(app, user);
+    if (u)
+        gw_actions_ack(u, cmid, clen, ack, alen);
+}
+
 static void on_room_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
 {
     gw_room *room = arg;
@@ -122,6 +145,8 @@ static void on_room_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
         }
         gw_buf_release(b);
     }
+    if (r.map)
+        room_event_ack(room, &r);
     nt_envr_free(&r);
 }
 
@@ -298,6 +323,11 @@ gw_room *gw_room_acquire(const char *app, const char *room)
     nt_map_put(&rooms, r->subject, r);
     nt_metric_add(gw.m.room_subjects, 1);
     return r;
+}
+
+void gw_room_hold(gw_room *r)
+{
+    r->interest++;
 }
 
 void gw_room_release(gw_room *r)

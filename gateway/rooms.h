@@ -55,6 +55,9 @@ nt_status gw_rooms_start(void);
 /* Takes one interest reference on a room, subscribing its subject first when this
  * gateway had none. NULL when the subscription failed. */
 gw_room *gw_room_acquire(const char *app, const char *room);
+/* One more interest reference on a room already held (a send awaiting its ack in
+ * the room's message event keeps the subject subscribed). */
+void gw_room_hold(gw_room *r);
 /* Drops one reference; the last one unsubscribes and frees the room. */
 void gw_room_release(gw_room *r);
 size_t gw_room_count(void);

@@ -59,6 +59,7 @@ typedef struct ps_item {
     int64_t seq;
     char *created_at;
     int64_t ts;           /* gateway receipt, ms since the epoch (0: unknown) */
+    bool rack;            /* the message event carries the ack (the gateway holds the room) */
 } ps_item;
 
 struct ps_batch {
@@ -181,6 +182,8 @@ static void item_decode(ps_ctx *ctx, ps_item *it, natsMsg *m)
     it->kind = IT_BAD;
     if (!nt_envr_int(&r, "ts", &it->ts))
         it->ts = 0;
+    if (!nt_envr_bool(&r, "rack", &it->rack))
+        it->rack = false;
     it->room = env_id(&r, "room");
     if (it->room == NULL) {
         it->bad_reason = "invalid room id";
@@ -344,13 +347,19 @@ static json_t *ack_data(const ps_item *it)
     return o;
 }
 
+static char *ack_json(const ps_item *it)
+{
+    json_t *o = ack_data(it);
+    char *js = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return js;
+}
+
 static void publish_ack(ps_ctx *ctx, const ps_item *it)
 {
     char subject[256];
     snprintf(subject, sizeof(subject), "natter.user.%s.%s", it->app, it->sender);
-    json_t *o = ack_data(it);
-    char *js = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
+    char *js = ack_json(it);
     nt_envw w;
     nt_envw_init(&w);
     nt_envw_cstr(&w, "type", "ack");
@@ -374,7 +383,9 @@ static void publish_send_error(ps_ctx *ctx, const ps_item *it, const char *code,
     publish_env(ctx, subject, &w);
 }
 
-static void publish_room_event(ps_ctx *ctx, const ps_item *it)
+/* with_ack: the sender's gateway holds the room's subject for the send and answers
+ * it from this event, which then carries sender, cmid and the ack data. */
+static void publish_room_event(ps_ctx *ctx, const ps_item *it, bool with_ack)
 {
     char subject[256], channel[80];
     snprintf(subject, sizeof(subject), "natter.room.%s.%s", it->app, it->room_id);
@@ -402,7 +413,15 @@ static void publish_room_event(ps_ctx *ctx, const ps_item *it)
     nt_envw_cstr(&w, "room", it->room_id);
     nt_envw_int(&w, "seq", it->seq);
     nt_envw_cstr(&w, "json", js);
+    char *ack = NULL;
+    if (with_ack) {
+        ack = ack_json(it);
+        nt_envw_cstr(&w, "sender", it->sender);
+        nt_envw_cstr(&w, "cmid", it->cmid);
+        nt_envw_cstr(&w, "ack", ack);
+    }
     publish_env(ctx, subject, &w);
+    free(ack);
     free(js);
 }
 
@@ -433,14 +452,15 @@ static void item_publish(ps_ctx *ctx, const ps_item *it)
             nt_metric_add(ctx->m.fetch_lag_ms_sum, it->batch->fetched_ms - it->ts);
             nt_metric_add(ctx->m.publish_lag_ms_sum, it->batch->published_ms - it->ts);
         }
-        publish_room_event(ctx, it);
-        publish_ack(ctx, it);
+        publish_room_event(ctx, it, it->rack);
+        if (!it->rack)
+            publish_ack(ctx, it);
         ps_unread_room(ctx->unread, it->app, it->room_id);
     } else if (strcmp(it->status, "duplicate") == 0) {
         nt_metric_add(ctx->m.duplicates, 1);
         if (it->redelivered) {
             nt_metric_add(ctx->m.redelivered, 1);
-            publish_room_event(ctx, it);
+            publish_room_event(ctx, it, false);
         }
         publish_ack(ctx, it);
     } else if (strcmp(it->status, "not_found") == 0) {
