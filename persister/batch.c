@@ -476,12 +476,15 @@ static void item_publish(ps_ctx *ctx, const ps_item *it)
 
 /* A commit that took seconds means a sick database or plan, not load: the
  * commits behind it on the same write connection wait for it. Counted always,
- * logged at most once per BATCH_SLOW_LOG_MS with the count since. */
+ * logged at most once per BATCH_SLOW_LOG_MS with the count since; the
+ * connection's plans are rebuilt before its next statement (a plan made while
+ * the tables were nearly empty is the usual cause: pg.c). */
 static void batch_note_slow(const ps_batch *b, uint64_t ms)
 {
     static uint64_t last_log, unlogged;
     ps_ctx *ctx = b->ctx;
     nt_metric_add(ctx->m.slow_commits, 1);
+    ps_pg_replan(ps_wpg(ctx, b->part->p));
     unlogged++;
     uint64_t now = uv_now(ctx->loop);
     if (last_log != 0 && now - last_log < BATCH_SLOW_LOG_MS)

@@ -11,6 +11,13 @@
 
 #define PG_BACKOFF_MIN_MS 100
 #define PG_BACKOFF_MAX_MS 5000
+/* Cached plans are dropped (DISCARD PLANS before the next statement) 1 s after a
+ * connect, then after 2, 4, ... up to every 60 s, and at once on ps_pg_replan.
+ * A generic plan is built once per session, with the table sizes of that moment:
+ * one built while a table is nearly empty can cost a full scan the same as an
+ * index lookup and keep it while the table grows (docs/internals.md). */
+#define PG_REPLAN_FIRST_MS 1000
+#define PG_REPLAN_MAX_MS 60000
 
 typedef enum { PG_DOWN, PG_CONNECTING, PG_PREPARING, PG_UP, PG_CLOSED } pg_state;
 
@@ -46,6 +53,10 @@ struct ps_pg {
 
     pg_entry *head, *tail;
     size_t pending;
+
+    bool replan;          /* drop cached plans before the next statement */
+    uint64_t replan_at;   /* loop time of the next scheduled drop */
+    uint64_t replan_gap;  /* ms until the one after */
 };
 
 static void pg_connect(ps_pg *pg);
@@ -286,6 +297,9 @@ static void pg_on_connected(ps_pg *pg)
     }
     pg->state = PG_PREPARING;
     pg->prepare_failed = false;
+    pg->replan = false;
+    pg->replan_gap = PG_REPLAN_FIRST_MS;
+    pg->replan_at = uv_now(pg->loop) + pg->replan_gap;
     for (size_t i = 0; i < pg->nstmts; i++) {
         const ps_pg_stmt *s = &pg->stmts[i];
         if (!pg->failing && !PQsendPrepare(pg->conn, s->name, s->sql, s->nparams, NULL))
@@ -410,11 +424,31 @@ size_t ps_pg_pending(const ps_pg *pg)
     return pg->pending;
 }
 
+void ps_pg_replan(ps_pg *pg)
+{
+    pg->replan = true;
+}
+
+/* Queues DISCARD PLANS when one is due: the statements after it are planned anew. */
+static void pg_replan_if_due(ps_pg *pg)
+{
+    uint64_t now = uv_now(pg->loop);
+    if (!pg->replan && now < pg->replan_at)
+        return;
+    if (!pg->failing && !PQsendQueryParams(pg->conn, "DISCARD PLANS", 0, NULL, NULL, NULL, NULL, 0))
+        pg_fail_soon(pg);
+    pg_push(pg, false, NULL, NULL);
+    pg->replan = false;
+    pg->replan_gap = pg->replan_gap * 2 < PG_REPLAN_MAX_MS ? pg->replan_gap * 2 : PG_REPLAN_MAX_MS;
+    pg->replan_at = now + pg->replan_gap;
+}
+
 nt_status ps_pg_prepared(ps_pg *pg, const char *stmt, int nparams, const char *const *values,
                          ps_pg_result_cb cb, void *arg)
 {
     if (pg->state != PG_UP)
         return NT_EUNAVAIL;
+    pg_replan_if_due(pg);
     if (!pg->failing && !PQsendQueryPrepared(pg->conn, stmt, nparams, values, NULL, NULL, 0))
         pg_fail_soon(pg);
     pg_push(pg, false, cb, arg);

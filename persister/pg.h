@@ -43,6 +43,10 @@ size_t ps_pg_pending(const ps_pg *pg);
  * NT_EUNAVAIL when not up (cb is not called). Results arrive after ps_pg_sync. */
 nt_status ps_pg_prepared(ps_pg *pg, const char *stmt, int nparams, const char *const *values,
                          ps_pg_result_cb cb, void *arg);
+/* Drops the session's cached plans before the next statement (DISCARD PLANS):
+ * for a connection whose statement was unexpectedly slow. Besides, pg.c does it
+ * on a schedule: 1, 2, 4 ... 60 s after a connect, then every 60 s. */
+void ps_pg_replan(ps_pg *pg);
 /* Queues a pipeline sync point and flushes. Statements since the previous sync
  * form one implicit transaction, committed here. cb (may be NULL) gets the
  * PGRES_PIPELINE_SYNC result (the commit is done), an error result when the commit
