@@ -515,6 +515,7 @@ static void batch_committed(ps_batch *b, bool wrote)
         uint64_t ms = uv_now(ctx->loop) - b->t0;
         if (ms >= BATCH_SLOW_MS)
             batch_note_slow(b, ms);
+        ps_pg_wrote(ps_wpg(ctx, b->part->p), (uint64_t)b->nposts);
         nt_metric_add(ctx->m.batches, 1);
         nt_metric_set(ctx->m.batch_size, b->n);
         nt_metric_set(ctx->m.commit_ms, (int64_t)ms);

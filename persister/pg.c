@@ -11,12 +11,13 @@
 
 #define PG_BACKOFF_MIN_MS 100
 #define PG_BACKOFF_MAX_MS 5000
-/* Cached plans are dropped (DISCARD PLANS before the next statement) 1 s after a
- * connect, then after 2, 4, ... up to every 60 s, and at once on ps_pg_replan.
- * A generic plan is built once per session, with the table sizes of that moment:
- * one built while a table is nearly empty can cost a full scan the same as an
- * index lookup and keep it while the table grows (docs/internals.md). */
-#define PG_REPLAN_FIRST_MS 1000
+/* Cached plans are dropped (DISCARD PLANS before the next statement) every 60 s,
+ * whenever the rows a session wrote have doubled (ps_pg_wrote: after 1, 2, 4, ...),
+ * and at once on ps_pg_replan. A generic plan is built once per session, with the
+ * table sizes of that moment: one built while a table is nearly empty can cost a
+ * full scan the same as an index lookup and keep it while the table grows
+ * (docs/internals.md). By doubling, the plans in use were made after at least half
+ * of what the session wrote, however long it waited for its first row. */
 #define PG_REPLAN_MAX_MS 60000
 
 typedef enum { PG_DOWN, PG_CONNECTING, PG_PREPARING, PG_UP, PG_CLOSED } pg_state;
@@ -55,8 +56,9 @@ struct ps_pg {
     size_t pending;
 
     bool replan;          /* drop cached plans before the next statement */
-    uint64_t replan_at;   /* loop time of the next scheduled drop */
-    uint64_t replan_gap;  /* ms until the one after */
+    uint64_t replan_at;   /* loop time of the latest next drop */
+    uint64_t rows;        /* rows this session wrote (ps_pg_wrote) */
+    uint64_t replan_rows; /* drop when rows reaches this; then twice rows */
 };
 
 static void pg_connect(ps_pg *pg);
@@ -298,8 +300,9 @@ static void pg_on_connected(ps_pg *pg)
     pg->state = PG_PREPARING;
     pg->prepare_failed = false;
     pg->replan = false;
-    pg->replan_gap = PG_REPLAN_FIRST_MS;
-    pg->replan_at = uv_now(pg->loop) + pg->replan_gap;
+    pg->rows = 0;
+    pg->replan_rows = 1;
+    pg->replan_at = uv_now(pg->loop) + PG_REPLAN_MAX_MS;
     for (size_t i = 0; i < pg->nstmts; i++) {
         const ps_pg_stmt *s = &pg->stmts[i];
         if (!pg->failing && !PQsendPrepare(pg->conn, s->name, s->sql, s->nparams, NULL))
@@ -429,6 +432,15 @@ void ps_pg_replan(ps_pg *pg)
     pg->replan = true;
 }
 
+void ps_pg_wrote(ps_pg *pg, uint64_t rows)
+{
+    pg->rows += rows;
+    if (pg->rows >= pg->replan_rows) {
+        pg->replan = true;
+        pg->replan_rows = 2 * pg->rows;
+    }
+}
+
 /* Queues DISCARD PLANS when one is due: the statements after it are planned anew. */
 static void pg_replan_if_due(ps_pg *pg)
 {
@@ -439,8 +451,7 @@ static void pg_replan_if_due(ps_pg *pg)
         pg_fail_soon(pg);
     pg_push(pg, false, NULL, NULL);
     pg->replan = false;
-    pg->replan_gap = pg->replan_gap * 2 < PG_REPLAN_MAX_MS ? pg->replan_gap * 2 : PG_REPLAN_MAX_MS;
-    pg->replan_at = now + pg->replan_gap;
+    pg->replan_at = now + PG_REPLAN_MAX_MS;
 }
 
 nt_status ps_pg_prepared(ps_pg *pg, const char *stmt, int nparams, const char *const *values,

@@ -45,8 +45,10 @@ nt_status ps_pg_prepared(ps_pg *pg, const char *stmt, int nparams, const char *c
                          ps_pg_result_cb cb, void *arg);
 /* Drops the session's cached plans before the next statement (DISCARD PLANS):
  * for a connection whose statement was unexpectedly slow. Besides, pg.c does it
- * on a schedule: 1, 2, 4 ... 60 s after a connect, then every 60 s. */
+ * every 60 s and when the rows counted by ps_pg_wrote have doubled. */
 void ps_pg_replan(ps_pg *pg);
+/* Counts rows the session committed (a write connection's stored messages). */
+void ps_pg_wrote(ps_pg *pg, uint64_t rows);
 /* Queues a pipeline sync point and flushes. Statements since the previous sync
  * form one implicit transaction, committed here. cb (may be NULL) gets the
  * PGRES_PIPELINE_SYNC result (the commit is done), an error result when the commit
