@@ -124,7 +124,7 @@ export function tcpOk(port) {
 }
 
 // ------------------------------------------------------------------ /proc
-const CLK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+export const CLK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
 export function procSample(pid) {
   try {
@@ -232,6 +232,13 @@ export async function startNatter(nFront) {
     metrics: { router: mRouter, persister: mPersister, gateways: rest.filter((_, k) => k % 2 === 1).slice(0, nFront),
       nats: natsMon },
     front: () => front.map((p, i) => ({ name: `gw${i + 1}`, pid: p.pid })), backend,
+    /** PostgreSQL as started here: socket dir, port, env and uid/gid to run its tools. */
+    pg: { dir: pgdir, port: pg, env: pgenv, ids, pid: postgres.pid },
+    /** Stops natter's own processes, leaving NATS, Redis and PostgreSQL running. */
+    async stopApp() {
+      for (const p of front) await stop(p);
+      await stop(router); await stop(persister);
+    },
     async stop() {
       for (const p of front) await stop(p);
       await stop(router); await stop(persister);

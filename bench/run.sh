@@ -9,6 +9,8 @@
 #   BENCH_SCALE=medium|full bench/run.sh
 #   BENCH_SYSTEMS=natter,socketio,natsws  BENCH_SCENARIOS=idle,fanout,…  (defaults: all)
 #   BENCH_REPORT=0                     medium/full: do not run bench/report.mjs afterwards
+# With all scenarios (no BENCH_SCENARIOS) and natter among the systems it also runs
+# bench/pgfloor.mjs (PostgreSQL's cost per stored message, pgbench on natter's schema).
 # Results: bench/results/<date>-<scale>-<scenario>.json (smoke: bench/results/tmp/); then,
 # for medium/full, bench/report.mjs: docs/bench/*.png and docs/BENCHMARKS.md's generated part.
 set -euo pipefail
@@ -55,6 +57,17 @@ fi
 
 rc=0
 node "$here/run.mjs" || rc=$?
+# PostgreSQL's own cost per stored message (bench/pgfloor.mjs), with every scenario:
+# smoke with 1 s steps into bench/results/tmp/, medium/full with the default 8 s.
+pgfloor=0
+case ",${BENCH_SYSTEMS:-natter}," in *,natter,*) if [ -z "${BENCH_SCENARIOS:-}" ]; then pgfloor=1; fi ;; esac
+if [ "$pgfloor" = 1 ]; then
+  if [ "${BENCH_SCALE:-smoke}" = smoke ]; then
+    BENCH_PGFLOOR_SECS=1 BENCH_OUT_DIR="${BENCH_OUT_DIR:-bench/results/tmp}" node "$here/pgfloor.mjs" || rc=$(( rc ? rc : 1 ))
+  else
+    node "$here/pgfloor.mjs" || rc=$(( rc ? rc : 1 ))
+  fi
+fi
 if [ "$report" = 1 ]; then
   node "$here/report.mjs" || rc=$(( rc ? rc : 1 ))
 fi
