@@ -448,7 +448,8 @@ static void item_publish(ps_ctx *ctx, const ps_item *it)
     }
     if (strcmp(it->status, "ok") == 0) {
         nt_metric_add(ctx->m.committed, 1);
-        if (it->ts > 0) {
+        /* wall clocks of two hosts: a skewed one must not make a counter go down */
+        if (it->ts > 0 && it->batch->fetched_ms >= it->ts) {
             nt_metric_add(ctx->m.fetch_lag_ms_sum, it->batch->fetched_ms - it->ts);
             nt_metric_add(ctx->m.publish_lag_ms_sum, it->batch->published_ms - it->ts);
         }
