@@ -17,10 +17,7 @@ const c = useCluster({
   },
 });
 
-async function owned(name) {
-  const text = await (await fetch(`http://127.0.0.1:${c.ports.metrics[name]}/metrics`)).text();
-  return Number(/^natter_persister_owned_partitions (\d+)/m.exec(text)?.[1] ?? NaN);
-}
+const owned = (name) => c.metric(name, 'natter_persister_owned_partitions');
 
 async function advisoryLocks() {
   const rows = await c.query(

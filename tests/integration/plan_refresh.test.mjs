@@ -14,11 +14,6 @@ const c = useCluster({
   env: { NATTER_PARTITIONS: '1', NATTER_PG_WRITE_CONNS: '1', NATTER_REQUEST_TIMEOUT_MS: '60000' },
 });
 
-async function metric(name) {
-  const text = await (await fetch(`http://127.0.0.1:${c.ports.metrics.persister}/metrics`)).text();
-  return Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
-}
-
 test('a plan made on an empty messages table costs at most one slow batch', { timeout: 180_000 }, async () => {
   await c.query('ALTER TABLE messages SET (autovacuum_enabled = off)');
   await c.query('ANALYZE messages');
@@ -41,7 +36,7 @@ test('a plan made on an empty messages table costs at most one slow batch', { ti
   const rows = await c.query('SELECT seq FROM messages WHERE room = $1 ORDER BY seq', [room]);
   assert.equal(rows.length, 801);
   assert.equal(seqProblem(rows.map((r) => Number(r.seq)), 1, 801), null);
-  const slow = await metric('natter_persister_slow_commits_total');
+  const slow = await c.metric('persister', 'natter_persister_slow_commits_total');
   assert.ok(slow <= 1, `${slow} commits took a second or more: the plan was not rebuilt`);
   alice.close();
 });

@@ -8,10 +8,7 @@ import { useCluster, uniqueRoom, waitUntil } from './lib/cluster.mjs';
 
 const c = useCluster({ env: { NATTER_REQUEST_TIMEOUT_MS: '30000' } });
 
-async function roomSubjects(gw) {
-  const text = await (await fetch(`http://127.0.0.1:${c.ports.metrics[gw]}/metrics`)).text();
-  return Number(/^natter_gateway_room_subjects (\d+)/m.exec(text)?.[1] ?? NaN);
-}
+const roomSubjects = (gw) => c.metric(gw, 'natter_gateway_room_subjects');
 
 test('unsubscribed before the commit: the ack still arrives, then the room subject is dropped',
   { timeout: 90_000 }, async () => {

@@ -11,20 +11,15 @@ import { useCluster, uniqueRoom, sleep } from './lib/cluster.mjs';
 
 const c = useCluster({ env: { NATTER_REQUEST_TIMEOUT_MS: '30000' } });
 
-async function metric(name, proc = 'persister') {
-  const text = await (await fetch(`http://127.0.0.1:${c.ports.metrics[proc]}/metrics`)).text();
-  return Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
-}
-
 test('a commit held up by a row lock is counted and logged; its ack waits for it', { timeout: 60_000 }, async () => {
   const room = uniqueRoom('slow');
   const alice = await c.client(0, 'alice');
   await alice.subscribe(`room.${room}`);
   await alice.ack('send_message', `room.${room}`, { message: 'first', client_msg_id: 'slow-1' });
-  assert.equal(await metric('natter_persister_slow_commits_total'), 0, 'no slow commit before the lock');
-  const lagBefore = await metric('natter_persister_publish_lag_ms_total');
+  assert.equal(await c.metric('persister', 'natter_persister_slow_commits_total'), 0, 'no slow commit before the lock');
+  const lagBefore = await c.metric('persister', 'natter_persister_publish_lag_ms_total');
   const gw = c.gatewayNames[0];
-  const ackMsBefore = await metric('natter_gateway_ack_latency_ms_total', gw);
+  const ackMsBefore = await c.metric(gw, 'natter_gateway_ack_latency_ms_total');
 
   const holder = await c.pool.connect();
   let acked = false;
@@ -44,10 +39,10 @@ test('a commit held up by a row lock is counted and logged; its ack waits for it
   assert.equal(ev.event, 'ack', JSON.stringify(ev));
   assert.equal(ev.data.seq, 2);
 
-  assert.equal(await metric('natter_persister_slow_commits_total'), 1);
+  assert.equal(await c.metric('persister', 'natter_persister_slow_commits_total'), 1);
   // The held-up message alone waited 1.5 s from the gateway to its publication.
-  assert.ok(await metric('natter_persister_publish_lag_ms_total') - lagBefore >= 1400);
-  assert.ok(await metric('natter_gateway_ack_latency_ms_total', gw) - ackMsBefore >= 1400);
+  assert.ok(await c.metric('persister', 'natter_persister_publish_lag_ms_total') - lagBefore >= 1400);
+  assert.ok(await c.metric(gw, 'natter_gateway_ack_latency_ms_total') - ackMsBefore >= 1400);
   const log = fs.readFileSync(path.join(c.logDir, 'persister.log'), 'utf8');
   assert.match(log, /partition \d+: a batch of 1 took \d{4,} ms to commit on write connection \d+/);
   alice.close();

@@ -452,6 +452,13 @@ export class Cluster {
 
   async query(sql, params = []) { return (await this.pool.query(sql, params)).rows; }
 
+  /** The value of an unlabelled metric of a natter process (router, persister, a gateway); NaN when absent. */
+  async metric(proc, name) {
+    const text = await (await fetch(`http://127.0.0.1:${this.ports.metrics[proc]}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+    return line ? Number(line.slice(name.length + 1)) : NaN;
+  }
+
   redis(...args) { return redisCommand(this.ports.redis, ...args); }
 
   /** JetStream stream state from the nats-server monitoring port, or null when absent. */
