@@ -66,8 +66,8 @@ async function main() {
   const sys = await startNatter(1);
   await sys.stopApp();
   const { dir, port, env, ids, pid } = sys.pg;
-  const pgArgs = ['-h', dir, '-p', String(port), '-U', 'postgres', '-d', 'natter'];
-  const sql = (q) => execFileSync(path.join(PGBIN, 'psql'), [...pgArgs, '-XAtqc', q], { env, ...ids }).toString();
+  const conn = ['-h', dir, '-p', String(port), '-U', 'postgres'];   // pgbench takes the database last
+  const sql = (q) => execFileSync(path.join(PGBIN, 'psql'), [...conn, '-d', 'natter', '-XAtqc', q], { env, ...ids }).toString();
   sql(`INSERT INTO rooms (app, room) SELECT 'default', 'r' || i FROM generate_series(1, ${ROOMS}) i;
        INSERT INTO members (app, room, user_id) SELECT 'default', 'r' || i, 'r' || i || '_u' || j
          FROM generate_series(1, ${ROOMS}) i, generate_series(1, ${MEMBERS}) j;
@@ -77,7 +77,7 @@ async function main() {
   const warm = path.join(tmp, 'pgfloor-warm.sql');
   fs.writeFileSync(warm, script(8, 1));
   fs.chmodSync(warm, 0o644);
-  spawnSync(path.join(PGBIN, 'pgbench'), [...pgArgs.slice(0, 6), '-n', '-M', 'prepared', '-T', String(Math.min(SECS, 3)),
+  spawnSync(path.join(PGBIN, 'pgbench'), [...conn, '-n', '-M', 'prepared', '-T', String(Math.min(SECS, 3)),
     '-f', warm, 'natter'], { env, ...ids, encoding: 'utf8' });
   sql('VACUUM ANALYZE');
   const rows = [];
@@ -87,7 +87,7 @@ async function main() {
       fs.writeFileSync(file, script(batch, clients));
       fs.chmodSync(file, 0o644);
       const cpu0 = await settledCpu(pid);
-      const r = spawnSync(path.join(PGBIN, 'pgbench'), [...pgArgs.slice(0, 6), '-n', '-M', 'prepared', '-c', String(clients),
+      const r = spawnSync(path.join(PGBIN, 'pgbench'), [...conn, '-n', '-M', 'prepared', '-c', String(clients),
         '-j', String(clients), '-T', String(SECS), '-f', file, 'natter'], { env, ...ids, encoding: 'utf8' });
       const cpu = await settledCpu(pid) - cpu0;
       fs.appendFileSync(path.join(logs, 'pgbench.log'), `${file}\n${r.stdout}${r.stderr}\n`);
