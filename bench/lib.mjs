@@ -313,6 +313,9 @@ export const ms = (us) => +(us / 1000).toFixed(3);
 
 /** natter / peer to 3 decimals; null when either is missing or zero. */
 export const ratio = (a, b) => (a && b ? +(a / b).toFixed(3) : null);
+// System calls of all the system's server processes per delivered message over the window
+// (natter-bench counts them with perf_event_open; null where it could not, see syscalls_error).
+export const syscallsPerDelivery = (r) => (r.syscalls_per_delivery == null ? null : +r.syscalls_per_delivery.toFixed(2));
 
 /** Records a failure when fewer than `want` of the natter-bench results' connections became ready. */
 export function checkReady(what, want, results) {

@@ -1,6 +1,7 @@
 /* main.c: natter-bench options, the run's phases, server /proc sampling and the JSON result. */
 #include "bench.h"
 #include "jwt.h"
+#include "syscount.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -307,6 +308,10 @@ int main(int argc, char **argv)
     if (!ready) stop_requested = 1;     /* nothing to measure: report at once */
     atomic_store(&nb_phase, NB_PH_WARMUP);
     if (nb_o.rate > 0) sleep_s(nb_o.warmup);
+    nb_syscount *sysc[64];
+    long long sc0[64], sc1[64];
+    for (int i = 0; i < nb_o.npids; i++) sysc[i] = nb_syscount_open(nb_o.pids[i]);
+    for (int i = 0; i < nb_o.npids; i++) sc0[i] = nb_syscount_read(sysc[i]);
     for (int i = 0; i < nb_o.npids; i++) w0[i] = sample_pid(nb_o.pids[i]);
     double bench_cpu0 = self_cpu();
     int64_t m0 = nb_now();
@@ -317,6 +322,8 @@ int main(int argc, char **argv)
     int64_t m1 = nb_now();
     double bench_cpu1 = self_cpu();
     for (int i = 0; i < nb_o.npids; i++) w1[i] = sample_pid(nb_o.pids[i]);
+    for (int i = 0; i < nb_o.npids; i++) sc1[i] = nb_syscount_read(sysc[i]);
+    for (int i = 0; i < nb_o.npids; i++) nb_syscount_close(sysc[i]);
     if (nb_o.rate > 0 && !stop_requested) sleep_s(nb_o.drain);
     atomic_store(&nb_phase, NB_PH_STOP);
     for (int t = 0; t < nb_o.threads; t++) pthread_join(tids[t], NULL);
@@ -343,17 +350,24 @@ int main(int argc, char **argv)
     }
     json_t *servers = json_array();
     double server_cpu = 0;
-    json_t *groups = json_object();
+    json_t *groups = json_object(), *sgroups = json_object();
+    /* System calls: every process counted, or the total is unknown (null). */
+    long long server_sc = nb_o.npids ? 0 : -1;
     for (int i = 0; i < nb_o.npids; i++) {
         double cpu = w1[i].ok && w0[i].ok ? w1[i].cpu_s - w0[i].cpu_s : 0;
+        long long sc = sc0[i] >= 0 && sc1[i] >= 0 ? sc1[i] - sc0[i] : -1;
         server_cpu += cpu;
-        json_array_append_new(servers, json_pack("{s:s, s:i, s:b, s:f, s:I, s:I, s:I}",
+        server_sc = server_sc >= 0 && sc >= 0 ? server_sc + sc : -1;
+        json_array_append_new(servers, json_pack("{s:s, s:i, s:b, s:f, s:I, s:I, s:I, s:o}",
             "name", nb_o.pid_names[i], "pid", nb_o.pids[i], "alive", w1[i].ok, "cpu_s", cpu,
             "rss_kb_start", (json_int_t)before[i].rss_kb, "rss_kb_ready", (json_int_t)ready_s[i].rss_kb,
-            "rss_kb_end", (json_int_t)w1[i].rss_kb));
+            "rss_kb_end", (json_int_t)w1[i].rss_kb, "syscalls", sc >= 0 ? json_integer(sc) : json_null()));
         json_t *g = json_object_get(groups, nb_o.pid_names[i]);
         double prev = g ? json_real_value(g) : 0;
         json_object_set_new(groups, nb_o.pid_names[i], json_real(prev + cpu));
+        json_t *sg = json_object_get(sgroups, nb_o.pid_names[i]);
+        long long sprev = sg ? json_integer_value(sg) : 0;
+        json_object_set_new(sgroups, nb_o.pid_names[i], sc >= 0 && (!sg || sprev >= 0) ? json_integer(sprev + sc) : json_null());
     }
     json_t *o = json_pack("{s:s, s:o, s:i, s:i, s:i, s:b, s:i, s:f, s:f, s:i, s:i}",
         "dialect", nb_o.dialect->name, "urls", urls, "conns", nb_o.conns, "rooms", nb_o.rooms,
@@ -402,6 +416,12 @@ int main(int argc, char **argv)
     json_object_set_new(o, "server_cpu_s", json_real(server_cpu));
     json_object_set_new(o, "deliveries_per_server_cpu_s",
                         json_real(server_cpu > 0 ? n.deliveries_window / server_cpu : 0));
+    json_object_set_new(o, "server_syscalls_by_name", sgroups);
+    json_object_set_new(o, "server_syscalls", server_sc >= 0 ? json_integer(server_sc) : json_null());
+    json_object_set_new(o, "syscalls_per_delivery",
+                        server_sc >= 0 && n.deliveries_window ? json_real((double)server_sc / (double)n.deliveries_window)
+                                                              : json_null());
+    if (nb_syscount_error()) json_object_set_new(o, "syscalls_error", json_string(nb_syscount_error()));
     json_object_set_new(o, "interrupted", json_boolean(stop_requested && ready));
     if (first_error) json_object_set_new(o, "first_error", json_string(first_error));
     char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));

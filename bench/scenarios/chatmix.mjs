@@ -4,7 +4,7 @@
 // each delivered to the room's 10 members). Reports send→delivery (and, natter only,
 // send→ack) percentiles, the delivered ratio and server CPU; for natter it then checks
 // that PostgreSQL holds every message exactly once with gap-free seqs per room.
-import { failures, say, ms, pidArgs, runBench, ratio } from '../lib.mjs';
+import { failures, say, ms, pidArgs, runBench, ratio, syscallsPerDelivery } from '../lib.mjs';
 import { checkStored } from './persist.mjs';
 
 const pct = (cpu, secs) => (secs > 0.1 ? Math.round((100 * cpu) / secs) : null);
@@ -33,6 +33,7 @@ async function chatmixRun(sys, spec, run) {
     ack_p50_ms: ack('p50_us'), ack_p99_ms: ack('p99_us'), ack_p999_ms: ack('p999_us'),
     server_cpu_pct: pct(r.server_cpu_s || 0, r.window_s), bench_cpu_pct: pct(r.bench_cpu_s || 0, r.window_s),
     deliveries_per_server_cpu_s: Math.round(r.deliveries_per_server_cpu_s || 0),
+    syscalls_per_delivery: syscallsPerDelivery(r),
     send_skipped: r.send_skipped, sent_total: r.sent_total,
     first_error: r.send_errors ? String(r.first_error || '').slice(0, 200) : undefined,
   };
@@ -40,7 +41,8 @@ async function chatmixRun(sys, spec, run) {
   if (r.conns_ready < conns) failures.push(`${label}: ${r.conns_ready} of ${conns} connections ready (${r.first_error || r.error || 'no error reported'})`);
   if (sys.sql) Object.assign(row, await checkStored(sys, prefix, r, label, { maxWaitS: spec.maxWaitS }));
   say(`  chatmix ${sys.system}: ${row.send_rate} msgs/s, ${row.delivery_rate} deliveries/s, ratio ${row.delivered_ratio}, ` +
-    `p99 ${row.p99_ms} ms, ack p99 ${row.ack_p99_ms ?? '-'} ms, server CPU ${row.server_cpu_pct} %` +
+    `p99 ${row.p99_ms} ms, ack p99 ${row.ack_p99_ms ?? '-'} ms, server CPU ${row.server_cpu_pct} %, ` +
+    `${row.syscalls_per_delivery ?? '-'} syscalls per delivery` +
     (sys.sql ? `, ${row.persisted_rows}/${row.sent_total} rows (${row.acks_total} acked, ${row.send_errors} refused), exactly once: ${row.exactly_once}` : ''));
   return { row, raw: r };
 }
@@ -61,10 +63,12 @@ export default {
     ['p50 ms', (r) => r.p50_ms], ['p99 ms', (r) => r.p99_ms], ['p99.9 ms', (r) => r.p999_ms],
     ['ack p50 ms', (r) => r.ack_p50_ms], ['ack p99 ms', (r) => r.ack_p99_ms], ['ack p99.9 ms', (r) => r.ack_p999_ms],
     ['server CPU %', (r) => r.server_cpu_pct], ['bench CPU %', (r) => r.bench_cpu_pct],
+    ['syscalls per delivery', (r) => r.syscalls_per_delivery],
     ['send errors', (r) => r.send_errors], ['rows/sent', (r) => (r.persisted_rows == null ? null : `${r.persisted_rows}/${r.sent_total}`)],
     ['exactly once', (r) => r.exactly_once]],
   ratios: (natter, peer) => ({
     p99_natter_over_peer: ratio(natter.p99_ms, peer.p99_ms),
     server_cpu_natter_over_peer: ratio(natter.server_cpu_pct, peer.server_cpu_pct),
+    syscalls_per_delivery_natter_over_peer: ratio(natter.syscalls_per_delivery, peer.syscalls_per_delivery),
   }),
 };

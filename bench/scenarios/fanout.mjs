@@ -1,7 +1,7 @@
 // fanout: one room with S subscribers, 10 of which send; the publish rate is stepped up
 // until delivery saturates, then one run at half of it gives the latency. Cost is
 // deliveries per CPU-second of all the system's server processes.
-import { failures, say, ms, pidArgs, runBench, ratio } from '../lib.mjs';
+import { failures, say, ms, pidArgs, runBench, ratio, syscallsPerDelivery } from '../lib.mjs';
 
 /** natter only: the gateways' frames_out and writes counters summed (Prometheus text). */
 async function gatewayWrites(sys) {
@@ -33,9 +33,9 @@ async function fanoutOne(sys, spec, run) {
       deliveries_per_server_cpu_s: Math.round(r.deliveries_per_server_cpu_s || 0), server_cpu_s: r.server_cpu_s,
       p50_ms: r.latency ? ms(r.latency.p50_us) : null, p99_ms: r.latency ? ms(r.latency.p99_us) : null,
       send_skipped: r.send_skipped, conns_ready: r.conns_ready, bench_cpu_s: r.bench_cpu_s,
-      frames_per_write: framesPerWrite, raw: { ...r, frames_per_write: framesPerWrite } };
+      frames_per_write: framesPerWrite, syscalls_per_delivery: syscallsPerDelivery(r), raw: { ...r, frames_per_write: framesPerWrite } };
     say(`  fanout ${sys.system} subs=${subs} rate=${rate}/s: ${Math.round(s.delivery_rate)} deliveries/s, ratio ${s.delivered_ratio}, ` +
-      `${s.deliveries_per_server_cpu_s} per server CPU-s, p99 ${s.p99_ms} ms` +
+      `${s.deliveries_per_server_cpu_s} per server CPU-s, p99 ${s.p99_ms} ms, ${s.syscalls_per_delivery ?? '-'} syscalls per delivery` +
       (framesPerWrite ? `, ${framesPerWrite} frames per send` : ''));
     if (!r.deliveries) failures.push(`fanout ${sys.system} subs=${subs} rate=${rate}: zero deliveries (${r.first_error || r.error || 'no error reported'})`);
     return s;
@@ -60,6 +60,7 @@ async function fanoutOne(sys, spec, run) {
     p999_ms_at_half: half.raw.latency ? ms(half.raw.latency.p999_us) : null,
     bench_cpu_pct_at_max: best.raw.window_s ? Math.round(100 * best.bench_cpu_s / best.raw.window_s) : null,
     frames_per_write_at_max: best.frames_per_write, frames_per_write_at_half: half.frames_per_write,
+    syscalls_per_delivery_at_max: best.syscalls_per_delivery, syscalls_per_delivery_at_half: half.syscalls_per_delivery,
   };
   return { row, raw: [...steps, half].map((s) => ({ ...s.raw, step_rate: s.rate })) };
 }
@@ -91,9 +92,11 @@ export default {
   cols: [['system', (r) => r.system], ['subs', (r) => r.subscribers], ['max deliveries/s', (r) => r.max_delivery_rate],
     ['at msgs/s', (r) => r.at_msg_rate], ['saturated', (r) => r.saturated], ['deliveries per server CPU-s', (r) => r.deliveries_per_server_cpu_s],
     ['p50 ms @50%', (r) => r.p50_ms_at_half], ['p99 ms @50%', (r) => r.p99_ms_at_half], ['bench CPU % @max', (r) => r.bench_cpu_pct_at_max],
-    ['frames per send @max / @50%', (r) => (r.frames_per_write_at_max ? `${r.frames_per_write_at_max} / ${r.frames_per_write_at_half}` : '-')]],
+    ['frames per send @max / @50%', (r) => (r.frames_per_write_at_max ? `${r.frames_per_write_at_max} / ${r.frames_per_write_at_half}` : '-')],
+    ['syscalls per delivery @max / @50%', (r) => (r.syscalls_per_delivery_at_max == null ? '-' : `${r.syscalls_per_delivery_at_max} / ${r.syscalls_per_delivery_at_half}`)]],
   ratios: (natter, peer) => ({
     deliveries_per_cpu_s_natter_over_peer: ratio(natter.deliveries_per_server_cpu_s, peer.deliveries_per_server_cpu_s),
     p99_at_half_natter_over_peer: ratio(natter.p99_ms_at_half, peer.p99_ms_at_half),
+    syscalls_per_delivery_natter_over_peer: ratio(natter.syscalls_per_delivery_at_max, peer.syscalls_per_delivery_at_max),
   }),
 };
