@@ -78,6 +78,7 @@ typedef struct nb_opts {
     char *pid_names[64];
     int pids[64];
     int npids;
+    int no_syscalls;              /* --no-syscalls: do not count the --pid processes' system calls */
 } nb_opts;
 
 /* Phases, set by the main thread, read by the workers. */

@@ -290,6 +290,7 @@ let benchSeq = 0;
 export function runBench(args, { limitS = 120, readyFile } = {}) {
   const name = `bench-${++benchSeq}`;
   const all = [...args];
+  if (process.env.BENCH_SYSCALLS === 'off') all.push('--no-syscalls');
   if (readyFile) all.push('--ready-file', readyFile);
   fs.appendFileSync(path.join(logs, 'bench-commands.log'), `${name}: ${BENCH} ${all.join(' ')}\n`);
   const child = spawn(BENCH, all, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -313,6 +314,23 @@ export const ms = (us) => +(us / 1000).toFixed(3);
 
 /** natter / peer to 3 decimals; null when either is missing or zero. */
 export const ratio = (a, b) => (a && b ? +(a / b).toFixed(3) : null);
+/** natter only (null for the peers): the gateways' frames_out and writes counters summed (Prometheus text). */
+export async function gatewayWrites(sys) {
+  if (!sys.metrics) return null;
+  const sum = { frames: 0, writes: 0 };
+  for (const port of sys.metrics.gateways || []) {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const num = (name) => Number((new RegExp(`^${name} (\\d+)`, 'm').exec(text) || [])[1] || 0);
+    sum.frames += num('natter_gateway_frames_out_total');
+    sum.writes += num('natter_gateway_writes_total');
+  }
+  return sum;
+}
+
+/** Frames per send() of the gateways between two gatewayWrites readings (null: none). */
+export const framesPerWrite = (w0, w1) =>
+  (w0 && w1 && w1.writes > w0.writes ? +((w1.frames - w0.frames) / (w1.writes - w0.writes)).toFixed(2) : null);
+
 // System calls of all the system's server processes per delivered message over the window
 // (natter-bench counts them with perf_event_open; null where it could not, see syscalls_error).
 export const syscallsPerDelivery = (r) => (r.syscalls_per_delivery == null ? null : +r.syscalls_per_delivery.toFixed(2));

@@ -49,7 +49,8 @@ static void usage(FILE *f)
           "  --connect-rate N   new connections per second (default 0: unlimited)\n"
           "  --ready-timeout S  give up waiting for all connections after S seconds (default 60)\n"
           "  --ready-file F     touch F once every connection is ready\n"
-          "  --pid NAME=PID     a server process to sample (CPU over the window, RSS); repeatable\n"
+          "  --pid NAME=PID     a server process to sample (CPU and system calls over the window, RSS); repeatable\n"
+          "  --no-syscalls      do not count the --pid processes' system calls (counting slows each call a little)\n"
           "  --json F           also write the result object to F\n"
           "The result is one JSON object on stdout. SIGINT/SIGTERM end the run early (still reported).\n", f);
 }
@@ -160,7 +161,7 @@ int main(int argc, char **argv)
                       .source_count = 4096, .connect_concurrency = 256 };
     nb_o.source_base = ntohl(inet_addr("127.0.1.1"));
     enum { O_DIALECT = 256, O_URL, O_CONNS, O_ROOMS, O_SHARED, O_SENDERS, O_RATE, O_DURATION, O_WARMUP, O_DRAIN,
-           O_SIZE, O_SECRET, O_APP, O_PREFIX, O_SHNAME, O_SRC, O_SRCN, O_THREADS, O_CC, O_CR, O_RT, O_RF, O_PID, O_JSON, O_HELP };
+           O_SIZE, O_SECRET, O_APP, O_PREFIX, O_SHNAME, O_SRC, O_SRCN, O_THREADS, O_CC, O_CR, O_RT, O_RF, O_PID, O_NOSC, O_JSON, O_HELP };
     static const struct option lo[] = {
         { "dialect", 1, 0, O_DIALECT }, { "url", 1, 0, O_URL }, { "conns", 1, 0, O_CONNS }, { "rooms", 1, 0, O_ROOMS },
         { "shared", 0, 0, O_SHARED }, { "senders", 1, 0, O_SENDERS }, { "rate", 1, 0, O_RATE },
@@ -168,7 +169,7 @@ int main(int argc, char **argv)
         { "msg-size", 1, 0, O_SIZE }, { "secret", 1, 0, O_SECRET }, { "app", 1, 0, O_APP },
         { "room-prefix", 1, 0, O_PREFIX }, { "shared-name", 1, 0, O_SHNAME }, { "source-base", 1, 0, O_SRC }, { "source-count", 1, 0, O_SRCN },
         { "threads", 1, 0, O_THREADS }, { "connect-concurrency", 1, 0, O_CC }, { "connect-rate", 1, 0, O_CR },
-        { "ready-timeout", 1, 0, O_RT }, { "ready-file", 1, 0, O_RF }, { "pid", 1, 0, O_PID },
+        { "ready-timeout", 1, 0, O_RT }, { "ready-file", 1, 0, O_RF }, { "pid", 1, 0, O_PID }, { "no-syscalls", 0, 0, O_NOSC },
         { "json", 1, 0, O_JSON }, { "help", 0, 0, O_HELP }, { 0, 0, 0, 0 } };
     int opt;
     while ((opt = getopt_long(argc, argv, "t:h", lo, NULL)) != -1) {
@@ -207,6 +208,7 @@ int main(int argc, char **argv)
         case O_CR: nb_o.connect_rate = atof(optarg); break;
         case O_RT: nb_o.ready_timeout = atof(optarg); break;
         case O_RF: nb_o.ready_file = optarg; break;
+        case O_NOSC: nb_o.no_syscalls = 1; break;
         case O_PID: {
             char *eq = strchr(optarg, '=');
             if (!eq || nb_o.npids == 64) { fprintf(stderr, "natter-bench: --pid NAME=PID\n"); return 64; }
@@ -310,7 +312,7 @@ int main(int argc, char **argv)
     if (nb_o.rate > 0) sleep_s(nb_o.warmup);
     nb_syscount *sysc[64];
     long long sc0[64], sc1[64];
-    for (int i = 0; i < nb_o.npids; i++) sysc[i] = nb_syscount_open(nb_o.pids[i]);
+    for (int i = 0; i < nb_o.npids; i++) sysc[i] = nb_o.no_syscalls ? NULL : nb_syscount_open(nb_o.pids[i]);
     for (int i = 0; i < nb_o.npids; i++) sc0[i] = nb_syscount_read(sysc[i]);
     for (int i = 0; i < nb_o.npids; i++) w0[i] = sample_pid(nb_o.pids[i]);
     double bench_cpu0 = self_cpu();

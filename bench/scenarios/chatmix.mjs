@@ -4,7 +4,7 @@
 // each delivered to the room's 10 members). Reports send→delivery (and, natter only,
 // send→ack) percentiles, the delivered ratio and server CPU; for natter it then checks
 // that PostgreSQL holds every message exactly once with gap-free seqs per room.
-import { failures, say, ms, pidArgs, runBench, ratio, syscallsPerDelivery } from '../lib.mjs';
+import { failures, say, ms, pidArgs, runBench, ratio, syscallsPerDelivery, gatewayWrites, framesPerWrite } from '../lib.mjs';
 import { checkStored } from './persist.mjs';
 
 const pct = (cpu, secs) => (secs > 0.1 ? Math.round((100 * cpu) / secs) : null);
@@ -14,11 +14,13 @@ async function chatmixRun(sys, spec, run) {
   const conns = rooms * members;
   const prefix = `c${run}-`;
   const pids = pidArgs([...sys.front(), ...sys.backend()]);
+  const w0 = await gatewayWrites(sys);
   // Every connection sends (senders = conns): natter-bench round-robins the rate over them.
   const r = await runBench([...sys.benchArgs, '--url', sys.urls.join(','), '--conns', String(conns), '--rooms', String(rooms),
     '--senders', String(conns), '--rate', String(rate), '--duration', String(secs), '--warmup', String(warmup), '--drain', String(drain),
     '--room-prefix', prefix, '--source-base', '127.11.0.1', '--ready-timeout', String(60 + conns / 200), ...pids],
   { limitS: 180 + secs + conns / 100 }).done;
+  const w1 = await gatewayWrites(sys);
   const label = `chatmix ${sys.system}`;
   // Every member of the sender's room (the sender too) gets each message. Totals, not the
   // window, so that a message sent at the window's edge counts on both sides.
@@ -34,6 +36,8 @@ async function chatmixRun(sys, spec, run) {
     server_cpu_pct: pct(r.server_cpu_s || 0, r.window_s), bench_cpu_pct: pct(r.bench_cpu_s || 0, r.window_s),
     deliveries_per_server_cpu_s: Math.round(r.deliveries_per_server_cpu_s || 0),
     syscalls_per_delivery: syscallsPerDelivery(r),
+    // natter: frames per gateway send() over the whole run (connects included)
+    frames_per_write: framesPerWrite(w0, w1),
     send_skipped: r.send_skipped, sent_total: r.sent_total,
     first_error: r.send_errors ? String(r.first_error || '').slice(0, 200) : undefined,
   };
@@ -43,6 +47,7 @@ async function chatmixRun(sys, spec, run) {
   say(`  chatmix ${sys.system}: ${row.send_rate} msgs/s, ${row.delivery_rate} deliveries/s, ratio ${row.delivered_ratio}, ` +
     `p99 ${row.p99_ms} ms, ack p99 ${row.ack_p99_ms ?? '-'} ms, server CPU ${row.server_cpu_pct} %, ` +
     `${row.syscalls_per_delivery ?? '-'} syscalls per delivery` +
+    (row.frames_per_write ? `, ${row.frames_per_write} frames per send` : '') +
     (sys.sql ? `, ${row.persisted_rows}/${row.sent_total} rows (${row.acks_total} acked, ${row.send_errors} refused), exactly once: ${row.exactly_once}` : ''));
   return { row, raw: r };
 }
@@ -63,7 +68,7 @@ export default {
     ['p50 ms', (r) => r.p50_ms], ['p99 ms', (r) => r.p99_ms], ['p99.9 ms', (r) => r.p999_ms],
     ['ack p50 ms', (r) => r.ack_p50_ms], ['ack p99 ms', (r) => r.ack_p99_ms], ['ack p99.9 ms', (r) => r.ack_p999_ms],
     ['server CPU %', (r) => r.server_cpu_pct], ['bench CPU %', (r) => r.bench_cpu_pct],
-    ['syscalls per delivery', (r) => r.syscalls_per_delivery],
+    ['syscalls per delivery', (r) => r.syscalls_per_delivery], ['frames per send', (r) => r.frames_per_write ?? '-'],
     ['send errors', (r) => r.send_errors], ['rows/sent', (r) => (r.persisted_rows == null ? null : `${r.persisted_rows}/${r.sent_total}`)],
     ['exactly once', (r) => r.exactly_once]],
   ratios: (natter, peer) => ({

@@ -1,19 +1,7 @@
 // fanout: one room with S subscribers, 10 of which send; the publish rate is stepped up
 // until delivery saturates, then one run at half of it gives the latency. Cost is
 // deliveries per CPU-second of all the system's server processes.
-import { failures, say, ms, pidArgs, runBench, ratio, syscallsPerDelivery } from '../lib.mjs';
-
-/** natter only: the gateways' frames_out and writes counters summed (Prometheus text). */
-async function gatewayWrites(sys) {
-  const sum = { frames: 0, writes: 0 };
-  for (const port of sys.metrics?.gateways || []) {
-    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    const num = (name) => Number((new RegExp(`^${name} (\\d+)`, 'm').exec(text) || [])[1] || 0);
-    sum.frames += num('natter_gateway_frames_out_total');
-    sum.writes += num('natter_gateway_writes_total');
-  }
-  return sum;
-}
+import { failures, say, ms, pidArgs, runBench, ratio, syscallsPerDelivery, gatewayWrites, framesPerWrite } from '../lib.mjs';
 
 async function fanoutOne(sys, spec, run) {
   const { subs, rates, secs, warmup } = spec;
@@ -21,22 +9,22 @@ async function fanoutOne(sys, spec, run) {
   const steps = [];
   const step = async (rate, tag) => {
     const pids = pidArgs([...sys.front(), ...sys.backend()]);
-    const w0 = sys.metrics ? await gatewayWrites(sys) : null;
+    const w0 = await gatewayWrites(sys);
     const r = await runBench([...sys.benchArgs, '--url', sys.urls.join(','), '--conns', String(subs), '--rooms', '1',
       '--senders', String(senders), '--rate', String(rate), '--duration', String(secs), '--warmup', String(warmup), '--drain', '1',
       '--room-prefix', `f${run}${tag}-`, '--source-base', '127.9.0.1', ...pids], { limitS: 120 + subs / 100 }).done;
-    const w1 = w0 ? await gatewayWrites(sys) : null;
+    const w1 = await gatewayWrites(sys);
     // frames per send(): the whole step (connects, warm-up, window, drain); 1 = one system call per delivery
-    const framesPerWrite = w1 && w1.writes > w0.writes ? +((w1.frames - w0.frames) / (w1.writes - w0.writes)).toFixed(2) : null;
+    const fpw = framesPerWrite(w0, w1);
     const expected = (r.sent || 0) * (r.conns_ready || 0);
     const s = { rate, delivery_rate: r.delivery_rate || 0, delivered_ratio: expected ? +(r.deliveries / expected).toFixed(3) : 0,
       deliveries_per_server_cpu_s: Math.round(r.deliveries_per_server_cpu_s || 0), server_cpu_s: r.server_cpu_s,
       p50_ms: r.latency ? ms(r.latency.p50_us) : null, p99_ms: r.latency ? ms(r.latency.p99_us) : null,
       send_skipped: r.send_skipped, conns_ready: r.conns_ready, bench_cpu_s: r.bench_cpu_s,
-      frames_per_write: framesPerWrite, syscalls_per_delivery: syscallsPerDelivery(r), raw: { ...r, frames_per_write: framesPerWrite } };
+      frames_per_write: fpw, syscalls_per_delivery: syscallsPerDelivery(r), raw: { ...r, frames_per_write: fpw } };
     say(`  fanout ${sys.system} subs=${subs} rate=${rate}/s: ${Math.round(s.delivery_rate)} deliveries/s, ratio ${s.delivered_ratio}, ` +
       `${s.deliveries_per_server_cpu_s} per server CPU-s, p99 ${s.p99_ms} ms, ${s.syscalls_per_delivery ?? '-'} syscalls per delivery` +
-      (framesPerWrite ? `, ${framesPerWrite} frames per send` : ''));
+      (fpw ? `, ${fpw} frames per send` : ''));
     if (!r.deliveries) failures.push(`fanout ${sys.system} subs=${subs} rate=${rate}: zero deliveries (${r.first_error || r.error || 'no error reported'})`);
     return s;
   };
