@@ -30,6 +30,8 @@ typedef struct wpart {
     uint64_t want_gen;
     uint64_t committed;       /* start after this stream sequence */
     bool inflight;            /* a batch of p is with the loop */
+    uv_cond_t cv;             /* wakes this partition's thread only: a batch done for
+                               * one partition must not wake the others' threads */
     natsSubscription *sub;    /* worker thread only */
     uint64_t sub_gen;
     int64_t retry_at;         /* ms: no setup or fetch before */
@@ -39,7 +41,6 @@ typedef struct wpart {
 struct ps_worker {
     ps_ctx *ctx;
     uv_mutex_t mu;
-    uv_cond_t cv;
     bool quit;
     unsigned running;         /* partition threads not yet ended */
     nt_bus_post_fn on_exit;
@@ -200,11 +201,11 @@ static void worker_part_main(void *arg)
         if (worker_fetchable(wp, nt_now_ms()))
             worker_fetch_locked(w, wp->p);
         else
-            uv_cond_timedwait(&w->cv, &w->mu, (uint64_t)WORKER_IDLE_SLEEP_MS * 1000000ULL);
+            uv_cond_timedwait(&wp->cv, &w->mu, (uint64_t)WORKER_IDLE_SLEEP_MS * 1000000ULL);
     }
     int64_t deadline = nt_now_ms() + WORKER_QUIT_WAIT_MS;
     while (wp->inflight && nt_now_ms() < deadline)
-        uv_cond_timedwait(&w->cv, &w->mu, 10000000ULL);
+        uv_cond_timedwait(&wp->cv, &w->mu, 10000000ULL);
     natsSubscription *sub = wp->sub;
     wp->sub = NULL;
     bool last = --w->running == 0;
@@ -216,6 +217,22 @@ static void worker_part_main(void *arg)
         worker_post(w, on_exit, exit_arg);
 }
 
+static void worker_free(ps_worker *w)
+{
+    for (unsigned p = 0; p < w->n; p++)
+        uv_cond_destroy(&w->parts[p].cv);
+    uv_mutex_destroy(&w->mu);
+    nt_free(w->parts);
+    nt_free(w);
+}
+
+/* Lock held. */
+static void wake_all_locked(ps_worker *w)
+{
+    for (unsigned p = 0; p < w->n; p++)
+        uv_cond_signal(&w->parts[p].cv);
+}
+
 ps_worker *ps_worker_create(ps_ctx *ctx)
 {
     ps_worker *w = nt_calloc(1, sizeof(*w));
@@ -223,7 +240,8 @@ ps_worker *ps_worker_create(ps_ctx *ctx)
     w->n = ctx->cfg.partitions;
     w->parts = nt_calloc(w->n, sizeof(*w->parts));
     uv_mutex_init(&w->mu);
-    uv_cond_init(&w->cv);
+    for (unsigned p = 0; p < w->n; p++)
+        uv_cond_init(&w->parts[p].cv);
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = 5000;
@@ -231,10 +249,7 @@ ps_worker *ps_worker_create(ps_ctx *ctx)
     if (s != NATS_OK) {
         nt_error("cannot start the JetStream worker: %s", natsStatus_GetText(s));
         jsCtx_Destroy(w->js);
-        uv_cond_destroy(&w->cv);
-        uv_mutex_destroy(&w->mu);
-        nt_free(w->parts);
-        nt_free(w);
+        worker_free(w);
         return NULL;
     }
     return w;
@@ -258,7 +273,7 @@ void ps_worker_start_part(ps_worker *w, unsigned p, uint64_t gen, uint64_t commi
             nt_error("partition %u: cannot start its fetch thread", p);
         }
     }
-    uv_cond_broadcast(&w->cv);
+    uv_cond_signal(&wp->cv);
     uv_mutex_unlock(&w->mu);
 }
 
@@ -266,7 +281,7 @@ void ps_worker_stop_part(ps_worker *w, unsigned p)
 {
     uv_mutex_lock(&w->mu);
     w->parts[p].want = false;
-    uv_cond_broadcast(&w->cv);
+    uv_cond_signal(&w->parts[p].cv);
     uv_mutex_unlock(&w->mu);
 }
 
@@ -275,7 +290,7 @@ void ps_worker_stop_all(ps_worker *w)
     uv_mutex_lock(&w->mu);
     for (unsigned p = 0; p < w->n; p++)
         w->parts[p].want = false;
-    uv_cond_broadcast(&w->cv);
+    wake_all_locked(w);
     uv_mutex_unlock(&w->mu);
 }
 
@@ -283,7 +298,7 @@ void ps_worker_batch_done(ps_worker *w, unsigned p, uint64_t gen)
 {
     uv_mutex_lock(&w->mu);
     w->parts[p].inflight = false;
-    uv_cond_broadcast(&w->cv);
+    uv_cond_signal(&w->parts[p].cv);
     uv_mutex_unlock(&w->mu);
 }
 
@@ -294,7 +309,7 @@ void ps_worker_quit(ps_worker *w, nt_bus_post_fn on_exit, void *arg)
     w->on_exit = on_exit;
     w->exit_arg = arg;
     bool none = w->running == 0;
-    uv_cond_broadcast(&w->cv);
+    wake_all_locked(w);
     uv_mutex_unlock(&w->mu);
     if (none && on_exit != NULL)
         worker_post(w, on_exit, arg);
@@ -308,8 +323,5 @@ void ps_worker_destroy(ps_worker *w)
         if (w->parts[p].started)
             uv_thread_join(&w->parts[p].thread);
     jsCtx_Destroy(w->js);
-    uv_cond_destroy(&w->cv);
-    uv_mutex_destroy(&w->mu);
-    nt_free(w->parts);
-    nt_free(w);
+    worker_free(w);
 }
