@@ -26,6 +26,8 @@ typedef struct ps_config {
     const char *migrations_dir;    /* NATTER_MIGRATIONS_DIR, default: the source tree */
     unsigned partitions;           /* NATTER_PARTITIONS */
     int batch_max;                 /* NATTER_BATCH_MAX: messages per fetch and transaction */
+    int batch_linger_ms;           /* NATTER_BATCH_LINGER_MS: a partition's batches start at
+                                    * most this often (a full batch goes at once) */
     int claim_interval_ms;         /* NATTER_CLAIM_INTERVAL_MS */
     unsigned write_conns;          /* NATTER_PG_WRITE_CONNS, at most `partitions` */
     int64_t js_max_age_s;          /* NATTER_JS_MAX_AGE_S */

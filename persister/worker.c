@@ -3,7 +3,14 @@
  * long-polls its partition's pull consumer, so a message is fetched as soon as it
  * is stored and an idle partition costs one request per poll interval. A
  * partition is fetched only while the loop has no batch of it in flight, and its
- * subscription is closed only then, since acks use the subscription. */
+ * subscription is closed only then, since acks use the subscription.
+ *
+ * A partition's batches start at most once per NATTER_BATCH_LINGER_MS (unless a
+ * batch came back full): a transaction costs PostgreSQL about as much CPU as
+ * eight messages in it (BENCHMARKS.md), and without the wait a partition whose
+ * commits are quick commits each message alone. A message arriving at an idle
+ * partition is fetched at once; only the next batch waits out the rest of the
+ * interval. */
 #include "worker.h"
 
 #include <stdio.h>
@@ -35,6 +42,7 @@ typedef struct wpart {
     natsSubscription *sub;    /* worker thread only */
     uint64_t sub_gen;
     int64_t retry_at;         /* ms: no setup or fetch before */
+    uint64_t linger_until;    /* uv_hrtime ns: the next batch does not start before */
     natsStatus last_err;      /* to log a failure once, not per attempt */
 } wpart;
 
@@ -119,6 +127,13 @@ static bool worker_fetchable(const wpart *wp, int64_t now)
            now >= wp->retry_at;
 }
 
+/* ns until p's linger ends (0: over). Lock held. */
+static uint64_t worker_linger_left(const wpart *wp)
+{
+    uint64_t now = uv_hrtime();
+    return wp->linger_until > now ? wp->linger_until - now : 0;
+}
+
 /* Closes p's subscription when nobody wants it and creates it when wanted. Lock
  * held; dropped around blocking calls. */
 static void worker_reconcile_locked(ps_worker *w, wpart *wp)
@@ -170,6 +185,9 @@ static bool worker_fetch_locked(ps_worker *w, unsigned p)
     uv_mutex_lock(&w->mu);
     if (s == NATS_OK && list.Count > 0) {
         wp->inflight = true;
+        wp->linger_until = list.Count >= w->ctx->cfg.batch_max
+                               ? 0
+                               : uv_hrtime() + (uint64_t)w->ctx->cfg.batch_linger_ms * 1000000ULL;
         wp->last_err = NATS_OK;
         uv_mutex_unlock(&w->mu);
         ps_fetch *f = nt_malloc(sizeof(*f));
@@ -198,10 +216,12 @@ static void worker_part_main(void *arg)
         worker_reconcile_locked(w, wp);
         if (w->quit)
             break;
-        if (worker_fetchable(wp, nt_now_ms()))
+        uint64_t linger = 0;
+        if (worker_fetchable(wp, nt_now_ms()) && (linger = worker_linger_left(wp)) == 0)
             worker_fetch_locked(w, wp->p);
         else
-            uv_cond_timedwait(&wp->cv, &w->mu, (uint64_t)WORKER_IDLE_SLEEP_MS * 1000000ULL);
+            uv_cond_timedwait(&wp->cv, &w->mu,
+                              linger ? linger : (uint64_t)WORKER_IDLE_SLEEP_MS * 1000000ULL);
     }
     int64_t deadline = nt_now_ms() + WORKER_QUIT_WAIT_MS;
     while (wp->inflight && nt_now_ms() < deadline)
