@@ -181,3 +181,15 @@ void nt_logkv(nt_log_level level, const char *msg, ...)
     log_emit(level, msg, strlen(msg), &ap);
     va_end(ap);
 }
+
+bool nt_log_limit_due(nt_log_limit *l, uint64_t now_ms, uint64_t interval_ms, uint64_t *events)
+{
+    l->unlogged++;
+    if (l->logged && now_ms - l->last_ms < interval_ms)
+        return false;
+    *events = l->unlogged;
+    l->logged = true;
+    l->last_ms = now_ms;
+    l->unlogged = 0;
+    return true;
+}

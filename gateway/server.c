@@ -39,17 +39,13 @@ static int confirm_upgrade(struct lws *wsi)
         return 1;
     }
     if (gw.stopping || gw_conn_count() >= gw.cfg.max_connections) {
-        static uint64_t last_log_ms, unlogged;
-        uint64_t now = uv_now(gw.loop);
+        static nt_log_limit refusals;
+        uint64_t n;
         nt_metric_add(gw.m.refused, 1);
-        unlogged++;
-        if (now - last_log_ms >= 1000) {   /* one line a second, not one per refusal */
+        if (nt_log_limit_due(&refusals, uv_now(gw.loop), 1000, &n))   /* one line a second */
             nt_warn("refused %llu upgrade(s): %s (%zu connections, limit %u)",
-                    (unsigned long long)unlogged, gw.stopping ? "stopping" : "connection limit",
+                    (unsigned long long)n, gw.stopping ? "stopping" : "connection limit",
                     gw_conn_count(), gw.cfg.max_connections);
-            last_log_ms = now;
-            unlogged = 0;
-        }
         lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, NULL);
         return 1;
     }

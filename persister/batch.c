@@ -482,20 +482,16 @@ static void item_publish(ps_ctx *ctx, const ps_item *it)
  * the tables were nearly empty is the usual cause: pg.c). */
 static void batch_note_slow(const ps_batch *b, uint64_t ms)
 {
-    static uint64_t last_log, unlogged;
+    static nt_log_limit slow;
     ps_ctx *ctx = b->ctx;
+    uint64_t n;
     nt_metric_add(ctx->m.slow_commits, 1);
     ps_pg_replan(ps_wpg(ctx, b->part->p));
-    unlogged++;
-    uint64_t now = uv_now(ctx->loop);
-    if (last_log != 0 && now - last_log < BATCH_SLOW_LOG_MS)
-        return;
-    nt_warn("partition %u: a batch of %d took %llu ms to commit on write connection %u "
-            "(%llu commits over %d ms since the last warning)",
-            b->part->p, b->n, (unsigned long long)ms, b->part->p % ctx->nwpg,
-            (unsigned long long)unlogged, BATCH_SLOW_MS);
-    last_log = now;
-    unlogged = 0;
+    if (nt_log_limit_due(&slow, uv_now(ctx->loop), BATCH_SLOW_LOG_MS, &n))
+        nt_warn("partition %u: a batch of %d took %llu ms to commit on write connection %u "
+                "(%llu commits over %d ms since the last warning)",
+                b->part->p, b->n, (unsigned long long)ms, b->part->p % ctx->nwpg,
+                (unsigned long long)n, BATCH_SLOW_MS);
 }
 
 /* The transaction is committed (or nothing needed writing): ack, then publish. */

@@ -1,4 +1,5 @@
-/* test_util.c: ids, UTF-8 validation, UUIDs, time format, partitions, constant-time compare. */
+/* test_util.c: ids, UTF-8 validation, UUIDs, time format, partitions, constant-time compare,
+ * the rate limit of repeated warnings. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "log.h"
 #include "util.h"
 
 #define UTF8_OK(lit) assert_true(nt_valid_utf8(lit, sizeof(lit) - 1))
@@ -162,6 +164,21 @@ static void test_consttime_eq(void **state)
     assert_false(nt_consttime_eq("a\0b", 3, "a\0c", 3));
 }
 
+static void test_log_limit(void **state)
+{
+    nt_log_limit l = { 0 };
+    uint64_t n = 0;
+    assert_true(nt_log_limit_due(&l, 0, 1000, &n));       /* the first event, even at time 0 */
+    assert_int_equal(n, 1);
+    assert_false(nt_log_limit_due(&l, 10, 1000, &n));
+    assert_false(nt_log_limit_due(&l, 999, 1000, &n));
+    assert_true(nt_log_limit_due(&l, 1000, 1000, &n));    /* covers the two held back and itself */
+    assert_int_equal(n, 3);
+    assert_false(nt_log_limit_due(&l, 1500, 1000, &n));
+    assert_true(nt_log_limit_due(&l, 5000, 1000, &n));
+    assert_int_equal(n, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -173,6 +190,7 @@ int main(void)
         cmocka_unit_test(test_rfc3339),
         cmocka_unit_test(test_partition),
         cmocka_unit_test(test_consttime_eq),
+        cmocka_unit_test(test_log_limit),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     return rc != 0 ? rc : nt_alloc_used() != 0;
