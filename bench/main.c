@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -367,9 +368,11 @@ int main(int argc, char **argv)
         json_t *g = json_object_get(groups, nb_o.pid_names[i]);
         double prev = g ? json_real_value(g) : 0;
         json_object_set_new(groups, nb_o.pid_names[i], json_real(prev + cpu));
+        /* a group is null once any of its processes could not be counted */
         json_t *sg = json_object_get(sgroups, nb_o.pid_names[i]);
-        long long sprev = sg ? json_integer_value(sg) : 0;
-        json_object_set_new(sgroups, nb_o.pid_names[i], sc >= 0 && (!sg || sprev >= 0) ? json_integer(sprev + sc) : json_null());
+        bool sg_ok = sc >= 0 && (!sg || json_is_integer(sg));
+        json_object_set_new(sgroups, nb_o.pid_names[i],
+                            sg_ok ? json_integer((sg ? json_integer_value(sg) : 0) + sc) : json_null());
     }
     json_t *o = json_pack("{s:s, s:o, s:i, s:i, s:i, s:b, s:i, s:f, s:f, s:i, s:i}",
         "dialect", nb_o.dialect->name, "urls", urls, "conns", nb_o.conns, "rooms", nb_o.rooms,
