@@ -432,7 +432,8 @@ static void on_inbox(nt_bus *bus, const nt_bus_msg *msg, void *arg)
     req_arm_timer(bus);
 }
 
-nt_status nt_bus_request(nt_bus *bus, const char *subject, const char *msgid,
+/* subject NULL: to the reply subject itself (nt_bus_barrier). */
+static nt_status request(nt_bus *bus, const char *subject, const char *msgid,
                          const void *data, size_t len, int timeout_ms,
                          nt_bus_reply_cb cb, void *arg, uint64_t *id_out)
 {
@@ -445,7 +446,7 @@ nt_status nt_bus_request(nt_bus *bus, const char *subject, const char *msgid,
     uint64_t id = ++bus->next_id;
     snprintf(reply, sizeof(reply), "%s.%llu", bus->inbox, (unsigned long long)id);
 
-    s = natsMsg_Create(&m, subject, reply, data, (int)len);
+    s = natsMsg_Create(&m, subject ? subject : reply, reply, data, (int)len);
     if (s == NATS_OK && msgid)
         s = natsMsgHeader_Set(m, "Nats-Msg-Id", msgid);
     if (s == NATS_OK)
@@ -483,6 +484,21 @@ nt_status nt_bus_request(nt_bus *bus, const char *subject, const char *msgid,
     if (id_out)
         *id_out = id;
     return NT_OK;
+}
+
+nt_status nt_bus_request(nt_bus *bus, const char *subject, const char *msgid,
+                         const void *data, size_t len, int timeout_ms,
+                         nt_bus_reply_cb cb, void *arg, uint64_t *id_out)
+{
+    return request(bus, subject, msgid, data, len, timeout_ms, cb, arg, id_out);
+}
+
+/* The server handles one connection's protocol in order, so an empty message to our
+ * own inbox comes back only after every SUB and PUB written before it took effect. */
+nt_status nt_bus_barrier(nt_bus *bus, int timeout_ms, nt_bus_reply_cb cb, void *arg,
+                         uint64_t *id_out)
+{
+    return request(bus, NULL, NULL, NULL, 0, timeout_ms, cb, arg, id_out);
 }
 
 void nt_bus_request_cancel(nt_bus *bus, uint64_t id)

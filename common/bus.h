@@ -68,6 +68,12 @@ void nt_bus_unsubscribe(nt_bus_sub *sub);
 nt_status nt_bus_request(nt_bus *bus, const char *subject, const char *msgid,
                          const void *data, size_t len, int timeout_ms,
                          nt_bus_reply_cb cb, void *arg, uint64_t *id_out);
+/* A round trip to the server and back through the bus's inbox: cb gets NT_OK once
+ * every subscription and publish made on this bus before the call is in effect at
+ * the server (a non-blocking natsConnection_Flush); NT_ETIMEDOUT otherwise. The id
+ * works with nt_bus_request_cancel. */
+nt_status nt_bus_barrier(nt_bus *bus, int timeout_ms, nt_bus_reply_cb cb, void *arg,
+                         uint64_t *id_out);
 /* Forgets a request: its callback will not be called. Unknown ids are ignored. */
 void nt_bus_request_cancel(nt_bus *bus, uint64_t id);
 

@@ -212,6 +212,36 @@ static void test_unsubscribe_stops_delivery(void **state)
     teardown_bus(&f);
 }
 
+/* A barrier comes back only after the SUBs made before it are in effect at the
+ * server: a publish from another connection right after it is never missed. */
+static void test_barrier_orders_subscriptions(void **state)
+{
+    fixture f;
+    char url[64], err[128], subj[32];
+    nt_bus *other;
+    setup_bus(&f);
+    snprintf(url, sizeof(url), "nats://127.0.0.1:%d", server_port);
+    nt_bus_opts o = { .url = url, .name = "test-other", .queue_capacity = 1024, .max_requests = 4 };
+    assert_int_equal(nt_bus_create(&f.loop, &o, &other, err, sizeof(err)), NT_OK);
+    nt_bus_sub *subs[50];
+    for (int i = 0; i < 50; i++) {
+        snprintf(subj, sizeof(subj), "t.bar.%d", i);
+        subs[i] = nt_bus_subscribe(f.bus, subj, NULL, on_silent, &f);
+        assert_non_null(subs[i]);
+        assert_int_equal(nt_bus_barrier(f.bus, 2000, on_reply, &f, NULL), NT_OK);
+        run_until(&f, &f.replies, i + 1);
+        assert_int_equal(f.replies, i + 1);
+        nt_bus_publish(other, subj, NULL, "x", 1);
+    }
+    run_until(&f, &f.delivered, 50);
+    assert_int_equal(f.delivered, 50);
+    assert_int_equal(f.timeouts + f.unavail, 0);
+    for (int i = 0; i < 50; i++)
+        nt_bus_unsubscribe(subs[i]);
+    nt_bus_destroy(other);
+    teardown_bus(&f);
+}
+
 static void on_post(void *arg)
 {
     fixture *f = arg;
@@ -252,6 +282,7 @@ int main(void)
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_unsubscribe_stops_delivery),
         cmocka_unit_test(test_post_from_thread),
+        cmocka_unit_test(test_barrier_orders_subscriptions),
     };
     return cmocka_run_group_tests(tests, start_server, stop_server);
 }
