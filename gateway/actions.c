@@ -869,6 +869,113 @@ static bool dm_route(gw_conn *c, gw_frame *f)
 
 /* ---- connection lifecycle ---- */
 
+/* "connected" promises that a notify or disconnect sent from now on reaches the
+ * connection, on whichever gateway the server API call lands: so it waits until the
+ * server has the user subject's SUB. One bus barrier at a time covers every user
+ * subscribed before it went out; users subscribed meanwhile wait for the next. */
+typedef struct gw_hello {
+    struct gw_hello *next;
+    json_t *ref;
+    uint32_t barrier;
+    char conn[17];
+} gw_hello;
+
+static gw_hello *hello_head, *hello_tail;    /* FIFO, barrier ascending */
+static uint32_t barrier_sent, barrier_done;  /* sequence numbers (wrap-safe compare) */
+static bool barrier_busy;
+
+static bool barrier_passed(uint32_t b) { return (int32_t)(b - barrier_done) <= 0; }
+
+static void send_connected(gw_conn *c, const json_t *ref)
+{
+    json_t *data = json_pack("{s:s,s:s,s:s,s:i}", "connection_id", c->id, "user_id",
+                             c->user->id, "app", c->user->app, "ping_interval",
+                             (int)gw.cfg.ping_interval_s);
+    char *d = json_dumps(data, JSON_COMPACT);
+    size_t n;
+    char *ev = gw_encode_event("connected", d, &n);
+    gw_conn_send(c, ev, n);
+    gw_conn_send_ack(c, ref, d, strlen(d));
+    nt_free(ev);
+    free(d);
+    json_decref(data);
+}
+
+static void barrier_send(void);
+
+static void on_barrier(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
+{
+    barrier_busy = false;
+    barrier_done = (uint32_t)(uintptr_t)arg;
+    while (hello_head && barrier_passed(hello_head->barrier)) {
+        gw_hello *h = hello_head;
+        if (!(hello_head = h->next))
+            hello_tail = NULL;
+        gw_conn *c = gw_conn_find(h->conn);
+        if (c && c->user && !c->close_code) {
+            if (st == NT_OK) {
+                send_connected(c, h->ref);
+            } else {
+                gw_conn_send_error(c, h->ref, GW_E_UNAVAILABLE,
+                                   "NATS did not confirm the subscription to your events, reconnect");
+                gw_conn_close(c, 1011);
+            }
+        }
+        json_decref(h->ref);
+        nt_free(h);
+    }
+    if (hello_head)
+        barrier_send();
+}
+
+static void barrier_send(void)
+{
+    uint32_t b = barrier_sent + 1;
+    barrier_busy = true;
+    if (nt_bus_barrier(gw.bus, (int)gw.cfg.request_timeout_ms, on_barrier, (void *)(uintptr_t)b,
+                       NULL) == NT_OK) {
+        barrier_sent = b;
+        return;
+    }
+    barrier_sent = b;   /* the request table is full: answer the waiting ones now */
+    on_barrier(gw.bus, NT_EFULL, NULL, (void *)(uintptr_t)b);
+}
+
+/* Sends "connected" now, or once the barrier covering c's user subject is back. */
+static void hello(gw_conn *c, const json_t *ref)
+{
+    gw_user *u = c->user;
+    if (u->nconns == 1)                 /* just subscribed: the next barrier covers it */
+        u->barrier = barrier_sent + 1;
+    if (barrier_passed(u->barrier)) {
+        send_connected(c, ref);
+        return;
+    }
+    gw_hello *h = nt_malloc(sizeof *h);
+    h->next = NULL;
+    h->ref = ref ? json_incref((json_t *)ref) : NULL;
+    h->barrier = u->barrier;
+    memcpy(h->conn, c->id, sizeof h->conn);
+    if (hello_tail)
+        hello_tail->next = h;
+    else
+        hello_head = h;
+    hello_tail = h;
+    if (!barrier_busy)
+        barrier_send();
+}
+
+void gw_actions_stop(void)
+{
+    while (hello_head) {
+        gw_hello *h = hello_head;
+        hello_head = h->next;
+        json_decref(h->ref);
+        nt_free(h);
+    }
+    hello_tail = NULL;
+}
+
 void gw_actions_authenticate(gw_conn *c, const char *token, size_t len, const json_t *ref)
 {
     nt_claims cl;
@@ -885,17 +992,8 @@ void gw_actions_authenticate(gw_conn *c, const char *token, size_t len, const js
         gw_conn_close(c, 1011);
         return;
     }
-    json_t *data = json_pack("{s:s,s:s,s:s,s:i}", "connection_id", c->id, "user_id", cl.sub,
-                             "app", cl.app, "ping_interval", (int)gw.cfg.ping_interval_s);
-    char *d = json_dumps(data, JSON_COMPACT);
-    size_t n;
-    char *ev = gw_encode_event("connected", d, &n);
-    gw_conn_send(c, ev, n);
-    gw_conn_send_ack(c, ref, d, strlen(d));
-    nt_free(ev);
-    free(d);
-    json_decref(data);
     publish_ctl("natter.ctl.conn", "open", c, NULL);
+    hello(c, ref);
 }
 
 void gw_actions_conn_closed(gw_conn *c)

@@ -15,9 +15,12 @@ struct gw_user;
 
 /* Handles one complete, valid-UTF-8 text frame of c. */
 void gw_actions_frame(gw_conn *c, const char *buf, size_t len);
-/* Verifies a token for c: on success sends "connected" (and an ack when ref) and
- * publishes natter.ctl.conn open; on failure sends unauthorized and closes 4001. */
+/* Verifies a token for c: on success publishes natter.ctl.conn open and sends
+ * "connected" (and an ack when ref) once the user subject's subscription is in effect
+ * at NATS; on failure sends unauthorized and closes 4001. */
 void gw_actions_authenticate(gw_conn *c, const char *token, size_t len, const json_t *ref);
+/* Frees the "connected" replies still waiting (process exit, after the bus is gone). */
+void gw_actions_stop(void);
 /* Answers every send of u's connections pending on cmid with the ack data json. */
 void gw_actions_ack(gw_user *u, const char *cmid, size_t clen, const char *json, size_t jlen);
 /* An ack / send_error envelope on a user subject: answers the pending send. */

@@ -253,6 +253,7 @@ int main(void)
     nt_metrics_close();
     nt_bus_destroy(gw.bus);
     gw.bus = NULL;
+    gw_actions_stop();
     gw_conn_flush_close();
     uv_close((uv_handle_t *)&tick_timer, NULL);
     uv_close((uv_handle_t *)&hb_timer, NULL);

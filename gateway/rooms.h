@@ -12,6 +12,7 @@ struct gw_user {                  /* one user with >= 1 authenticated local conn
     nt_bus_sub *sub;
     gw_conn *conns;               /* linked through gw_conn.next/prev */
     uint32_t nconns;
+    uint32_t barrier;             /* the bus barrier that confirms sub (actions.c) */
     const char *app;              /* in this block, after subject */
     const char *id;               /* the <user> part of subject */
     char *name;                   /* display name from the latest token; gw_user_noname or owned */

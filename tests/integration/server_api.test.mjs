@@ -3,7 +3,8 @@
 // connection of the named users on both gateways and nobody else; publish reaches a
 // room's subscribers on both gateways with the custom event; bearer NATTER_API_KEY
 // (wrong/missing -> 401); reserved event names -> 400; disconnect closes every
-// connection of a user with 4003; stats counts what is open.
+// connection of a user with 4003; a notify right after "connected" is not missed;
+// stats counts what is open.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useCluster, uniqueRoom, waitUntil, sleep } from './lib/cluster.mjs';
@@ -191,13 +192,27 @@ test('disconnect closes every connection of the user on both gateways with 4003'
   await closeAll();
 });
 
+// "connected" means the user's subject is subscribed at NATS: a server API call made
+// on another gateway right after it reaches the new connection (no sleep between).
+test('a notify sent right after connected reaches a new user on another gateway', async () => {
+  const tag = uniqueRoom('h');
+  for (let i = 0; i < 40; i++) {
+    const cl = await client(i % 2, `${tag}_${i}`);
+    const r = await api('POST', '/api/server/notify', { user_ids: [`${tag}_${i}`], data: { i } },
+      { gw: 1 - (i % 2) });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual((await cl.next(isNotification, 5000)).data, { i });
+  }
+  await closeAll();
+});
+
 test('stats counts the open connections, users, rooms and gateways', async () => {
   const stats = async () => {
     const r = await api('GET', '/api/server/stats', undefined, { gw: 1 });
     assert.equal(r.status, 200, r.text);
     return r.json;
   };
-  // earlier tests closed everything they opened
+  await closeAll();   // what a failed earlier test left open
   await waitUntil(async () => (await stats()).connections === 0, { what: 'no connections left' });
 
   const room1 = uniqueRoom('st'), room2 = uniqueRoom('st');
