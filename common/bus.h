@@ -1,6 +1,7 @@
 /* bus.h: the NATS bridge. cnats reads its socket through its libuv adapter; its
  * delivery threads only push onto one bounded MPSC queue and wake the loop
- * (uv_async_t); every callback below runs on the loop thread. */
+ * (uv_async_t), or, with loop_delivery, the loop takes messages as cnats parses
+ * them; every callback below runs on the loop thread. */
 #ifndef NT_BUS_H
 #define NT_BUS_H
 
@@ -36,6 +37,10 @@ typedef struct nt_bus_opts {
     size_t queue_capacity;        /* MPSC bound (NATTER_BUS_QUEUE, default 65536) */
     int sub_pending_msgs;         /* cnats pending limit per subscription (default 65536) */
     size_t max_requests;          /* bound of the in-flight request table (default 65536) */
+    bool loop_delivery;           /* run callbacks of exact-subject subscriptions and of
+                                     requests where cnats parses, on the loop thread, not
+                                     through its delivery thread (bus.c); then at most one
+                                     subscription per exact subject */
 } nt_bus_opts;
 
 /* Connects (blocking: call before uv_run, on the loop thread). On failure returns
@@ -56,7 +61,8 @@ natsConnection *nt_bus_conn(nt_bus *bus);
 nt_status nt_bus_publish(nt_bus *bus, const char *subject, const char *reply,
                          const void *data, size_t len);
 
-/* Subscribes `subject` (queue group may be NULL). Returns NULL on failure. */
+/* Subscribes `subject` (queue group may be NULL). Returns NULL on failure, and with
+ * loop_delivery when the exact subject is already subscribed on this bus. */
 nt_bus_sub *nt_bus_subscribe(nt_bus *bus, const char *subject, const char *queue,
                              nt_bus_msg_cb cb, void *arg);
 /* Stops delivery at once (no callback after return); storage freed later. NULL is fine. */
@@ -87,5 +93,6 @@ void nt_bus_free_msg(nt_bus *bus, natsMsg *msg);
 /* Counters for /metrics. */
 uint64_t nt_bus_dropped(nt_bus *bus);     /* messages dropped because the queue was full */
 size_t nt_bus_queue_depth(nt_bus *bus);
+uint64_t nt_bus_loop_delivered(nt_bus *bus); /* messages handled where cnats parsed them */
 
 #endif

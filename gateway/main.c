@@ -224,6 +224,7 @@ int main(void)
 
     bo.url = gw.cfg.nats_url;
     bo.name = gw.cfg.gw_id;
+    bo.loop_delivery = true;      /* rooms, users and requests: one subscription each */
     if (nt_bus_create(&loop, &bo, &gw.bus, err, sizeof err) != NT_OK)
         nt_config_fatal("cannot reach NATS at %s (NATTER_NATS_URL): %s", gw.cfg.nats_url, err);
     if (gw_rooms_start() != NT_OK)

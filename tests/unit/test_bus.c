@@ -75,15 +75,21 @@ typedef struct fixture {
 
 static void stop_loop_later(fixture *f) { uv_stop(&f->loop); }
 
-static void setup_bus(fixture *f)
+static void setup_bus_opts(fixture *f, bool loop_delivery)
 {
     char url[64], err[128];
     memset(f, 0, sizeof(*f));
     uv_loop_init(&f->loop);
     snprintf(url, sizeof(url), "nats://127.0.0.1:%d", server_port);
-    nt_bus_opts o = { .url = url, .name = "test", .queue_capacity = 1024, .max_requests = 4 };
-    assert_int_equal(nt_bus_create(&f->loop, &o, &f->bus, err, sizeof(err)), NT_OK);
+    nt_bus_opts o = { .url = url, .name = "test", .queue_capacity = 1024, .max_requests = 4,
+                      .loop_delivery = loop_delivery };
+    nt_status st = nt_bus_create(&f->loop, &o, &f->bus, err, sizeof(err));
+    if (st != NT_OK)
+        fprintf(stderr, "nt_bus_create: %s\n", err);
+    assert_int_equal(st, NT_OK);
 }
+
+static void setup_bus(fixture *f) { setup_bus_opts(f, false); }
 
 static void teardown_bus(fixture *f)
 {
@@ -217,12 +223,11 @@ static void test_unsubscribe_stops_delivery(void **state)
 static void test_barrier_orders_subscriptions(void **state)
 {
     fixture f;
-    char url[64], err[128], subj[32];
-    nt_bus *other;
+    char url[64], subj[32];
+    natsConnection *other = NULL;   /* a plain second connection (nt_bus_destroy ends the library) */
     setup_bus(&f);
     snprintf(url, sizeof(url), "nats://127.0.0.1:%d", server_port);
-    nt_bus_opts o = { .url = url, .name = "test-other", .queue_capacity = 1024, .max_requests = 4 };
-    assert_int_equal(nt_bus_create(&f.loop, &o, &other, err, sizeof(err)), NT_OK);
+    assert_int_equal(natsConnection_ConnectTo(&other, url), NATS_OK);
     nt_bus_sub *subs[50];
     for (int i = 0; i < 50; i++) {
         snprintf(subj, sizeof(subj), "t.bar.%d", i);
@@ -231,14 +236,72 @@ static void test_barrier_orders_subscriptions(void **state)
         assert_int_equal(nt_bus_barrier(f.bus, 2000, on_reply, &f, NULL), NT_OK);
         run_until(&f, &f.replies, i + 1);
         assert_int_equal(f.replies, i + 1);
-        nt_bus_publish(other, subj, NULL, "x", 1);
+        assert_int_equal(natsConnection_PublishString(other, subj, "x"), NATS_OK);
+        assert_int_equal(natsConnection_Flush(other), NATS_OK);
     }
     run_until(&f, &f.delivered, 50);
     assert_int_equal(f.delivered, 50);
     assert_int_equal(f.timeouts + f.unavail, 0);
     for (int i = 0; i < 50; i++)
         nt_bus_unsubscribe(subs[i]);
-    nt_bus_destroy(other);
+    natsConnection_Destroy(other);
+    teardown_bus(&f);
+}
+
+/* loop_delivery: exact subjects and replies are handled where cnats parses them
+ * (counted), wildcards still through the delivery thread; one sub per exact
+ * subject; a callback may unsubscribe its own subscription. */
+static nt_bus_sub *self_unsub;
+
+static void on_unsub_self(nt_bus *bus, const nt_bus_msg *m, void *arg)
+{
+    ((fixture *)arg)->delivered++;
+    nt_bus_unsubscribe(self_unsub);
+}
+
+static void test_loop_delivery(void **state)
+{
+    fixture f;
+    setup_bus_opts(&f, true);
+    nt_bus_sub *echo = nt_bus_subscribe(f.bus, "t.loop.echo", NULL, on_echo, &f);
+    nt_bus_sub *wild = nt_bus_subscribe(f.bus, "t.wild.*", NULL, on_silent, &f);
+    assert_non_null(echo);
+    assert_non_null(wild);
+    assert_null(nt_bus_subscribe(f.bus, "t.loop.echo", NULL, on_silent, &f));
+    self_unsub = nt_bus_subscribe(f.bus, "t.loop.once", NULL, on_unsub_self, &f);
+    assert_non_null(self_unsub);
+    assert_int_equal(nt_bus_barrier(f.bus, 2000, on_reply, &f, NULL), NT_OK);
+    run_until(&f, &f.replies, 1);
+    assert_int_equal(f.replies, 1);
+    uint64_t base = nt_bus_loop_delivered(f.bus);
+    assert_true(base >= 1);          /* the barrier came back through the inbox */
+
+    /* request to our own echo: the request and its reply, both on the loop */
+    assert_int_equal(nt_bus_request(f.bus, "t.loop.echo", NULL, "hi", 2, 2000, on_reply, &f, NULL), NT_OK);
+    run_until(&f, &f.replies, 2);
+    assert_int_equal(f.replies, 2);
+    assert_string_equal(f.last, "hi");
+    assert_int_equal(nt_bus_loop_delivered(f.bus), base + 2);
+
+    nt_bus_publish(f.bus, "t.wild.x", NULL, "w", 1);
+    run_until(&f, &f.delivered, 2);
+    assert_int_equal(f.delivered, 2);           /* echo once, wildcard once */
+    assert_int_equal(nt_bus_loop_delivered(f.bus), base + 2);
+
+    nt_bus_publish(f.bus, "t.loop.once", NULL, "a", 1);
+    nt_bus_publish(f.bus, "t.loop.once", NULL, "b", 1);
+    run_until(&f, &f.delivered, 3);
+    for (int i = 0; i < 20; i++) {
+        uv_run(&f.loop, UV_RUN_NOWAIT);
+        usleep(10000);
+    }
+    assert_int_equal(f.delivered, 3);           /* "b" came after the unsubscribe */
+    /* the subject is free again */
+    nt_bus_sub *again = nt_bus_subscribe(f.bus, "t.loop.once", NULL, on_silent, &f);
+    assert_non_null(again);
+    nt_bus_unsubscribe(again);
+    nt_bus_unsubscribe(echo);
+    nt_bus_unsubscribe(wild);
     teardown_bus(&f);
 }
 
@@ -283,6 +346,7 @@ int main(void)
         cmocka_unit_test(test_unsubscribe_stops_delivery),
         cmocka_unit_test(test_post_from_thread),
         cmocka_unit_test(test_barrier_orders_subscriptions),
+        cmocka_unit_test(test_loop_delivery),
     };
     return cmocka_run_group_tests(tests, start_server, stop_server);
 }
