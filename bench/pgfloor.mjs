@@ -10,6 +10,8 @@
 //
 //   node bench/pgfloor.mjs            (BENCH_BIN_DIR as for run.mjs; bench/run.sh builds)
 //   BENCH_PGFLOOR_SECS=8              seconds per step
+//   BENCH_PGFLOOR_SQL="…"             SQL run after the seeding (what-if: an index
+//                                     dropped, a setting changed), before the warm-up
 // Writes bench/results/<date>-pgfloor.json (BENCH_OUT_DIR to change) and prints a table.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -73,6 +75,10 @@ async function main() {
          FROM generate_series(1, ${ROOMS}) i, generate_series(1, ${MEMBERS}) j;
        INSERT INTO partitions (p, stream_seq) SELECT p, 0 FROM generate_series(0, 3) p ON CONFLICT DO NOTHING;
        ANALYZE`);
+  if (process.env.BENCH_PGFLOOR_SQL) {
+    say(`pgfloor: running BENCH_PGFLOOR_SQL: ${process.env.BENCH_PGFLOOR_SQL}`);
+    sql(process.env.BENCH_PGFLOOR_SQL);
+  }
   // Warm-up, not measured: caches, plans, and the autovacuum the seeding set off.
   const warm = path.join(tmp, 'pgfloor-warm.sql');
   fs.writeFileSync(warm, script(8, 1));
