@@ -425,6 +425,21 @@ export class Cluster {
   /** kill -9. */
   async killProcess(name) { return this.procs[name].stop('SIGKILL', 'killed'); }
 
+  /** Stops nats-server (SIGTERM, or kill -9) and starts it again on the same port and
+   * JetStream store; resolves when it is healthy again (natter processes reconnect on
+   * their own: wait for their readyz). */
+  async restartNats({ kill = false } = {}) {
+    await this.procs.nats.stop(kill ? 'SIGKILL' : 'SIGTERM', 'restarted');
+    this.procs.nats.start();
+    await this.waitReady('nats', () => httpOk(`http://127.0.0.1:${this.ports.natsMon}/healthz?js-enabled-only=true`));
+  }
+
+  /** True when every natter process answers its readyz with 200. */
+  async allReady() {
+    const names = ['router', ...this.persisterNames, ...this.gatewayNames];
+    return (await Promise.all(names.map((n) => httpOk(this.readyUrl(n))))).every(Boolean);
+  }
+
   async restartProcess(name, { kill = false } = {}) {
     await (kill ? this.killProcess(name) : this.stopProcess(name));
     return this.startProcess(name);
