@@ -1,5 +1,6 @@
 /* bus.c: the NATS bridge: cnats on the libuv loop, one bounded MPSC queue from
- * cnats delivery threads to the loop, and a non-blocking request table. */
+ * cnats delivery threads to the loop (or, with loop_delivery, messages taken where
+ * cnats parses them), and a non-blocking request table. */
 #include "bus.h"
 
 #include <dlfcn.h>
