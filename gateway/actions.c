@@ -881,8 +881,8 @@ typedef struct gw_hello {
 } gw_hello;
 
 static gw_hello *hello_head, *hello_tail;    /* FIFO, barrier ascending */
-static uint32_t barrier_sent, barrier_done;  /* sequence numbers (wrap-safe compare) */
-static bool barrier_busy;
+static uint32_t barrier_sent, barrier_done;  /* sequence numbers (wrap-safe compare);
+                                              * unequal while one is in flight */
 
 static bool barrier_passed(uint32_t b) { return (int32_t)(b - barrier_done) <= 0; }
 
@@ -905,7 +905,6 @@ static void barrier_send(void);
 
 static void on_barrier(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
 {
-    barrier_busy = false;
     barrier_done = (uint32_t)(uintptr_t)arg;
     while (hello_head && barrier_passed(hello_head->barrier)) {
         gw_hello *h = hello_head;
@@ -930,15 +929,10 @@ static void on_barrier(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *a
 
 static void barrier_send(void)
 {
-    uint32_t b = barrier_sent + 1;
-    barrier_busy = true;
+    uint32_t b = ++barrier_sent;
     if (nt_bus_barrier(gw.bus, (int)gw.cfg.request_timeout_ms, on_barrier, (void *)(uintptr_t)b,
-                       NULL) == NT_OK) {
-        barrier_sent = b;
-        return;
-    }
-    barrier_sent = b;   /* the request table is full: answer the waiting ones now */
-    on_barrier(gw.bus, NT_EFULL, NULL, (void *)(uintptr_t)b);
+                       NULL) != NT_OK)   /* the request table is full: answer them now */
+        on_barrier(gw.bus, NT_EFULL, NULL, (void *)(uintptr_t)b);
 }
 
 /* Sends "connected" now, or once the barrier covering c's user subject is back. */
@@ -961,7 +955,7 @@ static void hello(gw_conn *c, const json_t *ref)
     else
         hello_head = h;
     hello_tail = h;
-    if (!barrier_busy)
+    if (barrier_sent == barrier_done)    /* none in flight */
         barrier_send();
 }
 
