@@ -306,8 +306,10 @@ export class Cluster {
       args: ['-js', '-sd', path.join(this.dir, 'nats'), '-a', '127.0.0.1', '-p', String(this.ports.nats),
         '-m', String(this.ports.natsMon), '-n', `natter-test-${process.pid}`],
     }).start();
-    await this.waitReady('nats', () => httpOk(`http://127.0.0.1:${this.ports.natsMon}/healthz?js-enabled-only=true`));
+    await this.waitReady('nats', () => this.natsHealthy());
   }
+
+  natsHealthy() { return httpOk(`http://127.0.0.1:${this.ports.natsMon}/healthz?js-enabled-only=true`); }
 
   async startRedis() {
     fs.mkdirSync(path.join(this.dir, 'redis'));
@@ -431,7 +433,7 @@ export class Cluster {
   async restartNats({ kill = false } = {}) {
     await this.procs.nats.stop(kill ? 'SIGKILL' : 'SIGTERM', 'restarted');
     this.procs.nats.start();
-    await this.waitReady('nats', () => httpOk(`http://127.0.0.1:${this.ports.natsMon}/healthz?js-enabled-only=true`));
+    await this.waitReady('nats', () => this.natsHealthy());
   }
 
   /** True when every natter process answers its readyz with 200. */
