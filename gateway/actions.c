@@ -886,17 +886,23 @@ static uint32_t barrier_sent, barrier_done;  /* sequence numbers (wrap-safe comp
 
 static bool barrier_passed(uint32_t b) { return (int32_t)(b - barrier_done) <= 0; }
 
+/* `connected`, then the authenticate ack; ahead of anything held for c meanwhile. */
 static void send_connected(gw_conn *c, const json_t *ref)
 {
     json_t *data = json_pack("{s:s,s:s,s:s,s:i}", "connection_id", c->id, "user_id",
                              c->user->id, "app", c->user->app, "ping_interval",
                              (int)gw.cfg.ping_interval_s);
     char *d = json_dumps(data, JSON_COMPACT);
-    size_t n;
-    char *ev = gw_encode_event("connected", d, &n);
-    gw_conn_send(c, ev, n);
-    gw_conn_send_ack(c, ref, d, strlen(d));
+    const char *out[2];
+    size_t lens[2], n = 0;
+    char *ev = gw_encode_event("connected", d, &lens[n]);
+    out[n++] = ev;
+    char *ack = ref ? gw_encode_ack(ref, d, strlen(d), &lens[n]) : NULL;
+    if (ack)
+        out[n++] = ack;
+    gw_conn_release(c, out, lens, n, false);
     nt_free(ev);
+    nt_free(ack);
     free(d);
     json_decref(data);
 }
@@ -915,6 +921,7 @@ static void on_barrier(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *a
             if (st == NT_OK) {
                 send_connected(c, h->ref);
             } else {
+                gw_conn_release(c, NULL, NULL, 0, true);   /* nothing before the error */
                 gw_conn_send_error(c, h->ref, GW_E_UNAVAILABLE,
                                    "NATS did not confirm the subscription to your events, reconnect");
                 gw_conn_close(c, 1011);
@@ -950,6 +957,7 @@ static void hello(gw_conn *c, const json_t *ref)
     h->ref = ref ? json_incref((json_t *)ref) : NULL;
     h->barrier = u->barrier;
     memcpy(h->conn, c->id, sizeof h->conn);
+    gw_conn_hold(c);                    /* events for c wait for `connected` */
     if (hello_tail)
         hello_tail->next = h;
     else

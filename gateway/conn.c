@@ -97,7 +97,7 @@ static void on_flush(uv_check_t *h)
         if (!c)
             continue;                  /* destroyed meanwhile */
         c->flush_pending = 0;
-        if (!c->q_len)
+        if (!c->q_len || c->held)
             continue;
         /* lws_send_pipe_choked() would poll(2) every socket: a send the kernel does
          * not take whole is left over in lws's buffer, and that is the sign */
@@ -170,6 +170,7 @@ void gw_conn_close(gw_conn *c, uint16_t code)
     if (c->close_code)
         return;
     c->close_code = code;
+    c->held = 0;                       /* what was held goes out before the close */
     lws_callback_on_writable(c->wsi);
     /* a peer that never reads never makes us writeable: kill it regardless */
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 5);
@@ -230,13 +231,48 @@ bool gw_conn_enqueue(gw_conn *c, gw_buf *b)
     c->q_len++;
     c->q_bytes += b->len;
     nt_metric_add(gw.m.bytes_queued, b->len);
-    if (c->q_len == 1) {
+    if (c->q_len == 1 && !c->held) {
         if (c->congested)
             lws_callback_on_writable(c->wsi);
         else
             flush_later(c);
     }
     return true;
+}
+
+void gw_conn_hold(gw_conn *c)
+{
+    c->held = 1;
+}
+
+void gw_conn_release(gw_conn *c, const char *const *payloads, const size_t *lens, size_t n,
+                     bool drop)
+{
+    if (!c->held) {                    /* nothing held (or closing): in order */
+        for (size_t i = 0; i < n; i++)
+            gw_conn_send(c, payloads[i], lens[i]);
+        return;
+    }
+    c->held = 0;
+    /* the held frames move behind the new ones: take them out, queue, put back (a
+     * reply to a request made before authenticate that is still unwritten goes
+     * behind them too: replies are matched by ref, events must follow `connected`) */
+    uint32_t len = c->q_len, mask = (1u << c->q_shift) - 1, first = c->q_first;
+    gw_buf **held = c->q;
+    uint32_t bytes = c->q_bytes;
+    c->q = NULL;
+    c->q_first = c->q_len = c->q_bytes = 0;
+    c->q_shift = 0;
+    nt_metric_add(gw.m.bytes_queued, -(int64_t)bytes);
+    for (size_t i = 0; i < n; i++)
+        gw_conn_send(c, payloads[i], lens[i]);
+    for (uint32_t i = 0; i < len; i++) {
+        gw_buf *b = held[(first + i) & mask];
+        if (!drop)
+            gw_conn_enqueue(c, b);
+        gw_buf_release(b);
+    }
+    nt_free(held);
 }
 
 bool gw_conn_send(gw_conn *c, const char *payload, size_t len)
@@ -321,7 +357,7 @@ int gw_conn_writeable(gw_conn *c)
             used = 3;
         }
     }
-    if (!c->q_len && !used) {
+    if ((!c->q_len || c->held) && !used) {
         if (!c->close_code)
             return 0;
         /* lws treats -1 from WRITEABLE (and a timeout) as a violent death and
@@ -349,7 +385,7 @@ int gw_conn_writeable(gw_conn *c)
     size_t limit = c->congested ? GW_CONGESTED_BYTES : GW_COALESCE_BYTES;
     int frames = 0;
     gw_buf *b;
-    while ((b = queue_head(c))) {
+    while (!c->held && (b = queue_head(c))) {
         if (used + b->len + 10 > limit) {
             if (used > 0)
                 break;
@@ -378,7 +414,7 @@ int gw_conn_writeable(gw_conn *c)
     nt_metric_add(gw.m.frames_out, frames);
     if (c->q_bytes <= gw.cfg.send_queue_bytes)
         c->over_since = 0;
-    if (c->q_len || c->close_code)
+    if ((c->q_len && !c->held) || c->close_code)
         lws_callback_on_writable(c->wsi);
     return 0;
 }

@@ -56,6 +56,7 @@ typedef struct gw_conn {         /* ordered without padding: 120 bytes, a 128-by
     uint8_t ping_due : 1;         /* keepalive: the next WRITEABLE writes a ping first */
     uint8_t ping_timeout : 1;     /* closing (1001) because nothing came back in time */
     uint8_t flush_pending : 1;    /* in the list gw_conn_flush writes at the end of the loop turn */
+    uint8_t held : 1;             /* authenticated, `connected` not out yet: frames wait queued */
     char id[17];                  /* connection_id, hex */
 } gw_conn;
 
@@ -87,6 +88,13 @@ void gw_conn_send_ack(gw_conn *c, const json_t *ref, const char *data_json, size
 int gw_conn_writeable(gw_conn *c);
 /* Closes with `code` after what is already queued is written. */
 void gw_conn_close(gw_conn *c, uint16_t code);
+/* Holds c's frames in its queue (still counted against its limits) until
+ * gw_conn_release: nothing may reach the client before `connected`. */
+void gw_conn_hold(gw_conn *c);
+/* Ends the hold: the n payloads go out first, then the frames queued meanwhile
+ * (drop: those are discarded instead). */
+void gw_conn_release(gw_conn *c, const char *const *payloads, const size_t *lens, size_t n,
+                     bool drop);
 
 /* Keepalive (lws's own ping/validity timers are off: see server.c). The clock is
  * loop seconds, kept in 16 bits per connection (ages are taken modulo 2^16 s). */

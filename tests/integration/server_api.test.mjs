@@ -3,8 +3,8 @@
 // connection of the named users on both gateways and nobody else; publish reaches a
 // room's subscribers on both gateways with the custom event; bearer NATTER_API_KEY
 // (wrong/missing -> 401); reserved event names -> 400; disconnect closes every
-// connection of a user with 4003; a notify right after "connected" is not missed;
-// stats counts what is open.
+// connection of a user with 4003; a notify right after "connected" is not missed, and
+// nothing reaches a connection before its "connected"; stats counts what is open.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useCluster, uniqueRoom, waitUntil, sleep } from './lib/cluster.mjs';
@@ -202,6 +202,30 @@ test('a notify sent right after connected reaches a new user on another gateway'
       { gw: 1 - (i % 2) });
     assert.equal(r.status, 200, r.text);
     assert.deepEqual((await cl.next(isNotification, 5000)).data, { i });
+  }
+  await closeAll();
+});
+
+// A new user's "connected" waits for NATS to confirm its subscription; whatever is
+// meant for the connection meanwhile (here the reply to a ping sent in the same TCP
+// segment as auth, which the gateway answers in that same loop turn) is held until
+// "connected" and its ack are out.
+test('nothing reaches a new connection before connected', async () => {
+  const tag = uniqueRoom('o');
+  for (let i = 0; i < 10; i++) {
+    const user = `${tag}_${i}`;
+    const cl = await client(i % 2, user, { auth: 'none' });
+    const sock = cl.ws._socket;
+    sock.cork();
+    cl.send({ action: 'auth', data: { token: c.token(user) }, ref: 'a' });
+    cl.send({ action: 'ping', ref: 'p' });
+    sock.uncork();
+    const names = () => cl.events.map((e) => (e.event === 'ack' ? `ack ${e.ref}` : e.event));
+    await waitUntil(() => names().includes('ack p'), { what: `the ping's ack on ${user}` });
+    // connected comes first; later events (e.g. the user's own presence) may interleave
+    assert.equal(names()[0], 'connected', `${user}: ${JSON.stringify(cl.events)}`);
+    assert.deepEqual(names().filter((n) => ['ack a', 'pong', 'ack p'].includes(n)), ['ack a', 'pong', 'ack p'],
+      `${user}: ${JSON.stringify(cl.events)}`);
   }
   await closeAll();
 });
