@@ -12,6 +12,9 @@
 //   BENCH_PG_FSYNC    on (default) | off: PostgreSQL fsync for natter's store
 //   BENCH_PG_OPTS     "name=value name=value": extra PostgreSQL settings (experiments)
 //   BENCH_KEEP=1      keep the temp dir (logs) after the run
+//   BENCH_SIZES       JSON merged over each scenario's sizes for BENCH_SCALE, e.g.
+//                     '{"rate":2000}' (chatmix at 2,000 sends/s); a key no chosen
+//                     scenario has is an error
 import fs from 'node:fs';
 import path from 'node:path';
 import { BENCH, DATE, PER_PROC, ROOT, SCALE, STARTERS, failures, logs, KEEP, machine, say, table } from './lib.mjs';
@@ -23,6 +26,14 @@ const SCENARIO_LIST = (await Promise.all(fs.readdirSync(path.join(HERE, 'scenari
 const SYSTEMS = (process.env.BENCH_SYSTEMS || 'natter,socketio,natsws').split(',').filter(Boolean);
 const WANT = (process.env.BENCH_SCENARIOS || SCENARIO_LIST.map((s) => s.name).join(',')).split(',').filter(Boolean);
 const OUT = path.resolve(ROOT, process.env.BENCH_OUT_DIR || (SCALE === 'smoke' ? 'bench/results/tmp' : 'bench/results'));
+const SIZES = (() => {
+  try {
+    const v = JSON.parse(process.env.BENCH_SIZES || '{}');
+    if (v && typeof v === 'object' && !Array.isArray(v)) return v;
+  } catch { /* below */ }
+  throw new Error(`BENCH_SIZES must be a JSON object such as '{"rate":2000}', not ${process.env.BENCH_SIZES}`);
+})();
+const sizesOf = (sc) => ({ ...sc.sizes[SCALE], ...Object.fromEntries(Object.entries(SIZES).filter(([k]) => k in sc.sizes[SCALE])) });
 
 async function main() {
   if (!['smoke', 'medium', 'full'].includes(SCALE)) throw new Error(`unknown BENCH_SCALE ${SCALE} (smoke | medium | full)`);
@@ -31,8 +42,11 @@ async function main() {
   fs.mkdirSync(OUT, { recursive: true });
   const t0 = Date.now();
   const scenarios = SCENARIO_LIST.filter((s) => WANT.includes(s.name));
+  for (const k of Object.keys(SIZES)) {
+    if (!scenarios.some((s) => k in s.sizes[SCALE])) throw new Error(`BENCH_SIZES: no chosen scenario has a size named ${k}`);
+  }
   const results = Object.fromEntries(scenarios.map((s) => [s.name, { rows: [], raw: [] }]));
-  const maxConns = Math.max(0, ...scenarios.map((s) => s.conns(s.sizes[SCALE])));
+  const maxConns = Math.max(0, ...scenarios.map((s) => s.conns(sizesOf(s))));
   const nFront = Math.max(2, Math.ceil(maxConns / PER_PROC));
   let run = 0;
   for (const system of SYSTEMS) {
@@ -44,7 +58,7 @@ async function main() {
     try {
       for (const sc of mine) {
         say(`${sc.name} ${system}`);
-        const r = await sc.run(sys, sc.sizes[SCALE], ++run);
+        const r = await sc.run(sys, sizesOf(sc), ++run);
         results[sc.name].rows.push(...r.rows);
         results[sc.name].raw.push({ system, runs: r.raw });
         for (const row of r.rows) say(`  ${JSON.stringify(row)}`);
@@ -72,7 +86,7 @@ async function main() {
     if (Object.keys(ratios).length) console.log(`ratios natter/peer: ${JSON.stringify(ratios)}`);
     const file = path.join(OUT, `${DATE}-${SCALE}-${sc.name}.json`);
     fs.writeFileSync(file, JSON.stringify({ scenario: sc.name, scale: SCALE, date: new Date().toISOString(), machine: m,
-      sizes: sc.sizes[SCALE], rows, ratios, table_markdown: tbl, raw }, null, 1) + '\n');
+      sizes: sizesOf(sc), rows, ratios, table_markdown: tbl, raw }, null, 1) + '\n');
     say(`wrote ${path.relative(ROOT, file)}`);
   }
   say(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
