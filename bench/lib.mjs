@@ -20,6 +20,8 @@ export const KEEP = process.env.BENCH_KEEP === '1';
 export const PER_PROC = 18000;    // connections per server / natter-bench process (20,000 open files each)
 export const DATE = new Date().toISOString().slice(0, 10);
 export const failures = [];
+// Not failures, but worth the logs: the run goes on, exits 0, and keeps its logs dir.
+export const anomalies = [];
 export const say = (s) => process.stderr.write(`bench: ${s}\n`);
 export { sleep };
 
@@ -34,9 +36,9 @@ function cleanup() {
   for (const p of live) { try { process.kill(p.pid, p.killSig || 'SIGKILL'); } catch { /* gone */ } }
   live.clear();
   if (KEEP) return;
-  // After a functional failure the logs stay (the data directories do not): a rare
-  // failure is otherwise gone before anyone could read why.
-  for (const e of failures.length ? fs.readdirSync(tmp).filter((n) => n !== 'logs') : ['.']) {
+  // After a functional failure or an anomaly the logs stay (the data directories do
+  // not): a rare one is otherwise gone before anyone could read why.
+  for (const e of failures.length || anomalies.length ? fs.readdirSync(tmp).filter((n) => n !== 'logs') : ['.']) {
     try { fs.rmSync(path.join(tmp, e), { recursive: true, force: true }); } catch { /* best effort */ }
   }
 }
@@ -170,10 +172,10 @@ export async function startNatter(nFront) {
   procs.push(start('natter-nats', 'nats-server', ['-js', '-sd', path.join(dir, 'nats'), '-a', '127.0.0.1', '-p', String(nats), '-m', String(natsMon)], { killSig: 'SIGINT' }));
   procs.push(start('natter-redis', 'redis-server', ['--bind', '127.0.0.1', '--port', String(redis), '--dir', dir, '--save', '', '--appendonly', 'no']));
   const ids = userIds('postgres');
-  // Any statement of 2 s or more (also inside natter's functions) logs its plan to
+  // Any statement of 1 s or more (also inside natter's functions) logs its plan to
   // natter-postgres.log: the rare multi-second commits are to be diagnosed, not guessed.
   // Statements under that cost two clock reads each.
-  const PG_DIAG_OPTS = ['shared_preload_libraries=auto_explain', 'auto_explain.log_min_duration=2000',
+  const PG_DIAG_OPTS = ['shared_preload_libraries=auto_explain', 'auto_explain.log_min_duration=1000',
     'auto_explain.log_nested_statements=on', 'auto_explain.log_level=warning'].flatMap((o) => ['-c', o]);
   const pgdir = path.join(dir, 'pg');
   fs.mkdirSync(pgdir);

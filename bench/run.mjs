@@ -17,7 +17,7 @@
 //                     scenario has is an error
 import fs from 'node:fs';
 import path from 'node:path';
-import { BENCH, DATE, PER_PROC, ROOT, SCALE, STARTERS, failures, logs, KEEP, machine, say, table } from './lib.mjs';
+import { BENCH, DATE, PER_PROC, ROOT, SCALE, STARTERS, anomalies, failures, logs, KEEP, machine, say, table } from './lib.mjs';
 import { HERE } from './lib.mjs';
 
 // Every bench/scenarios/*.mjs, in the order of their `order` field.
@@ -90,6 +90,7 @@ async function main() {
     say(`wrote ${path.relative(ROOT, file)}`);
   }
   say(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  if (anomalies.length) console.error(`\nbench: anomalies (logs kept: ${logs}):\n  ${anomalies.join('\n  ')}`);
   if (failures.length) {
     console.error(`\nbench: FAILED:\n  ${failures.join('\n  ')}\n(logs kept: ${logs})`);
     process.exitCode = 1;
