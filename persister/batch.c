@@ -28,6 +28,7 @@
 #define BATCH_MAX_NAME_BYTES 256
 #define BATCH_SLOW_MS 1000        /* a commit slower than this is counted and logged */
 #define BATCH_SLOW_LOG_MS 10000
+#define BATCH_ANALYZE_EVERY_MS 600000  /* statistics refreshed after a slow commit at most this often */
 
 const ps_pg_stmt ps_batch_stmts[] = {
     { "claim", "SELECT natter_claim($1::int)", 1 },
@@ -475,11 +476,41 @@ static void item_publish(ps_ctx *ctx, const ps_item *it)
     }
 }
 
+static void on_analyzed(PGresult *res, void *arg)
+{
+    (void)arg;
+    if (ps_pg_ok(res))
+        nt_info("statistics of messages, rooms and members refreshed after a slow commit");
+    else
+        nt_warn("ANALYZE after a slow commit failed: %s",
+                res ? PQresultErrorMessage(res) : "connection lost");
+}
+
+/* Statistics that call a full table empty (an ANALYZE that found messages with a
+ * page but no committed row records reltuples 0, and the planner then scales that
+ * density to any size) make every plan made from them slow: replanning alone does
+ * not help. ANALYZE on the read connection, at most every BATCH_ANALYZE_EVERY_MS;
+ * it invalidates the write connections' plans that read those tables. */
+static void batch_refresh_stats(ps_ctx *ctx)
+{
+    static uint64_t last_ms;
+    static bool done_once;
+    uint64_t now = uv_now(ctx->loop);
+    if (done_once && now - last_ms < BATCH_ANALYZE_EVERY_MS)
+        return;
+    if (ps_pg_query(ctx->rpg, "ANALYZE messages, rooms, members", on_analyzed, NULL) != NT_OK)
+        return;                        /* the read connection is down: the next slow commit */
+    ps_pg_sync(ctx->rpg, NULL, NULL);
+    last_ms = now;
+    done_once = true;
+}
+
 /* A commit that took seconds means a sick database or plan, not load: the
  * commits behind it on the same write connection wait for it. Counted always,
  * logged at most once per BATCH_SLOW_LOG_MS with the count since; the
  * connection's plans are rebuilt before its next statement (a plan made while
- * the tables were nearly empty is the usual cause: pg.c). */
+ * the tables were nearly empty is the usual cause: pg.c), and the statistics are
+ * refreshed (batch_refresh_stats). */
 static void batch_note_slow(const ps_batch *b, uint64_t ms)
 {
     static nt_log_limit slow;
@@ -487,6 +518,7 @@ static void batch_note_slow(const ps_batch *b, uint64_t ms)
     uint64_t n;
     nt_metric_add(ctx->m.slow_commits, 1);
     ps_pg_replan(ps_wpg(ctx, b->part->p));
+    batch_refresh_stats(ctx);
     if (nt_log_limit_due(&slow, uv_now(ctx->loop), BATCH_SLOW_LOG_MS, &n))
         nt_warn("partition %u: a batch of %d took %llu ms to commit on write connection %u "
                 "(%llu commits over %d ms since the last warning)",

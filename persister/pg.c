@@ -466,6 +466,16 @@ nt_status ps_pg_prepared(ps_pg *pg, const char *stmt, int nparams, const char *c
     return NT_OK;
 }
 
+nt_status ps_pg_query(ps_pg *pg, const char *sql, ps_pg_result_cb cb, void *arg)
+{
+    if (pg->state != PG_UP)
+        return NT_EUNAVAIL;
+    if (!pg->failing && !PQsendQueryParams(pg->conn, sql, 0, NULL, NULL, NULL, NULL, 0))
+        pg_fail_soon(pg);
+    pg_push(pg, false, cb, arg);
+    return NT_OK;
+}
+
 nt_status ps_pg_sync(ps_pg *pg, ps_pg_result_cb cb, void *arg)
 {
     if (pg->state != PG_UP)

@@ -43,6 +43,9 @@ size_t ps_pg_pending(const ps_pg *pg);
  * NT_EUNAVAIL when not up (cb is not called). Results arrive after ps_pg_sync. */
 nt_status ps_pg_prepared(ps_pg *pg, const char *stmt, int nparams, const char *const *values,
                          ps_pg_result_cb cb, void *arg);
+/* Queues one statement without parameters (not prepared: a utility statement such
+ * as ANALYZE); like ps_pg_prepared otherwise. */
+nt_status ps_pg_query(ps_pg *pg, const char *sql, ps_pg_result_cb cb, void *arg);
 /* Drops the session's cached plans before the next statement (DISCARD PLANS):
  * for a connection whose statement was unexpectedly slow. Besides, pg.c does it
  * every 60 s and when the rows counted by ps_pg_wrote have doubled. */

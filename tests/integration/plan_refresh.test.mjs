@@ -8,7 +8,7 @@
 // plan, and this is about not waiting for one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useCluster, sendMany, seqProblem, uniqueRoom } from './lib/cluster.mjs';
+import { useCluster, bulkMessages, sendRounds, seqProblem, uniqueRoom } from './lib/cluster.mjs';
 
 const c = useCluster({
   env: { NATTER_PARTITIONS: '1', NATTER_PG_WRITE_CONNS: '1', NATTER_REQUEST_TIMEOUT_MS: '60000' },
@@ -22,17 +22,8 @@ test('a plan made on an empty messages table costs at most one slow batch', { ti
   await alice.subscribe(`room.${room}`);
   await alice.ack('send_message', `room.${room}`, { message: 'first', client_msg_id: 'plan-0' });
 
-  // Someone else's 100,000 messages, in the same app.
-  await c.query(`INSERT INTO rooms (app, room) VALUES ('default', 'bulk')`);
-  await c.query(`INSERT INTO messages (app, room, seq, sender, client_msg_id, body)
-                 SELECT 'default', 'bulk', i, 'bulk-sender', 'bulk-' || i, 'x' FROM generate_series(1, 100000) i`);
-
-  for (let round = 1; round <= 4; round++) {
-    const replies = await sendMany(alice, `room.${room}`,
-      Array.from({ length: 200 }, (_, k) => ({ message: `r${round} ${k}`, cmid: `plan-${round}-${k}` })),
-      { window: 200, timeoutMs: 120_000 });
-    for (const ev of replies) assert.equal(ev.event, 'ack', JSON.stringify(ev));
-  }
+  await bulkMessages(c, 100_000);   // someone else's, in the same app
+  await sendRounds(alice, `room.${room}`, { prefix: 'plan' });
   const rows = await c.query('SELECT seq FROM messages WHERE room = $1 ORDER BY seq', [room]);
   assert.equal(rows.length, 801);
   assert.equal(seqProblem(rows.map((r) => Number(r.seq)), 1, 801), null);

@@ -818,6 +818,24 @@ export async function sendMany(client, channel, items, { window = 100, onReply, 
   return replies;
 }
 
+/** `rounds` bursts of `size` sends to channel, one burst at a time (cmids
+ * `<prefix>-<round>-<k>`); every send must be acked (sendMany throws otherwise). */
+export async function sendRounds(client, channel, { rounds = 4, size = 200, prefix, timeoutMs = 120_000 }) {
+  for (let round = 1; round <= rounds; round++) {
+    await sendMany(client, channel,
+      Array.from({ length: size }, (_, k) => ({ message: `r${round} ${k}`, cmid: `${prefix}-${round}-${k}` })),
+      { window: size, timeoutMs });
+  }
+}
+
+/** Someone else's n messages in app `default` (room `bulk`), written straight into
+ * PostgreSQL: a large messages table for plan and statistics tests. */
+export async function bulkMessages(cluster, n) {
+  await cluster.query(`INSERT INTO rooms (app, room) VALUES ('default', 'bulk')`);
+  await cluster.query(`INSERT INTO messages (app, room, seq, sender, client_msg_id, body)
+                       SELECT 'default', 'bulk', i, 'bulk-sender', 'bulk-' || i, 'x' FROM generate_series(1, $1::int) i`, [n]);
+}
+
 /** Asserts-free helper: seqs (numbers) are exactly from..to. Returns a description of the first problem or null. */
 export function seqProblem(seqs, from, to) {
   const sorted = [...seqs].sort((a, b) => a - b);
