@@ -33,7 +33,10 @@ const SIZES = (() => {
   } catch { /* below */ }
   throw new Error(`BENCH_SIZES must be a JSON object such as '{"rate":2000}', not ${process.env.BENCH_SIZES}`);
 })();
-const sizesOf = (sc) => ({ ...sc.sizes[SCALE], ...Object.fromEntries(Object.entries(SIZES).filter(([k]) => k in sc.sizes[SCALE])) });
+// A scenario's sizes are an object, or a list of them (fan-out: one per room size).
+const sizeList = (sc) => [sc.sizes[SCALE]].flat();
+const withSizes = (base) => ({ ...base, ...Object.fromEntries(Object.entries(SIZES).filter(([k]) => k in base)) });
+const sizesOf = (sc) => (Array.isArray(sc.sizes[SCALE]) ? sc.sizes[SCALE].map(withSizes) : withSizes(sc.sizes[SCALE]));
 
 async function main() {
   if (!['smoke', 'medium', 'full'].includes(SCALE)) throw new Error(`unknown BENCH_SCALE ${SCALE} (smoke | medium | full)`);
@@ -43,7 +46,7 @@ async function main() {
   const t0 = Date.now();
   const scenarios = SCENARIO_LIST.filter((s) => WANT.includes(s.name));
   for (const k of Object.keys(SIZES)) {
-    if (!scenarios.some((s) => k in s.sizes[SCALE])) throw new Error(`BENCH_SIZES: no chosen scenario has a size named ${k}`);
+    if (!scenarios.some((s) => sizeList(s).some((b) => k in b))) throw new Error(`BENCH_SIZES: no chosen scenario has a size named ${k}`);
   }
   const results = Object.fromEntries(scenarios.map((s) => [s.name, { rows: [], raw: [] }]));
   const maxConns = Math.max(0, ...scenarios.map((s) => s.conns(sizesOf(s))));
