@@ -441,15 +441,21 @@ void ps_pg_wrote(ps_pg *pg, uint64_t rows)
     }
 }
 
+/* Queues a statement without parameters (not prepared). */
+static void pg_send_query(ps_pg *pg, const char *sql, ps_pg_result_cb cb, void *arg)
+{
+    if (!pg->failing && !PQsendQueryParams(pg->conn, sql, 0, NULL, NULL, NULL, NULL, 0))
+        pg_fail_soon(pg);
+    pg_push(pg, false, cb, arg);
+}
+
 /* Queues DISCARD PLANS when one is due: the statements after it are planned anew. */
 static void pg_replan_if_due(ps_pg *pg)
 {
     uint64_t now = uv_now(pg->loop);
     if (!pg->replan && now < pg->replan_at)
         return;
-    if (!pg->failing && !PQsendQueryParams(pg->conn, "DISCARD PLANS", 0, NULL, NULL, NULL, NULL, 0))
-        pg_fail_soon(pg);
-    pg_push(pg, false, NULL, NULL);
+    pg_send_query(pg, "DISCARD PLANS", NULL, NULL);
     pg->replan = false;
     pg->replan_at = now + PG_REPLAN_MAX_MS;
 }
@@ -470,9 +476,7 @@ nt_status ps_pg_query(ps_pg *pg, const char *sql, ps_pg_result_cb cb, void *arg)
 {
     if (pg->state != PG_UP)
         return NT_EUNAVAIL;
-    if (!pg->failing && !PQsendQueryParams(pg->conn, sql, 0, NULL, NULL, NULL, NULL, 0))
-        pg_fail_soon(pg);
-    pg_push(pg, false, cb, arg);
+    pg_send_query(pg, sql, cb, arg);
     return NT_OK;
 }
 
