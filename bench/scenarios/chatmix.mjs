@@ -5,18 +5,10 @@
 // send→ack) percentiles, the delivered ratio and server CPU; for natter it then checks
 // that PostgreSQL holds every message exactly once with gap-free seqs per room.
 //
-// natter's database is new at the start of the run, and PostgreSQL has no statistics
-// for its tables until autovacuum's first ANALYZE, up to a minute later: after the
-// window. Without them it takes `app` (one value here) for a selective column, and
-// the unread flush found each member's room by scanning every room of the app (~50 ms
-// a chunk instead of ~5; at 250 sends/s a fifth of a core). The chat mix measures a
-// database in use, so it analyzes rooms and members once every connection is ready
-// (in the warm-up). Not messages: still empty then, or with the first batch
-// uncommitted, its statistics would say "empty" at any size (tests/integration/
-// stale_stats.test.mjs; 3 of ~75 runs that analyzed it went to seconds per batch).
-import fs from 'node:fs';
-import path from 'node:path';
-import { anomalies, failures, say, ms, pidArgs, runBench, ratio, syscallsPerDelivery, gatewayWrites, framesPerWrite, tmp, live, sleep } from '../lib.mjs';
+// natter's database gets its statistics once the connections are ready
+// (runBenchAnalyzed, lib.mjs): at 250 sends/s, without them, the unread flush
+// scanned every room of the app per member, a fifth of a core of PostgreSQL.
+import { anomalies, failures, say, ms, pidArgs, runBenchAnalyzed, ratio, syscallsPerDelivery, gatewayWrites, framesPerWrite } from '../lib.mjs';
 import { checkStored } from './persist.mjs';
 
 const pct = (cpu, secs) => (secs > 0.1 ? Math.round((100 * cpu) / secs) : null);
@@ -28,16 +20,10 @@ async function chatmixRun(sys, spec, run) {
   const pids = pidArgs([...sys.front(), ...sys.backend()]);
   const w0 = await gatewayWrites(sys);
   // Every connection sends (senders = conns): natter-bench round-robins the rate over them.
-  const readyFile = sys.sql ? path.join(tmp, `chatmix-ready-${run}`) : undefined;
-  const b = runBench([...sys.benchArgs, '--url', sys.urls.join(','), '--conns', String(conns), '--rooms', String(rooms),
+  const r = await runBenchAnalyzed(sys, [...sys.benchArgs, '--url', sys.urls.join(','), '--conns', String(conns), '--rooms', String(rooms),
     '--senders', String(conns), '--rate', String(rate), '--duration', String(secs), '--warmup', String(warmup), '--drain', String(drain),
     '--room-prefix', prefix, '--source-base', '127.11.0.1', '--ready-timeout', String(60 + conns / 200), ...pids],
-  { limitS: 180 + secs + conns / 100, readyFile });
-  if (readyFile) {
-    while (!fs.existsSync(readyFile) && live.has(b.child)) await sleep(50);
-    if (fs.existsSync(readyFile)) sys.sql('ANALYZE rooms, members');
-  }
-  const r = await b.done;
+  { limitS: 180 + secs + conns / 100 });
   const w1 = await gatewayWrites(sys);
   const label = `chatmix ${sys.system}`;
   // Every member of the sender's room (the sender too) gets each message. Totals, not the

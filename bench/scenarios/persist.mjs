@@ -4,7 +4,7 @@
 // Stepping stops when acks/s grows by less than 10 % or falls under 90 % of the offered
 // rate. After every step the stored rows of that step's rooms are checked: each send that
 // got no error is stored exactly once, with gap-free seqs per room.
-import { failures, say, sleep, ms, pidArgs, runBench, dumpState } from '../lib.mjs';
+import { failures, say, sleep, ms, pidArgs, runBenchAnalyzed, dumpState } from '../lib.mjs';
 
 const pct = (cpu, secs) => (secs > 0.1 ? Math.round((100 * cpu) / secs) : null);
 
@@ -101,10 +101,10 @@ async function persistStep(sys, spec, run, rate, k) {
   const c0 = await persisterCounters(sys);
   // One member per room, every member sends: each message costs one store and one
   // delivery (the sender's echo), so the persistence path dominates, not the fan-out.
-  const r = await runBench([...sys.benchArgs, '--url', sys.urls.join(','), '--conns', String(rooms), '--rooms', String(rooms),
+  const r = await runBenchAnalyzed(sys, [...sys.benchArgs, '--url', sys.urls.join(','), '--conns', String(rooms), '--rooms', String(rooms),
     '--senders', String(rooms), '--rate', String(rate), '--duration', String(secs), '--warmup', String(warmup), '--drain', String(drain),
     '--room-prefix', prefix, '--source-base', '127.12.0.1', '--ready-timeout', String(60 + rooms / 100), ...pids],
-  { limitS: 120 + secs + rooms / 100 }).done;
+  { limitS: 120 + secs + rooms / 100 });
   const c1 = await persisterCounters(sys);
   const batches = (c1.batches || 0) - (c0.batches || 0);
   const label = `persist natter rate=${rate}`;
