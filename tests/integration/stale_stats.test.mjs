@@ -1,5 +1,6 @@
 // stale_stats.test.mjs — statistics that call a full messages table empty cost at most
-// a slow batch or two. An ANALYZE that finds messages with a page but no committed row
+// a few slow batches (the one that finds them, one or two started before the ANALYZE
+// is done), not every batch. An ANALYZE that finds messages with a page but no committed row
 // (here: while the first insert is still open) records reltuples = 0 on relpages = 1,
 // and the planner then takes the table for empty whatever its size, until the next
 // ANALYZE: natter_post_batch looked its stored duplicates up by reading the whole
@@ -17,7 +18,7 @@ const c = useCluster({
   env: { NATTER_PARTITIONS: '1', NATTER_PG_WRITE_CONNS: '1', NATTER_REQUEST_TIMEOUT_MS: '60000' },
 });
 
-test('statistics that call messages empty cost at most two slow batches', { timeout: 240_000 }, async () => {
+test('statistics that call messages empty cost at most three slow batches', { timeout: 240_000 }, async () => {
   await c.query('ALTER TABLE messages SET (autovacuum_enabled = off)');
   // An open insert: the table has a page but no committed row when ANALYZE looks.
   const open = new pg.Client({ connectionString: c.pgUrl });
@@ -38,11 +39,11 @@ test('statistics that call messages empty cost at most two slow batches', { time
   const room = uniqueRoom('stats');
   const alice = await c.client(0, 'alice');
   await alice.subscribe(`room.${room}`);
-  await sendRounds(alice, `room.${room}`, { prefix: 'stats', timeoutMs: 200_000 });
+  await sendRounds(alice, `room.${room}`, { rounds: 8, prefix: 'stats', timeoutMs: 200_000 });
   const rows = await c.query('SELECT seq FROM messages WHERE room = $1 ORDER BY seq', [room]);
-  assert.equal(rows.length, 800);
-  assert.equal(seqProblem(rows.map((r) => Number(r.seq)), 1, 800), null);
+  assert.equal(rows.length, 1600);
+  assert.equal(seqProblem(rows.map((r) => Number(r.seq)), 1, 1600), null);
   const slow = await c.metric('persister', 'natter_persister_slow_commits_total');
-  assert.ok(slow <= 2, `${slow} commits took a second or more: the statistics were not refreshed`);
+  assert.ok(slow <= 3, `${slow} commits took a second or more: the statistics were not refreshed`);
   alice.close();
 });
