@@ -13,6 +13,7 @@
 #include "alloc.h"
 #include "log.h"
 #include "map.h"
+#include "metrics.h"
 #include "mpsc.h"
 
 /* cnats ships its libuv adapter as a header with function bodies: include it
@@ -99,6 +100,7 @@ struct nt_bus {
     char inbox[BUS_INBOX_MAX]; /* "_INBOX.<nuid>" */
     size_t inbox_len;
     bool fast;                /* loop delivery is on (see on_filter) */
+    bool want_fast;           /* nt_bus_opts.loop_delivery: asked for, on or not */
     uv_thread_t loop_thread;
     nt_map fast_subs;         /* exact subject -> its one sub (loop delivery) */
     uint64_t loop_delivered;  /* messages taken by on_filter */
@@ -662,6 +664,25 @@ uint64_t nt_bus_dropped(nt_bus *bus) { return atomic_load(&bus->dropped); }
 size_t nt_bus_queue_depth(nt_bus *bus) { return nt_mpsc_size(bus->queue); }
 uint64_t nt_bus_loop_delivered(nt_bus *bus) { return bus->loop_delivered; }
 
+static int64_t metric_dropped(void *bus) { return (int64_t)nt_bus_dropped(bus); }
+static int64_t metric_depth(void *bus) { return (int64_t)nt_bus_queue_depth(bus); }
+static int64_t metric_loop_delivered(void *bus) { return (int64_t)nt_bus_loop_delivered(bus); }
+
+void nt_bus_register_metrics(nt_bus *bus, const char *prefix)
+{
+    char name[128];
+    snprintf(name, sizeof name, "%s_nats_dropped_total", prefix);
+    nt_metric_counter_fn(name, "NATS messages dropped because the bus queue (NATTER_BUS_QUEUE) was full",
+                         metric_dropped, bus);
+    snprintf(name, sizeof name, "%s_nats_queue_depth", prefix);
+    nt_metric_gauge_fn(name, "NATS messages waiting in the bus queue for the loop", metric_depth, bus);
+    if (bus->want_fast) {
+        snprintf(name, sizeof name, "%s_nats_loop_delivered_total", prefix);
+        nt_metric_counter_fn(name, "NATS messages handled on the loop thread where cnats parsed them",
+                             metric_loop_delivered, bus);
+    }
+}
+
 /* ---- life cycle ---- */
 
 static size_t pow2_at_least(size_t n)
@@ -723,6 +744,7 @@ nt_status nt_bus_create(uv_loop_t *loop, const nt_bus_opts *o, nt_bus **out,
         goto err;
     }
     atomic_store(&bus->connected, true);
+    bus->want_fast = o->loop_delivery;
     if (o->loop_delivery) {
         bus_set_filter_fn set_filter;
         *(void **)&set_filter = dlsym(RTLD_DEFAULT, "natsConn_setFilterWithClosure");

@@ -94,5 +94,9 @@ void nt_bus_free_msg(nt_bus *bus, natsMsg *msg);
 uint64_t nt_bus_dropped(nt_bus *bus);     /* messages dropped because the queue was full */
 size_t nt_bus_queue_depth(nt_bus *bus);
 uint64_t nt_bus_loop_delivered(nt_bus *bus); /* messages handled where cnats parsed them */
+/* Registers them as <prefix>_nats_dropped_total, <prefix>_nats_queue_depth and, for a
+ * bus with loop_delivery, <prefix>_nats_loop_delivered_total (0 while cnats's filter
+ * is missing and the delivery thread is used). Loop thread, once per bus. */
+void nt_bus_register_metrics(nt_bus *bus, const char *prefix);
 
 #endif

@@ -29,7 +29,7 @@ struct nt_metric {
     char *help;
     metric_kind kind;
     _Atomic int64_t value;
-    nt_metric_fn fn;          /* gauge_fn: value read at scrape time */
+    nt_metric_fn fn;          /* gauge_fn, counter_fn: value read at scrape time */
     void *arg;
 };
 
@@ -72,6 +72,11 @@ nt_metric *nt_metric_gauge(const char *name, const char *help)
 nt_metric *nt_metric_gauge_fn(const char *name, const char *help, nt_metric_fn fn, void *arg)
 {
     return metric_register(name, help, METRIC_GAUGE, fn, arg);
+}
+
+nt_metric *nt_metric_counter_fn(const char *name, const char *help, nt_metric_fn fn, void *arg)
+{
+    return metric_register(name, help, METRIC_COUNTER, fn, arg);
 }
 
 void nt_metric_add(nt_metric *m, int64_t delta)

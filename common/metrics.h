@@ -18,6 +18,8 @@ nt_metric *nt_metric_counter(const char *name, const char *help);
 nt_metric *nt_metric_gauge(const char *name, const char *help);
 /* A gauge whose value is fn(arg), read at scrape time on the loop thread. */
 nt_metric *nt_metric_gauge_fn(const char *name, const char *help, nt_metric_fn fn, void *arg);
+/* The same for a count that only grows (TYPE counter). */
+nt_metric *nt_metric_counter_fn(const char *name, const char *help, nt_metric_fn fn, void *arg);
 void nt_metric_add(nt_metric *m, int64_t delta);   /* atomic, any thread */
 void nt_metric_set(nt_metric *m, int64_t value);   /* atomic, any thread */
 int64_t nt_metric_get(nt_metric *m);

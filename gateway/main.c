@@ -227,6 +227,7 @@ int main(void)
     bo.loop_delivery = true;      /* rooms, users and requests: one subscription each */
     if (nt_bus_create(&loop, &bo, &gw.bus, err, sizeof err) != NT_OK)
         nt_config_fatal("cannot reach NATS at %s (NATTER_NATS_URL): %s", gw.cfg.nats_url, err);
+    nt_bus_register_metrics(gw.bus, "natter_gateway");
     if (gw_rooms_start() != NT_OK)
         nt_config_fatal("cannot subscribe %s at %s (NATTER_NATS_URL)", NT_UNREAD_SUBJECT,
                         gw.cfg.nats_url);

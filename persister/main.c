@@ -271,6 +271,7 @@ int main(void)
     };
     if (nt_bus_create(ctx->loop, &bo, &ctx->bus, err, sizeof(err)) != NT_OK)
         nt_config_fatal("cannot reach NATS at %s (NATTER_NATS_URL): %s", ctx->cfg.nats_url, err);
+    nt_bus_register_metrics(ctx->bus, "natter_persister");
     ensure_stream(&ctx->cfg);
 
     ctx->nwpg = ctx->cfg.write_conns;

@@ -283,6 +283,7 @@ int main(void)
     nt_bus_opts bopts = { .url = nats_url, .name = "natter-router", .queue_capacity = bus_queue };
     if (nt_bus_create(&loop, &bopts, &rt->bus, err, sizeof(err)) != NT_OK)
         nt_config_fatal("cannot reach NATS at %s (NATTER_NATS_URL): %s", nats_url, err);
+    nt_bus_register_metrics(rt->bus, "natter_router");
 
     register_metrics(rt);
     nt_status st = nt_metrics_listen(&loop, metrics_listen, is_ready, rt);

@@ -62,6 +62,16 @@ test('messages cross gateways once each, same seq on both sides, ack after commi
   const last = await alice.ack('send_message', channel, { message: 'sentinel', client_msg_id: 'tg-sentinel' });
   for (const who of [alice, bob]) {
     await who.next((e) => e.event === 'message' && e.data?.id === last.id, 30_000);
+  }
+  // Both gateways took the room events on their loop thread (cnats's filter, bus.c)
+  // and dropped none; the other processes expose their bus counters too.
+  for (const gw of c.gatewayNames) {
+    assert.ok(await c.metric(gw, 'natter_gateway_nats_loop_delivered_total') >= acks.length + 1, gw);
+    assert.equal(await c.metric(gw, 'natter_gateway_nats_dropped_total'), 0, gw);
+  }
+  assert.equal(await c.metric('router', 'natter_router_nats_dropped_total'), 0);
+  assert.equal(await c.metric('persister', 'natter_persister_nats_dropped_total'), 0);
+  for (const who of [alice, bob]) {
     const got = who.messages(room).filter((e) => e.data.id !== last.id);
     assert.equal(got.length, acks.length, `${who.label} receives each message exactly once`);
     for (const [k, ack] of acks.entries()) {
