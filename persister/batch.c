@@ -493,16 +493,14 @@ static void on_analyzed(PGresult *res, void *arg)
  * it invalidates the write connections' plans that read those tables. */
 static void batch_refresh_stats(ps_ctx *ctx)
 {
-    static uint64_t last_ms;
-    static bool done_once;
+    static uint64_t next_ms;           /* 0: the first one may run at once */
     uint64_t now = uv_now(ctx->loop);
-    if (done_once && now - last_ms < BATCH_ANALYZE_EVERY_MS)
+    if (now < next_ms)
         return;
     if (ps_pg_query(ctx->rpg, "ANALYZE messages, rooms, members", on_analyzed, NULL) != NT_OK)
         return;                        /* the read connection is down: the next slow commit */
     ps_pg_sync(ctx->rpg, NULL, NULL);
-    last_ms = now;
-    done_once = true;
+    next_ms = now + BATCH_ANALYZE_EVERY_MS;
 }
 
 /* A commit that took seconds means a sick database or plan, not load: the
