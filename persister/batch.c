@@ -17,9 +17,9 @@
 #include "envelope.h"
 #include "log.h"
 #include "pg.h"
+#include "pull.h"
 #include "unread.h"
 #include "util.h"
-#include "worker.h"
 
 #define BATCH_RETRY_MIN_MS 100
 #define BATCH_RETRY_MAX_MS 5000
@@ -67,7 +67,7 @@ struct ps_batch {
     ps_ctx *ctx;
     ps_part *part;
     uint64_t gen;
-    natsMsgList list;
+    ps_jsmsg **msgs;      /* the fetched messages, n of them */
     ps_item *items;
     int n;
     ps_item **posts;      /* the IT_POST items in stream order: ord i is posts[i - 1] */
@@ -120,18 +120,19 @@ static void batch_finish(ps_batch *b)
     ps_ctx *ctx = b->ctx;
     ps_part *part = b->part;
     unsigned p = part->p;
-    natsMsgList_Destroy(&b->list);
-    for (int i = 0; i < b->n; i++)
+    for (int i = 0; i < b->n; i++) {
         item_free(&b->items[i]);
+        nt_free(b->msgs[i]);
+    }
+    nt_free(b->msgs);
     nt_free(b->items);
     nt_free(b->posts);
     if (b->retry != NULL)
         uv_close((uv_handle_t *)b->retry, batch_on_timer_closed);
     if (part->inflight == b)
         part->inflight = NULL;
-    uint64_t gen = b->gen;
     nt_free(b);
-    ps_worker_batch_done(ctx->worker, p, gen);
+    ps_pull_batch_done(ctx->pull, p);
     ps_main_batch_settled(ctx);
 }
 
@@ -164,10 +165,10 @@ static char *env_id(const nt_envr *r, const char *key)
     return s != NULL && nt_valid_id(s, len) ? nt_strndup(s, len) : NULL;
 }
 
-static void item_decode(ps_ctx *ctx, ps_item *it, natsMsg *m)
+static void item_decode(ps_ctx *ctx, ps_item *it, const ps_jsmsg *m)
 {
     nt_envr r;
-    if (nt_envr_parse(&r, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m)) != NT_OK) {
+    if (nt_envr_parse(&r, m->data, m->len) != NT_OK) {
         it->kind = IT_POISON;
         return;
     }
@@ -530,11 +531,11 @@ static void batch_committed(ps_batch *b, bool wrote)
     ps_ctx *ctx = b->ctx;
     if (b->max_sseq > b->part->committed)
         b->part->committed = b->max_sseq;
-    natsMsg *last = b->list.Msgs[b->list.Count - 1];
-    natsStatus s = natsMsg_Ack(last, NULL);
-    if (s != NATS_OK)
+    /* the consumer is AckAll: this acks the whole batch */
+    nt_status s = nt_bus_publish(ctx->bus, b->msgs[b->n - 1]->reply, NULL, "+ACK", 4);
+    if (s != NT_OK)
         nt_warn("partition %u: ack failed: %s (redelivery will be skipped as committed)",
-                b->part->p, natsStatus_GetText(s));
+                b->part->p, nt_status_text(s));
     b->published_ms = nt_now_ms();
     for (int i = 0; i < b->n; i++)
         item_publish(ctx, &b->items[i]);
@@ -649,43 +650,38 @@ static void batch_send(ps_batch *b)
     ps_pg_sync(pg, batch_synced, b);
 }
 
-void ps_batch_deliver(void *arg)
+void ps_batch_start(ps_ctx *ctx, unsigned p, uint64_t gen, ps_jsmsg **msgs, int n)
 {
-    ps_fetch *f = arg;
-    ps_ctx *ctx = f->ctx;
-    ps_part *part = ps_parts_get(ctx->parts, f->p);
-    if (part == NULL || !part->owned || part->gen != f->gen || ctx->draining ||
+    ps_part *part = ps_parts_get(ctx->parts, p);
+    if (part == NULL || !part->owned || part->gen != gen || ctx->draining ||
         part->inflight != NULL) {
-        natsMsgList_Destroy(&f->list);
-        if (part != NULL && part->inflight == NULL)
-            ps_worker_batch_done(ctx->worker, f->p, f->gen);
-        nt_free(f);
+        for (int i = 0; i < n; i++)
+            nt_free(msgs[i]);
+        nt_free(msgs);
+        ps_pull_batch_done(ctx->pull, p);
         ps_main_batch_settled(ctx);
         return;
     }
     ps_batch *b = nt_calloc(1, sizeof(*b));
     b->ctx = ctx;
     b->part = part;
-    b->gen = f->gen;
-    b->list = f->list;
+    b->gen = gen;
+    b->msgs = msgs;
+    b->n = n;
     b->fetched_ms = nt_now_ms();
-    nt_free(f);
-    b->n = b->list.Count;
     b->items = nt_calloc((size_t)b->n, sizeof(*b->items));
     part->inflight = b;
 
     bool need_db = false;
     for (int i = 0; i < b->n; i++) {
         ps_item *it = &b->items[i];
-        natsMsg *m = b->list.Msgs[i];
+        const ps_jsmsg *m = b->msgs[i];
         it->batch = b;
-        jsMsgMetaData *meta = NULL;
-        if (natsMsg_GetMetaData(&meta, m) != NATS_OK) {
+        if (m->sseq == 0) {
             it->kind = IT_POISON;
             continue;
         }
-        it->sseq = meta->Sequence.Stream;
-        jsMsgMetaData_Destroy(meta);
+        it->sseq = m->sseq;
         if (it->sseq > b->max_sseq)
             b->max_sseq = it->sseq;
         if (b->min_sseq == 0 || it->sseq < b->min_sseq)

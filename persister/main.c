@@ -15,7 +15,7 @@
 #include "receipts.h"
 #include "rpc.h"
 #include "unread.h"
-#include "worker.h"
+#include "pull.h"
 
 #ifndef NATTER_MIGRATIONS_DIR
 #define NATTER_MIGRATIONS_DIR "persister/migrations"
@@ -187,11 +187,11 @@ static void on_closed_noop(uv_handle_t *h)
 {
 }
 
-static void on_worker_exit(void *arg)
+static void on_pull_exit(void *arg)
 {
     ps_ctx *ctx = arg;
-    ps_worker_destroy(ctx->worker);
-    ctx->worker = NULL;
+    ps_pull_destroy(ctx->pull);
+    ctx->pull = NULL;
     ps_pg_destroy(ctx->rpg);
     ps_rpc_destroy(ctx->rpc);
     ctx->rpc = NULL;
@@ -209,7 +209,7 @@ static void on_worker_exit(void *arg)
 }
 
 /* Phase two: no batch in flight (or the wait ran out). Close the write connection,
- * which drops any batch still in flight unacked, then end the worker. */
+ * which drops any batch still in flight unacked, then stop pulling. */
 static void drain_finish(uv_timer_t *t)
 {
     ps_ctx *ctx = t->data;
@@ -225,7 +225,7 @@ static void drain_finish(uv_timer_t *t)
     nt_free(ctx->wpg);
     ctx->wpg = NULL;
     ctx->nwpg = 0;
-    ps_worker_quit(ctx->worker, on_worker_exit, ctx);
+    ps_pull_quit(ctx->pull, on_pull_exit, ctx);
 }
 
 void ps_main_batch_settled(ps_ctx *ctx)
@@ -243,7 +243,7 @@ static void on_signal(uv_signal_t *s, int signum)
     nt_info("signal %d: draining", signum);
     ctx->draining = true;
     ps_parts_stop_claiming(ctx->parts);
-    ps_worker_stop_all(ctx->worker);
+    ps_pull_stop_all(ctx->pull);
     ps_rpc_unsubscribe(ctx->rpc);
     uv_timer_start(&g_drain_timer, drain_finish, DRAIN_TIMEOUT_MS, 0);
     ps_main_batch_settled(ctx);
@@ -285,9 +285,7 @@ int main(void)
     ctx->rpg = ps_pg_create(ctx->loop, ctx->cfg.pg_url, "read", ps_rpc_stmts, ps_rpc_nstmts,
                             NULL, ctx, ctx->m.pg_reconnects);
     ctx->parts = ps_parts_create(ctx);
-    ctx->worker = ps_worker_create(ctx);
-    if (ctx->worker == NULL)
-        nt_config_fatal("cannot use JetStream at %s (NATTER_NATS_URL)", ctx->cfg.nats_url);
+    ctx->pull = ps_pull_create(ctx);
     ctx->receipts = ps_receipts_create(ctx);
     ctx->unread = ps_unread_create(ctx);
     ctx->rpc = ps_rpc_create(ctx);

@@ -1,5 +1,5 @@
 /* partitions.c: claiming partitions with pg_try_advisory_lock (in natter_claim) on
- * the partition's write connection (ps_wpg), and starting the worker on each one won.
+ * the partition's write connection (ps_wpg), and starting the pull on each one won.
  * A partition's batches commit on the session that holds its lock, so losing that
  * connection loses the lock and the batch in flight together. */
 #include "partitions.h"
@@ -11,7 +11,7 @@
 #include "batch.h"
 #include "log.h"
 #include "pg.h"
-#include "worker.h"
+#include "pull.h"
 
 struct ps_parts {
     ps_ctx *ctx;
@@ -75,7 +75,7 @@ static void parts_claim_done(PGresult *res, void *arg)
     nt_info("partition %u: owned (stream_seq %llu)", part->p,
             (unsigned long long)part->committed);
     parts_set_owned_metric(parts);
-    ps_worker_start_part(parts->ctx->worker, part->p, part->gen, part->committed);
+    ps_pull_start_part(parts->ctx->pull, part->p, part->gen);
 }
 
 ps_parts *ps_parts_create(ps_ctx *ctx)
@@ -129,7 +129,7 @@ void ps_parts_on_pg(ps_parts *parts, unsigned k, bool up)
         ps_part *part = &parts->v[p];
         if (part->owned) {
             lost++;
-            ps_worker_stop_part(parts->ctx->worker, p);
+            ps_pull_stop_part(parts->ctx->pull, p);
         }
         part->owned = false;
         part->claiming = false;

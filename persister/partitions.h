@@ -29,7 +29,7 @@ void ps_parts_stop_claiming(ps_parts *parts);
 void ps_parts_destroy(ps_parts *parts);
 
 /* Write connection k's state changes (see ps_pg_state_cb). On loss its partitions
- * (p % nwpg == k) are disowned and the worker stops fetching them. */
+ * (p % nwpg == k) are disowned and no longer pulled. */
 void ps_parts_on_pg(ps_parts *parts, unsigned k, bool up);
 
 ps_part *ps_parts_get(ps_parts *parts, unsigned p);

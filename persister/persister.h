@@ -14,7 +14,7 @@
 
 typedef struct ps_pg ps_pg;
 typedef struct ps_parts ps_parts;
-typedef struct ps_worker ps_worker;
+typedef struct ps_pull ps_pull;
 typedef struct ps_rpc ps_rpc;
 typedef struct ps_receipts ps_receipts;
 typedef struct ps_unread ps_unread;
@@ -79,7 +79,7 @@ typedef struct ps_ctx {
     unsigned nwpg;
     ps_pg *rpg;          /* read connection: rpc queries */
     ps_parts *parts;
-    ps_worker *worker;
+    ps_pull *pull;
     ps_rpc *rpc;
     ps_receipts *receipts;
     ps_unread *unread;

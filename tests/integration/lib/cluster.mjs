@@ -241,6 +241,48 @@ class Proc {
 
 const NATTER_PROCS = ['router', 'persister', 'gw1', 'gw2'];
 
+// A minimal NATS client: JSON requests (JetStream API calls, publishes with
+// Nats-Msg-Id) and their replies, in order.
+export function natsSession(port) {
+  const sock = net.connect(port, '127.0.0.1');
+  let buf = '';
+  const waiters = [];
+  sock.setEncoding('utf8');
+  sock.on('data', (d) => {
+    buf += d;
+    for (;;) {
+      const eol = buf.indexOf('\r\n');
+      if (eol < 0) return;
+      const line = buf.slice(0, eol);
+      if (line.startsWith('MSG ')) {
+        const len = Number(line.trim().split(/\s+/).at(-1));
+        if (buf.length < eol + 2 + len + 2) return;
+        const payload = buf.slice(eol + 2, eol + 2 + len);
+        buf = buf.slice(eol + 2 + len + 2);
+        waiters.shift()?.(payload);
+        continue;
+      }
+      buf = buf.slice(eol + 2);
+      if (line === 'PING') sock.write('PONG\r\n');
+    }
+  });
+  sock.write('CONNECT {"verbose":false,"pedantic":false,"headers":true,"no_responders":true}\r\nSUB _INBOX.t 1\r\n');
+  return {
+    request(subject, body, headers = {}) {
+      const hdr = Object.keys(headers).length
+        ? `NATS/1.0\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n` : '';
+      const reply = new Promise((resolve) => waiters.push(resolve));
+      if (hdr) {
+        sock.write(`HPUB ${subject} _INBOX.t ${Buffer.byteLength(hdr)} ${Buffer.byteLength(hdr) + Buffer.byteLength(body)}\r\n${hdr}${body}\r\n`);
+      } else {
+        sock.write(`PUB ${subject} _INBOX.t ${Buffer.byteLength(body)}\r\n${body}\r\n`);
+      }
+      return reply.then((p) => JSON.parse(p));
+    },
+    close() { sock.end(); },
+  };
+}
+
 export class Cluster {
   /**
    * opts.env: NATTER_* for every natter process; opts.procEnv: {name: {…}} per process;

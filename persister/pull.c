@@ -1,0 +1,528 @@
+/* pull.c: JetStream pull consumers on the loop, one per owned partition.
+ *
+ * cnats 3.4 has only a blocking fetch, which took a thread per partition and
+ * thread hand-offs for every batch (BENCHMARKS.md). The pull protocol itself
+ * needs neither:
+ *   - setup: delete consumer natter_p<p>, then create it to deliver after the
+ *     partition's committed stream sequence (JetStream API requests through the
+ *     bus, answered on the loop); then subscribe a fresh inbox;
+ *   - fetch: one pull request per batch to $JS.API.CONSUMER.MSG.NEXT, its reply
+ *     subject the inbox plus a request number. "no_wait" for up to
+ *     NATTER_BATCH_MAX: the server sends what is stored, then a 408 status (404
+ *     when there was nothing), and the batch is what came. After a 404 the
+ *     partition is idle and long-polls for one message (expiring after
+ *     PULL_EXPIRES_MS, then again), which goes alone, at once. One request per
+ *     batch rather than one open request that streams: a message then crosses to
+ *     the loop with its batch, not one wake-up each;
+ *   - ack: the batch's last message ("+ACK" to its reply subject; the consumer is
+ *     AckAll), by batch.c.
+ * A request that gets no answer in PULL_LOST_MS (nats-server 2.9 does not answer
+ * one for a consumer that was deleted; a restarted server forgot it) makes the
+ * partition set its consumer up again, as does a 409 "Consumer Deleted". Messages
+ * wait in the partition's buffer only between the end of a request and the start
+ * of the batch; more than 2 × NATTER_BATCH_MAX there (late messages of a request
+ * given up on) also starts over from the committed sequence: a dropped message
+ * must not be acked by a later AckAll.
+ *
+ * A partition starts a batch at most once per NATTER_BATCH_LINGER_MS (unless a
+ * batch came back full): a transaction costs PostgreSQL about as much CPU as
+ * eight messages in it (BENCHMARKS.md), and without the wait a partition whose
+ * commits are quick commits each message alone. A message arriving at an idle
+ * partition goes at once; only the next batch waits out the rest of the
+ * interval. */
+#include "pull.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+
+#include "alloc.h"
+#include "log.h"
+#include "partitions.h"
+
+#define PULL_EXPIRES_MS 500        /* long poll of one pull request */
+#define PULL_LOST_MS 5000          /* a request not ended this long after its expiry is
+                                    * taken as lost (on_tick) */
+#define PULL_API_TIMEOUT_MS 5000
+#define PULL_RETRY_MS 1000
+#define PULL_TICK_MS 250
+#define PULL_ACK_WAIT_S 60
+#define PULL_MAX_ACK_PENDING 100000
+#define PULL_CONSUMER_NOT_FOUND 10014  /* JetStream API err_code */
+
+typedef enum { PH_IDLE, PH_DELETING, PH_CREATING, PH_READY } pull_phase;
+
+typedef struct ppart {
+    struct ps_pull *pl;
+    unsigned p;
+    uv_timer_t timer;         /* next batch start (the linger) */
+    bool want;                /* the loop owns p and wants it fetched */
+    uint64_t want_gen;
+    pull_phase phase;
+    uint64_t setup_gen;       /* the generation the consumer is (being) set up for */
+    uint64_t api_req;         /* bus request id of the API call in flight */
+    nt_bus_sub *sub;
+    char inbox[96];
+    uint64_t req_no;          /* the open pull request: its reply is <inbox>.<req_no> */
+    int req_left;             /* messages it may still bring; 0: none open */
+    uint64_t req_deadline;    /* uv_now ms: taken as lost after this */
+    ps_jsmsg **buf;           /* fetched, not handed out, stream order */
+    int nbuf;
+    bool inflight;            /* a batch of p is with batch.c */
+    uint64_t linger_until;    /* uv_now ms: the next batch does not start before */
+    uint64_t retry_at;        /* uv_now ms: no setup or pull request before */
+    bool idle;                /* the last request found nothing: long-poll for one */
+    char last_err[64];        /* to log a repeated failure once */
+} ppart;
+
+struct ps_pull {
+    ps_ctx *ctx;
+    unsigned n;
+    int cap;                  /* buffer bound: 2 × NATTER_BATCH_MAX */
+    ppart *parts;
+    uv_timer_t tick;          /* lost requests, retries */
+    unsigned closing;         /* handles not yet closed after ps_pull_quit */
+    nt_bus_post_fn on_exit;
+    void *exit_arg;
+};
+
+static void pull_reconcile(ppart *pp);
+
+static uint64_t now_ms(const ppart *pp)
+{
+    return uv_now(pp->pl->ctx->loop);
+}
+
+/* Logs a failure when it differs from the last one logged; "" resets. */
+static void pull_note(ppart *pp, const char *what, const char *detail)
+{
+    char key[sizeof(pp->last_err)];
+    snprintf(key, sizeof(key), "%s", what);
+    if (what[0] != '\0' && strcmp(pp->last_err, key) != 0)
+        nt_warn("partition %u: %s failed: %s", pp->p, what, detail);
+    memcpy(pp->last_err, key, sizeof(key));
+}
+
+static void pull_fail(ppart *pp, const char *what, const char *detail)
+{
+    pull_note(pp, what, detail);
+    pp->retry_at = now_ms(pp) + PULL_RETRY_MS;
+}
+
+static void pull_drop_buffer(ppart *pp)
+{
+    for (int i = 0; i < pp->nbuf; i++)
+        nt_free(pp->buf[i]);
+    pp->nbuf = 0;
+}
+
+/* Back to no consumer in use: subscription closed, requests forgotten, buffer
+ * dropped. A batch in flight is unaffected (its ack is a publish). */
+static void pull_teardown(ppart *pp)
+{
+    nt_bus *bus = pp->pl->ctx->bus;
+    if (pp->api_req != 0)
+        nt_bus_request_cancel(bus, pp->api_req);
+    pp->api_req = 0;
+    nt_bus_unsubscribe(pp->sub);
+    pp->sub = NULL;
+    pp->req_left = 0;
+    pull_drop_buffer(pp);
+    uv_timer_stop(&pp->timer);
+    pp->phase = PH_IDLE;
+}
+
+static void on_part_timer(uv_timer_t *t);
+
+/* Sends the pull request for the next batch. No request is open, nothing is
+ * buffered and no batch is in flight. */
+static void pull_request(ppart *pp)
+{
+    ps_pull *pl = pp->pl;
+    int batch = pp->idle ? 1 : pl->ctx->cfg.batch_max;
+    char subject[96], reply[128], body[96];
+    snprintf(subject, sizeof(subject), "$JS.API.CONSUMER.MSG.NEXT.%s.natter_p%u", PS_STREAM,
+             pp->p);
+    snprintf(reply, sizeof(reply), "%s.%llu", pp->inbox, (unsigned long long)(pp->req_no + 1));
+    int len = pp->idle ? snprintf(body, sizeof(body), "{\"batch\":1,\"expires\":%lld}",
+                                  (long long)PULL_EXPIRES_MS * 1000000LL)
+                       : snprintf(body, sizeof(body), "{\"batch\":%d,\"no_wait\":true}", batch);
+    nt_status st = nt_bus_publish(pl->ctx->bus, subject, reply, body, (size_t)len);
+    nt_debug("partition %u: pull request %s %s", pp->p, reply, body);
+    if (st != NT_OK) {
+        pull_fail(pp, "pull request", nt_status_text(st));
+        return;
+    }
+    pp->req_no++;
+    pp->req_left = batch;
+    pp->req_deadline = now_ms(pp) + (pp->idle ? PULL_EXPIRES_MS : 0) + PULL_LOST_MS;
+}
+
+/* What a ready partition does next, at once or when the linger is over: start a
+ * batch of what it fetched, or ask for the next one. */
+static void pull_next(ppart *pp)
+{
+    if (pp->phase != PH_READY || pp->inflight || pp->req_left > 0)
+        return;
+    uint64_t now = now_ms(pp), due = now;
+    if (pp->nbuf == 0)   /* the next request: after the linger and any retry wait */
+        due = pp->linger_until > pp->retry_at ? pp->linger_until : pp->retry_at;
+    /* through the timer even when due: a batch then holds everything delivered in
+     * the same loop iteration, and nothing runs inside a caller's callback */
+    uv_timer_start(&pp->timer, on_part_timer, due > now ? due - now : 0, 0);
+}
+
+static void on_part_timer(uv_timer_t *t)
+{
+    ppart *pp = t->data;
+    ps_pull *pl = pp->pl;
+    int bmax = pl->ctx->cfg.batch_max;
+    if (pp->phase != PH_READY || pp->inflight || pp->req_left > 0)
+        return;
+    if (pp->nbuf == 0) {
+        pull_request(pp);
+        return;
+    }
+    int n = pp->nbuf < bmax ? pp->nbuf : bmax;
+    ps_jsmsg **msgs = nt_malloc((size_t)n * sizeof(*msgs));
+    memcpy(msgs, pp->buf, (size_t)n * sizeof(*msgs));
+    memmove(pp->buf, pp->buf + n, (size_t)(pp->nbuf - n) * sizeof(*msgs));
+    pp->nbuf -= n;
+    pp->inflight = true;
+    pp->linger_until = n >= bmax ? 0 : now_ms(pp) + (uint64_t)pl->ctx->cfg.batch_linger_ms;
+    /* last: it may report the batch done at once */
+    ps_batch_start(pl->ctx, pp->p, pp->setup_gen, msgs, n);
+}
+
+/* The open request ended: satisfied, expired (408), nothing there (404), refused
+ * (409), or given up on. */
+static void pull_request_over(ppart *pp)
+{
+    pp->req_left = 0;
+    pull_next(pp);
+}
+
+/* A status on the inbox: the end of a pull request or a heartbeat (100, not asked
+ * for). A no_wait request ends with 408 after what was there, 404 if nothing was. */
+static void pull_on_status(ppart *pp, const nt_bus_msg *m)
+{
+    const char *status = NULL, *desc = NULL;
+    if (natsMsgHeader_Get(m->raw, "Status", &status) != NATS_OK || status == NULL)
+        status = "";
+    if (natsMsgHeader_Get(m->raw, "Description", &desc) != NATS_OK || desc == NULL)
+        desc = "";
+    nt_debug("partition %u: status %s %s on %s (open request %llu, %d left)", pp->p, status, desc,
+             m->subject, (unsigned long long)pp->req_no, pp->req_left);
+    if (strcmp(status, "100") == 0)
+        return;
+    const char *dot = strrchr(m->subject, '.');
+    uint64_t no = dot != NULL ? strtoull(dot + 1, NULL, 10) : 0;
+    if (no != pp->req_no || pp->req_left == 0)
+        return;                       /* the end of a request already given up on */
+    if (strcmp(status, "408") == 0 || strcmp(status, "404") == 0) {
+        /* nothing came: wait for the next message with a long poll */
+        pp->idle = pp->nbuf == 0;
+        pull_note(pp, "", "");
+        pull_request_over(pp);
+        return;
+    }
+    char detail[160];
+    snprintf(detail, sizeof(detail), "status %s %s", status[0] ? status : "(none)", desc);
+    if ((strcmp(status, "409") == 0 && strstr(desc, "Deleted") != NULL) ||
+        strcmp(status, "503") == 0) {
+        /* the consumer was deleted (409 to the open request, no responders to a new
+         * one) or JetStream is away: set it up again from the committed point */
+        pull_note(pp, "fetching (consumer gone)", detail);
+        pull_teardown(pp);
+        pull_reconcile(pp);
+        return;
+    }
+    pull_fail(pp, "pull request", detail);
+    pull_request_over(pp);
+}
+
+static void on_msg(nt_bus *bus, const nt_bus_msg *m, void *arg)
+{
+    (void)bus;
+    ppart *pp = arg;
+    ps_pull *pl = pp->pl;
+    if (pp->phase != PH_READY)
+        return;
+    if (m->reply == NULL) {
+        pull_on_status(pp, m);
+        return;
+    }
+    if (pp->nbuf >= pl->cap) {
+        nt_warn("partition %u: more than %d messages fetched and not stored; starting over "
+                "from stream sequence %llu", pp->p, pl->cap,
+                (unsigned long long)ps_parts_get(pl->ctx->parts, pp->p)->committed);
+        pull_teardown(pp);
+        pull_reconcile(pp);
+        return;
+    }
+    size_t rlen = strlen(m->reply);
+    ps_jsmsg *jm = nt_malloc(sizeof(*jm) + m->len + rlen + 1);
+    jm->len = m->len;
+    memcpy(jm->data, m->data, m->len);
+    memcpy(jm->data + m->len, m->reply, rlen + 1);
+    jm->reply = jm->data + m->len;
+    jm->sseq = 0;
+    jsMsgMetaData *meta = NULL;
+    if (natsMsg_GetMetaData(&meta, m->raw) == NATS_OK) {
+        jm->sseq = meta->Sequence.Stream;
+        jsMsgMetaData_Destroy(meta);
+    }
+    pp->buf[pp->nbuf++] = jm;
+    pp->idle = false;
+    if (pp->req_left > 0 && --pp->req_left == 0)
+        pull_request_over(pp);
+}
+
+/* A JetStream API reply: true when it is not an error. *code is the API's
+ * err_code (0: none). */
+static bool api_ok(nt_status st, const nt_bus_msg *m, char *detail, size_t size, int *code)
+{
+    *code = 0;
+    if (st != NT_OK) {
+        snprintf(detail, size, "%s", st == NT_EUNAVAIL ? "JetStream not available (no responders)"
+                                                        : nt_status_text(st));
+        return false;
+    }
+    json_error_t jerr;
+    json_t *o = json_loadb(m->data, m->len, 0, &jerr);
+    if (o == NULL) {
+        snprintf(detail, size, "unreadable reply: %s", jerr.text);
+        return false;
+    }
+    json_t *e = json_object_get(o, "error");
+    bool ok = e == NULL;
+    if (!ok) {
+        *code = (int)json_integer_value(json_object_get(e, "err_code"));
+        const char *d = json_string_value(json_object_get(e, "description"));
+        snprintf(detail, size, "%s (jetstream error %d)", d ? d : "error", *code);
+    }
+    json_decref(o);
+    return ok;
+}
+
+static bool pull_setup_stale(const ppart *pp)
+{
+    return !pp->want || pp->setup_gen != pp->want_gen;
+}
+
+static void pull_api(ppart *pp, pull_phase phase, const char *subject, const char *body,
+                     nt_bus_reply_cb cb)
+{
+    uint64_t id = 0;
+    nt_status st = nt_bus_request(pp->pl->ctx->bus, subject, NULL, body, strlen(body),
+                                  PULL_API_TIMEOUT_MS, cb, pp, &id);
+    if (st != NT_OK) {
+        pp->phase = PH_IDLE;
+        pull_fail(pp, phase == PH_DELETING ? "deleting the consumer" : "creating the consumer",
+                  nt_status_text(st));
+        return;
+    }
+    pp->phase = phase;
+    pp->api_req = id;
+}
+
+static void on_created(nt_bus *bus, nt_status st, const nt_bus_msg *m, void *arg)
+{
+    ppart *pp = arg;
+    char detail[256];
+    int code;
+    pp->api_req = 0;
+    pp->phase = PH_IDLE;
+    if (!api_ok(st, m, detail, sizeof(detail), &code)) {
+        pull_fail(pp, "creating the consumer", detail);
+        return;
+    }
+    if (pull_setup_stale(pp)) {
+        pull_reconcile(pp);
+        return;
+    }
+    char *inbox = NULL, subject[sizeof(pp->inbox) + 2];
+    if (natsInbox_Create(&inbox) != NATS_OK) {
+        pull_fail(pp, "pull subscribe", "no inbox");
+        return;
+    }
+    snprintf(pp->inbox, sizeof(pp->inbox), "%s", inbox);
+    natsInbox_Destroy(inbox);
+    snprintf(subject, sizeof(subject), "%s.*", pp->inbox);
+    pp->sub = nt_bus_subscribe(bus, subject, NULL, on_msg, pp);
+    if (pp->sub == NULL) {
+        pull_fail(pp, "pull subscribe", "NATS connection unavailable");
+        return;
+    }
+    pull_note(pp, "", "");
+    pp->phase = PH_READY;
+    pp->req_left = 0;
+    pp->linger_until = 0;
+    pp->idle = false;
+    nt_info("partition %u: consumer natter_p%u starts after stream sequence %llu", pp->p, pp->p,
+            (unsigned long long)ps_parts_get(pp->pl->ctx->parts, pp->p)->committed);
+    pull_next(pp);
+}
+
+static void on_deleted(nt_bus *bus, nt_status st, const nt_bus_msg *m, void *arg)
+{
+    (void)bus;
+    ppart *pp = arg;
+    ps_ctx *ctx = pp->pl->ctx;
+    char detail[256], subject[96];
+    int code;
+    pp->api_req = 0;
+    pp->phase = PH_IDLE;
+    if (!api_ok(st, m, detail, sizeof(detail), &code) && code != PULL_CONSUMER_NOT_FOUND) {
+        pull_fail(pp, "deleting the consumer", detail);
+        return;
+    }
+    if (pull_setup_stale(pp)) {
+        pull_reconcile(pp);
+        return;
+    }
+    char name[32], filter[48];
+    snprintf(name, sizeof(name), "natter_p%u", pp->p);
+    snprintf(filter, sizeof(filter), "natter.in.*.%u", pp->p);
+    uint64_t committed = ps_parts_get(ctx->parts, pp->p)->committed;
+    json_t *cfg = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s}", "durable_name", name,
+                            "filter_subject", filter, "ack_policy", "all", "ack_wait",
+                            (json_int_t)PULL_ACK_WAIT_S * 1000000000, "max_ack_pending",
+                            (json_int_t)PULL_MAX_ACK_PENDING, "replay_policy", "instant");
+    if (committed == 0) {
+        json_object_set_new(cfg, "deliver_policy", json_string("all"));
+    } else {
+        json_object_set_new(cfg, "deliver_policy", json_string("by_start_sequence"));
+        json_object_set_new(cfg, "opt_start_seq", json_integer((json_int_t)committed + 1));
+    }
+    json_t *req = json_pack("{s:s,s:o}", "stream_name", PS_STREAM, "config", cfg);
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    snprintf(subject, sizeof(subject), "$JS.API.CONSUMER.DURABLE.CREATE.%s.%s", PS_STREAM, name);
+    pull_api(pp, PH_CREATING, subject, body, on_created);
+    free(body);
+}
+
+/* Tears down a consumer set up for another generation, and sets one up when p is
+ * wanted and no batch of it is in flight (whose messages a new consumer would
+ * deliver again). */
+static void pull_reconcile(ppart *pp)
+{
+    if (pp->phase != PH_IDLE && pull_setup_stale(pp))
+        pull_teardown(pp);
+    if (!pp->want || pp->phase != PH_IDLE || pp->inflight || now_ms(pp) < pp->retry_at)
+        return;
+    char subject[96];
+    pp->setup_gen = pp->want_gen;
+    snprintf(subject, sizeof(subject), "$JS.API.CONSUMER.DELETE.%s.natter_p%u", PS_STREAM, pp->p);
+    pull_api(pp, PH_DELETING, subject, "", on_deleted);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    ps_pull *pl = t->data;
+    uint64_t now = uv_now(pl->ctx->loop);
+    for (unsigned p = 0; p < pl->n; p++) {
+        ppart *pp = &pl->parts[p];
+        if (pp->phase == PH_READY && pp->req_left > 0 && now >= pp->req_deadline) {
+            /* nats-server 2.9 answers a pull request for a consumer that no longer
+             * exists with nothing at all, and a restarted one forgot the request:
+             * set the consumer up again from the committed point */
+            pull_note(pp, "pull request", "no answer; setting the consumer up again");
+            pull_teardown(pp);
+            pull_reconcile(pp);
+        } else if (pp->phase != PH_READY) {
+            pull_reconcile(pp);
+        }
+    }
+}
+
+ps_pull *ps_pull_create(ps_ctx *ctx)
+{
+    ps_pull *pl = nt_calloc(1, sizeof(*pl));
+    pl->ctx = ctx;
+    pl->n = ctx->cfg.partitions;
+    pl->cap = 2 * ctx->cfg.batch_max;
+    pl->parts = nt_calloc(pl->n, sizeof(*pl->parts));
+    for (unsigned p = 0; p < pl->n; p++) {
+        ppart *pp = &pl->parts[p];
+        pp->pl = pl;
+        pp->p = p;
+        pp->buf = nt_malloc((size_t)pl->cap * sizeof(*pp->buf));
+        uv_timer_init(ctx->loop, &pp->timer);
+        pp->timer.data = pp;
+    }
+    uv_timer_init(ctx->loop, &pl->tick);
+    pl->tick.data = pl;
+    uv_timer_start(&pl->tick, on_tick, PULL_TICK_MS, PULL_TICK_MS);
+    return pl;
+}
+
+void ps_pull_start_part(ps_pull *pl, unsigned p, uint64_t gen)
+{
+    ppart *pp = &pl->parts[p];
+    if (pl->on_exit != NULL)
+        return;
+    pp->want = true;
+    pp->want_gen = gen;
+    pp->retry_at = 0;
+    pull_reconcile(pp);
+}
+
+void ps_pull_stop_part(ps_pull *pl, unsigned p)
+{
+    ppart *pp = &pl->parts[p];
+    pp->want = false;
+    pull_reconcile(pp);
+}
+
+void ps_pull_stop_all(ps_pull *pl)
+{
+    for (unsigned p = 0; p < pl->n; p++)
+        ps_pull_stop_part(pl, p);
+}
+
+void ps_pull_batch_done(ps_pull *pl, unsigned p)
+{
+    ppart *pp = &pl->parts[p];
+    pp->inflight = false;
+    if (pp->phase == PH_READY && !pull_setup_stale(pp))
+        pull_next(pp);
+    else
+        pull_reconcile(pp);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    ps_pull *pl = h->data;
+    if (--pl->closing == 0)
+        pl->on_exit(pl->exit_arg);
+}
+
+void ps_pull_quit(ps_pull *pl, nt_bus_post_fn on_exit, void *arg)
+{
+    pl->on_exit = on_exit;
+    pl->exit_arg = arg;
+    pl->closing = pl->n + 1;
+    for (unsigned p = 0; p < pl->n; p++) {
+        ppart *pp = &pl->parts[p];
+        pp->want = false;
+        pull_teardown(pp);
+        pp->timer.data = pl;
+        uv_close((uv_handle_t *)&pp->timer, on_closed);
+    }
+    uv_close((uv_handle_t *)&pl->tick, on_closed);
+}
+
+void ps_pull_destroy(ps_pull *pl)
+{
+    if (pl == NULL)
+        return;
+    for (unsigned p = 0; p < pl->n; p++) {
+        pull_drop_buffer(&pl->parts[p]);
+        nt_free(pl->parts[p].buf);
+    }
+    nt_free(pl->parts);
+    nt_free(pl);
+}

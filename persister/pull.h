@@ -1,0 +1,43 @@
+/* pull.h: JetStream pull consumers driven from the loop, one per owned partition.
+ * Consumer setup goes through the JetStream API as bus requests and fetching as
+ * pull requests whose messages arrive on a bus subscription, so nothing blocks
+ * and no thread is involved (pull.c). Fetched messages wait in the partition's
+ * bounded buffer; a batch of them goes to ps_batch_start, one batch in flight per
+ * partition. */
+#ifndef PS_PULL_H
+#define PS_PULL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "persister.h"
+
+/* A fetched message, copied off the bus: one allocation, freed with nt_free. */
+typedef struct ps_jsmsg {
+    uint64_t sseq;       /* stream sequence, 0 when its metadata could not be read */
+    const char *reply;   /* the ack subject (inside the allocation) */
+    size_t len;
+    char data[];         /* len bytes of envelope, then the reply, NUL-terminated */
+} ps_jsmsg;
+
+/* Called for every batch (at least one message, in stream order). The callee owns
+ * msgs and its messages and reports ps_pull_batch_done when finished with them. */
+void ps_batch_start(ps_ctx *ctx, unsigned p, uint64_t gen, ps_jsmsg **msgs, int n);
+
+ps_pull *ps_pull_create(ps_ctx *ctx);
+/* Partition p is owned under `gen`: (re)create consumer natter_p<p> to start after
+ * the partition's committed stream sequence (ps_part.committed) and fetch it. */
+void ps_pull_start_part(ps_pull *pl, unsigned p, uint64_t gen);
+/* Stops fetching p and drops what it fetched and did not hand out. */
+void ps_pull_stop_part(ps_pull *pl, unsigned p);
+void ps_pull_stop_all(ps_pull *pl);
+/* The batch of p handed out last is finished (acked or dropped). */
+void ps_pull_batch_done(ps_pull *pl, unsigned p);
+/* Stops everything and closes the handles; on_exit(arg) runs once they are closed.
+ * Every batch must have been reported done before. */
+void ps_pull_quit(ps_pull *pl, nt_bus_post_fn on_exit, void *arg);
+/* Frees it (after on_exit ran). */
+void ps_pull_destroy(ps_pull *pl);
+
+#endif
