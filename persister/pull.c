@@ -1,35 +1,18 @@
-/* pull.c: JetStream pull consumers on the loop, one per owned partition.
- *
- * cnats 3.4 has only a blocking fetch, which took a thread per partition and
- * thread hand-offs for every batch (BENCHMARKS.md). The pull protocol itself
- * needs neither:
- *   - setup: delete consumer natter_p<p>, then create it to deliver after the
- *     partition's committed stream sequence (JetStream API requests through the
- *     bus, answered on the loop); then subscribe a fresh inbox;
- *   - fetch: one pull request per batch to $JS.API.CONSUMER.MSG.NEXT, its reply
- *     subject the inbox plus a request number. "no_wait" for up to
- *     NATTER_BATCH_MAX: the server sends what is stored, then a 408 status (404
- *     when there was nothing), and the batch is what came. After a 404 the
- *     partition is idle and long-polls for one message (expiring after
- *     PULL_EXPIRES_MS, then again), which goes alone, at once. One request per
- *     batch rather than one open request that streams: a message then crosses to
- *     the loop with its batch, not one wake-up each;
- *   - ack: the batch's last message ("+ACK" to its reply subject; the consumer is
- *     AckAll), by batch.c.
- * A request that gets no answer in PULL_LOST_MS (nats-server 2.9 does not answer
- * one for a consumer that was deleted; a restarted server forgot it) makes the
- * partition set its consumer up again, as does a 409 "Consumer Deleted". Messages
- * wait in the partition's buffer only between the end of a request and the start
- * of the batch; more than 2 × NATTER_BATCH_MAX there (late messages of a request
- * given up on) also starts over from the committed sequence: a dropped message
- * must not be acked by a later AckAll.
- *
- * A partition starts a batch at most once per NATTER_BATCH_LINGER_MS (unless a
- * batch came back full): a transaction costs PostgreSQL about as much CPU as
- * eight messages in it (BENCHMARKS.md), and without the wait a partition whose
- * commits are quick commits each message alone. A message arriving at an idle
- * partition goes at once; only the next batch waits out the rest of the
- * interval. */
+/* pull.c: JetStream pull consumers on the loop, one per owned partition (cnats 3.4
+ * only has a blocking fetch, which took a thread per partition).
+ *   - setup: delete consumer natter_p<p>, create it from the partition's committed
+ *     stream sequence (JetStream API requests through the bus), subscribe an inbox;
+ *   - one no_wait pull request per batch: the server sends what is stored, then
+ *     408 (404 if nothing: the partition then long-polls for one message, which
+ *     goes alone, at once). Not one open request that streams: that woke the
+ *     loop per message instead of per batch (BENCHMARKS.md);
+ *   - a request never answered (nats-server 2.9 ignores one for a deleted
+ *     consumer) or a 409 "Consumer Deleted": set the consumer up again;
+ *   - batch.c acks the batch's last message (the consumer is AckAll), so a message
+ *     dropped here must never be followed by an ack: overflow also starts over.
+ * A partition's batches start at most once per NATTER_BATCH_LINGER_MS unless one
+ * came back full: a transaction costs PostgreSQL about as much as eight messages
+ * in it, and a partition with quick commits would otherwise commit each alone. */
 #include "pull.h"
 
 #include <stdio.h>
