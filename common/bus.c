@@ -91,6 +91,7 @@ struct nt_bus {
     atomic_bool connected;
     atomic_bool closing;      /* nt_bus_destroy started: disconnect is expected */
     atomic_uint_fast64_t dropped;
+    atomic_uint_fast64_t reconnects;
 
     pthread_mutex_t done_lock; /* guards done list, written by cnats threads */
     nt_bus_sub *done;
@@ -416,6 +417,7 @@ static void on_reconnected(natsConnection *nc, void *closure)
 {
     nt_bus *bus = closure;
     atomic_store(&bus->connected, true);
+    atomic_fetch_add(&bus->reconnects, 1);
     nt_info("nats: reconnected");
 }
 
@@ -659,6 +661,7 @@ nt_status nt_bus_post(nt_bus *bus, nt_bus_post_fn fn, void *arg)
 }
 
 bool nt_bus_connected(nt_bus *bus) { return atomic_load(&bus->connected); }
+uint64_t nt_bus_reconnects(nt_bus *bus) { return atomic_load(&bus->reconnects); }
 natsConnection *nt_bus_conn(nt_bus *bus) { return bus->nc; }
 uint64_t nt_bus_dropped(nt_bus *bus) { return atomic_load(&bus->dropped); }
 size_t nt_bus_queue_depth(nt_bus *bus) { return nt_mpsc_size(bus->queue); }

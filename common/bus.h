@@ -54,6 +54,8 @@ nt_status nt_bus_create(uv_loop_t *loop, const nt_bus_opts *opts, nt_bus **out,
 void nt_bus_destroy(nt_bus *bus);
 
 bool nt_bus_connected(nt_bus *bus);
+/* Times the connection came back after a loss (any thread). */
+uint64_t nt_bus_reconnects(nt_bus *bus);
 /* The underlying connection, for JetStream calls made OFF the loop (persister worker). */
 natsConnection *nt_bus_conn(nt_bus *bus);
 

@@ -98,6 +98,12 @@ static void register_metrics(ps_metrics *m)
                                         "RPC requests answered");
     m->rpc_rejected = nt_metric_counter("natter_persister_rpc_rejected_total",
                                         "RPC requests refused as unavailable (queue full or no database)");
+    m->pull_requests = nt_metric_counter("natter_persister_pull_requests_total",
+                                         "JetStream pull requests sent (one per batch, two a "
+                                         "second per idle partition)");
+    m->consumer_setups = nt_metric_counter("natter_persister_consumer_setups_total",
+                                           "JetStream consumers created: a partition taken, or "
+                                           "its consumer lost and set up again");
     m->receipts = nt_metric_counter("natter_persister_receipts_total", "Receipt events published");
     m->receipts_coalesced = nt_metric_counter("natter_persister_receipts_coalesced_total",
                                               "Receipts replaced by a later mark within the interval");

@@ -58,6 +58,8 @@ typedef struct ps_metrics {
     nt_metric *publish_lag_ms_sum; /* per stored message: gateway receipt to published, ms */
     nt_metric *batch_retries; /* batches re-sent after a failed transaction */
     nt_metric *owned;         /* partitions owned now */
+    nt_metric *pull_requests; /* JetStream pull requests sent */
+    nt_metric *consumer_setups;    /* JetStream consumers (re)created */
     nt_metric *pg_reconnects; /* PostgreSQL connections lost */
     nt_metric *rpc_requests;  /* rpc requests answered */
     nt_metric *rpc_rejected;  /* rpc requests refused as unavailable */

@@ -65,6 +65,7 @@ struct ps_pull {
     int cap;                  /* buffer bound: 2 × NATTER_BATCH_MAX */
     ppart *parts;
     uv_timer_t tick;          /* lost requests, retries */
+    uint64_t reconnects;      /* nt_bus_reconnects when last looked at */
     unsigned closing;         /* handles not yet closed after ps_pull_quit */
     nt_bus_post_fn on_exit;
     void *exit_arg;
@@ -137,6 +138,7 @@ static void pull_request(ppart *pp)
         pull_fail(pp, "pull request", nt_status_text(st));
         return;
     }
+    nt_metric_add(pl->ctx->m.pull_requests, 1);
     pp->req_no++;
     pp->req_left = batch;
     pp->req_deadline = now_ms(pp) + (pp->idle ? PULL_EXPIRES_MS : 0) + PULL_LOST_MS;
@@ -339,6 +341,7 @@ static void on_created(nt_bus *bus, nt_status st, const nt_bus_msg *m, void *arg
         return;
     }
     pull_note(pp, "", "");
+    nt_metric_add(pp->pl->ctx->m.consumer_setups, 1);
     pp->phase = PH_READY;
     pp->req_left = 0;
     pp->linger_until = 0;
@@ -406,9 +409,15 @@ static void on_tick(uv_timer_t *t)
 {
     ps_pull *pl = t->data;
     uint64_t now = uv_now(pl->ctx->loop);
+    /* a new connection: the open requests went with the old one */
+    uint64_t reconnects = nt_bus_reconnects(pl->ctx->bus);
+    bool reconnected = reconnects != pl->reconnects;
+    pl->reconnects = reconnects;
     for (unsigned p = 0; p < pl->n; p++) {
         ppart *pp = &pl->parts[p];
-        if (pp->phase == PH_READY && pp->req_left > 0 && now >= pp->req_deadline) {
+        if (reconnected && pp->phase == PH_READY && pp->req_left > 0) {
+            pull_request_over(pp);
+        } else if (pp->phase == PH_READY && pp->req_left > 0 && now >= pp->req_deadline) {
             /* nats-server 2.9 answers a pull request for a consumer that no longer
              * exists with nothing at all, and a restarted one forgot the request:
              * set the consumer up again from the committed point */

@@ -18,6 +18,8 @@ test('the consumer deleted under the persister is set up again: every send acked
     await alice.subscribe(`room.${room}`);
     const nats = natsSession(c.ports.nats);
     const del = () => nats.request('$JS.API.CONSUMER.DELETE.NATTER_IN.natter_p0', '');
+    const setups = () => c.metric('persister', 'natter_persister_consumer_setups_total');
+    const setupsBefore = await setups();
     try {
       await sendMany(alice, `room.${room}`, items(0, 50));
       // idle: the persister's long poll is open when the consumer goes (answered
@@ -35,6 +37,7 @@ test('the consumer deleted under the persister is set up again: every send acked
       const busy = await deleted;
       assert.equal(busy.success, true, JSON.stringify(busy));
       await sendMany(alice, `room.${room}`, items(300, 50));
+      assert.equal(await setups() - setupsBefore, 2, 'the consumer was set up again after each deletion');
       const info = await nats.request('$JS.API.CONSUMER.INFO.NATTER_IN.natter_p0', '');
       assert.equal(info.error, undefined, `the consumer is back: ${JSON.stringify(info.error)}`);
       assert.equal(info.config.ack_policy, 'all');
