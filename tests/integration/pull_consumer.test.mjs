@@ -19,6 +19,8 @@ test('the consumer deleted under the persister is set up again: every send acked
     const nats = natsSession(c.ports.nats);
     const del = () => nats.request('$JS.API.CONSUMER.DELETE.NATTER_IN.natter_p0', '');
     const setups = () => c.metric('persister', 'natter_persister_consumer_setups_total');
+    // the partition's first consumer (set up once the persister claims it)
+    await waitUntil(async () => await setups() >= 1, { what: 'the first consumer set up' });
     const setupsBefore = await setups();
     try {
       await sendMany(alice, `room.${room}`, items(0, 50));
