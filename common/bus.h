@@ -56,7 +56,7 @@ void nt_bus_destroy(nt_bus *bus);
 bool nt_bus_connected(nt_bus *bus);
 /* Times the connection came back after a loss (any thread). */
 uint64_t nt_bus_reconnects(nt_bus *bus);
-/* The underlying connection, for JetStream calls made OFF the loop (persister worker). */
+/* The underlying connection, for what cnats reports of it (the server's max payload). */
 natsConnection *nt_bus_conn(nt_bus *bus);
 
 /* Publishes (buffered, non-blocking). reply may be NULL. */
