@@ -252,7 +252,10 @@ static void on_msg(nt_bus *bus, const nt_bus_msg *m, void *arg)
     memcpy(jm->data, m->data, m->len);
     memcpy(jm->data + m->len, m->reply, rlen + 1);
     jm->reply = jm->data + m->len;
-    jm->sseq = 0;
+    jm->sseq = 0;               /* 0: poison (batch.c) */
+    /* cnats reads the metadata only off a message bound to its subscription, as
+     * the bus's delivery thread hands them over (pulled messages carry their stream
+     * subject, never one the loop-delivery filter takes) */
     jsMsgMetaData *meta = NULL;
     if (natsMsg_GetMetaData(&meta, m->raw) == NATS_OK) {
         jm->sseq = meta->Sequence.Stream;
