@@ -39,6 +39,7 @@ typedef struct gw_req {                 /* context of one bus request */
 } gw_req;
 
 static gw_pending *fifo_head, *fifo_tail;
+static uint32_t inflight;               /* pending sends of all connections */
 
 static gw_req *req_new(gw_conn *c, const json_t *ref, const char *cmid)
 {
@@ -143,6 +144,7 @@ static void pending_add(gw_conn *c, const char *cmid, const json_t *ref, gw_room
     p->next = c->pending;
     c->pending = p;
     c->npending++;
+    nt_metric_set(gw.m.sends_inflight, ++inflight);
     p->gprev = fifo_tail;
     if (fifo_tail)
         fifo_tail->gnext = p;
@@ -160,6 +162,7 @@ static void pending_remove(gw_pending *p)
             break;
         }
     c->npending--;
+    nt_metric_set(gw.m.sends_inflight, --inflight);
     if (p->gprev)
         p->gprev->gnext = p->gnext;
     else
@@ -336,6 +339,14 @@ static void act_send_room(gw_conn *c, const gw_frame *f, bool need_sub)
          * first one's ack; nothing is published twice. */
         pending_add(c, cmid, f->ref, NULL);
         return;
+    }
+    if (inflight >= gw.cfg.max_inflight_sends) {
+        /* The store is behind (down, or slower than the senders): refused before
+         * publishing, so what one gateway holds for it stays bounded. */
+        nt_metric_add(gw.m.sends_shed, 1);
+        gw_fail(&err, GW_E_UNAVAILABLE, "message store overloaded: %u sends on this gateway are "
+                "awaiting storage; retry shortly with the same client_msg_id", inflight);
+        return send_error(c, f->ref, &err);
     }
 
     nt_envw w;

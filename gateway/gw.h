@@ -24,6 +24,7 @@ typedef struct gw_config {
     uint32_t send_queue_hard_bytes; /* NATTER_SEND_QUEUE_HARD_BYTES: closed at once above */
     uint32_t slow_grace_ms;         /* NATTER_SLOW_GRACE_MS over the soft limit before closing */
     uint32_t max_pending_sends;     /* NATTER_MAX_PENDING_SENDS per connection */
+    uint32_t max_inflight_sends;    /* NATTER_MAX_INFLIGHT_SENDS: awaiting the store, all connections */
     uint32_t max_rooms_per_conn;    /* NATTER_MAX_ROOMS_PER_CONN */
     uint32_t max_connections;       /* NATTER_MAX_CONNECTIONS (WebSocket) */
     uint32_t recovery_buffer;       /* NATTER_RECOVERY_BUFFER: live events held per member during a replay */
@@ -42,6 +43,8 @@ typedef struct gw_metrics {
     nt_metric *writes;
     nt_metric *messages_sent;       /* send_message published to the store */
     nt_metric *acks;                /* send_message acks delivered */
+    nt_metric *sends_inflight;      /* gauge: sends awaiting their ack, all connections */
+    nt_metric *sends_shed;          /* sends refused over NATTER_MAX_INFLIGHT_SENDS */
     nt_metric *ack_ms_sum;          /* sum of receipt-to-ack times, ms */
     nt_metric *slow_closed;         /* connections closed as slow consumers */
     nt_metric *ping_closed;         /* connections closed for answering no ping */

@@ -103,6 +103,7 @@ static void read_config(void)
                                                        c->send_queue_bytes, (int64_t)1 << 31);
     c->slow_grace_ms = (uint32_t)nt_config_int("NATTER_SLOW_GRACE_MS", 1000, 0, 60000);
     c->max_pending_sends = (uint32_t)nt_config_int("NATTER_MAX_PENDING_SENDS", 256, 1, 65535);
+    c->max_inflight_sends = (uint32_t)nt_config_int("NATTER_MAX_INFLIGHT_SENDS", 16384, 1, 1000000);
     c->max_rooms_per_conn = (uint32_t)nt_config_int("NATTER_MAX_ROOMS_PER_CONN", 256, 1, 65535);
     c->max_connections = (uint32_t)nt_config_int("NATTER_MAX_CONNECTIONS", 18000, 1, 10000000);
     c->auth_timeout_ms = (uint32_t)nt_config_int("NATTER_AUTH_TIMEOUT_MS", 10000, 100, 3600000);
@@ -130,6 +131,10 @@ static void register_metrics(void)
                                   "Writes (send calls) carrying frames to clients: frames_out / writes = frames per system call");
     m->messages_sent = nt_metric_counter("natter_gateway_messages_sent_total", "send_message published to the store");
     m->acks = nt_metric_counter("natter_gateway_acks_total", "send_message acks delivered");
+    m->sends_inflight = nt_metric_gauge("natter_gateway_sends_inflight",
+                                        "Sends awaiting their ack, all connections");
+    m->sends_shed = nt_metric_counter("natter_gateway_sends_shed_total",
+                                      "Sends refused over NATTER_MAX_INFLIGHT_SENDS (store behind)");
     m->ack_ms_sum = nt_metric_counter("natter_gateway_ack_latency_ms_total",
                                       "Sum over acked sends of frame received to ack queued, ms");
     m->slow_closed = nt_metric_counter("natter_gateway_slow_consumers_closed_total", "Connections closed for a full send queue");
