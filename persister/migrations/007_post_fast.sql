@@ -103,13 +103,12 @@ BEGIN
               FROM ids d
              WHERE d.seq IS NOT NULL
              ORDER BY d.i
-            RETURNING 1
         )
-        -- usual: every room found, every (room, sender) a member, every message stored
+        -- usual: every room found (every message numbered, so inserted), every
+        -- (room, sender) a member; a stored or repeated client_msg_id raised already
         SELECT count(d.seq) = cardinality(p_room)
                AND (SELECT count(*) FROM upm) =
-                   (SELECT count(*) FROM (SELECT DISTINCT s.app, s.room, s.sender FROM ids s) k)
-               AND (SELECT count(*) FROM ins) = cardinality(p_room),
+                   (SELECT count(*) FROM (SELECT DISTINCT s.app, s.room, s.sender FROM ids s) k),
                array_agg(d.seq ORDER BY d.i), array_agg(d.id ORDER BY d.i),
                array_agg(to_char(d.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
                          ORDER BY d.i)
