@@ -1,7 +1,14 @@
-/* batch.c: one transaction per fetched batch; undecodable messages are poison
- * (logged, acked). The batch's sends go to PostgreSQL as one natter_post_batch call
- * (migration 006): eight parallel text[] parameters, one element per send in stream
- * order, one result row per send. After the commit: AckAll on the last message,
+/* batch.c: fetched batches committed on their partition's write connection;
+ * undecodable messages are poison (logged, acked). A connection has at most one
+ * transaction in flight: batches of its other partitions that become ready meanwhile
+ * wait, and the next transaction carries all of them (a transaction costs PostgreSQL
+ * about as much as its first few dozen messages, and each partition lingers on its
+ * own, so one transaction per partition made many partitions expensive). A batch
+ * being retried after a failed transaction goes alone, so one that keeps failing
+ * cannot hold the others back. A transaction's sends go to PostgreSQL as one
+ * natter_post_batch call (migration 006): eight parallel text[] parameters, one
+ * element per send in stream order, one result row per send; each batch adds its
+ * partition's `advance`. After the commit, per batch: AckAll on the last message,
  * then per message an ack (and a room event when stored) or a send_error. A message
  * at or below the partition's resume point is a redelivery of the last batch a dead
  * owner committed: natter_post_batch returns its row as a duplicate and its ack and
@@ -82,9 +89,54 @@ struct ps_batch {
     uint64_t t0;
     int64_t fetched_ms;   /* wall clock when the batch reached the loop */
     int64_t published_ms; /* wall clock when its acks and events went out */
+    struct ps_batch *qnext; /* next in its write connection's queue */
+    bool queued;          /* waiting in that queue */
+    int ord0;             /* its posts are ords ord0 + 1 .. ord0 + nposts of the call */
 };
 
+/* A write connection's batches waiting for its transaction in flight to end. */
+typedef struct ps_wq {
+    ps_batch *head, *tail;
+    bool busy;            /* a transaction is in flight (or being queued) */
+} ps_wq;
+
+static ps_wq *g_wq;       /* one per write connection (loop thread only) */
+
+/* The batches one transaction carries. */
+typedef struct ps_txn {
+    ps_ctx *ctx;
+    unsigned k;           /* write connection */
+    int nb;
+    int nposts;
+    ps_batch *b[];
+} ps_txn;
+
 static void batch_send(ps_batch *b);
+
+static ps_wq *batch_wq(const ps_batch *b)
+{
+    ps_ctx *ctx = b->ctx;
+    if (g_wq == NULL)
+        g_wq = nt_calloc(ctx->nwpg, sizeof(*g_wq));
+    return &g_wq[b->part->p % ctx->nwpg];
+}
+
+static void wq_unlink(ps_batch *b)
+{
+    if (!b->queued)
+        return;
+    ps_wq *q = batch_wq(b);
+    ps_batch **pp = &q->head, *prev = NULL;
+    while (*pp != b) {
+        prev = *pp;
+        pp = &(*pp)->qnext;
+    }
+    *pp = b->qnext;
+    if (q->tail == b)
+        q->tail = prev;
+    b->qnext = NULL;
+    b->queued = false;
+}
 
 static void item_clear_result(ps_item *it)
 {
@@ -120,6 +172,7 @@ static void batch_finish(ps_batch *b)
     ps_ctx *ctx = b->ctx;
     ps_part *part = b->part;
     unsigned p = part->p;
+    wq_unlink(b);
     for (int i = 0; i < b->n; i++) {
         item_free(&b->items[i]);
         nt_free(b->msgs[i]);
@@ -240,37 +293,59 @@ static char *pg_strdup(const PGresult *res, int row, int col)
     return PQgetisnull(res, row, col) ? NULL : nt_strdup(PQgetvalue(res, row, col));
 }
 
-static void batch_bad_result(ps_batch *b, const char *fmt, int x, int y)
+static void batch_bad_result(ps_batch *b, const char *fmt, int x, int y, int z)
 {
     if (b->failed)
         return;
     b->failed = true;
-    snprintf(b->err, sizeof(b->err), fmt, x, y, b->nposts);
+    snprintf(b->err, sizeof(b->err), fmt, x, y, z);
 }
 
-/* Rows: ord, status, room_id, msg_id, msg_seq, created_at_text; one per post. A
- * malformed result fails the batch, whose retry gets the stored rows as duplicates. */
-static void batch_post_done(PGresult *res, void *arg)
+static void txn_record_error(ps_txn *t, PGresult *res)
 {
-    ps_batch *b = arg;
+    for (int i = 0; i < t->nb; i++)
+        batch_record_error(t->b[i], res);
+}
+
+static void txn_bad_result(ps_txn *t, const char *fmt, int x, int y)
+{
+    for (int i = 0; i < t->nb; i++)
+        batch_bad_result(t->b[i], fmt, x, y, t->nposts);
+}
+
+/* The batch whose posts hold ord (1-based over the whole call), or NULL. */
+static ps_batch *txn_batch_of(const ps_txn *t, long ord)
+{
+    for (int i = 0; i < t->nb; i++)
+        if (ord > t->b[i]->ord0 && ord <= t->b[i]->ord0 + t->b[i]->nposts)
+            return t->b[i];
+    return NULL;
+}
+
+/* Rows: ord, status, room_id, msg_id, msg_seq, created_at_text; one per post of
+ * every batch of the transaction. A malformed result fails them all; their retries
+ * get the stored rows as duplicates. */
+static void txn_post_done(PGresult *res, void *arg)
+{
+    ps_txn *t = arg;
     if (!ps_pg_ok(res)) {
-        batch_record_error(b, res);
+        txn_record_error(t, res);
         return;
     }
-    if (PQntuples(res) != b->nposts || PQnfields(res) != 6) {
-        batch_bad_result(b, "natter_post_batch returned %d rows of %d columns for %d sends",
-                         PQntuples(res), PQnfields(res));
+    if (PQntuples(res) != t->nposts || PQnfields(res) != 6) {
+        txn_bad_result(t, "natter_post_batch returned %d rows of %d columns for %d sends",
+                       PQntuples(res), PQnfields(res));
         return;
     }
-    for (int r = 0; r < b->nposts; r++) {
+    for (int r = 0; r < t->nposts; r++) {
         long ord = PQgetisnull(res, r, 0) ? 0 : strtol(PQgetvalue(res, r, 0), NULL, 10);
-        if (ord < 1 || ord > b->nposts || b->posts[ord - 1]->status != NULL ||
-            PQgetisnull(res, r, 1)) {
-            batch_bad_result(b, "natter_post_batch row %d: ord %d missing, repeated or "
-                             "out of 1..%d", r, (int)ord);
+        ps_batch *b = txn_batch_of(t, ord);
+        if (b == NULL || b->posts[ord - b->ord0 - 1]->status != NULL || PQgetisnull(res, r, 1)) {
+            txn_bad_result(t, "natter_post_batch row %d: ord %d missing, repeated or "
+                           "out of 1..%d", r, (int)ord);
             return;
         }
-        ps_item *it = b->posts[ord - 1];
+        ps_item *it = b->posts[ord - b->ord0 - 1];
         it->status = pg_strdup(res, r, 1);
         it->room_id = pg_strdup(res, r, 2);
         it->id = pg_strdup(res, r, 3);
@@ -604,49 +679,136 @@ static void batch_synced(PGresult *res, void *arg)
     uv_timer_start(b->retry, batch_on_retry, (uint64_t)delay, 0);
 }
 
-/* Queues the batch's statements and the sync that commits them as one implicit
- * transaction. An explicit BEGIN/COMMIT would leave the session in an aborted
- * transaction after an error, failing the next pipeline segment too. */
-static void batch_send(ps_batch *b)
+static void wq_flush(ps_ctx *ctx, unsigned k);
+
+/* The transaction ended (res NULL: the connection was lost): each batch as if it had
+ * been alone, then the connection's next transaction. */
+static void txn_synced(PGresult *res, void *arg)
 {
-    ps_ctx *ctx = b->ctx;
-    ps_pg *pg = ps_wpg(ctx, b->part->p);
-    b->failed = false;
-    b->err[0] = '\0';
-    b->t0 = uv_now(ctx->loop);
-    for (int i = 0; i < b->nposts; i++)
-        item_clear_result(b->posts[i]);
-    char seqv[24], pv[16], startv[24];
-    snprintf(seqv, sizeof(seqv), "%llu", (unsigned long long)b->max_sseq);
-    snprintf(pv, sizeof(pv), "%u", b->part->p);
-    snprintf(startv, sizeof(startv), "%llu", (unsigned long long)b->min_sseq);
-    const char *adv[3] = { seqv, pv, startv };
-    /* The connection's state changes only on the loop, so either the first send is
-     * refused and nothing was queued, or every send of the batch is queued. */
-    if (ps_pg_prepared(pg, "advance", 3, adv, batch_step_done, b) != NT_OK) {
-        batch_drop(b, "write connection down");
-        return;
+    ps_txn *t = arg;
+    ps_ctx *ctx = t->ctx;
+    unsigned k = t->k;
+    const ps_batch *failed = NULL;
+    for (int i = 0; i < t->nb && failed == NULL; i++)
+        if (t->b[i]->failed)
+            failed = t->b[i];
+    /* one batch's error rolled back the others' statements too, even those that
+     * had succeeded before it */
+    for (int i = 0; failed != NULL && i < t->nb; i++) {
+        ps_batch *b = t->b[i];
+        if (!b->failed) {
+            b->failed = true;
+            snprintf(b->err, sizeof(b->err), "rolled back with partition %u's batch: %.160s",
+                     failed->part->p, failed->err);
+        }
     }
-    if (b->nposts > 0) {
+    if (res != NULL && PQresultStatus(res) == PGRES_PIPELINE_SYNC && failed == NULL)
+        nt_metric_add(ctx->m.transactions, 1);
+    for (int i = 0; i < t->nb; i++)
+        batch_synced(res, t->b[i]);
+    nt_free(t);
+    g_wq[k].busy = false;
+    wq_flush(ctx, k);
+}
+
+/* Queues one transaction's statements and the sync that commits them as one implicit
+ * transaction: every batch's `advance`, then one natter_post_batch call with all
+ * their sends. An explicit BEGIN/COMMIT would leave the session in an aborted
+ * transaction after an error, failing the next pipeline segment too. The
+ * connection's state changes only on the loop, so either the first send is refused
+ * and nothing was queued (false), or every send is queued. */
+static bool txn_send(ps_txn *t)
+{
+    ps_ctx *ctx = t->ctx;
+    ps_pg *pg = ctx->wpg[t->k];
+    for (int i = 0; i < t->nb; i++) {
+        ps_batch *b = t->b[i];
+        char seqv[24], pv[16], startv[24];
+        snprintf(seqv, sizeof(seqv), "%llu", (unsigned long long)b->max_sseq);
+        snprintf(pv, sizeof(pv), "%u", b->part->p);
+        snprintf(startv, sizeof(startv), "%llu", (unsigned long long)b->min_sseq);
+        const char *adv[3] = { seqv, pv, startv };
+        if (ps_pg_prepared(pg, "advance", 3, adv, batch_step_done, b) != NT_OK)
+            return false;
+        b->t0 = uv_now(ctx->loop);
+        b->awaiting = true;
+    }
+    if (t->nposts > 0) {
         arr_lit cols[8];
         memset(cols, 0, sizeof(cols));
-        for (int i = 0; i < b->nposts; i++) {
-            const ps_item *it = b->posts[i];
-            const char *v[8] = { it->app, it->room, it->sender, it->name,
-                                 it->cmid, it->mtype, it->body, it->reply_to };
-            for (int c = 0; c < 8; c++)
-                arr_add(&cols[c], v[c]);
+        for (int i = 0; i < t->nb; i++) {
+            for (int j = 0; j < t->b[i]->nposts; j++) {
+                const ps_item *it = t->b[i]->posts[j];
+                const char *v[8] = { it->app, it->room, it->sender, it->name,
+                                     it->cmid, it->mtype, it->body, it->reply_to };
+                for (int c = 0; c < 8; c++)
+                    arr_add(&cols[c], v[c]);
+            }
         }
         const char *params[8];
         for (int c = 0; c < 8; c++)
             params[c] = arr_end(&cols[c]);
         /* libpq copies the parameters into its output buffer */
-        ps_pg_prepared(pg, "post_batch", 8, params, batch_post_done, b);
+        ps_pg_prepared(pg, "post_batch", 8, params, txn_post_done, t);
         for (int c = 0; c < 8; c++)
             nt_free(cols[c].buf);
     }
-    b->awaiting = true;
-    ps_pg_sync(pg, batch_synced, b);
+    ps_pg_sync(pg, txn_synced, t);
+    return true;
+}
+
+/* Starts connection k's next transaction unless one is in flight: a batch being
+ * retried alone, else every queued batch that is not. A refused send (the
+ * connection is down) drops the batches; JetStream redelivers them. */
+static void wq_flush(ps_ctx *ctx, unsigned k)
+{
+    ps_wq *q = &g_wq[k];
+    while (!q->busy && q->head != NULL) {
+        int n = 0;
+        bool alone = q->head->retries > 0;
+        for (ps_batch *b = q->head; b != NULL; b = b->qnext)
+            n += alone ? 0 : b->retries == 0;
+        ps_txn *t = nt_calloc(1, sizeof(*t) + (size_t)(alone ? 1 : n) * sizeof(t->b[0]));
+        t->ctx = ctx;
+        t->k = k;
+        for (ps_batch *b = q->head, *next; b != NULL; b = next) {
+            next = b->qnext;
+            if (alone ? b != q->head : b->retries > 0)
+                continue;
+            wq_unlink(b);
+            b->ord0 = t->nposts;
+            t->nposts += b->nposts;
+            t->b[t->nb++] = b;
+            if (alone)
+                break;
+        }
+        q->busy = true;
+        if (txn_send(t))
+            return;
+        /* dropping may start other batches: they queue behind busy, then loop */
+        for (int i = 0; i < t->nb; i++)
+            batch_drop(t->b[i], "write connection down");
+        nt_free(t);
+        q->busy = false;
+    }
+}
+
+/* Queues the batch on its write connection; it goes now if that is idle. */
+static void batch_send(ps_batch *b)
+{
+    b->failed = false;
+    b->err[0] = '\0';
+    for (int i = 0; i < b->nposts; i++)
+        item_clear_result(b->posts[i]);
+    ps_wq *q = batch_wq(b);
+    b->qnext = NULL;
+    if (q->tail != NULL)
+        q->tail->qnext = b;
+    else
+        q->head = b;
+    q->tail = b;
+    b->queued = true;
+    wq_flush(b->ctx, b->part->p % b->ctx->nwpg);
 }
 
 void ps_batch_start(ps_ctx *ctx, unsigned p, uint64_t gen, ps_jsmsg **msgs, int n)

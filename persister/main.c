@@ -75,6 +75,9 @@ static void register_metrics(ps_metrics *m)
     m->redelivered = nt_metric_counter("natter_persister_redelivered_total",
                                        "JetStream redeliveries of already committed messages");
     m->batches = nt_metric_counter("natter_persister_batches_total", "Batches committed");
+    m->transactions = nt_metric_counter(
+        "natter_persister_transactions_total",
+        "Write transactions committed (the ready batches of every partition on one connection)");
     m->batch_size = nt_metric_gauge("natter_persister_batch_size_last",
                                     "Messages in the last committed batch");
     m->commit_ms = nt_metric_gauge("natter_persister_commit_latency_ms_last",

@@ -49,7 +49,8 @@ typedef struct ps_metrics {
     nt_metric *refused;       /* sends refused (not_found, forbidden, bad_request) */
     nt_metric *poison;        /* envelopes that could not be decoded */
     nt_metric *redelivered;   /* messages at or below the committed stream sequence */
-    nt_metric *batches;       /* transactions committed */
+    nt_metric *batches;       /* partition batches committed */
+    nt_metric *transactions;  /* write transactions committed (one or more batches each) */
     nt_metric *batch_size;    /* messages in the last committed batch */
     nt_metric *commit_ms;     /* latency of the last commit, ms */
     nt_metric *commit_ms_sum; /* sum of commit latencies, ms */
