@@ -28,7 +28,9 @@
  * KEYS[3] natter:{<app>}:urooms:<user>; ARGV[1] member, ARGV[2] user, ARGV[3] room,
  * ARGV[4] app. urooms (the rooms a user is live in, for presence events) follows
  * the live count. When the user just became live in the room, returns rec()
- * (user_status.h) naming only this room, so the room hears the user is here. */
+ * (user_status.h) naming only this room, with only its live size (rec() lists every
+ * live room of the user: sizes must match rooms, or the reply is refused and the room
+ * hears nothing), so the room hears the user is here. */
 static const char LIVE_ADD_LUA[] =
     RT_USER_STATUS_REC_LUA
     "if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then\n"
@@ -37,6 +39,7 @@ static const char LIVE_ADD_LUA[] =
     "  if n == 1 then\n"
     "    local r = rec(ARGV[4], ARGV[2])\n"
     "    r[9] = {ARGV[3]}\n"
+    "    r[10] = {redis.call('HLEN', KEYS[2])}\n"
     "    return r\n"
     "  end\n"
     "  return n\n"

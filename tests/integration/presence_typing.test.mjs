@@ -269,6 +269,23 @@ test('presence: once per connection, however many rooms are shared', { timeout: 
   for (const cl of watchers) cl.close();
 });
 
+test('presence: a user going live in a further room is announced there', { timeout: 60_000 }, async () => {
+  const first = `room.${uniqueRoom('pl1')}`, further = `room.${uniqueRoom('pl2')}`;
+  const w = await c.client(1, 'pl_wen');
+  await w.subscribe(further);
+  const u = await c.client(0, 'pl_ulf');
+  await u.subscribe(first);                            // live in one room
+  await sleep(300);
+  const from = w.events.length;
+  await u.subscribe(further);                          // and now in a second: it hears u is here
+  await waitUntil(async () => w.events.slice(from).some(isPresence('pl_ulf')),
+    { timeoutMs: 10_000, what: 'a presence event for pl_ulf in the second room' });
+  const ev = w.events.slice(from).find(isPresence('pl_ulf'));
+  assert.equal(ev.data.online, true, JSON.stringify(ev));
+  u.close();
+  w.close();
+});
+
 test('presence: a room above NATTER_PRESENCE_ROOM_MAX live users hears none', { timeout: 60_000 }, async () => {
   const big = `room.${uniqueRoom('pbig')}`, small = `room.${uniqueRoom('psmall')}`;
   const users = ['pb_ann', 'pb_bo', 'pb_cy', 'pb_di', 'pb_ed'];     // PRESENCE_ROOM_MAX + 1
