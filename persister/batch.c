@@ -757,30 +757,36 @@ static bool txn_send(ps_txn *t)
     return true;
 }
 
+static void txn_add(ps_txn *t, ps_batch *b)
+{
+    wq_unlink(b);
+    b->ord0 = t->nposts;
+    t->nposts += b->nposts;
+    t->b[t->nb++] = b;
+}
+
 /* Starts connection k's next transaction unless one is in flight: a batch being
- * retried alone, else every queued batch that is not. A refused send (the
- * connection is down) drops the batches; JetStream redelivers them. */
+ * retried alone, else every queued batch that is not. The queue holds at most one
+ * batch per partition of the connection (a partition has one batch in flight). A
+ * refused send (the connection is down) drops the batches; JetStream redelivers them. */
 static void wq_flush(ps_ctx *ctx, unsigned k)
 {
     ps_wq *q = &g_wq[k];
     while (!q->busy && q->head != NULL) {
-        int n = 0;
-        bool alone = q->head->retries > 0;
-        for (ps_batch *b = q->head; b != NULL; b = b->qnext)
-            n += alone ? 0 : b->retries == 0;
-        ps_txn *t = nt_calloc(1, sizeof(*t) + (size_t)(alone ? 1 : n) * sizeof(t->b[0]));
+        ps_batch *head = q->head;
+        int fresh = 0;
+        for (ps_batch *b = head; b != NULL; b = b->qnext)
+            fresh += b->retries == 0;
+        bool alone = head->retries > 0;
+        ps_txn *t = nt_calloc(1, sizeof(*t) + (size_t)(alone ? 1 : fresh) * sizeof(t->b[0]));
         t->ctx = ctx;
         t->k = k;
-        for (ps_batch *b = q->head, *next; b != NULL; b = next) {
+        if (alone)
+            txn_add(t, head);
+        for (ps_batch *b = head, *next; !alone && b != NULL; b = next) {
             next = b->qnext;
-            if (alone ? b != q->head : b->retries > 0)
-                continue;
-            wq_unlink(b);
-            b->ord0 = t->nposts;
-            t->nposts += b->nposts;
-            t->b[t->nb++] = b;
-            if (alone)
-                break;
+            if (b->retries == 0)
+                txn_add(t, b);
         }
         q->busy = true;
         if (txn_send(t))
