@@ -56,6 +56,7 @@ static void read_config(ps_config *c)
     c->receipt_interval_ms = (int)nt_config_int("NATTER_RECEIPT_INTERVAL_MS", 1000, 1, 600000);
     c->receipt_max_pending = (int)nt_config_int("NATTER_RECEIPT_MAX_PENDING", 100000, 1,
                                                 100000000);
+    c->bus_queue = (size_t)nt_config_int("NATTER_BUS_QUEUE", 65536, 16, 16777216);
     if (c->js_duplicate_window_s > c->js_max_age_s)
         nt_config_fatal("NATTER_JS_DUPLICATE_WINDOW_S=%lld is invalid: must not exceed "
                         "NATTER_JS_MAX_AGE_S=%lld", (long long)c->js_duplicate_window_s,
@@ -107,6 +108,9 @@ static void register_metrics(ps_metrics *m)
     m->consumer_setups = nt_metric_counter("natter_persister_consumer_setups_total",
                                            "JetStream consumers created: a partition taken, or "
                                            "its consumer lost and set up again");
+    m->pull_gaps = nt_metric_counter("natter_persister_pull_gaps_total",
+                                     "Pulled messages that never reached the loop (a hole in the "
+                                     "consumer's delivery sequence): consumer set up again");
     m->receipts = nt_metric_counter("natter_persister_receipts_total", "Receipt events published");
     m->receipts_coalesced = nt_metric_counter("natter_persister_receipts_coalesced_total",
                                               "Receipts replaced by a later mark within the interval");
@@ -274,7 +278,7 @@ int main(void)
     nt_bus_opts bo = {
         .url = ctx->cfg.nats_url,
         .name = "natter-persister",
-        .queue_capacity = 65536,
+        .queue_capacity = ctx->cfg.bus_queue,
         .sub_pending_msgs = 65536,
         .max_requests = 1024,
     };

@@ -41,6 +41,7 @@ typedef struct ps_config {
     int unread_chunk;              /* NATTER_UNREAD_CHUNK: dirty entries of each set per query */
     int receipt_interval_ms;       /* NATTER_RECEIPT_INTERVAL_MS: one receipt per user/room/type */
     int receipt_max_pending;       /* NATTER_RECEIPT_MAX_PENDING: bound of the coalescing table */
+    size_t bus_queue;              /* NATTER_BUS_QUEUE: NATS -> loop queue bound */
 } ps_config;
 
 typedef struct ps_metrics {
@@ -61,6 +62,7 @@ typedef struct ps_metrics {
     nt_metric *owned;         /* partitions owned now */
     nt_metric *pull_requests; /* JetStream pull requests sent */
     nt_metric *consumer_setups;    /* JetStream consumers (re)created */
+    nt_metric *pull_gaps;          /* pulled messages lost before the loop: consumer set up again */
     nt_metric *pg_reconnects; /* PostgreSQL connections lost */
     nt_metric *rpc_requests;  /* rpc requests answered */
     nt_metric *rpc_rejected;  /* rpc requests refused as unavailable */

@@ -8,6 +8,9 @@
  *     loop per message instead of per batch (BENCHMARKS.md);
  *   - a request never answered (nats-server 2.9 ignores one for a deleted
  *     consumer) or a 409 "Consumer Deleted": set the consumer up again;
+ *   - a pulled message lost before the loop (the bus queue or cnats's pending
+ *     limit full): a hole in the consumer's delivery sequence, or a 408 whose
+ *     Nats-Pending-Messages says more was sent than arrived; set it up again too;
  *   - batch.c acks the batch's last message (the consumer is AckAll), so a message
  *     dropped here must never be followed by an ack: overflow also starts over.
  * A partition's batches start at most once per NATTER_BATCH_LINGER_MS unless one
@@ -27,6 +30,8 @@
 #define PULL_EXPIRES_MS 500        /* long poll of one pull request */
 #define PULL_LOST_MS 5000          /* a request not ended this long after its expiry is
                                     * taken as lost (on_tick) */
+#define PULL_DROP_LOST_MS 500      /* the same once the bus has dropped a message since
+                                    * the request went out: its end may be what was lost */
 #define PULL_API_TIMEOUT_MS 5000
 #define PULL_RETRY_MS 1000
 #define PULL_TICK_MS 250
@@ -50,6 +55,12 @@ typedef struct ppart {
     uint64_t req_no;          /* the open pull request: its reply is <inbox>.<req_no> */
     int req_left;             /* messages it may still bring; 0: none open */
     uint64_t req_deadline;    /* uv_now ms: taken as lost after this */
+    uint64_t req_due;         /* uv_now ms: its expiry (the send time for no_wait) */
+    uint64_t req_drops;       /* nt_bus_dropped when it was sent */
+    uint64_t dseq;            /* the consumer's delivery sequence of the last message
+                               * received since its setup (a new consumer starts at 1) */
+    bool broken;              /* something pulled was lost: store what came before the
+                               * hole, then set the consumer up again */
     ps_jsmsg **buf;           /* fetched, not handed out, stream order */
     int nbuf;
     bool inflight;            /* a batch of p is with batch.c */
@@ -114,10 +125,30 @@ static void pull_teardown(ppart *pp)
     pp->req_left = 0;
     pull_drop_buffer(pp);
     uv_timer_stop(&pp->timer);
+    pp->broken = false;
     pp->phase = PH_IDLE;
 }
 
 static void on_part_timer(uv_timer_t *t);
+static void pull_next(ppart *pp);
+
+/* Something the server delivered did not arrive (gap), or may not have. Storing
+ * anything after it would ack it too (AckAll): take nothing more, store what arrived
+ * before the hole (the buffer holds no later message), then set the consumer up again
+ * from the committed point (on_part_timer). Each round stores at least what came in
+ * before the first loss. */
+static void pull_lost(ppart *pp, bool gap, const char *detail)
+{
+    if (gap)
+        nt_metric_add(pp->pl->ctx->m.pull_gaps, 1);
+    pull_note(pp, gap ? "fetching (pulled messages lost before the loop)" : "pull request",
+              detail);
+    nt_bus_unsubscribe(pp->sub);
+    pp->sub = NULL;
+    pp->req_left = 0;
+    pp->broken = true;
+    pull_next(pp);
+}
 
 /* Sends the pull request for the next batch. No request is open, nothing is
  * buffered and no batch is in flight. */
@@ -141,7 +172,9 @@ static void pull_request(ppart *pp)
     nt_metric_add(pl->ctx->m.pull_requests, 1);
     pp->req_no++;
     pp->req_left = batch;
-    pp->req_deadline = now_ms(pp) + (pp->idle ? PULL_EXPIRES_MS : 0) + PULL_LOST_MS;
+    pp->req_due = now_ms(pp) + (pp->idle ? PULL_EXPIRES_MS : 0);
+    pp->req_deadline = pp->req_due + PULL_LOST_MS;
+    pp->req_drops = nt_bus_dropped(pl->ctx->bus);
 }
 
 /* What a ready partition does next, at once or when the linger is over: start a
@@ -165,6 +198,11 @@ static void on_part_timer(uv_timer_t *t)
     int bmax = pl->ctx->cfg.batch_max;
     if (pp->phase != PH_READY || pp->inflight || pp->req_left > 0)
         return;
+    if (pp->nbuf == 0 && pp->broken) {
+        pull_teardown(pp);
+        pull_reconcile(pp);
+        return;
+    }
     if (pp->nbuf == 0) {
         pull_request(pp);
         return;
@@ -206,7 +244,19 @@ static void pull_on_status(ppart *pp, const nt_bus_msg *m)
     if (no != pp->req_no || pp->req_left == 0)
         return;                       /* the end of a request already given up on */
     if (strcmp(status, "408") == 0 || strcmp(status, "404") == 0) {
-        /* nothing came: wait for the next message with a long poll */
+        /* a 408's count of what the request did not deliver: less than still
+         * expected here means some of what it did deliver was lost */
+        const char *pend = NULL;
+        if (status[2] == '8' &&
+            natsMsgHeader_Get(m->raw, "Nats-Pending-Messages", &pend) == NATS_OK &&
+            pend != NULL && strtoll(pend, NULL, 10) < (long long)pp->req_left) {
+            char detail[96];
+            snprintf(detail, sizeof(detail), "request %llu ended with %s messages undelivered, "
+                     "%d expected", (unsigned long long)no, pend, pp->req_left);
+            pull_lost(pp, true, detail);
+            return;
+        }
+        /* nothing (more) came: wait for the next message with a long poll */
         pp->idle = pp->nbuf == 0;
         pull_note(pp, "", "");
         pull_request_over(pp);
@@ -238,6 +288,24 @@ static void on_msg(nt_bus *bus, const nt_bus_msg *m, void *arg)
         pull_on_status(pp, m);
         return;
     }
+    /* cnats reads the metadata only off a message bound to its subscription, as
+     * the bus's delivery thread hands them over (pulled messages carry their stream
+     * subject, never one the loop-delivery filter takes) */
+    uint64_t sseq = 0, dseq = pp->dseq + 1;   /* unreadable: sseq 0 is poison (batch.c) */
+    jsMsgMetaData *meta = NULL;
+    if (natsMsg_GetMetaData(&meta, m->raw) == NATS_OK) {
+        sseq = meta->Sequence.Stream;
+        dseq = meta->Sequence.Consumer;
+        jsMsgMetaData_Destroy(meta);
+    }
+    if (dseq != pp->dseq + 1) {
+        char detail[96];
+        snprintf(detail, sizeof(detail), "delivery %llu arrived after %llu",
+                 (unsigned long long)dseq, (unsigned long long)pp->dseq);
+        pull_lost(pp, true, detail);
+        return;
+    }
+    pp->dseq = dseq;
     if (pp->nbuf >= pl->cap) {
         nt_warn("partition %u: more than %d messages fetched and not stored; starting over "
                 "from stream sequence %llu", pp->p, pl->cap,
@@ -252,15 +320,7 @@ static void on_msg(nt_bus *bus, const nt_bus_msg *m, void *arg)
     memcpy(jm->data, m->data, m->len);
     memcpy(jm->data + m->len, m->reply, rlen + 1);
     jm->reply = jm->data + m->len;
-    jm->sseq = 0;               /* 0: poison (batch.c) */
-    /* cnats reads the metadata only off a message bound to its subscription, as
-     * the bus's delivery thread hands them over (pulled messages carry their stream
-     * subject, never one the loop-delivery filter takes) */
-    jsMsgMetaData *meta = NULL;
-    if (natsMsg_GetMetaData(&meta, m->raw) == NATS_OK) {
-        jm->sseq = meta->Sequence.Stream;
-        jsMsgMetaData_Destroy(meta);
-    }
+    jm->sseq = sseq;
     pp->buf[pp->nbuf++] = jm;
     pp->idle = false;
     if (pp->req_left > 0 && --pp->req_left == 0)
@@ -347,6 +407,8 @@ static void on_created(nt_bus *bus, nt_status st, const nt_bus_msg *m, void *arg
     nt_metric_add(pp->pl->ctx->m.consumer_setups, 1);
     pp->phase = PH_READY;
     pp->req_left = 0;
+    pp->dseq = 0;
+    pp->broken = false;
     pp->linger_until = 0;
     pp->idle = false;
     nt_info("partition %u: consumer natter_p%u starts after stream sequence %llu", pp->p, pp->p,
@@ -420,13 +482,16 @@ static void on_tick(uv_timer_t *t)
         ppart *pp = &pl->parts[p];
         if (reconnected && pp->phase == PH_READY && pp->req_left > 0) {
             pull_request_over(pp);
-        } else if (pp->phase == PH_READY && pp->req_left > 0 && now >= pp->req_deadline) {
+        } else if (pp->phase == PH_READY && pp->req_left > 0 &&
+                   (now >= pp->req_deadline ||
+                    (now >= pp->req_due + PULL_DROP_LOST_MS &&
+                     nt_bus_dropped(pl->ctx->bus) != pp->req_drops))) {
             /* nats-server 2.9 answers a pull request for a consumer that no longer
-             * exists with nothing at all, and a restarted one forgot the request:
-             * set the consumer up again from the committed point */
-            pull_note(pp, "pull request", "no answer; setting the consumer up again");
-            pull_teardown(pp);
-            pull_reconcile(pp);
+             * exists with nothing at all, a restarted one forgot the request, and
+             * the rest of a batch and its 408 may be what the bus dropped: store
+             * what came, then set the consumer up again from the committed point */
+            pull_lost(pp, false, "no answer; storing what came, then setting the consumer up "
+                      "again");
         } else if (pp->phase != PH_READY) {
             pull_reconcile(pp);
         }
