@@ -33,12 +33,15 @@ async function stormRun(sys, spec, run) {
   const span = Math.max(0, ...results.map((r) => (r.connects_per_s ? r.conns_ready / r.connects_per_s : 0)));
   const cpu = (list) => list.reduce((a, i) => a + Math.max(0, s1[i].cpu - s0[i].cpu), 0);
   const allCpu = cpu(all.map((_, i) => i)), frontCpu = cpu(front.map((_, i) => i));
+  const byName = {};
+  all.forEach((p, i) => { byName[p.name] = +((byName[p.name] || 0) + Math.max(0, s1[i].cpu - s0[i].cpu)).toFixed(2); });
   const row = {
     system: sys.system, conns, conns_ready: ready, connect_failures: failed, bench_procs: nb, front_procs: front.length,
     concurrency_per_bench: concurrency,
     connects_per_s: span ? Math.round(ready / span) : 0, time_to_last_ready_s: +span.toFixed(3),
     server_cpu_s: +allCpu.toFixed(2), server_cpu_s_per_1k: ready ? +(1000 * allCpu / ready).toFixed(3) : null,
     front_cpu_s_per_1k: ready ? +(1000 * frontCpu / ready).toFixed(3) : null,
+    server_cpu_by_name: byName,
     token_mint_s: +Math.max(0, ...results.map((r) => r.token_mint_s || 0)).toFixed(3),
   };
   return { row, raw: results };
