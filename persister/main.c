@@ -57,6 +57,7 @@ static void read_config(ps_config *c)
     c->receipt_max_pending = (int)nt_config_int("NATTER_RECEIPT_MAX_PENDING", 100000, 1,
                                                 100000000);
     c->bus_queue = (size_t)nt_config_int("NATTER_BUS_QUEUE", 65536, 16, 16777216);
+    c->read_conns = (unsigned)nt_config_int("NATTER_PG_READ_CONNS", 2, 1, 64);
     if (c->js_duplicate_window_s > c->js_max_age_s)
         nt_config_fatal("NATTER_JS_DUPLICATE_WINDOW_S=%lld is invalid: must not exceed "
                         "NATTER_JS_MAX_AGE_S=%lld", (long long)c->js_duplicate_window_s,
@@ -205,7 +206,12 @@ static void on_pull_exit(void *arg)
     ps_ctx *ctx = arg;
     ps_pull_destroy(ctx->pull);
     ctx->pull = NULL;
-    ps_pg_destroy(ctx->rpg);
+    for (unsigned k = 0; k < ctx->nrpg; k++)
+        ps_pg_destroy(ctx->rpgs[k]);
+    nt_free(ctx->rpgs);
+    ctx->rpgs = NULL;
+    ctx->rpg = NULL;
+    ctx->nrpg = 0;
     ps_rpc_destroy(ctx->rpc);
     ctx->rpc = NULL;
     ps_unread_destroy(ctx->unread);
@@ -262,6 +268,20 @@ static void on_signal(uv_signal_t *s, int signum)
     ps_main_batch_settled(ctx);
 }
 
+/* n connections labelled "<kind> <k>" (their application_name), not started. */
+static ps_pg **pg_conns(ps_ctx *ctx, unsigned n, const char *kind, const ps_pg_stmt *stmts,
+                        size_t nstmts, ps_pg_state_cb cb)
+{
+    ps_pg **pgs = nt_calloc(n, sizeof(*pgs));
+    for (unsigned k = 0; k < n; k++) {
+        char label[32];
+        snprintf(label, sizeof label, "%s %u", kind, k);
+        pgs[k] = ps_pg_create(ctx->loop, ctx->cfg.pg_url, label, stmts, nstmts, cb, ctx,
+                              ctx->m.pg_reconnects);
+    }
+    return pgs;
+}
+
 int main(void)
 {
     ps_ctx *ctx = &g_ctx;
@@ -288,15 +308,10 @@ int main(void)
     ensure_stream(&ctx->cfg);
 
     ctx->nwpg = ctx->cfg.write_conns;
-    ctx->wpg = nt_calloc(ctx->nwpg, sizeof(*ctx->wpg));
-    for (unsigned k = 0; k < ctx->nwpg; k++) {
-        char label[32];
-        snprintf(label, sizeof label, "write %u", k);
-        ctx->wpg[k] = ps_pg_create(ctx->loop, ctx->cfg.pg_url, label, ps_batch_stmts,
-                                   ps_batch_nstmts, on_wpg_state, ctx, ctx->m.pg_reconnects);
-    }
-    ctx->rpg = ps_pg_create(ctx->loop, ctx->cfg.pg_url, "read", ps_rpc_stmts, ps_rpc_nstmts,
-                            NULL, ctx, ctx->m.pg_reconnects);
+    ctx->wpg = pg_conns(ctx, ctx->nwpg, "write", ps_batch_stmts, ps_batch_nstmts, on_wpg_state);
+    ctx->nrpg = ctx->cfg.read_conns;
+    ctx->rpgs = pg_conns(ctx, ctx->nrpg, "read", ps_rpc_stmts, ps_rpc_nstmts, NULL);
+    ctx->rpg = ctx->rpgs[0];
     ctx->parts = ps_parts_create(ctx);
     ctx->pull = ps_pull_create(ctx);
     ctx->receipts = ps_receipts_create(ctx);
@@ -322,7 +337,8 @@ int main(void)
 
     for (unsigned k = 0; k < ctx->nwpg; k++)
         ps_pg_start(ctx->wpg[k]);
-    ps_pg_start(ctx->rpg);
+    for (unsigned k = 0; k < ctx->nrpg; k++)
+        ps_pg_start(ctx->rpgs[k]);
     ps_parts_start(ctx->parts);
     nt_info("started: %u partitions on %u write connections, batch max %d, metrics on %s",
             ctx->cfg.partitions, ctx->nwpg, ctx->cfg.batch_max, ctx->cfg.metrics_listen);

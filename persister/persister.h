@@ -42,6 +42,7 @@ typedef struct ps_config {
     int receipt_interval_ms;       /* NATTER_RECEIPT_INTERVAL_MS: one receipt per user/room/type */
     int receipt_max_pending;       /* NATTER_RECEIPT_MAX_PENDING: bound of the coalescing table */
     size_t bus_queue;              /* NATTER_BUS_QUEUE: NATS -> loop queue bound */
+    unsigned read_conns;           /* NATTER_PG_READ_CONNS: connections for rpc queries */
 } ps_config;
 
 typedef struct ps_metrics {
@@ -82,7 +83,11 @@ typedef struct ps_ctx {
                             wpg[p % nwpg] (ps_wpg), so batches of different partitions
                             commit in parallel and share WAL flushes */
     unsigned nwpg;
-    ps_pg *rpg;          /* read connection: rpc queries */
+    ps_pg **rpgs;        /* read connections: rpc queries, each user's on rpgs[hash of
+                            (app, user) % nrpg] (ps_rpc_pg), so one user's requests stay
+                            in order while different users' joins commit in parallel */
+    unsigned nrpg;
+    ps_pg *rpg;          /* rpgs[0]: also the unread flush and ANALYZE */
     ps_parts *parts;
     ps_pull *pull;
     ps_rpc *rpc;

@@ -749,10 +749,18 @@ static const char *req_decode(rpc_req *q, const nt_envr *r)
     return NULL;
 }
 
+/* The read connection of q's user: one user's requests stay in order, different
+ * users' commits overlap (their WAL flushes shared). */
+static ps_pg *req_pg(const rpc_req *q)
+{
+    const ps_ctx *ctx = q->ctx;
+    return ctx->rpgs[nt_partition(q->app ? q->app : "", q->user ? q->user : "", ctx->nrpg)];
+}
+
 static nt_status req_send(rpc_req *q, const nt_envr *r, const char **bad)
 {
     ps_ctx *ctx = q->ctx;
-    ps_pg *pg = ctx->rpg;
+    ps_pg *pg = req_pg(q);
     nt_status st;
     switch (q->kind) {
     case RPC_JOIN: {
@@ -862,9 +870,9 @@ static void rpc_on_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
         kind++;
     if (kind == RPC_KINDS)
         return;
-    if (rpc->pending >= (size_t)ctx->cfg.rpc_queue_max || !ps_pg_up(ctx->rpg)) {
+    if (rpc->pending >= (size_t)ctx->cfg.rpc_queue_max) {
         nt_metric_add(ctx->m.rpc_rejected, 1);
-        reply_error(ctx, msg->reply, "unavailable", "persister busy or database unavailable");
+        reply_error(ctx, msg->reply, "unavailable", "persister busy (NATTER_RPC_QUEUE_MAX)");
         return;
     }
     nt_envr r;
@@ -878,6 +886,13 @@ static void rpc_on_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
     q->reply = nt_strdup(msg->reply);
     const char *bad = req_decode(q, &r);
     nt_status st = NT_EINVAL;
+    if (bad == NULL && !ps_pg_up(req_pg(q))) {
+        nt_envr_free(&r);
+        nt_metric_add(ctx->m.rpc_rejected, 1);
+        reply_error(ctx, q->reply, "unavailable", "database unavailable");
+        req_free(q);
+        return;
+    }
     if (bad == NULL)
         st = req_send(q, &r, &bad);
     nt_envr_free(&r);
