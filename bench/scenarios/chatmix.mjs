@@ -9,7 +9,7 @@
 // (runBenchAnalyzed, lib.mjs): at 250 sends/s, without them, the unread flush
 // scanned every room of the app per member, a fifth of a core of PostgreSQL.
 import { anomalies, failures, say, ms, pidArgs, runBenchAnalyzed, ratio, syscallsPerDelivery, gatewayWrites, framesPerWrite } from '../lib.mjs';
-import { checkStored } from './persist.mjs';
+import { checkStored, fetchTrouble, persisterCounters } from './persist.mjs';
 
 const pct = (cpu, secs) => (secs > 0.1 ? Math.round((100 * cpu) / secs) : null);
 
@@ -19,12 +19,14 @@ async function chatmixRun(sys, spec, run) {
   const prefix = `c${run}-`;
   const pids = pidArgs([...sys.front(), ...sys.backend()]);
   const w0 = await gatewayWrites(sys);
+  const c0 = sys.metrics ? await persisterCounters(sys) : {};
   // Every connection sends (senders = conns): natter-bench round-robins the rate over them.
   const r = await runBenchAnalyzed(sys, [...sys.benchArgs, '--url', sys.urls.join(','), '--conns', String(conns), '--rooms', String(rooms),
     '--senders', String(conns), '--rate', String(rate), '--duration', String(secs), '--warmup', String(warmup), '--drain', String(drain),
     '--room-prefix', prefix, '--source-base', '127.11.0.1', '--ready-timeout', String(60 + conns / 200), ...pids],
   { limitS: 180 + secs + conns / 100 });
   const w1 = await gatewayWrites(sys);
+  const c1 = sys.metrics ? await persisterCounters(sys) : {};
   const label = `chatmix ${sys.system}`;
   // Every member of the sender's room (the sender too) gets each message. Totals, not the
   // window, so that a message sent at the window's edge counts on both sides.
@@ -43,6 +45,9 @@ async function chatmixRun(sys, spec, run) {
     // natter: frames per gateway send() over the whole run (connects included)
     frames_per_write: framesPerWrite(w0, w1),
     send_skipped: r.send_skipped, sent_total: r.sent_total,
+    // natter: NATS messages the persister's bus dropped, holes in its pulls, consumers
+    // set up again (a pull request given up on) over the run
+    fetch: fetchTrouble(c0, c1),
     first_error: r.send_errors ? String(r.first_error || '').slice(0, 200) : undefined,
   };
   if (!r.deliveries) failures.push(`${label}: zero deliveries (${r.first_error || r.error || 'no error reported'})`);

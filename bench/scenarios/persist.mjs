@@ -82,15 +82,26 @@ async function settle(sys, maxS) {
 }
 
 // The persister's own counters (Prometheus text from its metrics listener), to tell a
-// slow commit from small batches: {batches, committed, commitMs} or {} when unreachable.
-async function persisterCounters(sys) {
+// slow commit from small batches, and its JetStream fetch's troubles: {batches,
+// committed, commitMs, dropped, gaps, setups} or {} when unreachable.
+export async function persisterCounters(sys) {
   try {
     const r = await fetch(`http://127.0.0.1:${sys.metrics.persister}/metrics`, { signal: AbortSignal.timeout(2000) });
     const text = await r.text();
     const get = (name) => Number((new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text) || [])[1]) || 0;
     return { batches: get('natter_persister_batches_total'), committed: get('natter_persister_messages_committed_total'),
-      commitMs: get('natter_persister_commit_latency_ms_total') };
+      commitMs: get('natter_persister_commit_latency_ms_total'), dropped: get('natter_persister_nats_dropped_total'),
+      gaps: get('natter_persister_pull_gaps_total'), setups: get('natter_persister_consumer_setups_total') };
   } catch { return {}; }
+}
+
+// The fetch's troubles between two persisterCounters samples (undefined when the
+// metrics were unreachable): a consumer set up again mid-run is a pull request given
+// up on, each worth up to 5 s of latency.
+export function fetchTrouble(c0, c1) {
+  const d = (k) => (c1[k] || 0) - (c0[k] || 0);
+  return c1.batches === undefined ? undefined
+    : { bus_dropped: d('dropped'), pull_gaps: d('gaps'), consumer_setups: d('setups') };
 }
 
 async function persistStep(sys, spec, run, rate, k) {
@@ -122,6 +133,7 @@ async function persistStep(sys, spec, run, rate, k) {
     // over the whole step (warm-up, window, drain): transactions and their size and time
     batches, mean_batch: batches ? Math.round(((c1.committed || 0) - (c0.committed || 0)) / batches) : null,
     mean_commit_ms: batches ? Math.round(((c1.commitMs || 0) - (c0.commitMs || 0)) / batches) : null,
+    fetch: fetchTrouble(c0, c1),
   };
   // Sustained: the window's acks kept up with its sends, i.e. no ack backlog built up.
   step.sustained = step.ack_over_sent >= 0.95 && !r.send_skipped && !r.send_errors;
