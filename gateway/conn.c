@@ -61,6 +61,7 @@ static void queue_drop(gw_conn *c)
     c->q = NULL;
     c->q_first = c->q_len = 0;
     c->q_shift = 0;
+    c->lazy_only = 0;
     nt_metric_add(gw.m.bytes_queued, -(int64_t)c->q_bytes);
     c->q_bytes = 0;
 }
@@ -73,27 +74,95 @@ static void queue_drop(gw_conn *c)
  * of an earlier one; only such a socket (or a close, or a ping) waits for WRITEABLE.
  * flushq holds each connection at most once (flush_pending), so it is bounded by the
  * connection count. */
-static gw_conn **flushq;
-static size_t flushq_len, flushq_cap;
+typedef struct conn_list {       /* connections, each at most once (a flag on it says so) */
+    gw_conn **v;
+    size_t len, cap;
+} conn_list;
+
+static void conn_list_add(conn_list *l, gw_conn *c)
+{
+    if (l->len == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 256;
+        l->v = nt_realloc(l->v, l->cap * sizeof *l->v);
+    }
+    l->v[l->len++] = c;
+}
+
+/* A destroyed connection's slot: skipped by whoever walks the list. */
+static void conn_list_forget(conn_list *l, const gw_conn *c)
+{
+    for (size_t i = 0; i < l->len; i++)
+        if (l->v[i] == c)
+            l->v[i] = NULL;
+}
+
+static void conn_list_free(conn_list *l)
+{
+    nt_free(l->v);
+    *l = (conn_list){ 0 };
+}
+
+static conn_list flushq;
 static uv_check_t flush_check;
 
 static void flush_later(gw_conn *c)
 {
     if (c->flush_pending)
         return;
-    if (flushq_len == flushq_cap) {
-        flushq_cap = flushq_cap ? 2 * flushq_cap : 256;
-        flushq = nt_realloc(flushq, flushq_cap * sizeof *flushq);
-    }
-    flushq[flushq_len++] = c;
+    conn_list_add(&flushq, c);
     c->flush_pending = 1;
+}
+
+/* A write for c soon: after this loop turn, or at WRITEABLE if lws still holds part
+ * of its last send. */
+static void write_soon(gw_conn *c)
+{
+    if (c->congested)
+        lws_callback_on_writable(c->wsi);
+    else
+        flush_later(c);
+}
+
+/* ---- frames that may wait ----
+ * An unread-count update is already up to NATTER_UNREAD_FLUSH_MS late: queued lazily
+ * it asks for no send() of its own and goes out with the connection's next frame, or
+ * when the lazy timer fires (NATTER_LAZY_FLUSH_MS after the first such frame of a
+ * round). In the chat mix every user gets one a second and a message every 200 ms, so
+ * most ride along. lazyq, like flushq, holds each connection at most once. */
+static conn_list lazyq;
+static uv_timer_t lazy_timer;
+
+static void on_lazy(uv_timer_t *t)
+{
+    (void)t;
+    for (size_t i = 0; i < lazyq.len; i++) {
+        gw_conn *c = lazyq.v[i];
+        if (!c)
+            continue;                  /* destroyed meanwhile */
+        c->lazy_listed = 0;
+        if (c->lazy_only && c->q_len && !c->held)
+            write_soon(c);
+        c->lazy_only = 0;
+    }
+    lazyq.len = 0;
+}
+
+static void lazy_later(gw_conn *c)
+{
+    c->lazy_only = 1;
+    if (c->lazy_listed)
+        return;
+    if (lazyq.len == 0)
+        uv_timer_start(&lazy_timer, on_lazy, gw.cfg.lazy_flush_ms, 0);
+    conn_list_add(&lazyq, c);
+    c->lazy_listed = 1;
 }
 
 static void on_flush(uv_check_t *h)
 {
     (void)h;
-    for (size_t i = 0; i < flushq_len; i++) {
-        gw_conn *c = flushq[i];
+    for (size_t i = 0; i < flushq.len; i++) {
+        gw_conn *c = flushq.v[i];
         if (!c)
             continue;                  /* destroyed meanwhile */
         c->flush_pending = 0;
@@ -106,7 +175,7 @@ static void on_flush(uv_check_t *h)
         else if (gw_conn_writeable(c) < 0)
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
     }
-    flushq_len = 0;                    /* the capacity stays: at most one slot per connection */
+    flushq.len = 0;                    /* the capacity stays: at most one slot per connection */
 }
 
 void gw_conn_flush_init(uv_loop_t *loop)
@@ -114,24 +183,26 @@ void gw_conn_flush_init(uv_loop_t *loop)
     uv_check_init(loop, &flush_check);
     uv_check_start(&flush_check, on_flush);
     uv_unref((uv_handle_t *)&flush_check);
+    uv_timer_init(loop, &lazy_timer);
+    uv_unref((uv_handle_t *)&lazy_timer);
 }
 
 void gw_conn_flush_close(void)
 {
     uv_check_stop(&flush_check);
     uv_close((uv_handle_t *)&flush_check, NULL);
-    nt_free(flushq);
-    flushq = NULL;
-    flushq_len = flushq_cap = 0;
+    conn_list_free(&flushq);
+    uv_timer_stop(&lazy_timer);
+    uv_close((uv_handle_t *)&lazy_timer, NULL);
+    conn_list_free(&lazyq);
 }
 
 void gw_conn_destroy(gw_conn *c)
 {
-    if (c->flush_pending) {
-        for (size_t i = 0; i < flushq_len; i++)
-            if (flushq[i] == c)
-                flushq[i] = NULL;
-    }
+    if (c->flush_pending)
+        conn_list_forget(&flushq, c);
+    if (c->lazy_listed)
+        conn_list_forget(&lazyq, c);
     gw_conn_auth_untrack(c);
     queue_drop(c);
     nt_free(c->rx);
@@ -194,7 +265,7 @@ static bool over_limit(gw_conn *c, uint32_t add)
     return now - c->over_since > gw.cfg.slow_grace_ms;
 }
 
-bool gw_conn_enqueue(gw_conn *c, gw_buf *b)
+static bool enqueue(gw_conn *c, gw_buf *b, bool lazy)
 {
     if (c->close_code)
         return false;
@@ -226,18 +297,29 @@ bool gw_conn_enqueue(gw_conn *c, gw_buf *b)
         c->q_first = 0;
         c->q_shift++;
     }
+    /* no write asked for yet: the queue was empty or held only frames that may wait */
+    bool unasked = c->q_len == 0 || c->lazy_only;
     gw_buf_retain(b);
     c->q[(c->q_first + c->q_len) & ((1u << c->q_shift) - 1)] = b;
     c->q_len++;
     c->q_bytes += b->len;
     nt_metric_add(gw.m.bytes_queued, b->len);
-    if (c->q_len == 1 && !c->held) {
-        if (c->congested)
-            lws_callback_on_writable(c->wsi);
-        else
-            flush_later(c);
+    if (!unasked || c->held)
+        return true;
+    if (lazy) {
+        lazy_later(c);
+    } else {
+        c->lazy_only = 0;
+        write_soon(c);
     }
     return true;
+}
+
+bool gw_conn_enqueue(gw_conn *c, gw_buf *b) { return enqueue(c, b, false); }
+
+bool gw_conn_enqueue_lazy(gw_conn *c, gw_buf *b)
+{
+    return enqueue(c, b, gw.cfg.lazy_flush_ms > 0);
 }
 
 void gw_conn_hold(gw_conn *c)
@@ -263,6 +345,7 @@ void gw_conn_release(gw_conn *c, const char *const *payloads, const size_t *lens
     c->q = NULL;
     c->q_first = c->q_len = c->q_bytes = 0;
     c->q_shift = 0;
+    c->lazy_only = 0;
     nt_metric_add(gw.m.bytes_queued, -(int64_t)bytes);
     for (size_t i = 0; i < n; i++)
         gw_conn_send(c, payloads[i], lens[i]);
@@ -347,6 +430,7 @@ int gw_conn_writeable(gw_conn *c)
     /* Frames for one send(): the loop is single-threaded, so one scratch buffer serves all. */
     static unsigned char out[LWS_PRE + GW_COALESCE_BYTES];
     size_t used = 0;
+    c->lazy_only = 0;   /* what stays queued asks for WRITEABLE below */
     if (c->ping_due) {        /* keepalive: a ping leads the batch */
         c->ping_due = 0;
         /* one payload byte: lws 4.1 drops an empty pong without telling us */

@@ -57,6 +57,8 @@ typedef struct gw_conn {         /* ordered without padding: 120 bytes, a 128-by
     uint8_t ping_timeout : 1;     /* closing (1001) because nothing came back in time */
     uint8_t flush_pending : 1;    /* in the list gw_conn_flush writes at the end of the loop turn */
     uint8_t held : 1;             /* authenticated, `connected` not out yet: frames wait queued */
+    uint8_t lazy_only : 1;        /* the queue holds only frames that may wait: no write asked */
+    uint8_t lazy_listed : 1;      /* in the list the lazy timer writes */
     char id[17];                  /* connection_id, hex */
 } gw_conn;
 
@@ -78,6 +80,10 @@ void gw_conn_foreach(void (*fn)(gw_conn *c, void *arg), void *arg);
  * slow consumer: its queue is dropped and it is closed with 1008. Returns false
  * when the frame was not queued (closing or slow). */
 bool gw_conn_enqueue(gw_conn *c, gw_buf *b);
+/* The same for a frame that may wait (an unread-count update): it asks for no write
+ * of its own, but goes out with the connection's next frame, or NATTER_LAZY_FLUSH_MS
+ * after it was queued. */
+bool gw_conn_enqueue_lazy(gw_conn *c, gw_buf *b);
 /* Copies payload into a fresh buffer and queues it. */
 bool gw_conn_send(gw_conn *c, const char *payload, size_t len);
 /* Sends an error event (ref may be NULL) and counts it. */

@@ -23,6 +23,7 @@ typedef struct gw_config {
     uint32_t send_queue_bytes;      /* NATTER_SEND_QUEUE_BYTES per connection (soft) */
     uint32_t send_queue_hard_bytes; /* NATTER_SEND_QUEUE_HARD_BYTES: closed at once above */
     uint32_t slow_grace_ms;         /* NATTER_SLOW_GRACE_MS over the soft limit before closing */
+    uint32_t lazy_flush_ms;         /* NATTER_LAZY_FLUSH_MS: the longest a frame that may wait waits */
     uint32_t max_pending_sends;     /* NATTER_MAX_PENDING_SENDS per connection */
     uint32_t max_inflight_sends;    /* NATTER_MAX_INFLIGHT_SENDS: awaiting the store, all connections */
     uint32_t max_rooms_per_conn;    /* NATTER_MAX_ROOMS_PER_CONN */

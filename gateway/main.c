@@ -102,6 +102,7 @@ static void read_config(void)
                                                        4 * (int64_t)c->send_queue_bytes,
                                                        c->send_queue_bytes, (int64_t)1 << 31);
     c->slow_grace_ms = (uint32_t)nt_config_int("NATTER_SLOW_GRACE_MS", 1000, 0, 60000);
+    c->lazy_flush_ms = (uint32_t)nt_config_int("NATTER_LAZY_FLUSH_MS", 250, 0, 10000);
     c->max_pending_sends = (uint32_t)nt_config_int("NATTER_MAX_PENDING_SENDS", 256, 1, 65535);
     c->max_inflight_sends = (uint32_t)nt_config_int("NATTER_MAX_INFLIGHT_SENDS", 16384, 1, 1000000);
     c->max_rooms_per_conn = (uint32_t)nt_config_int("NATTER_MAX_ROOMS_PER_CONN", 256, 1, 65535);

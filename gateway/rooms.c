@@ -207,7 +207,7 @@ static void on_unread_batch(nt_bus *bus, const nt_bus_msg *msg, void *arg)
             continue;
         gw_buf *b = gw_buf_create(j->via.str.ptr, j->via.str.size);
         for (gw_conn *c = u->conns; c; c = c->next)
-            gw_conn_enqueue(c, b);
+            gw_conn_enqueue_lazy(c, b);
         gw_buf_release(b);
     }
     nt_envr_free(&r);
