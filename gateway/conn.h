@@ -80,9 +80,9 @@ void gw_conn_foreach(void (*fn)(gw_conn *c, void *arg), void *arg);
  * slow consumer: its queue is dropped and it is closed with 1008. Returns false
  * when the frame was not queued (closing or slow). */
 bool gw_conn_enqueue(gw_conn *c, gw_buf *b);
-/* The same for a frame that may wait (an unread-count update): it asks for no write
- * of its own, but goes out with the connection's next frame, or NATTER_LAZY_FLUSH_MS
- * after it was queued. */
+/* The same for a frame that may wait (an unread-count update, an announcement): it
+ * asks for no write of its own, but goes out with the connection's next frame, or
+ * when the lazy timer's round ends, at most NATTER_LAZY_FLUSH_MS after it was queued. */
 bool gw_conn_enqueue_lazy(gw_conn *c, gw_buf *b);
 /* Copies payload into a fresh buffer and queues it. */
 bool gw_conn_send(gw_conn *c, const char *payload, size_t len);

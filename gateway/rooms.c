@@ -132,6 +132,10 @@ static void on_room_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
         const char *skip = nt_envr_str(&r, "skip_user", &skip_len);
         /* "rooms": a presence event published to several rooms; once per connection */
         const msgpack_object *listed = nt_envr_get(&r, "rooms");
+        /* "lazy": an announcement (presence, member_joined/left) that may wait for
+         * the connection's next frame */
+        bool lazy = false;
+        nt_envr_bool(&r, "lazy", &lazy);
         for (gw_member *m = room->members; m; m = m->rnext) {
             const char *uid = m->conn->user ? m->conn->user->id : NULL;
             if (skip && uid && strlen(uid) == skip_len && memcmp(uid, skip, skip_len) == 0)
@@ -140,6 +144,8 @@ static void on_room_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
                 continue;
             if (m->replay)
                 replay_buffer(m->replay, b, seq);
+            else if (lazy)
+                gw_conn_enqueue_lazy(m->conn, b);
             else
                 gw_conn_enqueue(m->conn, b);
         }

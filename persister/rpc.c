@@ -388,6 +388,7 @@ static void on_sync(PGresult *res, void *arg)
         nt_envw_cstr(&w, "type", "event");
         nt_envw_cstr(&w, "room", q->room);
         nt_envw_cstr(&w, "json", q->event);
+        nt_envw_bool(&w, "lazy", true);   /* an announcement: may ride with the next frame */
         size_t len;
         const char *data = nt_envw_finish(&w, &len);
         if (nt_bus_publish(q->ctx->bus, subject, NULL, data, len) != NT_OK)

@@ -121,7 +121,8 @@ static bool rec_valid(const redisReply *rec)
 }
 
 /* The room envelope of one presence event, the same bytes for every room:
- * {type:"event", json, skip_user, rooms?}. `rooms` (valid ids, in publishing order)
+ * {type:"event", json, skip_user, lazy, rooms?} (lazy: it may wait for the next frame
+ * to each connection, NATTER_LAZY_FLUSH_MS at most). `rooms` (valid ids, in publishing order)
  * is written when there are two or more, at most RT_PRESENCE_ROOMS_LISTED. */
 static const char *room_envelope(nt_envw *w, const char *json, size_t len, const char *user,
                                  const char *const *rooms, size_t nrooms, size_t *n)
@@ -130,6 +131,7 @@ static const char *room_envelope(nt_envw *w, const char *json, size_t len, const
     nt_envw_cstr(w, "type", "event");
     nt_envw_str(w, "json", json, len);
     nt_envw_cstr(w, "skip_user", user);
+    nt_envw_bool(w, "lazy", true);
     if (nrooms > 1)
         nt_envw_str_array(w, "rooms", rooms,
                           nrooms < RT_PRESENCE_ROOMS_LISTED ? nrooms : RT_PRESENCE_ROOMS_LISTED);
