@@ -814,7 +814,13 @@ static void batch_send(ps_batch *b)
         q->head = b;
     q->tail = b;
     b->queued = true;
-    wq_flush(b->ctx, b->part->p % b->ctx->nwpg);
+    wq_flush(b->ctx, (unsigned)(q - g_wq));
+}
+
+void ps_batch_free_queues(void)
+{
+    nt_free(g_wq);
+    g_wq = NULL;
 }
 
 void ps_batch_start(ps_ctx *ctx, unsigned p, uint64_t gen, ps_jsmsg **msgs, int n)

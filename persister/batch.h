@@ -13,5 +13,7 @@ extern const size_t ps_batch_nstmts;
 /* Drops the partition's in-flight batch unacked unless its results are still
  * awaited (then the failing connection drops it). JetStream redelivers. */
 void ps_batch_release_idle(ps_part *part);
+/* Frees the write connections' batch queues, once no batch is left (at stop). */
+void ps_batch_free_queues(void);
 
 #endif

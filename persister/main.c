@@ -241,6 +241,7 @@ static void drain_finish(uv_timer_t *t)
         ps_pg_destroy(ctx->wpg[k]);
     for (unsigned p = 0; p < ctx->cfg.partitions; p++)
         ps_batch_release_idle(ps_parts_get(ctx->parts, p));
+    ps_batch_free_queues();
     nt_free(ctx->wpg);
     ctx->wpg = NULL;
     ctx->nwpg = 0;
