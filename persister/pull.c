@@ -59,8 +59,6 @@ typedef struct ppart {
     uint64_t req_drops;       /* nt_bus_dropped when it was sent */
     uint64_t dseq;            /* the consumer's delivery sequence of the last message
                                * received since its setup (a new consumer starts at 1) */
-    bool broken;              /* something pulled was lost: store what came before the
-                               * hole, then set the consumer up again */
     ps_jsmsg **buf;           /* fetched, not handed out, stream order */
     int nbuf;
     bool inflight;            /* a batch of p is with batch.c */
@@ -125,7 +123,6 @@ static void pull_teardown(ppart *pp)
     pp->req_left = 0;
     pull_drop_buffer(pp);
     uv_timer_stop(&pp->timer);
-    pp->broken = false;
     pp->phase = PH_IDLE;
 }
 
@@ -133,10 +130,11 @@ static void on_part_timer(uv_timer_t *t);
 static void pull_next(ppart *pp);
 
 /* Something the server delivered did not arrive (gap), or may not have. Storing
- * anything after it would ack it too (AckAll): take nothing more, store what arrived
- * before the hole (the buffer holds no later message), then set the consumer up again
- * from the committed point (on_part_timer). Each round stores at least what came in
- * before the first loss. */
+ * anything after it would ack it too (AckAll): take nothing more (a ready partition
+ * without a subscription is such a one), store what arrived before the hole (the
+ * buffer holds no later message), then set the consumer up again from the committed
+ * point (on_part_timer). Each round stores at least what came in before the first
+ * loss. */
 static void pull_lost(ppart *pp, bool gap, const char *detail)
 {
     if (gap)
@@ -146,7 +144,6 @@ static void pull_lost(ppart *pp, bool gap, const char *detail)
     nt_bus_unsubscribe(pp->sub);
     pp->sub = NULL;
     pp->req_left = 0;
-    pp->broken = true;
     pull_next(pp);
 }
 
@@ -198,7 +195,7 @@ static void on_part_timer(uv_timer_t *t)
     int bmax = pl->ctx->cfg.batch_max;
     if (pp->phase != PH_READY || pp->inflight || pp->req_left > 0)
         return;
-    if (pp->nbuf == 0 && pp->broken) {
+    if (pp->nbuf == 0 && pp->sub == NULL) {   /* after pull_lost */
         pull_teardown(pp);
         pull_reconcile(pp);
         return;
@@ -408,7 +405,6 @@ static void on_created(nt_bus *bus, nt_status st, const nt_bus_msg *m, void *arg
     pp->phase = PH_READY;
     pp->req_left = 0;
     pp->dseq = 0;
-    pp->broken = false;
     pp->linger_until = 0;
     pp->idle = false;
     nt_info("partition %u: consumer natter_p%u starts after stream sequence %llu", pp->p, pp->p,
