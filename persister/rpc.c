@@ -758,10 +758,10 @@ static ps_pg *req_pg(const rpc_req *q)
     return ctx->rpgs[nt_partition(q->app ? q->app : "", q->user ? q->user : "", ctx->nrpg)];
 }
 
-static nt_status req_send(rpc_req *q, const nt_envr *r, const char **bad)
+/* Queues q's statements and their sync on pg (req_pg(q)). */
+static nt_status req_send(rpc_req *q, ps_pg *pg, const nt_envr *r, const char **bad)
 {
     ps_ctx *ctx = q->ctx;
-    ps_pg *pg = req_pg(q);
     nt_status st;
     switch (q->kind) {
     case RPC_JOIN: {
@@ -887,15 +887,16 @@ static void rpc_on_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
     q->reply = nt_strdup(msg->reply);
     const char *bad = req_decode(q, &r);
     nt_status st = NT_EINVAL;
-    if (bad == NULL && !ps_pg_up(req_pg(q))) {
+    ps_pg *pg = bad == NULL ? req_pg(q) : NULL;
+    if (pg != NULL && !ps_pg_up(pg)) {
         nt_envr_free(&r);
         nt_metric_add(ctx->m.rpc_rejected, 1);
         reply_error(ctx, q->reply, "unavailable", "database unavailable");
         req_free(q);
         return;
     }
-    if (bad == NULL)
-        st = req_send(q, &r, &bad);
+    if (pg != NULL)
+        st = req_send(q, pg, &r, &bad);
     nt_envr_free(&r);
     if (st == NT_OK) {
         q->rpc = rpc;
