@@ -40,6 +40,8 @@ test('a gateway refuses sends over NATTER_MAX_INFLIGHT_SENDS while the store is 
   assert.equal(await c.metric('gw1', 'natter_gateway_sends_inflight'), 3, 'the refused send is not held');
   const otherSend = other.request('send_message', ch, { message: 'via gw2', client_msg_id: 'shed-5' }, { timeoutMs: 100_000 });
   await waitUntil(async () => (await c.metric('gw2', 'natter_gateway_sends_inflight')) === 1, { what: 'gw2 takes its own' });
+  // the gauge rises when gw2 publishes; JetStream may store it a moment later
+  await waitUntil(async () => (await c.stream('NATTER_IN')).state.messages >= 5, { what: 'gw2\'s send stored in the stream' });
   const stream = await c.stream('NATTER_IN');
   assert.equal(stream.state.messages, 5, `warm + 3 held + 1 via gw2 in the stream, the refused one not: ${JSON.stringify(stream.state)}`);
 
