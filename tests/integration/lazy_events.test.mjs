@@ -32,11 +32,14 @@ test('an unread event waits for the next frame to the connection, or for the laz
   // 2: the next frame to b carries it, ahead of the message
   await a.ack('send_message', ch, { message: 'two', client_msg_id: 'lazy-2' });
   await b.next(messageOf(room, 2));
+  // (the next unread event may already follow it: any frame to b, a keepalive ping
+  // too, carries what waits)
   const order = b.all((e) => unreadOf(room)(e) || messageOf(room, 2)(e));
-  assert.deepEqual(order.map((e) => e.event), ['unread', 'message'], 'the waiting unread event went out first');
+  const upTo = order.slice(0, order.findIndex(messageOf(room, 2)) + 1);
+  assert.deepEqual(upTo.map((e) => e.event), ['unread', 'message'], 'the waiting unread event went out first');
   assert.equal(order[0].data.rooms[room], 1);
 
-  // 3: with nothing else for b, the lazy timer sends the unread event (2) on its own
+  // 3: with nothing else for b, the lazy timer sends the unread event (2)
   await waitUntil(() => b.all(unreadOf(room)).some((e) => e.data.rooms[room] === 2),
     { timeoutMs: 20_000, what: 'unread 2 sent by the lazy timer' });
   a.close();
