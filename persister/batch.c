@@ -100,7 +100,17 @@ typedef struct ps_wq {
     bool busy;            /* a transaction is in flight (or being queued) */
 } ps_wq;
 
-static ps_wq *g_wq;       /* one per write connection (loop thread only) */
+/* The write connections' queues, the idle handle that flushes them once per loop
+ * iteration and the timer that ends a connection's wait for the batches about to
+ * join its next transaction (loop thread only). */
+typedef struct ps_wqs {
+    uv_idle_t flush;
+    uv_timer_t gather;
+    int closing;          /* handles not yet closed, at stop */
+    ps_wq q[];            /* one per write connection */
+} ps_wqs;
+
+static ps_wqs *g_wqs;
 
 /* The batches one transaction carries. */
 typedef struct ps_txn {
@@ -112,13 +122,20 @@ typedef struct ps_txn {
 } ps_txn;
 
 static void batch_send(ps_batch *b);
+static void wq_on_flush(uv_idle_t *h);
+static void wq_on_gather(uv_timer_t *t);
 
 static ps_wq *batch_wq(const ps_batch *b)
 {
     ps_ctx *ctx = b->ctx;
-    if (g_wq == NULL)
-        g_wq = nt_calloc(ctx->nwpg, sizeof(*g_wq));
-    return &g_wq[b->part->p % ctx->nwpg];
+    if (g_wqs == NULL) {
+        g_wqs = nt_calloc(1, sizeof(*g_wqs) + ctx->nwpg * sizeof(g_wqs->q[0]));
+        uv_idle_init(ctx->loop, &g_wqs->flush);
+        uv_timer_init(ctx->loop, &g_wqs->gather);
+        g_wqs->flush.data = ctx;
+        g_wqs->gather.data = ctx;
+    }
+    return &g_wqs->q[b->part->p % ctx->nwpg];
 }
 
 static void wq_unlink(ps_batch *b)
@@ -707,7 +724,7 @@ static void txn_synced(PGresult *res, void *arg)
     for (int i = 0; i < t->nb; i++)
         batch_synced(res, t->b[i]);
     nt_free(t);
-    g_wq[k].busy = false;
+    g_wqs->q[k].busy = false;
     wq_flush(ctx, k);
 }
 
@@ -771,7 +788,7 @@ static void txn_add(ps_txn *t, ps_batch *b)
  * refused send (the connection is down) drops the batches; JetStream redelivers them. */
 static void wq_flush(ps_ctx *ctx, unsigned k)
 {
-    ps_wq *q = &g_wq[k];
+    ps_wq *q = &g_wqs->q[k];
     while (!q->busy && q->head != NULL) {
         ps_batch *head = q->head;
         int fresh = 0;
@@ -799,7 +816,55 @@ static void wq_flush(ps_ctx *ctx, unsigned k)
     }
 }
 
-/* Queues the batch on its write connection; it goes now if that is idle. */
+/* Until when connection k's next transaction waits for batches of its other
+ * partitions about to start (0: none): the partitions start their batches on a
+ * shared linger grid (pull.c), so their answers arrive within a moment of each
+ * other, though not always in the same loop iteration. */
+static uint64_t wq_gather_until(ps_ctx *ctx, unsigned k)
+{
+    uint64_t until = 0, now = uv_now(ctx->loop);
+    for (unsigned p = k; p < ctx->cfg.partitions; p += ctx->nwpg) {
+        uint64_t due = ps_pull_batch_due(ctx->pull, p);
+        if (due > now && due > until)
+            until = due;
+    }
+    return until;
+}
+
+/* Once per loop iteration, after the batches that became ready in it were queued:
+ * each idle connection's next transaction, unless another of its partitions is
+ * about to bring a batch (then when it has, or at the latest PULL_GATHER_MS after
+ * its request went out: the gather timer). One transaction instead of one per
+ * partition: each costs PostgreSQL as much as a few dozen messages in it. */
+static void wq_on_flush(uv_idle_t *h)
+{
+    ps_ctx *ctx = h->data;
+    uv_idle_stop(h);
+    uv_timer_stop(&g_wqs->gather);
+    uint64_t wake = 0, now = uv_now(ctx->loop);
+    for (unsigned k = 0; k < ctx->nwpg && g_wqs != NULL; k++) {
+        ps_wq *q = &g_wqs->q[k];
+        if (q->busy || q->head == NULL)
+            continue;
+        uint64_t until = q->head->retries == 0 ? wq_gather_until(ctx, k) : 0;
+        if (until == 0)
+            wq_flush(ctx, k);
+        else if (wake == 0 || until < wake)
+            wake = until;
+    }
+    if (wake != 0 && g_wqs != NULL)
+        uv_timer_start(&g_wqs->gather, wq_on_gather, wake - now, 0);
+}
+
+static void wq_on_gather(uv_timer_t *t)
+{
+    ps_ctx *ctx = t->data;
+    for (unsigned k = 0; k < ctx->nwpg && g_wqs != NULL; k++)
+        wq_flush(ctx, k);
+}
+
+/* Queues the batch on its write connection; it goes at the end of this loop
+ * iteration if that connection is idle then. */
 static void batch_send(ps_batch *b)
 {
     b->failed = false;
@@ -814,13 +879,33 @@ static void batch_send(ps_batch *b)
         q->head = b;
     q->tail = b;
     b->queued = true;
-    wq_flush(b->ctx, (unsigned)(q - g_wq));
+    if (!uv_is_active((uv_handle_t *)&g_wqs->flush))
+        uv_idle_start(&g_wqs->flush, wq_on_flush);
+}
+
+static void wq_on_closed(uv_handle_t *h)
+{
+    ps_wqs *w = h->data;
+    if (--w->closing == 0)
+        nt_free(w);
 }
 
 void ps_batch_free_queues(void)
 {
-    nt_free(g_wq);
-    g_wq = NULL;
+    if (g_wqs == NULL)
+        return;
+    g_wqs->closing = 2;
+    g_wqs->flush.data = g_wqs->gather.data = g_wqs;
+    uv_close((uv_handle_t *)&g_wqs->flush, wq_on_closed);
+    uv_close((uv_handle_t *)&g_wqs->gather, wq_on_closed);
+    g_wqs = NULL;
+}
+
+void ps_batch_gather_over(void)
+{
+    if (g_wqs != NULL && uv_is_active((uv_handle_t *)&g_wqs->gather) &&
+        !uv_is_active((uv_handle_t *)&g_wqs->flush))
+        uv_idle_start(&g_wqs->flush, wq_on_flush);
 }
 
 void ps_batch_start(ps_ctx *ctx, unsigned p, uint64_t gen, ps_jsmsg **msgs, int n)

@@ -15,7 +15,9 @@
  *     dropped here must never be followed by an ack: overflow also starts over.
  * A partition's batches start at most once per NATTER_BATCH_LINGER_MS unless one
  * came back full: a transaction costs PostgreSQL about as much as eight messages
- * in it, and a partition with quick commits would otherwise commit each alone. */
+ * in it, and a partition with quick commits would otherwise commit each alone.
+ * The periods are aligned (multiples of the linger on the loop clock), so the
+ * partitions that share a write connection share its transactions too. */
 #include "pull.h"
 
 #include <stdio.h>
@@ -38,6 +40,9 @@
 #define PULL_ACK_WAIT_S 60
 #define PULL_MAX_ACK_PENDING 100000
 #define PULL_CONSUMER_NOT_FOUND 10014  /* JetStream API err_code */
+#define PULL_GATHER_MS 5           /* a write connection's next transaction waits at most
+                                    * this long after a no_wait request went out for the
+                                    * batch it brings (ps_pull_batch_due) */
 
 typedef enum { PH_IDLE, PH_DELETING, PH_CREATING, PH_READY } pull_phase;
 
@@ -210,17 +215,35 @@ static void on_part_timer(uv_timer_t *t)
     memmove(pp->buf, pp->buf + n, (size_t)(pp->nbuf - n) * sizeof(*msgs));
     pp->nbuf -= n;
     pp->inflight = true;
-    pp->linger_until = n >= bmax ? 0 : now_ms(pp) + (uint64_t)pl->ctx->cfg.batch_linger_ms;
+    /* the next batch at the next point of the linger grid, which every partition
+     * shares: batches of one write connection then become ready together and go in
+     * one transaction (batch.c) */
+    uint64_t lg = (uint64_t)pl->ctx->cfg.batch_linger_ms;
+    pp->linger_until = n >= bmax || lg == 0 ? 0 : (now_ms(pp) / lg + 1) * lg;
     /* last: it may report the batch done at once */
     ps_batch_start(pl->ctx, pp->p, pp->setup_gen, msgs, n);
 }
 
 /* The open request ended: satisfied, expired (408), nothing there (404), refused
- * (409), or given up on. */
+ * (409), or given up on. A write connection may be waiting for its batch. */
 static void pull_request_over(ppart *pp)
 {
     pp->req_left = 0;
     pull_next(pp);
+    if (pp->nbuf == 0)
+        ps_batch_gather_over();
+}
+
+uint64_t ps_pull_batch_due(const ps_pull *pl, unsigned p)
+{
+    const ppart *pp = &pl->parts[p];
+    if (pp->phase != PH_READY || pp->inflight || pp->sub == NULL)
+        return 0;
+    if (pp->req_left > 0 && !pp->idle)   /* a no_wait request: answered at once */
+        return pp->req_due + PULL_GATHER_MS;
+    if (pp->req_left == 0 && pp->nbuf > 0)   /* its batch starts on the timer */
+        return now_ms(pp) + PULL_GATHER_MS;
+    return 0;
 }
 
 /* A status on the inbox: the end of a pull request or a heartbeat (100, not asked

@@ -25,6 +25,10 @@ typedef struct ps_jsmsg {
  * msgs and its messages and reports ps_pull_batch_done when finished with them. */
 void ps_batch_start(ps_ctx *ctx, unsigned p, uint64_t gen, ps_jsmsg **msgs, int n);
 
+/* A pull request of p ended with nothing to start a batch of: a write connection's
+ * transaction need not wait for it any longer (batch.c). */
+void ps_batch_gather_over(void);
+
 ps_pull *ps_pull_create(ps_ctx *ctx);
 /* Partition p is owned under `gen`: (re)create consumer natter_p<p> to start after
  * the partition's committed stream sequence (ps_part.committed) and fetch it. */
@@ -32,6 +36,9 @@ void ps_pull_start_part(ps_pull *pl, unsigned p, uint64_t gen);
 /* Stops fetching p and drops what it fetched and did not hand out. */
 void ps_pull_stop_part(ps_pull *pl, unsigned p);
 void ps_pull_stop_all(ps_pull *pl);
+/* 0, or until when (uv_now ms) partition p is about to start a batch: a no_wait
+ * request of its own is being answered, or what it fetched starts on its timer. */
+uint64_t ps_pull_batch_due(const ps_pull *pl, unsigned p);
 /* The batch of p handed out last is finished (acked or dropped). */
 void ps_pull_batch_done(ps_pull *pl, unsigned p);
 /* Stops everything and closes the handles; on_exit(arg) runs once they are closed.
