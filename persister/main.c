@@ -40,7 +40,7 @@ static void read_config(ps_config *c)
     c->batch_max = (int)nt_config_int("NATTER_BATCH_MAX", 500, 1, 10000);
     c->batch_linger_ms = (int)nt_config_int("NATTER_BATCH_LINGER_MS", 10, 0, 1000);
     c->claim_interval_ms = (int)nt_config_int("NATTER_CLAIM_INTERVAL_MS", 2000, 50, 600000);
-    c->write_conns = (unsigned)nt_config_int("NATTER_PG_WRITE_CONNS", 4, 1, 64);
+    c->write_conns = (unsigned)nt_config_int("NATTER_PG_WRITE_CONNS", 2, 1, 64);
     if (c->write_conns > c->partitions)
         c->write_conns = c->partitions;
     c->js_max_age_s = nt_config_int("NATTER_JS_MAX_AGE_S", 604800, 60, 315360000);
