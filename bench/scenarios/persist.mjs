@@ -152,7 +152,7 @@ export default {
   sizes: {
     smoke: { rooms: 20, rates: [200], secs: 1.5, warmup: 0.5, drain: 1, maxWaitS: 10, settleS: 10 },
     medium: { rooms: 1000, rates: [2000, 5000, 10000, 15000, 20000, 30000, 40000], secs: 5, warmup: 1, drain: 2, maxWaitS: 60, settleS: 300 },
-    full: { rooms: 1000, rates: [2000, 5000, 10000, 20000, 30000, 40000, 60000], secs: 10, warmup: 2, drain: 2, maxWaitS: 120, settleS: 300 },
+    full: { rooms: 1000, rates: [2000, 5000, 10000, 20000, 25000, 30000, 40000, 60000], secs: 10, warmup: 2, drain: 2, maxWaitS: 120, settleS: 300 },
   },
   conns: (spec) => spec.rooms,
   async run(sys, spec, n) {
