@@ -389,3 +389,45 @@ export function table(rows, cols) {
   const line = (cells) => `| ${cells.map((c, i) => c.padEnd(w[i])).join(' | ')} |`;
   return [line(head), `|${w.map((x) => '-'.repeat(x + 2)).join('|')}|`, ...body.map(line)].join('\n');
 }
+
+/**
+ * Times an 8 KiB write + fdatasync every 20 ms in the bench's temporary directory (the
+ * filesystem PostgreSQL's data and JetStream's store are on) until stop(t0), which
+ * returns { syncs, max_ms, slow: [[s, ms], ...] }: the syncs of 50 ms or more, s their
+ * start in seconds after t0 (Unix ms; natter-bench's window_start_unix_ms, so that s
+ * lines up with its latency_by_second), negative before it.
+ * natter's every commit waits for such a sync, so a stall of the disk is a stall of
+ * its deliveries; the peers store nothing. Recorded for every system alike.
+ */
+export function startSyncProbe() {
+  const file = path.join(tmp, `sync-probe-${process.pid}-${Date.now()}`);
+  const buf = Buffer.alloc(8192, 120);
+  const out = { syncs: 0, max_ms: 0, slow: [] };
+  let stopped = false;
+  const loop = (async () => {
+    const fh = await fs.promises.open(file, 'w');
+    try {
+      for (let i = 0; !stopped; i++) {
+        await fh.write(buf, 0, buf.length, (i % 128) * buf.length);
+        const at = Date.now(), a = performance.now();
+        await fh.datasync();
+        const d = performance.now() - a;
+        out.syncs++;
+        if (d > out.max_ms) out.max_ms = d;
+        if (d >= 50) out.slow.push([at, Math.round(d)]);
+        await sleep(20);
+      }
+    } finally {
+      await fh.close();
+      fs.rmSync(file, { force: true });
+    }
+  })();
+  return {
+    async stop(t0 = 0) {
+      stopped = true;
+      await loop;
+      return { syncs: out.syncs, max_ms: Math.round(out.max_ms),
+        slow: out.slow.map(([at, d]) => [+((at - t0) / 1000).toFixed(2), d]) };
+    },
+  };
+}

@@ -318,6 +318,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < nb_o.npids; i++) w0[i] = sample_pid(nb_o.pids[i]);
     double bench_cpu0 = self_cpu();
     int64_t m0 = nb_now();
+    struct timespec wall0;
+    clock_gettime(CLOCK_REALTIME, &wall0);   /* to line the window up with other records */
     atomic_store(&nb_measure_ns, m0);
     atomic_store(&nb_phase, NB_PH_MEASURE);
     sleep_s(nb_o.duration);
@@ -415,6 +417,8 @@ int main(int argc, char **argv)
         free(h);
     }
     json_object_set_new(o, "latency_by_second", by_sec);
+    json_object_set_new(o, "window_start_unix_ms",
+                        json_integer((json_int_t)wall0.tv_sec * 1000 + wall0.tv_nsec / 1000000));
     json_object_set_new(o, "bench_cpu_s", json_real(bench_cpu1 - bench_cpu0));
     json_object_set_new(o, "servers", servers);
     json_object_set_new(o, "server_cpu_by_name", groups);
