@@ -21,12 +21,16 @@ async function chatmixRun(sys, spec, run) {
   const w0 = await gatewayWrites(sys);
   const c0 = sys.metrics ? await persisterCounters(sys) : {};
   const probe = startSyncProbe();
+  let r, disk;
   // Every connection sends (senders = conns): natter-bench round-robins the rate over them.
-  const r = await runBenchAnalyzed(sys, [...sys.benchArgs, '--url', sys.urls.join(','), '--conns', String(conns), '--rooms', String(rooms),
-    '--senders', String(conns), '--rate', String(rate), '--duration', String(secs), '--warmup', String(warmup), '--drain', String(drain),
-    '--room-prefix', prefix, '--source-base', '127.11.0.1', '--ready-timeout', String(60 + conns / 200), ...pids],
-  { limitS: 180 + secs + conns / 100 });
-  const disk = await probe.stop(r.window_start_unix_ms);
+  try {
+    r = await runBenchAnalyzed(sys, [...sys.benchArgs, '--url', sys.urls.join(','), '--conns', String(conns), '--rooms', String(rooms),
+      '--senders', String(conns), '--rate', String(rate), '--duration', String(secs), '--warmup', String(warmup), '--drain', String(drain),
+      '--room-prefix', prefix, '--source-base', '127.11.0.1', '--ready-timeout', String(60 + conns / 200), ...pids],
+    { limitS: 180 + secs + conns / 100 });
+  } finally {
+    disk = await probe.stop(r?.window_start_unix_ms);
+  }
   const w1 = await gatewayWrites(sys);
   const c1 = sys.metrics ? await persisterCounters(sys) : {};
   const label = `chatmix ${sys.system}`;

@@ -111,13 +111,17 @@ async function persistStep(sys, spec, run, rate, k) {
   const pids = pidArgs([...sys.front(), ...sys.backend()]);
   const c0 = await persisterCounters(sys);
   const probe = startSyncProbe();
+  let r, disk;
   // One member per room, every member sends: each message costs one store and one
   // delivery (the sender's echo), so the persistence path dominates, not the fan-out.
-  const r = await runBenchAnalyzed(sys, [...sys.benchArgs, '--url', sys.urls.join(','), '--conns', String(rooms), '--rooms', String(rooms),
-    '--senders', String(rooms), '--rate', String(rate), '--duration', String(secs), '--warmup', String(warmup), '--drain', String(drain),
-    '--room-prefix', prefix, '--source-base', '127.12.0.1', '--ready-timeout', String(60 + rooms / 100), ...pids],
-  { limitS: 120 + secs + rooms / 100 });
-  const disk = await probe.stop(r.window_start_unix_ms);
+  try {
+    r = await runBenchAnalyzed(sys, [...sys.benchArgs, '--url', sys.urls.join(','), '--conns', String(rooms), '--rooms', String(rooms),
+      '--senders', String(rooms), '--rate', String(rate), '--duration', String(secs), '--warmup', String(warmup), '--drain', String(drain),
+      '--room-prefix', prefix, '--source-base', '127.12.0.1', '--ready-timeout', String(60 + rooms / 100), ...pids],
+    { limitS: 120 + secs + rooms / 100 });
+  } finally {
+    disk = await probe.stop(r?.window_start_unix_ms);
+  }
   const c1 = await persisterCounters(sys);
   const batches = (c1.batches || 0) - (c0.batches || 0);
   const label = `persist natter rate=${rate}`;
