@@ -319,17 +319,26 @@ export function runBench(args, { limitS = 120, readyFile } = {}) {
  * has statistics; without them the planner takes `app` for a selective column).
  * Not `messages`: still empty then, or with a first batch uncommitted, its
  * statistics would say "empty" at any size (tests/integration/stale_stats.test.mjs).
- * Resolves with natter-bench's result, like runBench(...).done.
+ * Resolves with natter-bench's result, like runBench(...).done, plus `disk_sync`: the
+ * disk's sync latency over the run (startSyncProbe), for every system alike.
  */
 let analyzedSeq = 0;
 export async function runBenchAnalyzed(sys, args, opts = {}) {
   const readyFile = sys.sql ? path.join(tmp, `ready-analyze-${++analyzedSeq}`) : undefined;
-  const b = runBench(args, { ...opts, readyFile });
-  if (readyFile) {
-    while (!fs.existsSync(readyFile) && live.has(b.child)) await sleep(50);
-    if (fs.existsSync(readyFile)) sys.sql('ANALYZE rooms, members');
+  const probe = startSyncProbe();
+  let r;
+  try {
+    const b = runBench(args, { ...opts, readyFile });
+    if (readyFile) {
+      while (!fs.existsSync(readyFile) && live.has(b.child)) await sleep(50);
+      if (fs.existsSync(readyFile)) sys.sql('ANALYZE rooms, members');
+    }
+    r = await b.done;
+  } finally {
+    const disk = await probe.stop(r?.window_start_unix_ms);
+    if (r) r.disk_sync = disk;
   }
-  return b.done;
+  return r;
 }
 
 export const ms = (us) => +(us / 1000).toFixed(3);
@@ -399,7 +408,7 @@ export function table(rows, cols) {
  * natter's every commit waits for such a sync, so a stall of the disk is a stall of
  * its deliveries; the peers store nothing. Recorded for every system alike.
  */
-export function startSyncProbe() {
+function startSyncProbe() {
   const file = path.join(tmp, `sync-probe-${process.pid}-${Date.now()}`);
   const buf = Buffer.alloc(8192, 120);
   const out = { syncs: 0, max_ms: 0, slow: [] };

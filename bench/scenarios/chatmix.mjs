@@ -8,7 +8,7 @@
 // natter's database gets its statistics once the connections are ready
 // (runBenchAnalyzed, lib.mjs): at 250 sends/s, without them, the unread flush
 // scanned every room of the app per member, a fifth of a core of PostgreSQL.
-import { anomalies, failures, say, ms, pidArgs, runBenchAnalyzed, ratio, syscallsPerDelivery, gatewayWrites, framesPerWrite, startSyncProbe } from '../lib.mjs';
+import { anomalies, failures, say, ms, pidArgs, runBenchAnalyzed, ratio, syscallsPerDelivery, gatewayWrites, framesPerWrite } from '../lib.mjs';
 import { checkStored, fetchTrouble, persisterCounters } from './persist.mjs';
 
 const pct = (cpu, secs) => (secs > 0.1 ? Math.round((100 * cpu) / secs) : null);
@@ -20,17 +20,11 @@ async function chatmixRun(sys, spec, run) {
   const pids = pidArgs([...sys.front(), ...sys.backend()]);
   const w0 = await gatewayWrites(sys);
   const c0 = sys.metrics ? await persisterCounters(sys) : {};
-  const probe = startSyncProbe();
-  let r, disk;
   // Every connection sends (senders = conns): natter-bench round-robins the rate over them.
-  try {
-    r = await runBenchAnalyzed(sys, [...sys.benchArgs, '--url', sys.urls.join(','), '--conns', String(conns), '--rooms', String(rooms),
-      '--senders', String(conns), '--rate', String(rate), '--duration', String(secs), '--warmup', String(warmup), '--drain', String(drain),
-      '--room-prefix', prefix, '--source-base', '127.11.0.1', '--ready-timeout', String(60 + conns / 200), ...pids],
-    { limitS: 180 + secs + conns / 100 });
-  } finally {
-    disk = await probe.stop(r?.window_start_unix_ms);
-  }
+  const r = await runBenchAnalyzed(sys, [...sys.benchArgs, '--url', sys.urls.join(','), '--conns', String(conns), '--rooms', String(rooms),
+    '--senders', String(conns), '--rate', String(rate), '--duration', String(secs), '--warmup', String(warmup), '--drain', String(drain),
+    '--room-prefix', prefix, '--source-base', '127.11.0.1', '--ready-timeout', String(60 + conns / 200), ...pids],
+  { limitS: 180 + secs + conns / 100 });
   const w1 = await gatewayWrites(sys);
   const c1 = sys.metrics ? await persisterCounters(sys) : {};
   const label = `chatmix ${sys.system}`;
@@ -55,7 +49,7 @@ async function chatmixRun(sys, spec, run) {
     // set up again (a pull request given up on) over the run
     fetch: fetchTrouble(c0, c1),
     // the disk's fdatasync latency over the run (startSyncProbe): natter commits wait for it
-    disk_sync: disk,
+    disk_sync: r.disk_sync,
     first_error: r.send_errors ? String(r.first_error || '').slice(0, 200) : undefined,
   };
   if (!r.deliveries) failures.push(`${label}: zero deliveries (${r.first_error || r.error || 'no error reported'})`);

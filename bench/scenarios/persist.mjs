@@ -4,7 +4,7 @@
 // Stepping stops when acks/s grows by less than 10 % or falls under 90 % of the offered
 // rate. After every step the stored rows of that step's rooms are checked: each send that
 // got no error is stored exactly once, with gap-free seqs per room.
-import { failures, say, sleep, ms, pidArgs, runBenchAnalyzed, dumpState, startSyncProbe } from '../lib.mjs';
+import { failures, say, sleep, ms, pidArgs, runBenchAnalyzed, dumpState } from '../lib.mjs';
 
 const pct = (cpu, secs) => (secs > 0.1 ? Math.round((100 * cpu) / secs) : null);
 
@@ -110,18 +110,12 @@ async function persistStep(sys, spec, run, rate, k) {
   const settled = await settle(sys, spec.settleS);
   const pids = pidArgs([...sys.front(), ...sys.backend()]);
   const c0 = await persisterCounters(sys);
-  const probe = startSyncProbe();
-  let r, disk;
   // One member per room, every member sends: each message costs one store and one
   // delivery (the sender's echo), so the persistence path dominates, not the fan-out.
-  try {
-    r = await runBenchAnalyzed(sys, [...sys.benchArgs, '--url', sys.urls.join(','), '--conns', String(rooms), '--rooms', String(rooms),
-      '--senders', String(rooms), '--rate', String(rate), '--duration', String(secs), '--warmup', String(warmup), '--drain', String(drain),
-      '--room-prefix', prefix, '--source-base', '127.12.0.1', '--ready-timeout', String(60 + rooms / 100), ...pids],
-    { limitS: 120 + secs + rooms / 100 });
-  } finally {
-    disk = await probe.stop(r?.window_start_unix_ms);
-  }
+  const r = await runBenchAnalyzed(sys, [...sys.benchArgs, '--url', sys.urls.join(','), '--conns', String(rooms), '--rooms', String(rooms),
+    '--senders', String(rooms), '--rate', String(rate), '--duration', String(secs), '--warmup', String(warmup), '--drain', String(drain),
+    '--room-prefix', prefix, '--source-base', '127.12.0.1', '--ready-timeout', String(60 + rooms / 100), ...pids],
+  { limitS: 120 + secs + rooms / 100 });
   const c1 = await persisterCounters(sys);
   const batches = (c1.batches || 0) - (c0.batches || 0);
   const label = `persist natter rate=${rate}`;
@@ -140,7 +134,7 @@ async function persistStep(sys, spec, run, rate, k) {
     batches, mean_batch: batches ? Math.round(((c1.committed || 0) - (c0.committed || 0)) / batches) : null,
     mean_commit_ms: batches ? Math.round(((c1.commitMs || 0) - (c0.commitMs || 0)) / batches) : null,
     fetch: fetchTrouble(c0, c1),
-    disk_sync: disk,   // the disk's fdatasync latency over the step (startSyncProbe)
+    disk_sync: r.disk_sync,   // the disk's fdatasync latency over the step (startSyncProbe)
   };
   // Sustained: the window's acks kept up with its sends, i.e. no ack backlog built up.
   step.sustained = step.ack_over_sent >= 0.95 && !r.send_skipped && !r.send_errors;
