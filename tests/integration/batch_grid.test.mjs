@@ -6,18 +6,11 @@
 // apart.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useCluster, sendMany, seqProblem, uniqueRoom, waitUntil, sleep } from './lib/cluster.mjs';
+import { useCluster, sendMany, seqProblem, uniqueRoom, waitUntil, sleep, partitionOf, ownedPartitions } from './lib/cluster.mjs';
 
 const c = useCluster({
   env: { NATTER_PARTITIONS: '4', NATTER_PG_WRITE_CONNS: '1', NATTER_BATCH_LINGER_MS: '100' },
 });
-
-// The gateways' partition of a room: FNV-1a of "<app>/<room>" (common/util.c nt_partition).
-function partitionOf(room, n = 4) {
-  let h = 2166136261;
-  for (const ch of Buffer.from(`default/${room}`)) h = Math.imul(h ^ ch, 16777619) >>> 0;
-  return h % n;
-}
 
 const metrics = async () => ({
   batches: await c.metric('persister', 'natter_persister_batches_total'),
@@ -26,9 +19,7 @@ const metrics = async () => ({
 
 test('under steady load the partitions of a write connection share its transactions',
   { timeout: 120_000 }, async () => {
-    await waitUntil(async () => (await c.query(
-      "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = x'6e6174'::int AND granted"))[0].n === 4,
-    { what: 'all four partitions owned' });
+    await waitUntil(async () => await ownedPartitions(c) === 4, { what: 'all four partitions owned' });
     const alice = await c.client(0, 'alice');
     const rooms = [];
     while (rooms.length < 4) {

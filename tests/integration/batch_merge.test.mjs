@@ -7,14 +7,12 @@ import { test } from 'node:test';
 import fs from 'node:fs';
 import path from 'node:path';
 import assert from 'node:assert/strict';
-import { useCluster, sendMany, seqProblem, uniqueRoom, waitUntil, sleep } from './lib/cluster.mjs';
+import { useCluster, sendMany, seqProblem, uniqueRoom, waitUntil, sleep, partitionOf, ownedPartitions } from './lib/cluster.mjs';
 
 const c = useCluster({
   env: { NATTER_PARTITIONS: '4', NATTER_PG_WRITE_CONNS: '1', NATTER_REQUEST_TIMEOUT_MS: '60000' },
 });
 
-const locked = async () => (await c.query(
-  "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = x'6e6174'::int AND granted"))[0].n;
 const writeWaiting = async () => (await c.query(
   "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'natter-persister write 0' " +
   "AND wait_event_type = 'Lock'"))[0].n;
@@ -22,13 +20,6 @@ const metrics = async () => ({
   batches: await c.metric('persister', 'natter_persister_batches_total'),
   txns: await c.metric('persister', 'natter_persister_transactions_total'),
 });
-
-// The gateways' partition of a room: FNV-1a of "<app>/<room>" (common/util.c nt_partition).
-function partitionOf(room, n = 4) {
-  let h = 2166136261;
-  for (const ch of Buffer.from(`default/${room}`)) h = Math.imul(h ^ ch, 16777619) >>> 0;
-  return h % n;
-}
 
 // 40 rooms: every partition gets some (all in fewer than 4 partitions: p < 1e-4).
 async function roomsJoined(user, n, tag) {
@@ -50,7 +41,7 @@ async function assertStoredInOrder(rooms) {
 
 test('batches that wait for the connection go together in one transaction, in order, once',
   { timeout: 120_000 }, async () => {
-    await waitUntil(async () => await locked() === 4, { what: 'all four partitions owned' });
+    await waitUntil(async () => await ownedPartitions(c) === 4, { what: 'all four partitions owned' });
     const alice = await c.client(0, 'alice');
     const rooms = await roomsJoined(alice, 40, 'merge');
     await sleep(300);                   // the joins' own batches are done

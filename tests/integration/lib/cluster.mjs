@@ -891,3 +891,17 @@ export function seqProblem(seqs, from, to) {
 export function uniqueRoom(prefix = 'r') {
   return `${prefix}-${crypto.randomBytes(4).toString('hex')}`;
 }
+
+/** The gateways' partition of a room in app `default`: FNV-1a of "<app>/<room>" mod n
+ * (common/util.c nt_partition). */
+export function partitionOf(room, n = 4) {
+  let h = 2166136261;
+  for (const ch of Buffer.from(`default/${room}`)) h = Math.imul(h ^ ch, 16777619) >>> 0;
+  return h % n;
+}
+
+/** How many partitions some persister owns now (natter_claim's advisory locks). */
+export async function ownedPartitions(cluster) {
+  return (await cluster.query(
+    "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = x'6e6174'::int AND granted"))[0].n;
+}
