@@ -836,10 +836,9 @@ static uint64_t wq_gather_until(ps_ctx *ctx, unsigned k)
  * about to bring a batch (then when it has, or at the latest PULL_GATHER_MS after
  * its request went out: the gather timer). One transaction instead of one per
  * partition: each costs PostgreSQL as much as a few dozen messages in it. */
-static void wq_on_flush(uv_idle_t *h)
+static void wq_start_ready(ps_ctx *ctx)
 {
-    ps_ctx *ctx = h->data;
-    uv_idle_stop(h);
+    uv_idle_stop(&g_wqs->flush);
     uv_timer_stop(&g_wqs->gather);
     uint64_t wake = 0, now = uv_now(ctx->loop);
     for (unsigned k = 0; k < ctx->nwpg && g_wqs != NULL; k++) {
@@ -856,11 +855,16 @@ static void wq_on_flush(uv_idle_t *h)
         uv_timer_start(&g_wqs->gather, wq_on_gather, wake - now, 0);
 }
 
+static void wq_on_flush(uv_idle_t *h)
+{
+    wq_start_ready(h->data);
+}
+
+/* A connection's wait is over: each partition waited for has brought its batch, or is
+ * past its PULL_GATHER_MS and no longer waited for. */
 static void wq_on_gather(uv_timer_t *t)
 {
-    ps_ctx *ctx = t->data;
-    for (unsigned k = 0; k < ctx->nwpg && g_wqs != NULL; k++)
-        wq_flush(ctx, k);
+    wq_start_ready(t->data);
 }
 
 /* Queues the batch on its write connection; it goes at the end of this loop
