@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 
 #include "alloc.h"
+#include "jsonw.h"
 #include "util.h"
 
 #define GW_REF_MAX_CHARS 64
@@ -57,20 +58,6 @@ bool gw_fail(gw_error *err, gw_errcode code, const char *fmt, ...)
     return false;
 }
 
-/* Quotes a client-supplied value for an error message, shortened to stay readable. */
-static const char *shorten(const char *s, char *buf, size_t buflen)
-{
-    size_t n = strlen(s);
-    if (n < buflen)
-        return s;
-    size_t cut = buflen - 4;
-    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
-        cut--;                                 /* keep UTF-8 whole */
-    memcpy(buf, s, cut);
-    memcpy(buf + cut, "...", 4);
-    return buf;
-}
-
 static const char *json_type_text(const json_t *v)
 {
     switch (json_typeof(v)) {
@@ -105,7 +92,7 @@ bool gw_channel_parse(const char *s, gw_channel *out, gw_error *err)
     }
     return gw_fail(err, GW_E_BAD_REQUEST,
                    "invalid channel '%s': expected room.<id> with id of 1-64 [A-Za-z0-9_-]",
-                   shorten(s, sb, sizeof sb));
+                   nt_shorten(s, sb, sizeof sb));
 }
 
 static bool parse_ref(json_t *v, gw_error *err)
@@ -132,7 +119,7 @@ static bool parse_action(const json_t *v, gw_action *out, gw_error *err)
             *out = (gw_action)i;
             return true;
         }
-    return gw_fail(err, GW_E_BAD_REQUEST, "unknown action '%s'", shorten(s, sb, sizeof sb));
+    return gw_fail(err, GW_E_BAD_REQUEST, "unknown action '%s'", nt_shorten(s, sb, sizeof sb));
 }
 
 bool gw_frame_parse(const char *buf, size_t len, gw_frame *f, gw_error *err)
@@ -247,7 +234,7 @@ bool gw_create_parse(const gw_frame *f, gw_create_req *out, gw_error *err)
         char sb[48];
         return gw_fail(err, GW_E_BAD_REQUEST,
                        "invalid room_id '%s': expected 1-64 [A-Za-z0-9_-]",
-                       shorten(out->room_id, sb, sizeof sb));
+                       nt_shorten(out->room_id, sb, sizeof sb));
     }
     if (out->room_id && strncmp(out->room_id, GW_DM_PREFIX, strlen(GW_DM_PREFIX)) == 0)
         return gw_fail(err, GW_E_BAD_REQUEST,
@@ -428,10 +415,14 @@ bool gw_auth_token(const gw_frame *f, const char **token, size_t *len, gw_error 
     return true;
 }
 
-/* Appends the compact JSON of ref (or nothing) to a growing string. */
-static char *encode_ref(const json_t *ref)
+/* The compact JSON of a value taken from a parsed frame (so valid UTF-8), or of null;
+ * never NULL. Freed with free(). */
+static char *dump_value(const json_t *v)
 {
-    return ref ? json_dumps(ref, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    char *s = json_dumps(v ? v : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!s && !(s = strdup("null")))
+        abort();                                       /* out of memory */
+    return s;
 }
 
 static char *concat(size_t *len, const char *a, const char *b, const char *c,
@@ -453,28 +444,48 @@ static char *concat(size_t *len, const char *a, const char *b, const char *c,
 /* The request_id of a system_request ref, encoded; the ref is its object. */
 static char *system_request_id(const json_t *ref)
 {
-    json_t *id = json_object_get(ref, "request_id");
-    return json_dumps(id ? id : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+    return dump_value(json_object_get(ref, "request_id"));
+}
+
+/* s as a JSON string into w, whatever its bytes: what is not UTF-8 becomes '?'. */
+static void put_lossy_str(nt_jsonw *w, const char *s)
+{
+    size_t n = strlen(s);
+    if (nt_valid_utf8(s, n)) {
+        nt_jsonw_str(w, s);
+        return;
+    }
+    char *copy = nt_malloc(n + 1);
+    memcpy(copy, s, n + 1);
+    nt_utf8_scrub(copy, n);
+    nt_jsonw_str(w, copy);
+    nt_free(copy);
 }
 
 char *gw_encode_error(const json_t *ref, gw_errcode code, const char *message, size_t *len)
 {
-    json_t *data = json_pack("{s:s,s:s}", "code", gw_errcode_name(code), "message", message);
-    char *d = json_dumps(data, JSON_COMPACT);
-    json_decref(data);
+    nt_jsonw w;
+    size_t dlen;
+    nt_jsonw_init(&w);
+    nt_jsonw_open(&w);
+    nt_jsonw_kstr(&w, "code", gw_errcode_name(code));
+    nt_jsonw_key(&w, "message");
+    put_lossy_str(&w, message ? message : "");
+    nt_jsonw_close(&w);
+    const char *d = nt_jsonw_text(&w, &dlen);
+    char *out;
     if (json_is_object(ref)) {            /* older envelope: answer as system_response */
         char *id = system_request_id(ref);
-        char *out = concat(len, "{\"event\":\"system_response\",\"data\":{\"request_id\":", id,
-                           ",\"error\":", d, strlen(d), "}}");
+        out = concat(len, "{\"event\":\"system_response\",\"data\":{\"request_id\":", id,
+                     ",\"error\":", d, dlen, "}}");
         free(id);
-        free(d);
-        return out;
+    } else {
+        char *r = ref ? dump_value(ref) : NULL;
+        out = concat(len, r ? "{\"event\":\"error\",\"ref\":" : "{\"event\":\"error\"", r,
+                     ",\"data\":", d, dlen, "}");
+        free(r);
     }
-    char *r = encode_ref(ref);
-    char *out = concat(len, r ? "{\"event\":\"error\",\"ref\":" : "{\"event\":\"error\"", r,
-                       ",\"data\":", d, strlen(d), "}");
-    free(r);
-    free(d);
+    nt_jsonw_free(&w);
     return out;
 }
 
@@ -489,7 +500,7 @@ char *gw_encode_ack(const json_t *ref, const char *data_json, size_t data_len, s
         free(id);
         return out;
     }
-    char *r = encode_ref(ref);
+    char *r = ref ? dump_value(ref) : NULL;
     char *out = concat(len, r ? "{\"event\":\"ack\",\"ref\":" : "{\"event\":\"ack\"", r,
                        ",\"data\":", data_json, data_len, "}");
     free(r);
@@ -498,11 +509,20 @@ char *gw_encode_ack(const json_t *ref, const char *data_json, size_t data_len, s
 
 char *gw_encode_event(const char *event, const char *data_json, size_t *len)
 {
-    json_t *e = json_string(event);
-    char *es = json_dumps(e, JSON_ENCODE_ANY);
-    json_decref(e);
-    char *out = concat(len, "{\"event\":", es, ",\"data\":", data_json, strlen(data_json), "}");
-    free(es);
+    nt_jsonw w;
+    size_t elen;
+    nt_jsonw_init(&w);
+    nt_jsonw_raw(&w, "{\"event\":", 9);
+    put_lossy_str(&w, event);
+    nt_jsonw_raw(&w, ",\"data\":", 8);
+    nt_jsonw_raw(&w, data_json, strlen(data_json));
+    nt_jsonw_raw(&w, "}", 1);
+    const char *t = nt_jsonw_text(&w, &elen);
+    char *out = nt_malloc(elen + 1);
+    memcpy(out, t, elen + 1);
+    if (len)
+        *len = elen;
+    nt_jsonw_free(&w);
     return out;
 }
 
@@ -515,8 +535,11 @@ bool gw_frame_legacy(gw_frame *f, gw_error *err)
         if (!f->data || !json_is_string(json_object_get(f->data, "action")))
             return gw_fail(err, GW_E_BAD_REQUEST, "user_action needs a string field 'data.action'");
         what = json_string_value(json_object_get(f->data, "action"));
-        if (strcmp(what, "typing") != 0)
-            return gw_fail(err, GW_E_BAD_REQUEST, "unknown user_action '%.40s'", what);
+        if (strcmp(what, "typing") != 0) {
+            char sb[48];
+            return gw_fail(err, GW_E_BAD_REQUEST, "unknown user_action '%s'",
+                           nt_shorten(what, sb, sizeof sb));
+        }
         if (!json_object_get(f->data, "is_typing"))
             json_object_set_new(f->data, "is_typing", json_true());
         f->action = GW_A_TYPING;
@@ -548,5 +571,7 @@ bool gw_frame_legacy(gw_frame *f, gw_error *err)
         f->action = GW_A_SUBSCRIBE;
         return true;
     }
-    return gw_fail(err, GW_E_BAD_REQUEST, "unknown system_request '%.40s'", what);
+    char sb[48];
+    return gw_fail(err, GW_E_BAD_REQUEST, "unknown system_request '%s'",
+                   nt_shorten(what, sb, sizeof sb));
 }

@@ -161,8 +161,10 @@ void gw_presence_set(gw_conn *c, const gw_frame *f)
         return gw_conn_send_error(c, f->ref, GW_E_BAD_REQUEST,
                                   "missing field 'data.status' (online, away, busy or offline)");
     if (!valid_status(status)) {
+        char sb[24];
         gw_fail(&err, GW_E_BAD_REQUEST,
-                "field 'data.status' is '%.16s'; expected online, away, busy or offline", status);
+                "field 'data.status' is '%s'; expected online, away, busy or offline",
+                nt_shorten(status, sb, sizeof sb));
         return gw_conn_send_error(c, f->ref, err.code, err.message);
     }
     if ((device && strlen(device) != json_string_length(json_object_get(f->data, "device"))) ||

@@ -9,6 +9,7 @@
 
 #include "alloc.h"
 #include "frame.h"
+#include "util.h"
 
 /* Parses s; returns whether it succeeded and leaves f/err for inspection. */
 static bool parse(const char *s, gw_frame *f, gw_error *err)
@@ -341,6 +342,52 @@ static void test_encode(void **state)
     json_decref(iref);
 }
 
+/* Errors quoting client text: the text is cut on character boundaries, and an error or
+ * event whose text is not UTF-8 is still encoded (issue #18: a NULL here killed the gateway). */
+static void test_encode_never_fails(void **state)
+{
+    (void)state;
+    gw_frame f;
+    gw_error err;
+    size_t len;
+    char frame[512], *p = frame;
+    p += sprintf(p, "{\"action\":\"send_message\",\"event\":\"user_action\",\"data\":{\"action\":\"a");
+    for (int i = 0; i < 40; i++)
+        p += sprintf(p, "\xc3\xa9");
+    sprintf(p, "\"}}");
+    assert_true(parse(frame, &f, &err));
+    assert_false(gw_frame_legacy(&f, &err));
+    assert_true(nt_valid_utf8(err.message, strlen(err.message)));
+    assert_non_null(strstr(err.message, "..."));
+    char *s = gw_encode_error(f.ref, err.code, err.message, &len);
+    assert_non_null(s);
+    json_t *back = json_loads(s, 0, NULL);
+    assert_non_null(back);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(back, "data"), "message")),
+                        err.message);
+    json_decref(back);
+    nt_free(s);
+    gw_frame_free(&f);
+
+    p = frame;
+    p += sprintf(p, "{\"action\":\"x");
+    for (int i = 0; i < 40; i++)
+        p += sprintf(p, "\xf0\x9f\x98\x80");
+    sprintf(p, "\"}");
+    assert_false(parse(frame, &f, &err));
+    assert_true(nt_valid_utf8(err.message, strlen(err.message)));
+    gw_frame_free(&f);
+
+    s = gw_encode_error(NULL, GW_E_BAD_REQUEST, "bad id '\xff\xc3'", &len);
+    assert_string_equal(s, "{\"event\":\"error\",\"data\":{\"code\":\"bad_request\","
+                           "\"message\":\"bad id '?" "?'\"}}");
+    assert_int_equal(len, strlen(s));
+    nt_free(s);
+    s = gw_encode_event("odd\xfe", "{}", &len);
+    assert_string_equal(s, "{\"event\":\"odd?\",\"data\":{}}");
+    nt_free(s);
+}
+
 static void test_errcodes(void **state)
 {
     assert_string_equal(gw_errcode_name(GW_E_TOO_LARGE), "too_large");
@@ -434,6 +481,7 @@ int main(void)
         cmocka_unit_test(test_history),
         cmocka_unit_test(test_data_must_be_object),
         cmocka_unit_test(test_encode),
+        cmocka_unit_test(test_encode_never_fails),
         cmocka_unit_test(test_errcodes),
         cmocka_unit_test(test_legacy_envelope),
     };

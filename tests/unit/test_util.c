@@ -179,12 +179,49 @@ static void test_log_limit(void **state)
     assert_int_equal(n, 2);
 }
 
+static void test_utf8_scrub_and_cut(void **state)
+{
+    (void)state;
+    char bad[] = "a\xc3\xa9\xff\xc3(\xe2\x82";          /* a é, stray 0xff, cut é, (, cut € */
+    assert_int_equal(nt_utf8_scrub(bad, strlen(bad)), 4);
+    assert_string_equal(bad, "a\xc3\xa9?" "?(?" "?");
+    assert_true(nt_valid_utf8(bad, strlen(bad)));
+    char good[] = "h\xc3\xa9llo \xf0\x9f\x98\x80";
+    assert_int_equal(nt_utf8_scrub(good, strlen(good)), 0);
+    assert_string_equal(good, "h\xc3\xa9llo \xf0\x9f\x98\x80");
+
+    const char *e = "\xc3\xa9\xc3\xa9\xc3\xa9";                 /* three é, six bytes */
+    assert_int_equal(nt_utf8_cut(e, 6, 10), 6);
+    assert_int_equal(nt_utf8_cut(e, 6, 5), 4);
+    assert_int_equal(nt_utf8_cut(e, 6, 4), 4);
+    assert_int_equal(nt_utf8_cut(e, 6, 1), 0);
+    const char *smile = "\xf0\x9f\x98\x80x";
+    assert_int_equal(nt_utf8_cut(smile, 5, 3), 0);
+    assert_int_equal(nt_utf8_cut(smile, 5, 4), 4);
+
+    /* Every cut of every prefix of a mixed string stays valid UTF-8. */
+    const char *mix = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z\xc3\xa9";
+    size_t n = strlen(mix);
+    for (size_t max = 0; max <= n + 1; max++) {
+        size_t k = nt_utf8_cut(mix, n, max);
+        assert_true(k <= max && k <= n);
+        assert_true(nt_valid_utf8(mix, k));
+    }
+
+    char buf[8];
+    assert_string_equal(nt_shorten("short", buf, sizeof buf), "short");
+    const char *q = nt_shorten("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", buf, sizeof buf);
+    assert_string_equal(q, "\xc3\xa9\xc3\xa9...");    /* 4 bytes fit: two é, never half of one */
+    assert_true(nt_valid_utf8(q, strlen(q)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_utf8_valid),
         cmocka_unit_test(test_utf8_invalid),
         cmocka_unit_test(test_utf8_len),
+        cmocka_unit_test(test_utf8_scrub_and_cut),
         cmocka_unit_test(test_valid_id),
         cmocka_unit_test(test_uuid),
         cmocka_unit_test(test_rfc3339),

@@ -1,0 +1,51 @@
+// hostile_crash.test.mjs — issue #18's two crashes, before login: error texts that quote
+// client input cut inside a multi-byte character (the frame case) or holding bytes that are
+// not UTF-8 at all (the URL case) once made the encoder return NULL and the gateway die.
+// Each must now get a readable error while every other connection keeps being served.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Client, useCluster, uniqueRoom } from './lib/cluster.mjs';
+
+const c = useCluster();
+
+async function watcher(gw) {
+  const room = uniqueRoom('hc');
+  const w = await c.client(gw, `watch${gw}`);
+  await w.subscribe(`room.${room}`);
+  return { w, room };
+}
+
+async function stillServes(gw, { w, room }, what) {
+  const s = await c.client(gw, 'sender');
+  await s.subscribe(`room.${room}`);
+  const ack = await s.ack('send_message', `room.${room}`, { message: `after ${what}` });
+  const ev = await w.next((e) => e.event === 'message' && e.data?.id === ack.id, 15_000);
+  assert.equal(ev.data.message, `after ${what}`);
+  assert.ok(w.isOpen, `${what}: the watching connection stayed open`);
+  s.close();
+}
+
+test('a frame quoting client text cut inside a multi-byte character gets an error, not a crash', { timeout: 120_000 }, async () => {
+  for (const gw of [0, 1]) {
+    const watch = await watcher(gw);
+    const frames = [
+      { action: 'send_message', event: 'user_action', data: { action: 'a' + 'é'.repeat(40) } },
+      { action: 'x' + 'é'.repeat(40) },
+      { action: 'send_message', event: 'system_request', data: { request: 'b' + '€'.repeat(60) } },
+      { action: 'x' + '😀'.repeat(100) },
+    ];
+    for (const frame of frames) {
+      const anon = await Client.open(c.wsUrl(gw), { label: `anon@gw${gw + 1}` });  // no token: before login
+      anon.send(frame);
+      // A system_request of the older envelope is answered as its system_response.
+      const ev = await anon.next((e) => e.event === 'error' || e.event === 'system_response', 15_000);
+      const err = ev.event === 'error' ? ev.data : ev.data.error;
+      assert.equal(err?.code, 'bad_request', JSON.stringify(ev));
+      assert.ok(err.message.startsWith('unknown'), err.message);
+      assert.ok(!/[\uFFFD?]/.test(err.message), `cut on a character boundary: ${err.message}`);
+      anon.close();
+      await stillServes(gw, watch, JSON.stringify(frame).slice(0, 40));
+    }
+    watch.w.close();
+  }
+});
