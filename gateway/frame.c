@@ -53,8 +53,17 @@ bool gw_fail(gw_error *err, gw_errcode code, const char *fmt, ...)
     va_list ap;
     err->code = code;
     va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    int n = vsnprintf(err->message, sizeof err->message, fmt, ap);
     va_end(ap);
+    size_t len = strlen(err->message);
+    if (n >= 0 && (size_t)n > len) {              /* cut by the buffer: end on a whole character */
+        size_t lead = len;
+        while (lead > 0 && ((unsigned char)err->message[lead - 1] & 0xC0) == 0x80)
+            lead--;
+        if (lead > 0 && nt_utf8_seq(err->message, len, lead - 1) == 0)
+            err->message[len = lead - 1] = '\0';
+    }
+    nt_utf8_scrub(err->message, len);            /* quoted client bytes may not be UTF-8 */
     return false;
 }
 

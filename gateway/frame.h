@@ -36,7 +36,9 @@ typedef struct gw_error {
     char message[200];
 } gw_error;
 
-/* Fills err and returns false, so validators can `return gw_fail(err, …)`. */
+/* Fills err and returns false, so validators can `return gw_fail(err, …)`. The message
+ * is always valid UTF-8: a byte that is not (client bytes quoted in it) becomes '?',
+ * and a message longer than the buffer is cut on a character boundary. */
 bool gw_fail(gw_error *err, gw_errcode code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

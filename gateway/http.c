@@ -12,6 +12,7 @@
 #include "alloc.h"
 #include "frame.h"
 #include "gw.h"
+#include "jsonw.h"
 #include "jwt.h"
 #include "log.h"
 #include "presence.h"
@@ -70,20 +71,44 @@ static void respond(gw_http *h, unsigned status, const char *body, size_t len)
     lws_callback_on_writable(h->wsi);
 }
 
+/* obj may be NULL (a json_pack that failed): then a 500 that says so, never a crash. */
 static void respond_json(gw_http *h, unsigned status, json_t *obj)
 {
-    char *s = json_dumps(obj, JSON_COMPACT);
+    char *s = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    if (!s) {
+        static const char fail[] =
+            "{\"error\":{\"code\":\"internal\",\"message\":\"the answer could not be encoded\"}}";
+        nt_warn("http: a %u answer could not be encoded as JSON", status);
+        respond(h, 500, fail, sizeof fail - 1);
+        return;
+    }
     respond(h, status, s, strlen(s));
     free(s);
-    json_decref(obj);
 }
 
+/* Written without jansson: message may quote request bytes that are not UTF-8 (they
+ * become '?'), and this must answer whatever it is given. */
 static void respond_error(gw_http *h, gw_errcode code, const char *message)
 {
     gw_metrics_error(gw_errcode_name(code));
-    respond_json(h, (unsigned)gw_errcode_http(code),
-                 json_pack("{s:{s:s,s:s}}", "error", "code", gw_errcode_name(code),
-                           "message", message));
+    size_t mlen = strlen(message), len;
+    char *m = nt_malloc(mlen + 1);
+    memcpy(m, message, mlen + 1);
+    nt_utf8_scrub(m, mlen);
+    nt_jsonw w;
+    nt_jsonw_init(&w);
+    nt_jsonw_open(&w);
+    nt_jsonw_key(&w, "error");
+    nt_jsonw_open(&w);
+    nt_jsonw_kstr(&w, "code", gw_errcode_name(code));
+    nt_jsonw_kstr(&w, "message", m);
+    nt_jsonw_close(&w);
+    nt_jsonw_close(&w);
+    const char *text = nt_jsonw_text(&w, &len);
+    respond(h, (unsigned)gw_errcode_http(code), text, len);
+    nt_jsonw_free(&w);
+    nt_free(m);
 }
 
 static int write_step(struct lws *wsi, gw_http **hp)
@@ -189,7 +214,7 @@ static void route_history(gw_http *h, const char *room, size_t roomlen)
     char id[65], msg[128];
     gw_history_req q = { .before_seq = -1, .after_seq = -1, .limit = 50 };
     if (!nt_valid_id(room, roomlen)) {
-        snprintf(msg, sizeof msg, "invalid room id '%.*s'", (int)(roomlen > 64 ? 64 : roomlen), room);
+        snprintf(msg, sizeof msg, "invalid room id '%.*s'", (int)nt_utf8_cut(room, roomlen, 64), room);
         return respond_error(h, GW_E_BAD_REQUEST, msg);
     }
     memcpy(id, room, roomlen);
@@ -223,7 +248,7 @@ static bool read_prepare(gw_http *h, const char *room, size_t roomlen)
     nt_claims cl;
     char msg[128];
     if (!nt_valid_id(room, roomlen)) {
-        snprintf(msg, sizeof msg, "invalid room id '%.*s'", (int)(roomlen > 64 ? 64 : roomlen), room);
+        snprintf(msg, sizeof msg, "invalid room id '%.*s'", (int)nt_utf8_cut(room, roomlen, 64), room);
         respond_error(h, GW_E_BAD_REQUEST, msg);
         return false;
     }
@@ -337,7 +362,7 @@ static bool path_id(gw_http *h, const char *what, const char *id, size_t len, ch
     char msg[160];
     if (!nt_valid_id(id, len)) {
         snprintf(msg, sizeof msg, "invalid %s id '%.*s': expected [A-Za-z0-9_-]{1,64}", what,
-                 (int)(len > 64 ? 64 : len), id);
+                 (int)nt_utf8_cut(id, len, 64), id);
         respond_error(h, GW_E_BAD_REQUEST, msg);
         return false;
     }
@@ -493,7 +518,7 @@ static bool server_prepare(gw_http *h, const char *path, bool post)
         if (!nt_valid_id(id, idlen)) {
             char msg[128];
             snprintf(msg, sizeof msg, "invalid user id '%.*s': expected [A-Za-z0-9_-]{1,64}",
-                     (int)(idlen > 64 ? 64 : idlen), id);
+                     (int)nt_utf8_cut(id, idlen, 64), id);
             respond_error(h, GW_E_BAD_REQUEST, msg);
             return false;
         }

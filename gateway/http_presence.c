@@ -43,7 +43,7 @@ bool gw_http_presence_route(struct lws *wsi, const char *path, nt_bus_reply_cb c
     }
     if (!nt_valid_id(id, idlen)) {
         gw_fail(err, GW_E_BAD_REQUEST, "invalid %s id '%.*s': expected [A-Za-z0-9_-]{1,64}",
-                what, (int)(idlen > 64 ? 64 : idlen), id);
+                what, (int)nt_utf8_cut(id, idlen, 64), id);
         return true;
     }
     memcpy(idbuf, id, idlen);

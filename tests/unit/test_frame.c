@@ -383,6 +383,19 @@ static void test_encode_never_fails(void **state)
                            "\"message\":\"bad id '?" "?'\"}}");
     assert_int_equal(len, strlen(s));
     nt_free(s);
+    /* gw_fail: raw bytes quoted in a message, and a message longer than its buffer. */
+    gw_fail(&err, GW_E_BAD_REQUEST, "invalid room id '%s'", "a\xff\xc3");
+    assert_string_equal(err.message, "invalid room id 'a?" "?'");
+    char longer[600] = "";
+    for (int i = 0; i < 250; i++)
+        strcat(longer, "\xc3\xa9");
+    for (int pad = 0; pad < 4; pad++) {
+        gw_fail(&err, GW_E_BAD_REQUEST, "%.*s%s", pad, "xxx", longer);
+        assert_true(strlen(err.message) < sizeof err.message);
+        assert_true(nt_valid_utf8(err.message, strlen(err.message)));
+        assert_null(strchr(err.message, '?'));
+    }
+
     s = gw_encode_event("odd\xfe", "{}", &len);
     assert_string_equal(s, "{\"event\":\"odd?\",\"data\":{}}");
     nt_free(s);
