@@ -35,6 +35,7 @@ typedef struct gw_req {                 /* context of one bus request */
     json_t *ref;
     gw_room *room;                      /* join: the interest reference it holds */
     int64_t since_seq;                  /* join: recover after this seq; -1: no recovery */
+    char app[65], user[65];             /* join: who joins (to undo it when the connection is gone) */
     char cmid[];                        /* send: the client_msg_id */
 } gw_req;
 
@@ -78,6 +79,24 @@ static void env_identity(nt_envw *w, const gw_conn *c)
     nt_envw_cstr(w, "user", c->user->id);
     nt_envw_cstr(w, "gw", gw.cfg.gw_id);
     nt_envw_cstr(w, "conn", c->id);
+}
+
+/* natter.ctl.live unsub of room for a connection that may be gone already. */
+static void publish_unsub(const char *app, const char *user, const char *conn, const char *room)
+{
+    nt_envw w;
+    size_t len;
+    nt_envw_init(&w);
+    nt_envw_cstr(&w, "type", "unsub");
+    nt_envw_cstr(&w, "app", app);
+    nt_envw_cstr(&w, "user", user);
+    nt_envw_cstr(&w, "gw", gw.cfg.gw_id);
+    nt_envw_cstr(&w, "conn", conn);
+    nt_envw_cstr(&w, "room", room);
+    const char *data = nt_envw_finish(&w, &len);
+    if (nt_bus_publish(gw.bus, "natter.ctl.live", NULL, data, len) != NT_OK)
+        nt_warn("cannot publish natter.ctl.live unsub of %s for connection %s", room, conn);
+    nt_envw_free(&w);
 }
 
 static void publish_ctl(const char *subject, const char *type, const gw_conn *c,
@@ -535,6 +554,11 @@ static void on_join(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
     nt_envr r;
     gw_error err;
     bool ok = gw_rpc_ok(st, msg, "router", &r, &err);
+    /* The router records the live membership before it answers: a join whose
+     * connection closed meanwhile, or whose answer never came, is undone, or the
+     * room would list a ghost. (A close removes only memberships it knows of.) */
+    if (!c || st == NT_ETIMEDOUT)
+        publish_unsub(q->app, q->user, q->conn, q->room->id);
     if (!c) {
         gw_room_release(q->room);
     } else if (!ok) {
@@ -600,6 +624,8 @@ static void act_subscribe(gw_conn *c, const gw_frame *f)
     gw_req *q = req_new(c, f->ref, NULL);
     q->room = r;
     q->since_seq = recover ? since_seq : -1;
+    snprintf(q->app, sizeof q->app, "%s", c->user->app);
+    snprintf(q->user, sizeof q->user, "%s", c->user->id);
     nt_status st = nt_bus_request(gw.bus, "natter.rpc.router.join", NULL, data, len,
                                   (int)gw.cfg.request_timeout_ms, on_join, q, NULL);
     nt_envw_free(&w);
