@@ -13,6 +13,9 @@
 
 #define GW_REF_MAX_CHARS 64
 
+/* message_type values only the server writes (a client could otherwise forge them). */
+static const char *const gw_reserved_types[] = { "system" };
+
 static const struct { const char *name; int http; } errcodes[] = {
 #define GW_ERR_ROW(name, text, http) { text, http },
     GW_ERR_MAP(GW_ERR_ROW)
@@ -343,6 +346,17 @@ bool gw_send_parse(const gw_frame *f, size_t max_chars, gw_send_req *out, gw_err
         out->message_type = "text";
     if (out->message_type[0] == '\0')
         return gw_fail(err, GW_E_BAD_REQUEST, "field 'data.message_type' must not be empty");
+    for (size_t i = 0; i < sizeof gw_reserved_types / sizeof gw_reserved_types[0]; i++)
+        if (strcmp(out->message_type, gw_reserved_types[i]) == 0)
+            return gw_fail(err, GW_E_BAD_REQUEST,
+                           "field 'data.message_type' '%s' is reserved for messages of the server",
+                           gw_reserved_types[i]);
+    size_t cmid_bytes = out->client_msg_id
+        ? json_string_length(json_object_get(f->data, "client_msg_id")) : 0;
+    if (cmid_bytes > GW_CMID_MAX_BYTES)             /* the idempotency key is kept in 64 bytes */
+        return gw_fail(err, GW_E_BAD_REQUEST,
+                       "field 'data.client_msg_id' is %zu bytes; the limit is %d bytes", cmid_bytes,
+                       GW_CMID_MAX_BYTES);
     if (out->client_msg_id &&
         (out->client_msg_id[0] == '\0' || has_control_chars(out->client_msg_id)))
         return gw_fail(err, GW_E_BAD_REQUEST,

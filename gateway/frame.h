@@ -137,8 +137,11 @@ typedef struct gw_send_req {
     const char *client_msg_id;    /* NULL when absent: the caller generates one */
 } gw_send_req;
 
+#define GW_CMID_MAX_BYTES 64
+
 /* Validates send_message data: message 1..max_chars code points (too_large above),
- * message_type <= 32, reply_to <= 64, client_msg_id <= 64 without control chars. */
+ * message_type <= 32 and not reserved ("system"), reply_to <= 64, client_msg_id
+ * <= 64 characters and GW_CMID_MAX_BYTES bytes without control chars. */
 bool gw_send_parse(const gw_frame *f, size_t max_chars, gw_send_req *out, gw_error *err);
 
 typedef struct gw_history_req {

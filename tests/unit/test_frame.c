@@ -250,6 +250,33 @@ static void test_send_message(void **state)
                             "\"client_msg_id\":\"a\\nb\"}}", &req, &err, &f));
     assert_int_equal(err.code, GW_E_BAD_REQUEST);
     gw_frame_free(&f);
+
+    /* client_msg_id: 64 characters but 128 bytes would have been cut to 64 bytes and
+     * the message dropped by the persister; refused at parse time instead. */
+    char frame[400], *p = frame;
+    p += sprintf(p, "{\"action\":\"send_message\",\"data\":{\"message\":\"x\",\"client_msg_id\":\"");
+    for (int i = 0; i < 64; i++)
+        p += sprintf(p, "\xc3\xa9");
+    sprintf(p, "\"}}");
+    assert_false(send_parse(frame, &req, &err, &f));
+    assert_string_equal(err.message, "field 'data.client_msg_id' is 128 bytes; the limit is 64 bytes");
+    gw_frame_free(&f);
+    p = frame;
+    p += sprintf(p, "{\"action\":\"send_message\",\"data\":{\"message\":\"x\",\"client_msg_id\":\"");
+    for (int i = 0; i < 32; i++)
+        p += sprintf(p, "\xc3\xa9");
+    sprintf(p, "\"}}");
+    assert_true(send_parse(frame, &req, &err, &f));
+    gw_frame_free(&f);
+
+    assert_false(send_parse("{\"action\":\"send_message\",\"data\":{\"message\":\"x\","
+                            "\"message_type\":\"system\"}}", &req, &err, &f));
+    assert_string_equal(err.message,
+                        "field 'data.message_type' 'system' is reserved for messages of the server");
+    gw_frame_free(&f);
+    assert_true(send_parse("{\"action\":\"send_message\",\"data\":{\"message\":\"x\","
+                           "\"message_type\":\"image\"}}", &req, &err, &f));
+    gw_frame_free(&f);
 }
 
 /* Length counts code points: 5000 three-byte characters pass, 5001 do not. */
