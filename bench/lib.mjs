@@ -10,6 +10,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
+/** natter's per-connection and per-user rate limits, set out of the way. */
+export const RATE_LIMITS_OFF = {
+  NATTER_RATE_SENDS: '1000000/s:1000000', NATTER_RATE_USER_SENDS: '1000000/s:1000000',
+  NATTER_RATE_SUBSCRIBES: '1000000/s:1000000', NATTER_RATE_USER_SUBSCRIBES: '1000000/s:1000000',
+  NATTER_RATE_CREATE_ROOMS: '1000000/min:1000000', NATTER_RATE_DMS: '1000000/min:1000000',
+  NATTER_MAX_REQUESTS_PER_CONN: '255',
+};
+
 export const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const ROOT = path.resolve(HERE, '..');
 export const SCALE = process.env.BENCH_SCALE || 'smoke';
@@ -201,7 +209,10 @@ export async function startNatter(nFront) {
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('NATTER_')) base[k] = v;
   const env = { ...base, NATTER_NATS_URL: `nats://127.0.0.1:${nats}`, NATTER_REDIS_URL: `redis://127.0.0.1:${redis}`,
     NATTER_PG_URL: `postgresql://postgres@127.0.0.1:${pg}/natter`, NATTER_JWT_SECRET: secret,
-    NATTER_API_KEY: crypto.randomBytes(16).toString('hex'), NATTER_LOG_LEVEL: 'warn', NATTER_MAX_CONNECTIONS: String(PER_PROC + 500) };
+    NATTER_API_KEY: crypto.randomBytes(16).toString('hex'), NATTER_LOG_LEVEL: 'warn', NATTER_MAX_CONNECTIONS: String(PER_PROC + 500),
+    // The scenarios drive single connections far past a person's rates (fan-out: one
+    // sender at thousands a second) and the peers have no such limits: raised here.
+    ...RATE_LIMITS_OFF };
   // BENCH_NATTER_ENV="NATTER_X=1 NATTER_Y=2": extra settings for natter's processes (experiments).
   for (const kv of (process.env.BENCH_NATTER_ENV || '').split(/\s+/).filter(Boolean)) {
     const eq = kv.indexOf('=');

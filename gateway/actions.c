@@ -344,6 +344,8 @@ static void act_send_room(gw_conn *c, const gw_frame *f, bool need_sub)
         gw_fail(&err, GW_E_FORBIDDEN, "subscribe to room %s first", room);
         return send_error(c, f->ref, &err);
     }
+    if (!gw_limit_admit(c, f->ref, GW_L_CONN_SENDS, GW_L_USER_SENDS))
+        return;
     if (s.client_msg_id)
         snprintf(cmid, sizeof cmid, "%s", s.client_msg_id);
     else
@@ -554,6 +556,7 @@ static void on_join(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
     nt_envr r;
     gw_error err;
     bool ok = gw_rpc_ok(st, msg, "router", &r, &err);
+    gw_limit_req_end(c);
     /* The router records the live membership before it answers: a join whose
      * connection closed meanwhile, or whose answer never came, is undone, or the
      * room would list a ghost. (A close removes only memberships it knows of.) */
@@ -601,14 +604,19 @@ static void act_subscribe(gw_conn *c, const gw_frame *f)
         !gw_since_seq_parse(f, &since_seq, &recover, &err))
         return send_error(c, f->ref, &err);
     const char *room = f->channel.id;
+    if (!gw_limit_admit(c, f->ref, GW_L_CONN_SUBSCRIBES, GW_L_USER_SUBSCRIBES))
+        return;
     if (!gw_member_find(c, room) && c->nrooms >= gw.cfg.max_rooms_per_conn) {
         gw_fail(&err, GW_E_RATE_LIMITED, "this connection is in %u rooms; the limit is %u",
                 c->nrooms, gw.cfg.max_rooms_per_conn);
         return send_error(c, f->ref, &err);
     }
+    if (!gw_limit_req_begin(c, f->ref))
+        return;
     /* local interest first, so no event published after the join is missed */
     gw_room *r = gw_room_acquire(c->user->app, room);
     if (!r) {
+        gw_limit_req_end(c);
         gw_fail(&err, GW_E_UNAVAILABLE, "cannot subscribe to room %s now, retry", room);
         return send_error(c, f->ref, &err);
     }
@@ -632,6 +640,7 @@ static void act_subscribe(gw_conn *c, const gw_frame *f)
     if (st != NT_OK) {
         req_free(q);
         gw_room_release(r);
+        gw_limit_req_end(c);
         gw_fail(&err, GW_E_UNAVAILABLE, "router unavailable, retry");
         return send_error(c, f->ref, &err);
     }
@@ -732,6 +741,7 @@ static void on_history(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *a
     size_t len;
     bool ok = gw_rpc_ok(st, msg, "message store", &r, &err);
     const char *json = ok ? nt_envr_str(&r, "json", &len) : NULL;
+    gw_limit_req_end(c);
     if (ok && !json)
         gw_fail(&err, GW_E_INTERNAL, "malformed reply from message store");
     if (c && json)
@@ -748,9 +758,12 @@ static void act_history(gw_conn *c, const gw_frame *f)
     gw_history_req h;
     if (!gw_frame_need_room(f, &err) || !gw_history_parse(f, &h, &err))
         return send_error(c, f->ref, &err);
+    if (!gw_limit_req_begin(c, f->ref))
+        return;
     gw_req *q = req_new(c, f->ref, NULL);
     if (gw_history_request(c->user->app, f->channel.id, c->user->id, &h, on_history, q,
                            NULL) != NT_OK) {
+        gw_limit_req_end(c);
         req_free(q);
         gw_fail(&err, GW_E_UNAVAILABLE, "message store unavailable, retry");
         send_error(c, f->ref, &err);
@@ -766,6 +779,7 @@ static void on_create(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *ar
     nt_envr r;
     gw_error err;
     bool ok = gw_rpc_ok(st, msg, "message store", &r, &err);
+    gw_limit_req_end(c);
     if (c && ok)
         send_ack_obj(c, q->ref, json_pack("{s:s}", "room_id", q->cmid));
     else if (c)
@@ -815,11 +829,16 @@ static void act_create_room(gw_conn *c, const gw_frame *f)
         nt_free(cr);
         return send_error(c, f->ref, &err);
     }
+    if (!gw_limit_admit_user(c, f->ref, GW_L_USER_CREATE_ROOMS) || !gw_limit_req_begin(c, f->ref)) {
+        nt_free(cr);
+        return;
+    }
     gw_create_room_id(cr, room);
     gw_req *q = req_new(c, f->ref, room);
     nt_status st = gw_create_request(c->user->app, c->user->id, room, cr, on_create, q, NULL);
     nt_free(cr);
     if (st != NT_OK) {
+        gw_limit_req_end(c);
         req_free(q);
         gw_fail(&err, GW_E_UNAVAILABLE, "message store unavailable, retry");
         send_error(c, f->ref, &err);
@@ -846,6 +865,7 @@ static void on_dm(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
     nt_envr r;
     gw_error err;
     bool ok = gw_rpc_ok(st, msg, "message store", &r, &err);
+    gw_limit_req_end(c);
     if (c && !ok)
         send_error(c, d->f.ref, &err);
     else if (c && d->f.action == GW_A_SUBSCRIBE)
@@ -880,6 +900,8 @@ static bool dm_route(gw_conn *c, gw_frame *f)
         send_error(c, f->ref, &err);
         return true;
     }
+    if (!gw_limit_admit_user(c, f->ref, GW_L_USER_DMS) || !gw_limit_req_begin(c, f->ref))
+        return true;
     nt_envw w;
     size_t len;
     nt_envw_init(&w);
@@ -896,6 +918,7 @@ static bool dm_route(gw_conn *c, gw_frame *f)
                                   (int)gw.cfg.request_timeout_ms, on_dm, d, NULL);
     nt_envw_free(&w);
     if (st != NT_OK) {
+        gw_limit_req_end(c);
         gw_frame_free(&d->f);
         nt_free(d);
         gw_fail(&err, GW_E_UNAVAILABLE, "message store unavailable, retry");

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 
 #include "alloc.h"
 #include "gw.h"
@@ -12,6 +13,7 @@
 #include "map.h"
 
 #define GW_LWS_WRITE_CLOSE ((enum lws_write_protocol)4)
+#define GW_CLOSE_SENT 0x8000        /* in close_code: the close frame is out (close codes < 5000) */
 
 _Static_assert(sizeof(gw_conn) <= 120, "gw_conn must stay within a 128-byte malloc chunk");
 
@@ -224,7 +226,7 @@ void gw_conn_foreach(void (*fn)(gw_conn *c, void *arg), void *arg)
 
 static const char *close_text(const gw_conn *c)
 {
-    switch (c->close_code) {
+    switch (c->close_code & ~GW_CLOSE_SENT) {
     case 1001: return c->ping_timeout ? "ping timeout" : "going away";
     case 1003: return "binary frames are not supported";
     case 1007: return "invalid UTF-8";
@@ -232,8 +234,23 @@ static const char *close_text(const gw_conn *c)
     case 1009: return "frame too large";
     case 4001: return "unauthorized";
     case 4003: return "disconnected by the server";
+    case 4029: return "rate limited too often";
     default: return "";
     }
+}
+
+/* After the close frame: half-close and wait for the peer to hang up (frames it
+ * still sends are dropped unread by server.c), as RFC 6455 asks. Closing at once
+ * would reset a socket holding bytes we never read, and a peer that flooded us into
+ * this close would lose the close frame and see 1006 instead of the code. The
+ * timeout set by gw_conn_close ends a peer that never hangs up. */
+static int linger(gw_conn *c)
+{
+    int fd = lws_get_socket_fd(c->wsi);
+    if (lws_partial_buffered(c->wsi) || fd < 0 || shutdown(fd, SHUT_WR) != 0)
+        return -1;
+    c->close_code |= GW_CLOSE_SENT;
+    return 0;
 }
 
 void gw_conn_close(gw_conn *c, uint16_t code)
@@ -366,6 +383,16 @@ bool gw_conn_send(gw_conn *c, const char *payload, size_t len)
     return ok;
 }
 
+void gw_conn_send_error_retry(gw_conn *c, const json_t *ref, gw_errcode code, const char *message,
+                              uint32_t retry_after_ms)
+{
+    size_t len;
+    char *s = gw_encode_error_retry(ref, code, message, retry_after_ms, &len);
+    gw_metrics_error(gw_errcode_name(code));
+    gw_conn_send(c, s, len);
+    nt_free(s);
+}
+
 void gw_conn_send_error(gw_conn *c, const json_t *ref, gw_errcode code, const char *message)
 {
     size_t len;
@@ -447,14 +474,17 @@ int gw_conn_writeable(gw_conn *c)
         /* lws treats -1 from WRITEABLE (and a timeout) as a violent death and
          * skips the close frame a lws_close_reason would queue: write it here
          * with lws's private LWS_WRITE_CLOSE (4), then hang up */
+        if (c->close_code & GW_CLOSE_SENT)
+            return 0;
         const char *why = close_text(c);
         unsigned char frame[LWS_PRE + 2 + 64];
         size_t wl = strlen(why);
         frame[LWS_PRE] = (unsigned char)(c->close_code >> 8);
         frame[LWS_PRE + 1] = (unsigned char)(c->close_code & 0xff);
         memcpy(frame + LWS_PRE + 2, why, wl);
-        lws_write(c->wsi, frame + LWS_PRE, 2 + wl, GW_LWS_WRITE_CLOSE);
-        return -1;
+        if (lws_write(c->wsi, frame + LWS_PRE, 2 + wl, GW_LWS_WRITE_CLOSE) < 0)
+            return -1;
+        return linger(c);
     }
     /* Every queued frame that fits goes out in ONE send: lws_write with
      * LWS_WRITE_RAW on a ws connection skips lws's framing and sends the bytes
@@ -517,7 +547,9 @@ void gw_conn_auth_track(gw_conn *c, int64_t deadline_ms)
 
 void gw_conn_auth_untrack(gw_conn *c)
 {
-    if (!c->auth_deadline_ms)
+    /* In the FIFO only until authenticated: after that next/prev link the user's
+     * connections and the deadline's bytes are the limits' (detach clears next/prev). */
+    if (c->user || (c != auth_head && !c->prev))
         return;
     if (c->prev)
         c->prev->next = c->next;

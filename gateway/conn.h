@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <uv.h>
 #include "frame.h"
+#include "limits.h"
 
 /* At most this many bytes of queued frames go into one send(); lws is told the
  * same limit (its tx_packet_size), a few bytes more for its own framing. */
@@ -37,7 +38,10 @@ typedef struct gw_conn {         /* ordered without padding: 120 bytes, a 128-by
     struct lws *wsi;
     gw_user *user;                /* NULL until authenticated */
     struct gw_conn *next, *prev;  /* the auth-deadline FIFO, then the user's connections */
-    int64_t auth_deadline_ms;     /* while unauthenticated */
+    union {
+        int64_t auth_deadline_ms; /* while unauthenticated */
+        gw_conn_limits lim;       /* once authenticated (limits.h) */
+    };
     gw_buf **q;                   /* send queue: ring of 1 << q_shift slots; NULL while empty */
     char *rx;                     /* NULL unless a message spans several callbacks */
     gw_member *rooms;             /* live memberships (rooms.c) */
@@ -59,6 +63,7 @@ typedef struct gw_conn {         /* ordered without padding: 120 bytes, a 128-by
     uint8_t held : 1;             /* authenticated, `connected` not out yet: frames wait queued */
     uint8_t lazy_only : 1;        /* the queue holds only frames that may wait: no write asked */
     uint8_t lazy_listed : 1;      /* in the list the lazy timer writes */
+    uint8_t nreq;                 /* requests awaiting their answer (limits.h) */
     char id[17];                  /* connection_id, hex */
 } gw_conn;
 
@@ -88,6 +93,9 @@ bool gw_conn_enqueue_lazy(gw_conn *c, gw_buf *b);
 bool gw_conn_send(gw_conn *c, const char *payload, size_t len);
 /* Sends an error event (ref may be NULL) and counts it. */
 void gw_conn_send_error(gw_conn *c, const json_t *ref, gw_errcode code, const char *message);
+/* The same with data.retry_after_ms (a rate_limited refusal). */
+void gw_conn_send_error_retry(gw_conn *c, const json_t *ref, gw_errcode code, const char *message,
+                              uint32_t retry_after_ms);
 /* Sends an ack when ref is present; without ref nothing is sent (PROTOCOL.md). */
 void gw_conn_send_ack(gw_conn *c, const json_t *ref, const char *data_json, size_t len);
 /* Writes one queued frame (LWS_CALLBACK_SERVER_WRITEABLE); returns -1 to close. */

@@ -485,7 +485,8 @@ static void put_lossy_str(nt_jsonw *w, const char *s)
     nt_free(copy);
 }
 
-char *gw_encode_error(const json_t *ref, gw_errcode code, const char *message, size_t *len)
+static char *encode_error(const json_t *ref, gw_errcode code, const char *message,
+                          int64_t retry_after_ms, size_t *len)
 {
     nt_jsonw w;
     size_t dlen;
@@ -494,6 +495,8 @@ char *gw_encode_error(const json_t *ref, gw_errcode code, const char *message, s
     nt_jsonw_kstr(&w, "code", gw_errcode_name(code));
     nt_jsonw_key(&w, "message");
     put_lossy_str(&w, message ? message : "");
+    if (retry_after_ms >= 0)
+        nt_jsonw_kint(&w, "retry_after_ms", retry_after_ms);
     nt_jsonw_close(&w);
     const char *d = nt_jsonw_text(&w, &dlen);
     char *out;
@@ -510,6 +513,17 @@ char *gw_encode_error(const json_t *ref, gw_errcode code, const char *message, s
     }
     nt_jsonw_free(&w);
     return out;
+}
+
+char *gw_encode_error(const json_t *ref, gw_errcode code, const char *message, size_t *len)
+{
+    return encode_error(ref, code, message, -1, len);
+}
+
+char *gw_encode_error_retry(const json_t *ref, gw_errcode code, const char *message,
+                            uint32_t retry_after_ms, size_t *len)
+{
+    return encode_error(ref, code, message, retry_after_ms, len);
 }
 
 char *gw_encode_ack(const json_t *ref, const char *data_json, size_t data_len, size_t *len)

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <uv.h>
 #include "bus.h"
+#include "limits.h"
 #include "metrics.h"
 
 struct lws_context;
@@ -35,6 +36,10 @@ typedef struct gw_config {
     uint32_t heartbeat_ms;          /* NATTER_HEARTBEAT_MS */
     uint32_t ping_interval_s;       /* NATTER_PING_INTERVAL_S: an idle connection is pinged */
     uint32_t ping_timeout_s;        /* NATTER_PING_TIMEOUT_S: a silent connection is closed */
+    uint32_t max_requests_per_conn; /* NATTER_MAX_REQUESTS_PER_CONN awaiting their answer */
+    uint32_t typing_interval_ms;    /* NATTER_TYPING_INTERVAL_MS: one typing change per user, room */
+    uint32_t presence_interval_ms;  /* NATTER_PRESENCE_INTERVAL_MS: one presence change per user */
+    gw_rate rates[GW_L_COUNT];      /* NATTER_RATE_* (limits.h) */
 } gw_config;
 
 typedef struct gw_metrics {

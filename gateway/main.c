@@ -116,6 +116,10 @@ static void read_config(void)
     c->ping_timeout_s = (uint32_t)nt_config_int("NATTER_PING_TIMEOUT_S", 2 * (int64_t)c->ping_interval_s + 10,
                                                 c->ping_interval_s + 1, 32767);
     c->recovery_buffer = (uint32_t)nt_config_int("NATTER_RECOVERY_BUFFER", 10000, 1, 10000000);
+    c->max_requests_per_conn = (uint32_t)nt_config_int("NATTER_MAX_REQUESTS_PER_CONN", 16, 1, 255);
+    c->typing_interval_ms = (uint32_t)nt_config_int("NATTER_TYPING_INTERVAL_MS", 1000, 1, 60000);
+    c->presence_interval_ms = (uint32_t)nt_config_int("NATTER_PRESENCE_INTERVAL_MS", 1000, 1, 60000);
+    gw_limits_configure();
     cap_connections_by_fd_limit(c);
 }
 
@@ -124,6 +128,7 @@ static void register_metrics(void)
     gw_metrics *m = &gw.m;
     char name[96];
     gw_presence_metrics_init();
+    gw_limits_metrics_init();
     gw_server_api_metrics_init();
     m->connections = nt_metric_gauge("natter_gateway_connections", "Open WebSocket connections");
     m->frames_in = nt_metric_counter("natter_gateway_frames_in_total", "Client frames received");
@@ -190,6 +195,7 @@ static void on_tick(uv_timer_t *t)
     gw_conn_auth_sweep(now);
     gw_conn_keepalive_sweep(1000 / GW_TICK_MS);
     gw_actions_sweep(now);
+    gw_presence_sweep();
     if (gw.stopping && (gw_conn_count() == 0 || now >= drain_deadline_ms))
         uv_stop(&loop);
 }
@@ -228,15 +234,17 @@ int main(void)
     gw.loop = &loop;
     register_metrics();
 
+    char nats_shown[512];         /* the URL without its password, for errors */
+    nt_config_redact_url(gw.cfg.nats_url, nats_shown, sizeof nats_shown);
     bo.url = gw.cfg.nats_url;
     bo.name = gw.cfg.gw_id;
     bo.loop_delivery = true;      /* rooms, users and requests: one subscription each */
     if (nt_bus_create(&loop, &bo, &gw.bus, err, sizeof err) != NT_OK)
-        nt_config_fatal("cannot reach NATS at %s (NATTER_NATS_URL): %s", gw.cfg.nats_url, err);
+        nt_config_fatal("cannot reach NATS at %s (NATTER_NATS_URL): %s", nats_shown, err);
     nt_bus_register_metrics(gw.bus, "natter_gateway");
     if (gw_rooms_start() != NT_OK)
         nt_config_fatal("cannot subscribe %s at %s (NATTER_NATS_URL)", NT_UNREAD_SUBJECT,
-                        gw.cfg.nats_url);
+                        nats_shown);
     if (nt_metrics_listen(&loop, gw.cfg.metrics_listen, ready, NULL) != NT_OK)
         nt_config_fatal("cannot listen on %s (NATTER_METRICS_LISTEN)", gw.cfg.metrics_listen);
     if (gw_server_start() != NT_OK)

@@ -16,23 +16,34 @@
 #include "util.h"
 
 #define TYPING_SLOTS 4096                /* throttle records (a lossy cache, power of 2) */
-#define TYPING_INTERVAL_MS 1000          /* at most one is_typing:true per user, room, interval */
 
-/* Last forwarded typing state of one (app, user, room), in a direct-mapped table
- * indexed by the key's hash: bounded, no per-connection cleanup. A collision
- * evicts the older record, which at worst lets one more frame through. */
+/* Typing state of one (app, user, room), in a direct-mapped table indexed by the
+ * key's hash: bounded, no per-connection cleanup. A collision evicts the older
+ * record, which at worst lets one more change through. At most one change is
+ * forwarded per NATTER_TYPING_INTERVAL_MS (true or false alike: an alternation
+ * is as costly to every watcher as a repetition); a change asked for within it
+ * is held and forwarded when the interval ends, the latest one winning. */
 typedef struct typing_rec {
     uint64_t key;                        /* 64-bit hash of app, user, room; 0 = empty */
-    int64_t last_ms;                     /* when is_typing:true was last forwarded */
+    uint32_t last_ms;                    /* loop ms a change was last forwarded */
     bool on;                             /* the last forwarded state */
+    bool want;                           /* the latest state asked for */
+    bool held;                           /* want != on, waiting for the interval */
+    bool listed;                         /* the slot is in held_slots */
+    char conn[17];                       /* the connection that asked last */
+    char room[65];
 } typing_rec;
 
 static typing_rec typing_table[TYPING_SLOTS];
+static uint16_t held_slots[TYPING_SLOTS];   /* slots with a held change, each once */
+static size_t nheld;
+static gw_user *presence_held_head;         /* users holding a presence change */
 
 static struct {
     nt_metric *typing_forwarded;         /* natter.ctl.typing published */
     nt_metric *typing_throttled;         /* typing frames acknowledged but not forwarded */
     nt_metric *presence_sets;            /* natter.ctl.presence published */
+    nt_metric *presence_held;            /* presence changes held for the interval */
 } pm;
 
 void gw_presence_metrics_init(void)
@@ -40,9 +51,11 @@ void gw_presence_metrics_init(void)
     pm.typing_forwarded = nt_metric_counter("natter_gateway_typing_forwarded_total",
                                             "Typing changes forwarded to the router");
     pm.typing_throttled = nt_metric_counter("natter_gateway_typing_throttled_total",
-                                            "Typing frames dropped by the per-user-room throttle");
+                                            "Typing frames not forwarded at once (repeated, or held for NATTER_TYPING_INTERVAL_MS)");
     pm.presence_sets = nt_metric_counter("natter_gateway_presence_sets_total",
                                          "Presence actions forwarded to the router");
+    pm.presence_held = nt_metric_counter("natter_gateway_presence_held_total",
+                                         "Presence changes held for NATTER_PRESENCE_INTERVAL_MS (the latest is forwarded)");
 }
 
 typedef struct presence_req {            /* one online_users request */
@@ -88,25 +101,48 @@ static void publish_typing(gw_conn *c, const char *room, bool on)
     nt_envw_free(&w);
 }
 
-/* Applies the throttle: true when this state change is to be forwarded. */
-static bool typing_admit(uint64_t key, bool on, int64_t now)
+static uint32_t loop_ms(void) { return (uint32_t)uv_now(gw.loop); }
+
+/* last_ms is a loop time with its low bit set (0 = never), so it may be 1 ms past now. */
+static bool interval_passed(uint32_t last_ms, uint32_t now, uint32_t interval)
 {
-    typing_rec *r = &typing_table[key & (TYPING_SLOTS - 1)];
+    return last_ms == 0 || (int32_t)(now - last_ms) >= (int32_t)interval;
+}
+
+/* Applies the throttle: true when this change is to be forwarded now; else it may
+ * have been held for the end of the interval. */
+static bool typing_admit(gw_conn *c, const char *room, uint64_t key, bool on, uint32_t now)
+{
+    size_t slot = key & (TYPING_SLOTS - 1);
+    typing_rec *r = &typing_table[slot];
+    uint32_t interval = gw.cfg.typing_interval_ms;
     if (r->key != key) {                 /* unknown (or evicted): forward */
         r->key = key;
-        r->on = on;
-        r->last_ms = on ? now : 0;
+        r->on = r->want = on;
+        r->held = false;
+        r->last_ms = now | 1;
+        snprintf(r->room, sizeof r->room, "%s", room);
+        memcpy(r->conn, c->id, sizeof r->conn);
         return true;
     }
-    if (!on) {
-        bool was_on = r->on;
-        r->on = false;
-        return was_on;
-    }
-    if (r->on && now - r->last_ms < TYPING_INTERVAL_MS)
+    r->want = on;
+    memcpy(r->conn, c->id, sizeof r->conn);
+    bool passed = interval_passed(r->last_ms, now, interval);
+    if (on == r->on) {
+        r->held = false;                 /* back to what watchers see: nothing to send */
+        if (!on || !passed)
+            return false;                /* a repeated true refreshes once per interval */
+    } else if (!passed) {
+        r->held = true;
+        if (!r->listed) {
+            r->listed = true;
+            held_slots[nheld++] = (uint16_t)slot;
+        }
         return false;
-    r->on = true;
-    r->last_ms = now;
+    }
+    r->on = on;
+    r->held = false;
+    r->last_ms = now | 1;
     return true;
 }
 
@@ -126,7 +162,7 @@ void gw_presence_typing(gw_conn *c, const gw_frame *f)
         return gw_conn_send_error(c, f->ref, err.code, err.message);
     }
     bool on = json_is_true(v);
-    if (typing_admit(typing_key(c, room), on, nt_now_ms())) {
+    if (typing_admit(c, room, typing_key(c, room), on, loop_ms())) {
         publish_typing(c, room, on);
     } else {
         nt_metric_add(pm.typing_throttled, 1);
@@ -137,10 +173,39 @@ void gw_presence_typing(gw_conn *c, const gw_frame *f)
 void gw_presence_typing_stop(gw_conn *c, const char *room)
 {
     typing_rec *r = typing_find(typing_key(c, room));
+    if (r) {
+        r->held = false;
+        r->want = false;
+    }
     if (r && r->on) {
         r->on = false;
+        r->last_ms = loop_ms() | 1;
         publish_typing(c, room, false);
     }
+}
+
+/* Forwards the held typing changes whose interval has passed. */
+static void typing_sweep(uint32_t now)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < nheld; i++) {
+        typing_rec *r = &typing_table[held_slots[i]];
+        if (r->held && !interval_passed(r->last_ms, now, gw.cfg.typing_interval_ms)) {
+            held_slots[keep++] = held_slots[i];
+            continue;
+        }
+        r->listed = false;
+        if (!r->held)
+            continue;
+        r->held = false;
+        gw_conn *c = gw_conn_find(r->conn);
+        if (!c || !c->user || !gw_member_find(c, r->room) || typing_key(c, r->room) != r->key)
+            continue;                    /* gone: its close or unsubscribe said false */
+        r->on = r->want;
+        r->last_ms = now | 1;
+        publish_typing(c, r->room, r->on);
+    }
+    nheld = keep;
 }
 
 static bool valid_status(const char *s)
@@ -185,12 +250,69 @@ void gw_presence_set(gw_conn *c, const gw_frame *f)
     nt_envw_cstr(&w, "gw", gw.cfg.gw_id);
     nt_envw_cstr(&w, "conn", c->id);
     const char *data = nt_envw_finish(&w, &len);
+    gw_user *u = c->user;
+    uint32_t now = loop_ms();
+    if (u->presence_held || !interval_passed(u->presence_ms, now, gw.cfg.presence_interval_ms)) {
+        /* Within the interval: held, the latest change winning, forwarded when it ends. */
+        if (!u->presence_held) {
+            u->presence_next = presence_held_head;
+            presence_held_head = u;
+        }
+        nt_free(u->presence_held);
+        u->presence_held = nt_malloc(len);
+        memcpy(u->presence_held, data, len);
+        u->presence_held_len = (uint32_t)len;
+        nt_envw_free(&w);
+        nt_metric_add(pm.presence_held, 1);
+        return gw_conn_send_ack(c, f->ref, "{}", 2);
+    }
     nt_status st = nt_bus_publish(gw.bus, "natter.ctl.presence", NULL, data, len);
     nt_envw_free(&w);
     if (st != NT_OK)
         return gw_conn_send_error(c, f->ref, GW_E_UNAVAILABLE, "router unavailable, retry");
+    u->presence_ms = now | 1;
     nt_metric_add(pm.presence_sets, 1);
     gw_conn_send_ack(c, f->ref, "{}", 2);
+}
+
+static void presence_forward_held(gw_user *u, uint32_t now)
+{
+    if (nt_bus_publish(gw.bus, "natter.ctl.presence", NULL, u->presence_held,
+                       u->presence_held_len) != NT_OK)
+        nt_warn("cannot publish the held presence change of %s/%s", u->app, u->id);
+    else
+        nt_metric_add(pm.presence_sets, 1);
+    nt_free(u->presence_held);
+    u->presence_held = NULL;
+    u->presence_held_len = 0;
+    u->presence_ms = now | 1;
+}
+
+void gw_presence_user_gone(gw_user *u)
+{
+    if (!u->presence_held)
+        return;
+    for (gw_user **pp = &presence_held_head; *pp; pp = &(*pp)->presence_next)
+        if (*pp == u) {
+            *pp = u->presence_next;
+            break;
+        }
+    presence_forward_held(u, loop_ms());
+}
+
+void gw_presence_sweep(void)
+{
+    uint32_t now = loop_ms();
+    typing_sweep(now);
+    for (gw_user **pp = &presence_held_head; *pp;) {
+        gw_user *u = *pp;
+        if (!interval_passed(u->presence_ms, now, gw.cfg.presence_interval_ms)) {
+            pp = &u->presence_next;
+            continue;
+        }
+        *pp = u->presence_next;
+        presence_forward_held(u, now);
+    }
 }
 
 /* ---- presence events: once per connection ---- */
@@ -234,6 +356,7 @@ static void on_online(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *ar
     size_t len = 0;
     bool ok = gw_rpc_ok(st, msg, "router", &r, &err);
     const char *json = ok ? nt_envr_str(&r, "json", &len) : NULL;
+    gw_limit_req_end(c);
     if (ok && !json)
         gw_fail(&err, GW_E_INTERNAL, "malformed reply from router");
     if (c && json)
@@ -273,11 +396,14 @@ void gw_presence_online_users(gw_conn *c, const gw_frame *f)
         gw_fail(&err, GW_E_FORBIDDEN, "subscribe to room %s first", room);
         return gw_conn_send_error(c, f->ref, err.code, err.message);
     }
+    if (!gw_limit_req_begin(c, f->ref))
+        return;
     presence_req *q = nt_calloc(1, sizeof *q);
     memcpy(q->conn, c->id, sizeof q->conn);
     q->ref = f->ref ? json_incref(f->ref) : NULL;
     if (gw_presence_query("natter.rpc.router.online", c->user->app, "room", room, NULL, on_online, q,
                           NULL) != NT_OK) {
+        gw_limit_req_end(c);
         json_decref(q->ref);
         nt_free(q);
         gw_conn_send_error(c, f->ref, GW_E_UNAVAILABLE, "router unavailable, retry");

@@ -46,6 +46,11 @@ nt_status gw_presence_query(const char *subject, const char *app, const char *ke
 bool gw_http_presence_route(struct lws *wsi, const char *path, nt_bus_reply_cb cb, void *arg,
                             uint64_t *req_id, bool *sent, gw_error *err);
 
+/* Forwards the presence change u still holds back (its last local connection is
+ * closing) and forgets u. */
+void gw_presence_user_gone(gw_user *u);
+/* Forwards the typing and presence changes whose interval has passed (each tick). */
+void gw_presence_sweep(void);
 /* Registers this module's metrics (at start-up). */
 void gw_presence_metrics_init(void);
 

@@ -63,6 +63,7 @@ static void on_mark(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
     size_t len;
     bool ok = gw_rpc_ok(st, msg, "message store", &r, &err);
     const char *json = ok ? nt_envr_str(&r, "json", &len) : NULL;
+    gw_limit_req_end(c);
     if (ok && !json)
         gw_fail(&err, GW_E_INTERNAL, "malformed reply from message store");
     if (c && json)
@@ -80,11 +81,14 @@ static void mark(gw_conn *c, const gw_frame *f, bool delivered)
     gw_mark_req m;
     if (!gw_frame_need_room(f, &err) || !gw_mark_parse(f->data, !delivered, "data.", &m, &err))
         return gw_conn_send_error(c, f->ref, err.code, err.message);
+    if (!gw_limit_req_begin(c, f->ref))
+        return;
     mark_req *q = nt_calloc(1, sizeof *q);
     memcpy(q->conn, c->id, sizeof q->conn);
     q->ref = f->ref ? json_incref(f->ref) : NULL;
     if (gw_receipts_mark_request(c->user->app, f->channel.id, c->user->id, delivered, &m,
                                  on_mark, q, NULL) != NT_OK) {
+        gw_limit_req_end(c);
         json_decref(q->ref);
         nt_free(q);
         gw_conn_send_error(c, f->ref, GW_E_UNAVAILABLE, "message store unavailable, retry");

@@ -252,9 +252,7 @@ nt_status gw_user_attach(gw_conn *c, const nt_claims *cl)
         size_t al = strlen(cl->app), il = strlen(cl->sub);
         size_t sl = strlen("natter.user..") + al + il;
         u = nt_malloc(sizeof *u + sl + 1 + al + 1);
-        u->sub = NULL;
-        u->conns = NULL;
-        u->nconns = 0;
+        memset(u, 0, sizeof *u);
         u->name = noname;
         snprintf(u->subject, sl + 1, "natter.user.%s.%s", cl->app, cl->sub);
         memcpy(u->subject + sl + 1, cl->app, al + 1);
@@ -295,6 +293,7 @@ void gw_user_detach(gw_conn *c)
     c->user = NULL;
     if (--u->nconns > 0)
         return;
+    gw_presence_user_gone(u);
     nt_bus_unsubscribe(u->sub);
     nt_map_del(&users, u->subject);
     nt_metric_add(gw.m.user_subjects, -1);

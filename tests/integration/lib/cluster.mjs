@@ -283,10 +283,23 @@ export function natsSession(port) {
   };
 }
 
+/**
+ * The gateway's rate limits, out of the way: most tests push one connection far past a
+ * person's rates (thousands of sends, many rooms at once). A test of the limits passes
+ * opts.rateLimits: true to get the product's defaults (and sets its own in opts.env).
+ */
+export const RATE_LIMITS_OFF = {
+  NATTER_RATE_SENDS: '1000000/s:1000000', NATTER_RATE_USER_SENDS: '1000000/s:1000000',
+  NATTER_RATE_SUBSCRIBES: '1000000/s:1000000', NATTER_RATE_USER_SUBSCRIBES: '1000000/s:1000000',
+  NATTER_RATE_CREATE_ROOMS: '1000000/min:1000000', NATTER_RATE_DMS: '1000000/min:1000000',
+  NATTER_MAX_REQUESTS_PER_CONN: '255',
+};
+
 export class Cluster {
   /**
    * opts.env: NATTER_* for every natter process; opts.procEnv: {name: {…}} per process;
    * opts.natter: false starts only the servers; opts.gateways: number of gateways (default 2);
+   * opts.rateLimits: true keeps the gateway's default rate limits (else RATE_LIMITS_OFF);
    * opts.persisters: number of persister replicas (default 1: persister, persister2, …).
    */
   constructor(opts = {}) {
@@ -411,7 +424,8 @@ export class Cluster {
   }
 
   procEnv(name) {
-    const env = { ...this.natterEnv(), NATTER_METRICS_LISTEN: `127.0.0.1:${this.ports.metrics[name]}` };
+    const env = { ...(this.opts.rateLimits ? {} : RATE_LIMITS_OFF), ...this.natterEnv(),
+      NATTER_METRICS_LISTEN: `127.0.0.1:${this.ports.metrics[name]}` };
     if (this.ports.gw[name]) {
       env.NATTER_LISTEN = `127.0.0.1:${this.ports.gw[name]}`;
       env.NATTER_GATEWAY_ID = name;
