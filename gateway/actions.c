@@ -137,6 +137,8 @@ bool gw_rpc_ok(nt_status st, const nt_bus_msg *msg, const char *service, nt_envr
                    message ? message : "request refused");
 }
 
+static bool stop_delivery(gw_conn *c, const char *room);
+
 /* ---- pending sends ---- */
 
 static gw_pending *pending_find(gw_conn *c, const char *cmid, size_t len)
@@ -231,10 +233,29 @@ void gw_actions_sweep(int64_t now_ms)
                       "message not confirmed in time, retry with the same client_msg_id");
 }
 
+/* A member removed from a room: each of u's connections there stops receiving it at
+ * once and gets the member_left frame (its own user_id) as the last word from it. */
+static void revoke_room(gw_user *u, const nt_envr *r)
+{
+    size_t rlen, jlen;
+    const char *room = nt_envr_str(r, "room", &rlen);
+    const char *json = nt_envr_str(r, "json", &jlen);
+    char id[65];
+    if (!room || !json || !nt_valid_id(room, rlen))
+        return;
+    memcpy(id, room, rlen);
+    id[rlen] = '\0';
+    for (gw_conn *c = u->conns; c; c = c->next)
+        if (stop_delivery(c, id))
+            gw_conn_send(c, json, jlen);
+}
+
 void gw_actions_user_envelope(gw_user *u, const nt_envr *r)
 {
     if (nt_envr_str_eq(r, "type", "disconnect"))
         return gw_server_api_disconnect(u, r);
+    if (nt_envr_str_eq(r, "type", "revoke"))
+        return revoke_room(u, r);
     size_t clen, jlen = 0, mlen = 0, codelen = 0;
     const char *cmid = nt_envr_str(r, "cmid", &clen);
     bool ack = nt_envr_str_eq(r, "type", "ack");

@@ -140,6 +140,8 @@ typedef struct rpc_req {
     bool actor_admin;     /* member_add/remove: the actor's token has role admin */
     char *status;         /* create/dm: the function's status, answered after the commit */
     char *event;          /* member_joined/member_left frame, published after the commit */
+    char *revoke;         /* member_remove: the removed user's member_left frame, sent on
+                             their user subject after the commit (their gateways cut them off) */
 } rpc_req;
 
 static void req_free(rpc_req *q)
@@ -161,6 +163,7 @@ static void req_free(rpc_req *q)
     nt_free(q->peer);
     nt_free(q->status);
     nt_free(q->event);
+    nt_free(q->revoke);
     ps_ctx *ctx = q->ctx;
     nt_free(q);
     if (counted)
@@ -207,18 +210,25 @@ static json_t *col_str(const PGresult *res, int row, int col)
     return PQgetisnull(res, row, col) ? json_null() : json_string(PQgetvalue(res, row, col));
 }
 
-/* Keeps the member_joined / member_left frame of q for on_sync. */
-static void member_event(rpc_req *q, const char *event, const char *name)
+/* The member_joined / member_left frame of q (nt_malloc'd). */
+static char *member_frame(const rpc_req *q, const char *event, const char *name)
 {
     char channel[80];
     snprintf(channel, sizeof channel, "room.%s", q->room);
     json_t *o = json_pack("{s:s,s:s,s:{s:s,s:s,s:s?}}", "event", event, "channel", channel,
                           "data", "room_id", q->room, "user_id", q->user, "name", name);
-    nt_free(q->event);
-    char *js = json_dumps(o, JSON_COMPACT);
-    q->event = nt_strdup(js);
+    char *js = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *out = nt_strdup(js ? js : "{}");
     free(js);
     json_decref(o);
+    return out;
+}
+
+/* Keeps the member_joined / member_left frame of q for on_sync. */
+static void member_event(rpc_req *q, const char *event, const char *name)
+{
+    nt_free(q->event);
+    q->event = member_frame(q, event, name);
 }
 
 /* Columns: status, last_seq, last_read_seq, unread, created, joined, small. */
@@ -307,6 +317,9 @@ static void on_member(PGresult *res, void *arg)
         return;
     }
     q->status = nt_strdup(PQgetvalue(res, 0, 0));
+    if (q->kind == RPC_MEMBER_REMOVE && strcmp(q->status, "ok") == 0)   /* whatever the room's size */
+        q->revoke = member_frame(q, "member_left",
+                                 PQgetisnull(res, 0, 1) ? q->user : PQgetvalue(res, 0, 1));
     if (strcmp(q->status, "ok") != 0 || strcmp(PQgetvalue(res, 0, PQnfields(res) - 1), "t") != 0)
         return;                            /* the last column: small (ROOM_SMALL) */
     if (q->kind == RPC_MEMBER_ADD)
@@ -379,6 +392,22 @@ static void on_sync(PGresult *res, void *arg)
             reply_member(q);
         else
             reply_pg_failure(q, res);
+    }
+    if (committed && q->revoke != NULL) {
+        /* First, so the removed user's gateways have cut them off before the room's
+         * member_left (and anything after it) arrives: one connection, in order. */
+        char subject[256];
+        snprintf(subject, sizeof subject, "natter.user.%s.%s", q->app, q->user);
+        nt_envw w;
+        nt_envw_init(&w);
+        nt_envw_cstr(&w, "type", "revoke");
+        nt_envw_cstr(&w, "room", q->room);
+        nt_envw_cstr(&w, "json", q->revoke);
+        size_t len;
+        const char *data = nt_envw_finish(&w, &len);
+        if (nt_bus_publish(q->ctx->bus, subject, NULL, data, len) != NT_OK)
+            nt_warn("publish to %s failed", subject);
+        nt_envw_free(&w);
     }
     if (committed && q->event != NULL) {
         char subject[256];
