@@ -117,8 +117,34 @@ static nt_status jwt_refuse(char *why, size_t whylen, const char *reason)
     return NT_EAUTH;
 }
 
-nt_status nt_jwt_verify(const char *token, size_t len, const char *secret, int64_t now,
-                        nt_claims *out, char *why, size_t whylen)
+/* True when aud (a string or an array of strings) holds want. */
+static bool aud_holds(const json_t *aud, const char *want)
+{
+    if (json_is_string(aud))
+        return strcmp(json_string_value(aud), want) == 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(aud, i, v)
+        if (json_is_string(v) && strcmp(json_string_value(v), want) == 0)
+            return true;
+    return false;
+}
+
+/* An optional integer time claim: false when present and not an integer. */
+static bool time_claim(const json_t *claims, const char *name, int64_t *out)
+{
+    json_t *v = json_object_get(claims, name);
+    *out = 0;
+    if (v == NULL)
+        return true;
+    if (!json_is_integer(v))
+        return false;
+    *out = json_integer_value(v);
+    return true;
+}
+
+nt_status nt_jwt_verify_rules(const char *token, size_t len, const nt_jwt_rules *rules, int64_t now,
+                              nt_claims *out, char *why, size_t whylen)
 {
     const char *reason = "malformed token";
     json_t *hdr = NULL, *claims = NULL;
@@ -137,6 +163,21 @@ nt_status nt_jwt_verify(const char *token, size_t len, const char *secret, int64
         reason = "unsupported alg";
         goto err;
     }
+    /* The claims are read before the signature is checked only to choose the secret;
+     * unreadable ones are checked against the default secret first, so a tampered
+     * token is refused as such. */
+    claims = jwt_segment_json(dot1 + 1, (size_t)(dot2 - dot1 - 1));
+    json_t *appj = claims ? json_object_get(claims, "app") : NULL;
+    const char *app = appj ? json_string_value(appj) : "default";
+    bool app_ok = app != NULL && nt_valid_id(app, strlen(app));
+    const char *secret = claims && app_ok && rules->secret_for
+        ? rules->secret_for(app, json_string_value(json_object_get(hdr, "kid")), rules->arg) : NULL;
+    if (secret == NULL)
+        secret = rules->secret;
+    if (secret == NULL || secret[0] == '\0') {
+        reason = "unknown app";
+        goto err;
+    }
 
     unsigned char sig[JWT_SIG_LEN + 3], mac[JWT_SIG_LEN];
     size_t siglen = (size_t)(end - dot2 - 1);
@@ -152,10 +193,13 @@ nt_status nt_jwt_verify(const char *token, size_t len, const char *secret, int64
         reason = "bad signature";
         goto err;
     }
-
-    claims = jwt_segment_json(dot1 + 1, (size_t)(dot2 - dot1 - 1));
     if (claims == NULL)
         goto err;
+    if (!app_ok) {
+        reason = "invalid app";
+        goto err;
+    }
+
     json_t *exp = json_object_get(claims, "exp");
     if (!json_is_integer(exp)) {
         reason = "missing exp";
@@ -165,15 +209,35 @@ nt_status nt_jwt_verify(const char *token, size_t len, const char *secret, int64
         reason = "token expired";
         goto err;
     }
+    if (rules->max_lifetime_s > 0 && json_integer_value(exp) - now > rules->max_lifetime_s) {
+        reason = "token lifetime too long";
+        goto err;
+    }
+    int64_t nbf, iat;
+    if (!time_claim(claims, "nbf", &nbf) || !time_claim(claims, "iat", &iat)) {
+        reason = "nbf and iat must be integers";
+        goto err;
+    }
+    if (nbf > now + rules->leeway_s) {
+        reason = "token not valid yet";
+        goto err;
+    }
+    if (iat > now + rules->leeway_s) {
+        reason = "token issued in the future";
+        goto err;
+    }
+    const char *iss = json_string_value(json_object_get(claims, "iss"));
+    if (rules->issuer && (iss == NULL || strcmp(iss, rules->issuer) != 0)) {
+        reason = "wrong iss";
+        goto err;
+    }
+    if (rules->audience && !aud_holds(json_object_get(claims, "aud"), rules->audience)) {
+        reason = "wrong aud";
+        goto err;
+    }
     const char *sub = json_string_value(json_object_get(claims, "sub"));
     if (sub == NULL || !nt_valid_id(sub, strlen(sub))) {
         reason = "invalid sub";
-        goto err;
-    }
-    json_t *appj = json_object_get(claims, "app");
-    const char *app = appj ? json_string_value(appj) : "default";
-    if (app == NULL || !nt_valid_id(app, strlen(app))) {
-        reason = "invalid app";
         goto err;
     }
     const char *name = json_string_value(json_object_get(claims, "name"));
@@ -185,6 +249,7 @@ nt_status nt_jwt_verify(const char *token, size_t len, const char *secret, int64
     copy_utf8(out->name, sizeof(out->name), name ? name : "");
     copy_utf8(out->role, sizeof(out->role), role ? role : "");
     out->exp = json_integer_value(exp);
+    out->iat = iat;
     json_decref(hdr);
     json_decref(claims);
     return NT_OK;
@@ -194,8 +259,15 @@ err:
     return jwt_refuse(why, whylen, reason);
 }
 
-char *nt_jwt_sign(const char *secret, const char *sub, const char *app, const char *name,
-                  const char *role, int64_t exp)
+nt_status nt_jwt_verify(const char *token, size_t len, const char *secret, int64_t now,
+                        nt_claims *out, char *why, size_t whylen)
+{
+    nt_jwt_rules rules = { .secret = secret, .leeway_s = 60 };
+    return nt_jwt_verify_rules(token, len, &rules, now, out, why, whylen);
+}
+
+char *nt_jwt_sign_at(const char *secret, const char *sub, const char *app, const char *name,
+                     const char *role, int64_t iat, int64_t exp)
 {
     static const char hdr[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
     json_t *claims = json_pack("{s:s, s:s, s:I, s:s*, s:s*}", "sub", sub ? sub : "",
@@ -203,6 +275,8 @@ char *nt_jwt_sign(const char *secret, const char *sub, const char *app, const ch
                                "name", name, "role", role);
     if (claims == NULL)
         return NULL; /* a string that is not UTF-8 */
+    if (iat > 0)
+        json_object_set_new(claims, "iat", json_integer(iat));
     size_t plen = json_dumpb(claims, NULL, 0, JSON_COMPACT);
     char *payload = nt_malloc(plen + 1);
     json_dumpb(claims, payload, plen, JSON_COMPACT);
@@ -222,4 +296,10 @@ char *nt_jwt_sign(const char *secret, const char *sub, const char *app, const ch
     tok[n++] = '.';
     b64url_encode(mac, sizeof(mac), tok + n);
     return tok;
+}
+
+char *nt_jwt_sign(const char *secret, const char *sub, const char *app, const char *name,
+                  const char *role, int64_t exp)
+{
+    return nt_jwt_sign_at(secret, sub, app, name, role, 0, exp);
 }

@@ -1063,13 +1063,14 @@ void gw_actions_authenticate(gw_conn *c, const char *token, size_t len, const js
 {
     nt_claims cl;
     char why[128] = "invalid token";
-    if (nt_jwt_verify(token, len, gw.cfg.jwt_secret, nt_now_ms() / 1000, &cl, why,
-                      sizeof why) != NT_OK) {
+    int64_t now = nt_now_ms() / 1000;
+    if (nt_jwt_verify_rules(token, len, &gw.cfg.jwt, now, &cl, why, sizeof why) != NT_OK) {
         gw_conn_send_error(c, ref, GW_E_UNAUTHORIZED, why);
         gw_conn_close(c, 4001);
         return;
     }
     gw_conn_auth_untrack(c);
+    gw_conn_token_set(c, cl.exp, now);
     if (gw_user_attach(c, &cl) != NT_OK) {
         gw_conn_send_error(c, ref, GW_E_UNAVAILABLE, "cannot subscribe to your events now, reconnect");
         gw_conn_close(c, 1011);
@@ -1077,6 +1078,27 @@ void gw_actions_authenticate(gw_conn *c, const char *token, size_t len, const js
     }
     publish_ctl("natter.ctl.conn", "open", c, NULL);
     hello(c, ref);
+}
+
+/* refresh: a new token for the same user and app moves the connection's expiry. */
+static void act_refresh(gw_conn *c, const gw_frame *f)
+{
+    gw_error err;
+    const char *token;
+    size_t len;
+    nt_claims cl;
+    char why[128] = "invalid token", ack[64];
+    int64_t now = nt_now_ms() / 1000;
+    if (!gw_auth_token(f, &token, &len, &err))
+        return send_error(c, f->ref, &err);
+    if (nt_jwt_verify_rules(token, len, &gw.cfg.jwt, now, &cl, why, sizeof why) != NT_OK)
+        return gw_conn_send_error(c, f->ref, GW_E_UNAUTHORIZED, why);
+    if (strcmp(cl.sub, c->user->id) != 0 || strcmp(cl.app, c->user->app) != 0)
+        return gw_conn_send_error(c, f->ref, GW_E_UNAUTHORIZED,
+                                  "a refreshed token must be for the same user and app");
+    gw_conn_token_set(c, cl.exp, now);
+    int n = snprintf(ack, sizeof ack, "{\"expires_at\":%lld}", (long long)cl.exp);
+    gw_conn_send_ack(c, f->ref, ack, (size_t)n);
 }
 
 void gw_actions_conn_closed(gw_conn *c)
@@ -1143,6 +1165,7 @@ void gw_actions_frame(gw_conn *c, const char *buf, size_t len)
     case GW_A_READ: gw_receipts_read(c, &f); break;
     case GW_A_DELIVERED: gw_receipts_delivered(c, &f); break;
     case GW_A_CREATE_ROOM: act_create_room(c, &f); break;
+    case GW_A_REFRESH: act_refresh(c, &f); break;
     default: break;
     }
     gw_frame_free(&f);

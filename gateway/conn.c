@@ -11,6 +11,7 @@
 #include "gw.h"
 #include "log.h"
 #include "map.h"
+#include "util.h"
 
 #define GW_LWS_WRITE_CLOSE ((enum lws_write_protocol)4)
 #define GW_CLOSE_SENT 0x8000        /* in close_code: the close frame is out (close codes < 5000) */
@@ -232,7 +233,7 @@ static const char *close_text(const gw_conn *c)
     case 1007: return "invalid UTF-8";
     case 1008: return "slow consumer";
     case 1009: return "frame too large";
-    case 4001: return "unauthorized";
+    case 4001: return c->exp_s && nt_now_ms() / 1000 >= c->exp_s ? "token expired" : "unauthorized";
     case 4003: return "disconnected by the server";
     case 4029: return "rate limited too often";
     default: return "";
@@ -274,12 +275,12 @@ static bool over_limit(gw_conn *c, uint32_t add)
         return true;
     if (bytes <= gw.cfg.send_queue_bytes)
         return false;
-    uint32_t now = (uint32_t)uv_now(gw.loop) | 1;
+    uint16_t now = (uint16_t)(uv_now(gw.loop) / 100) | 1;   /* wraps in 109 min: grace <= 60 s */
     if (!c->over_since) {
         c->over_since = now;
         return false;
     }
-    return now - c->over_since > gw.cfg.slow_grace_ms;
+    return (uint32_t)(uint16_t)(now - c->over_since) * 100 > gw.cfg.slow_grace_ms;
 }
 
 static bool enqueue(gw_conn *c, gw_buf *b, bool lazy)
@@ -581,8 +582,40 @@ void gw_conn_auth_sweep(int64_t now_ms)
  * instead one walk per second over the registry, spread over the ticks. */
 uint16_t gw_conn_clock_s(void) { return (uint16_t)(uv_now(gw.loop) / 1000); }
 
-static void keepalive_check(gw_conn *c, uint16_t now_s)
+void gw_conn_token_set(gw_conn *c, int64_t exp, int64_t now)
 {
+    int64_t lead = (exp - now) / 2;
+    if (lead > gw.cfg.expiring_lead_s)
+        lead = gw.cfg.expiring_lead_s;
+    c->exp_s = exp > UINT32_MAX ? UINT32_MAX : (uint32_t)exp;
+    c->expiring_lead_s = (uint16_t)(lead > 0 ? lead : 0);
+    c->expiring_sent = 0;
+}
+
+/* Token lifetime, checked once a second per connection by the keepalive sweep. */
+static void token_check(gw_conn *c, int64_t now)
+{
+    if (!c->user || !c->exp_s)
+        return;
+    if (now >= c->exp_s) {
+        gw_conn_send_error(c, NULL, GW_E_UNAUTHORIZED, "token expired");
+        gw_conn_close(c, 4001);
+        return;
+    }
+    if (!c->expiring_sent && now + c->expiring_lead_s >= c->exp_s) {
+        char ev[96];
+        int n = snprintf(ev, sizeof ev, "{\"event\":\"token_expiring\",\"data\":{\"expires_at\":%u}}",
+                         c->exp_s);
+        c->expiring_sent = 1;
+        gw_conn_send(c, ev, (size_t)n);
+    }
+}
+
+static void keepalive_check(gw_conn *c, uint16_t now_s, int64_t now)
+{
+    if (c->close_code)
+        return;
+    token_check(c, now);
     if (c->close_code)
         return;
     uint16_t age = (uint16_t)(now_s - c->rx_s);
@@ -612,12 +645,13 @@ void gw_conn_keepalive_sweep(unsigned parts)
     if (!conns.cap || !parts)
         return;
     uint16_t now_s = gw_conn_clock_s();
+    int64_t now = nt_now_ms() / 1000;
     size_t n = (conns.cap + parts - 1) / parts;
     if (sweep_slot >= conns.cap)   /* the table shrank or grew: start over */
         sweep_slot = 0;
     size_t end = sweep_slot + n < conns.cap ? sweep_slot + n : conns.cap;
     for (size_t i = sweep_slot; i < end; i++)
         if (conns.slots[i].key)
-            keepalive_check(conns.slots[i].val, now_s);
+            keepalive_check(conns.slots[i].val, now_s, now);
     sweep_slot = end == conns.cap ? 0 : end;
 }

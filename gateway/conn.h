@@ -34,6 +34,12 @@ void gw_buf_retain(gw_buf *b);
 void gw_buf_release(gw_buf *b);
 const unsigned char *gw_buf_payload(const gw_buf *b);
 
+/* A message spanning several lws callbacks, reassembled. */
+typedef struct gw_rx {
+    uint32_t len;
+    char data[];
+} gw_rx;
+
 typedef struct gw_conn {         /* ordered without padding: 120 bytes, a 128-byte malloc chunk */
     struct lws *wsi;
     gw_user *user;                /* NULL until authenticated */
@@ -43,18 +49,21 @@ typedef struct gw_conn {         /* ordered without padding: 120 bytes, a 128-by
         gw_conn_limits lim;       /* once authenticated (limits.h) */
     };
     gw_buf **q;                   /* send queue: ring of 1 << q_shift slots; NULL while empty */
-    char *rx;                     /* NULL unless a message spans several callbacks */
+    gw_rx *rx;                    /* NULL unless a message spans several callbacks */
     gw_member *rooms;             /* live memberships (rooms.c) */
     gw_pending *pending;          /* send_message awaiting ack (actions.c) */
     uint32_t q_first, q_len;      /* ring index of the oldest frame; frames queued */
     uint32_t q_bytes;
-    uint32_t over_since;          /* loop ms (low 32 bits) the queue went over the soft limit; 0 = under */
-    uint32_t rx_len;              /* bytes of a fragmented message in rx */
+    uint32_t exp_s;               /* the token's exp, s since the epoch; 0 while unauthenticated */
+    uint16_t over_since;          /* loop time in 100 ms units (low bit set) the queue went over
+                                     the soft limit; 0 = under */
+    uint16_t expiring_lead_s;     /* token_expiring goes out this long before exp_s */
     uint16_t nrooms;              /* memberships + joins in flight */
     uint16_t npending;
     uint16_t close_code;          /* nonzero: close once the queue is written */
     uint16_t rx_s;                /* keepalive: gw_conn_clock_s() of the last frame received */
-    uint8_t q_shift;
+    uint8_t q_shift : 5;
+    uint8_t expiring_sent : 1;    /* token_expiring went out for the current exp_s */
     uint8_t congested : 1;        /* the last write left bytes in lws's buffer */
     uint8_t pinged : 1;           /* keepalive: a ping went out since rx_s */
     uint8_t ping_due : 1;         /* keepalive: the next WRITEABLE writes a ping first */
@@ -123,6 +132,11 @@ static inline void gw_conn_alive(gw_conn *c, uint16_t now_s)
  * for its ping time (NATTER_PING_INTERVAL_S minus a per-connection stagger of up
  * to a fifth), closes one silent for NATTER_PING_TIMEOUT_S with 1001. */
 void gw_conn_keepalive_sweep(unsigned parts);
+
+/* The token of c is valid until exp (s since the epoch): token_expiring goes out
+ * min(NATTER_TOKEN_EXPIRING_LEAD_S, half the remaining life) before it, and at exp the
+ * connection is closed with 4001 "token expired" unless a refresh moved it. */
+void gw_conn_token_set(gw_conn *c, int64_t exp, int64_t now);
 
 /* Unauthenticated connections, oldest first: the auth timeout sweep. */
 void gw_conn_auth_track(gw_conn *c, int64_t deadline_ms);

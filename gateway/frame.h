@@ -55,7 +55,8 @@ bool gw_fail(gw_error *err, gw_errcode code, const char *fmt, ...)
     X(ONLINE_USERS, "online_users")     \
     X(READ, "read")                     \
     X(DELIVERED, "delivered")           \
-    X(CREATE_ROOM, "create_room")
+    X(CREATE_ROOM, "create_room")       \
+    X(REFRESH, "refresh")
 
 typedef enum {
 #define GW_ACTION_ENUM(name, text) GW_A_##name,

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <uv.h>
 #include "bus.h"
+#include "jwt.h"
 #include "limits.h"
 #include "metrics.h"
 
@@ -40,6 +41,9 @@ typedef struct gw_config {
     uint32_t typing_interval_ms;    /* NATTER_TYPING_INTERVAL_MS: one typing change per user, room */
     uint32_t presence_interval_ms;  /* NATTER_PRESENCE_INTERVAL_MS: one presence change per user */
     gw_rate rates[GW_L_COUNT];      /* NATTER_RATE_* (limits.h) */
+    nt_jwt_rules jwt;               /* NATTER_JWT_SECRET, _LEEWAY_S, _ISSUER, _AUDIENCE,
+                                       NATTER_MAX_TOKEN_LIFETIME_S */
+    uint32_t expiring_lead_s;       /* NATTER_TOKEN_EXPIRING_LEAD_S */
 } gw_config;
 
 typedef struct gw_metrics {

@@ -147,8 +147,8 @@ bool gw_http_bearer(struct lws *wsi, nt_claims *cl, gw_error *err)
     int n = lws_hdr_copy(wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION);
     if (n <= 7 || strncasecmp(auth, "Bearer ", 7) != 0)
         return gw_fail(err, GW_E_UNAUTHORIZED, "missing header 'Authorization: Bearer <JWT>'");
-    if (nt_jwt_verify(auth + 7, (size_t)n - 7, gw.cfg.jwt_secret, nt_now_ms() / 1000, cl, why,
-                      sizeof why) != NT_OK)
+    if (nt_jwt_verify_rules(auth + 7, (size_t)n - 7, &gw.cfg.jwt, nt_now_ms() / 1000, cl, why,
+                            sizeof why) != NT_OK)
         return gw_fail(err, GW_E_UNAUTHORIZED, "%s", why);
     return true;
 }
@@ -473,10 +473,11 @@ static void dev_token(gw_http *h)
                (!json_is_string(app) || !nt_valid_id(json_string_value(app), json_string_length(app)))) {
         respond_error(h, GW_E_BAD_REQUEST, "field 'app' must be 1-64 characters of [A-Za-z0-9_-]");
     } else {
-        char *tok = nt_jwt_sign(gw.cfg.jwt_secret, json_string_value(user),
-                                json_is_string(app) ? json_string_value(app) : "default",
-                                json_is_string(name) ? json_string_value(name) : NULL, NULL,
-                                nt_now_ms() / 1000 + GW_DEV_TOKEN_TTL_S);
+        int64_t now = nt_now_ms() / 1000;
+        char *tok = nt_jwt_sign_at(gw.cfg.jwt_secret, json_string_value(user),
+                                   json_is_string(app) ? json_string_value(app) : "default",
+                                   json_is_string(name) ? json_string_value(name) : NULL, NULL,
+                                   now, now + GW_DEV_TOKEN_TTL_S);
         respond_json(h, 200, json_pack("{s:s}", "token", tok));
         nt_free(tok);
     }

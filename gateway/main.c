@@ -120,6 +120,16 @@ static void read_config(void)
     c->typing_interval_ms = (uint32_t)nt_config_int("NATTER_TYPING_INTERVAL_MS", 1000, 1, 60000);
     c->presence_interval_ms = (uint32_t)nt_config_int("NATTER_PRESENCE_INTERVAL_MS", 1000, 1, 60000);
     gw_limits_configure();
+    c->jwt.secret = c->jwt_secret;
+    c->jwt.leeway_s = nt_config_int("NATTER_JWT_LEEWAY_S", 30, 0, 3600);
+    c->jwt.max_lifetime_s = nt_config_int("NATTER_MAX_TOKEN_LIFETIME_S", 7 * 86400, 60, 366 * 86400);
+    c->jwt.issuer = nt_config_str("NATTER_JWT_ISSUER", "", "required iss of client tokens");
+    c->jwt.audience = nt_config_str("NATTER_JWT_AUDIENCE", "", "required aud of client tokens");
+    if (!c->jwt.issuer[0])
+        c->jwt.issuer = NULL;
+    if (!c->jwt.audience[0])
+        c->jwt.audience = NULL;
+    c->expiring_lead_s = (uint32_t)nt_config_int("NATTER_TOKEN_EXPIRING_LEAD_S", 60, 1, 3600);
     cap_connections_by_fd_limit(c);
 }
 

@@ -72,16 +72,17 @@ static int receive(struct lws *wsi, gw_conn *c, const char *in, size_t len)
     if (lws_frame_is_binary(wsi))
         return close_now(wsi, 1003, "binary frames are not supported");
     bool final = lws_is_final_fragment(wsi);
-    if (!final || c->rx_len) {
-        if ((uint64_t)c->rx_len + len > gw.cfg.max_frame)
+    if (!final || c->rx) {
+        uint32_t have = c->rx ? c->rx->len : 0;
+        if ((uint64_t)have + len > gw.cfg.max_frame)
             return close_now(wsi, 1009, "frame too large");
-        c->rx = nt_realloc(c->rx, c->rx_len + len);
-        memcpy(c->rx + c->rx_len, in, len);
-        c->rx_len += (uint32_t)len;
+        c->rx = nt_realloc(c->rx, sizeof *c->rx + have + len);
+        memcpy(c->rx->data + have, in, len);
+        c->rx->len = have + (uint32_t)len;
         if (!final)
             return 0;
-        in = c->rx;
-        len = c->rx_len;
+        in = c->rx->data;
+        len = c->rx->len;
     }
     if (len > gw.cfg.max_frame)
         return close_now(wsi, 1009, "frame too large");
@@ -91,7 +92,6 @@ static int receive(struct lws *wsi, gw_conn *c, const char *in, size_t len)
         gw_actions_frame(c, in, len);
     nt_free(c->rx);
     c->rx = NULL;
-    c->rx_len = 0;
     return 0;
 }
 

@@ -286,6 +286,81 @@ static void test_malformed(void **state)
     assert_int_equal(nt_jwt_verify("a.b", 3, SECRET, NOW, &c, NULL, 0), NT_EAUTH);
 }
 
+static const char *app_secret(const char *app, const char *kid, void *arg)
+{
+    (void)arg;
+    if (kid && strcmp(kid, "k2") == 0)
+        return "kid-two-secret";
+    return strcmp(app, "acme") == 0 ? "acme-secret" : NULL;
+}
+
+static nt_status verify_rules(const char *tok, const nt_jwt_rules *r, nt_claims *c, char *why)
+{
+    why[0] = '\0';
+    return nt_jwt_verify_rules(tok, strlen(tok), r, NOW, c, why, 64);
+}
+
+static void test_rules(void **state)
+{
+    (void)state;
+    char tok[1024], why[64];
+    nt_claims c;
+    nt_jwt_rules r = { .secret = SECRET, .leeway_s = 30, .max_lifetime_s = 3600 };
+    craft(tok, HS256, "{\"sub\":\"a\",\"exp\":1700000100,\"iat\":1700000020,\"nbf\":1700000010}",
+          EVP_sha256(), SECRET);
+    assert_int_equal(verify_rules(tok, &r, &c, why), NT_OK);       /* within the leeway */
+    assert_int_equal(c.iat, 1700000020);
+    craft(tok, HS256, "{\"sub\":\"a\",\"exp\":1700000100,\"nbf\":1700000031}", EVP_sha256(), SECRET);
+    assert_int_equal(verify_rules(tok, &r, &c, why), NT_EAUTH);
+    assert_string_equal(why, "token not valid yet");
+    craft(tok, HS256, "{\"sub\":\"a\",\"exp\":1700000100,\"iat\":1700000031}", EVP_sha256(), SECRET);
+    assert_int_equal(verify_rules(tok, &r, &c, why), NT_EAUTH);
+    assert_string_equal(why, "token issued in the future");
+    craft(tok, HS256, "{\"sub\":\"a\",\"exp\":1700000100,\"iat\":\"now\"}", EVP_sha256(), SECRET);
+    assert_int_equal(verify_rules(tok, &r, &c, why), NT_EAUTH);
+    assert_string_equal(why, "nbf and iat must be integers");
+    craft(tok, HS256, "{\"sub\":\"a\",\"exp\":1700003601}", EVP_sha256(), SECRET);
+    assert_int_equal(verify_rules(tok, &r, &c, why), NT_EAUTH);
+    assert_string_equal(why, "token lifetime too long");
+
+    r.issuer = "https://auth.example";
+    r.audience = "natter";
+    craft(tok, HS256, "{\"sub\":\"a\",\"exp\":1700000100,\"iss\":\"https://auth.example\","
+                      "\"aud\":[\"x\",\"natter\"]}", EVP_sha256(), SECRET);
+    assert_int_equal(verify_rules(tok, &r, &c, why), NT_OK);
+    craft(tok, HS256, "{\"sub\":\"a\",\"exp\":1700000100,\"iss\":\"evil\",\"aud\":\"natter\"}",
+          EVP_sha256(), SECRET);
+    assert_int_equal(verify_rules(tok, &r, &c, why), NT_EAUTH);
+    assert_string_equal(why, "wrong iss");
+    craft(tok, HS256, "{\"sub\":\"a\",\"exp\":1700000100,\"iss\":\"https://auth.example\","
+                      "\"aud\":\"other\"}", EVP_sha256(), SECRET);
+    assert_int_equal(verify_rules(tok, &r, &c, why), NT_EAUTH);
+    assert_string_equal(why, "wrong aud");
+
+    /* Per-app secrets: an app's tokens verify only with its secret; others fall back. */
+    nt_jwt_rules apps = { .secret = SECRET, .secret_for = app_secret, .leeway_s = 30 };
+    craft(tok, HS256, "{\"sub\":\"a\",\"app\":\"acme\",\"exp\":1700000100}", EVP_sha256(), "acme-secret");
+    assert_int_equal(verify_rules(tok, &apps, &c, why), NT_OK);
+    craft(tok, HS256, "{\"sub\":\"a\",\"app\":\"acme\",\"exp\":1700000100}", EVP_sha256(), SECRET);
+    assert_int_equal(verify_rules(tok, &apps, &c, why), NT_EAUTH);
+    assert_string_equal(why, "bad signature");
+    craft(tok, HS256, "{\"sub\":\"a\",\"app\":\"other\",\"exp\":1700000100}", EVP_sha256(), SECRET);
+    assert_int_equal(verify_rules(tok, &apps, &c, why), NT_OK);
+    craft(tok, "{\"alg\":\"HS256\",\"kid\":\"k2\"}", "{\"sub\":\"a\",\"exp\":1700000100}",
+          EVP_sha256(), "kid-two-secret");
+    assert_int_equal(verify_rules(tok, &apps, &c, why), NT_OK);
+    nt_jwt_rules none = { .secret = NULL, .secret_for = app_secret, .leeway_s = 30 };
+    craft(tok, HS256, "{\"sub\":\"a\",\"app\":\"other\",\"exp\":1700000100}", EVP_sha256(), SECRET);
+    assert_int_equal(verify_rules(tok, &none, &c, why), NT_EAUTH);
+    assert_string_equal(why, "unknown app");
+
+    char *signed_tok = nt_jwt_sign_at(SECRET, "bob", NULL, NULL, NULL, NOW - 5, NOW + 60);
+    nt_jwt_rules plain = { .secret = SECRET, .leeway_s = 30 };
+    assert_int_equal(verify_rules(signed_tok, &plain, &c, why), NT_OK);
+    assert_int_equal(c.iat, NOW - 5);
+    nt_free(signed_tok);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -302,6 +377,7 @@ int main(void)
         cmocka_unit_test(test_bad_app),
         cmocka_unit_test(test_name_truncated_on_char_boundary),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_rules),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     return rc != 0 ? rc : nt_alloc_used() != 0;
