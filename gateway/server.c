@@ -25,12 +25,6 @@ typedef struct gw_pss {            /* lws per-session data */
 
 static lws_retry_bo_t retry;
 
-static int close_now(struct lws *wsi, uint16_t code, const char *why)
-{
-    lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)why, strlen(why));
-    return -1;
-}
-
 static int confirm_upgrade(struct lws *wsi)
 {
     char uri[128];
@@ -63,19 +57,33 @@ static void established(struct lws *wsi, gw_pss *pss)
         gw_conn_auth_track(c, nt_now_ms() + gw.cfg.auth_timeout_ms);
 }
 
+/* Closes c with code through the send queue (close frame, then a half-close that
+ * waits for the peer: gw_conn_close), dropping what it still sends. Hanging up from
+ * here would reset a socket still holding the rest of the offending frame, and the
+ * peer would see 1006 instead of the code. */
+static int close_soon(gw_conn *c, uint16_t code)
+{
+    nt_free(c->rx);
+    c->rx = NULL;
+    gw_conn_close(c, code);
+    return 0;
+}
+
 /* Reassembles a message from lws's RX chunks and hands complete ones on. */
 static int receive(struct lws *wsi, gw_conn *c, const char *in, size_t len)
 {
     if (!c)
         return -1;
     gw_conn_alive(c, gw_conn_clock_s());
+    if (c->close_code)
+        return 0;                          /* closing: what still comes is dropped */
     if (lws_frame_is_binary(wsi))
-        return close_now(wsi, 1003, "binary frames are not supported");
+        return close_soon(c, 1003);
     bool final = lws_is_final_fragment(wsi);
     if (!final || c->rx) {
         uint32_t have = c->rx ? c->rx->len : 0;
         if ((uint64_t)have + len > gw.cfg.max_frame)
-            return close_now(wsi, 1009, "frame too large");
+            return close_soon(c, 1009);
         c->rx = nt_realloc(c->rx, sizeof *c->rx + have + len);
         memcpy(c->rx->data + have, in, len);
         c->rx->len = have + (uint32_t)len;
@@ -85,11 +93,10 @@ static int receive(struct lws *wsi, gw_conn *c, const char *in, size_t len)
         len = c->rx->len;
     }
     if (len > gw.cfg.max_frame)
-        return close_now(wsi, 1009, "frame too large");
+        return close_soon(c, 1009);
     if (!nt_valid_utf8(in, len))
-        return close_now(wsi, 1007, "invalid UTF-8");
-    if (!c->close_code)
-        gw_actions_frame(c, in, len);
+        return close_soon(c, 1007);
+    gw_actions_frame(c, in, len);
     nt_free(c->rx);
     c->rx = NULL;
     return 0;
