@@ -4,6 +4,7 @@
 #include "bus.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,10 +12,12 @@
 #include <pthread.h>
 
 #include "alloc.h"
+#include "config.h"
 #include "log.h"
 #include "map.h"
 #include "metrics.h"
 #include "mpsc.h"
+#include "nkey.h"
 
 /* cnats ships its libuv adapter as a header with function bodies: include it
  * in exactly this one translation unit. */
@@ -90,6 +93,9 @@ struct nt_bus {
     uv_timer_t req_timer;
     atomic_bool connected;
     atomic_bool closing;      /* nt_bus_destroy started: disconnect is expected */
+    atomic_bool up;           /* the first connect succeeded */
+    const char *auth;         /* the settings holding the credentials (apply_auth), or NULL */
+    char url_shown[256];      /* the URL without its password, for messages */
     atomic_uint_fast64_t dropped;
     atomic_uint_fast64_t reconnects;
 
@@ -421,9 +427,44 @@ static void on_reconnected(natsConnection *nc, void *closure)
     nt_info("nats: reconnected");
 }
 
+/* cnats closes a connection for good, with reconnects unlimited, only when the
+ * server refused the credentials twice in a row (a password rotated under a running
+ * process) or sent an error it does not know. Nothing brings that connection back,
+ * and /readyz would stay 503 while /healthz stays 200, so the process ends like a
+ * refused login at start (one line, exit 2) and its supervisor starts it again with
+ * the settings it has then. On the loop thread (posted from on_closed). */
+static void closed_for_good(void *arg)
+{
+    nt_bus *bus = arg;
+    const char *text = NULL;
+    natsStatus s = natsConnection_GetLastError(bus->nc, &text);
+    char detail[256];
+    nt_config_redact_url(text && *text ? text : "no details", detail, sizeof(detail));
+    if (s == NATS_CONNECTION_AUTH_FAILED || strstr(detail, "Authorization Violation"))
+        nt_config_fatal("NATS at %s (NATTER_NATS_URL) closed the connection for good: "
+                        "authorization violation: the server refused %s", bus->url_shown,
+                        bus->auth ? bus->auth : "to go on without credentials");
+    nt_config_fatal("NATS at %s (NATTER_NATS_URL) closed the connection for good: %s",
+                    bus->url_shown, detail);
+}
+
+static void on_closed(natsConnection *nc, void *closure)
+{
+    nt_bus *bus = closure;
+    if (!atomic_load(&bus->up) || atomic_load(&bus->closing))
+        return;
+    if (nt_bus_post(bus, closed_for_good, bus) != NT_OK)
+        nt_config_fatal("NATS at %s (NATTER_NATS_URL) closed the connection for good",
+                        bus->url_shown);
+}
+
 static void on_nats_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
-    nt_warn("nats: asynchronous error: %s", natsStatus_GetText(err));
+    /* The server's text names the subject of a permissions violation. */
+    const char *text = NULL;
+    natsConnection_GetLastError(nc, &text);
+    nt_warn("nats: asynchronous error: %s%s%s", natsStatus_GetText(err), text && *text ? ": " : "",
+            text && *text ? text : "");
 }
 
 /* ---- requests ---- */
@@ -686,6 +727,186 @@ void nt_bus_register_metrics(nt_bus *bus, const char *prefix)
     }
 }
 
+/* ---- credentials and TLS (NATTER_NATS_*) ----
+ * Read here, not in each main.c, so every process and every connection (the
+ * persister's start-up one too) authenticates the same way. One way to
+ * authenticate at a time: credentials in the URL, user + password, a token, an
+ * NKey seed or a .creds file. A bad combination or an unreadable file is a bad
+ * setting (exit 2); the server refusing the credentials is a connect error. */
+
+#define NKEY_FILE_MAX 65536
+
+/* cnats's last error of this thread without its "(file.c:123): " prefix, and
+ * without a password should it quote a URL. */
+static const char *last_error(char *buf, size_t len)
+{
+    const char *e = nats_GetLastError(NULL);
+    if (!e || !*e)
+        return "no details";
+    const char *cut = e[0] == '(' ? strstr(e, "): ") : NULL;
+    return nt_config_redact_url(cut ? cut + 3 : e, buf, len);
+}
+
+/* True when one of the (comma-separated) URLs carries user info ("user:pass@",
+ * "token@"). */
+static bool url_has_credentials(const char *url)
+{
+    for (const char *p = strstr(url, "://"); p; p = strstr(p, "://")) {
+        p += 3;
+        size_t authority = strcspn(p, "/,?#");
+        if (memchr(p, '@', authority))
+            return true;
+    }
+    return false;
+}
+
+/* Reads the NKey seed file and sets the NKey with its public key, which cnats
+ * wants besides the file and which the seed determines. */
+static void set_nkey_from_seed_file(natsOptions *opts, const char *path)
+{
+    char why[160], detail[256];
+    char pub[NT_NKEY_PUBLIC_LEN + 1];
+    char *text = nt_malloc(NKEY_FILE_MAX);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        nt_config_fatal("cannot read NATTER_NATS_NKEY_SEED_FILE=%s: %s", path, strerror(errno));
+    size_t n = fread(text, 1, NKEY_FILE_MAX, f);
+    int rerr = ferror(f);
+    fclose(f);
+    if (rerr)
+        nt_config_fatal("cannot read NATTER_NATS_NKEY_SEED_FILE=%s", path);
+    int rc = nt_nkey_user_public(text, n, pub, why, sizeof(why));
+    explicit_bzero(text, NKEY_FILE_MAX);
+    nt_free(text);
+    if (rc != 0)
+        nt_config_fatal("NATTER_NATS_NKEY_SEED_FILE=%s is invalid: %s", path, why);
+    if (natsOptions_SetNKeyFromSeed(opts, pub, path) != NATS_OK)
+        nt_config_fatal("NATTER_NATS_NKEY_SEED_FILE=%s is invalid: %s", path,
+                        last_error(detail, sizeof(detail)));
+}
+
+/* TLS from NATTER_NATS_TLS_CA / _CERT / _KEY. A tls:// URL, or a server that
+ * requires TLS, turns it on too; without NATTER_NATS_TLS_CA cnats checks the
+ * server against OpenSSL's default trust store (the system's, or SSL_CERT_FILE). */
+static void apply_tls(natsOptions *opts)
+{
+    const char *ca = nt_config_str("NATTER_NATS_TLS_CA", "", NULL);
+    const char *cert = nt_config_str("NATTER_NATS_TLS_CERT", "", NULL);
+    const char *key = nt_config_str("NATTER_NATS_TLS_KEY", "", NULL);
+    char detail[256];
+
+    if (!*cert != !*key)
+        nt_config_fatal("NATTER_NATS_TLS_CERT and NATTER_NATS_TLS_KEY go together: set both or "
+                        "neither");
+    if (!*ca && !*cert)
+        return;
+    if (natsOptions_SetSecure(opts, true) != NATS_OK)
+        nt_config_fatal("cannot turn on TLS for NATS (NATTER_NATS_TLS_CA): %s",
+                        last_error(detail, sizeof(detail)));
+    if (*ca && natsOptions_LoadCATrustedCertificates(opts, ca) != NATS_OK)
+        nt_config_fatal("cannot load NATTER_NATS_TLS_CA=%s: %s", ca,
+                        last_error(detail, sizeof(detail)));
+    if (*cert && natsOptions_LoadCertificatesChain(opts, cert, key) != NATS_OK)
+        nt_config_fatal("cannot load NATTER_NATS_TLS_CERT=%s / NATTER_NATS_TLS_KEY=%s: %s", cert,
+                        key, last_error(detail, sizeof(detail)));
+}
+
+/* Applies the credentials and TLS settings to opts (exit 2 on a bad one). Returns
+ * the settings that carry the credentials, for error messages, or NULL when none. */
+static const char *apply_auth(natsOptions *opts, const char *url)
+{
+    const char *user = nt_config_str("NATTER_NATS_USER", "", NULL);
+    const char *password = nt_config_str("NATTER_NATS_PASSWORD", "", NULL);
+    const char *token = nt_config_str("NATTER_NATS_TOKEN", "", NULL);
+    const char *seed = nt_config_str("NATTER_NATS_NKEY_SEED_FILE", "", NULL);
+    const char *creds = nt_config_str("NATTER_NATS_CREDS_FILE", "", NULL);
+    const char *ways[5];
+    int n = 0;
+
+    if (url_has_credentials(url))
+        ways[n++] = "the credentials in NATTER_NATS_URL";
+    if (*user || *password)
+        ways[n++] = "NATTER_NATS_USER/NATTER_NATS_PASSWORD";
+    if (*token)
+        ways[n++] = "NATTER_NATS_TOKEN";
+    if (*seed)
+        ways[n++] = "NATTER_NATS_NKEY_SEED_FILE";
+    if (*creds)
+        ways[n++] = "NATTER_NATS_CREDS_FILE";
+    if (n > 1)
+        nt_config_fatal("NATS credentials are set twice (%s and %s): use one way to authenticate",
+                        ways[0], ways[1]);
+    if (!*user != !*password)
+        nt_config_fatal("NATTER_NATS_USER and NATTER_NATS_PASSWORD go together: set both");
+
+    natsStatus s = NATS_OK;
+    if (*user)
+        s = natsOptions_SetUserInfo(opts, user, password);
+    else if (*token)
+        s = natsOptions_SetToken(opts, token);
+    else if (*seed)
+        set_nkey_from_seed_file(opts, seed);
+    else if (*creds) {
+        FILE *f = fopen(creds, "r");
+        if (!f)
+            nt_config_fatal("cannot read NATTER_NATS_CREDS_FILE=%s: %s", creds, strerror(errno));
+        fclose(f);
+        s = natsOptions_SetUserCredentialsFromFiles(opts, creds, NULL);
+    }
+    if (s != NATS_OK)
+        nt_config_fatal("cannot set the NATS credentials (%s): %s", ways[0], natsStatus_GetText(s));
+    apply_tls(opts);
+    return n ? ways[0] : NULL;
+}
+
+/* Why a connect failed, for "cannot reach NATS at <url> (NATTER_NATS_URL): <err>":
+ * a refused login names the settings to look at. Never the URL itself (main.c
+ * shows it without its password). */
+static void connect_error(natsStatus s, const char *auth, char *err, size_t errlen)
+{
+    char detail[256];
+    if (s == NATS_CONNECTION_AUTH_FAILED && auth)
+        snprintf(err, errlen, "authorization violation: the server refused %s", auth);
+    else if (s == NATS_CONNECTION_AUTH_FAILED)
+        snprintf(err, errlen, "authorization violation: the server wants credentials and none "
+                 "are set (NATTER_NATS_USER/NATTER_NATS_PASSWORD, NATTER_NATS_TOKEN, "
+                 "NATTER_NATS_NKEY_SEED_FILE or NATTER_NATS_CREDS_FILE)");
+    else if (s == NATS_SSL_ERROR)
+        snprintf(err, errlen, "TLS: %s (NATTER_NATS_TLS_CA, NATTER_NATS_TLS_CERT, "
+                 "NATTER_NATS_TLS_KEY)", last_error(detail, sizeof(detail)));
+    else if (s == NATS_SECURE_CONNECTION_WANTED)
+        snprintf(err, errlen, "the server offers no TLS, which NATTER_NATS_TLS_CA / "
+                 "NATTER_NATS_TLS_CERT or a tls:// URL ask for");
+    else if (s == NATS_ERR && auth)
+        snprintf(err, errlen, "%s (%s)", last_error(detail, sizeof(detail)), auth);
+    else
+        snprintf(err, errlen, "%s", natsStatus_GetText(s));
+}
+
+nt_status nt_bus_connect_plain(const char *url, const char *name, natsConnection **out,
+                               char *err, size_t errlen)
+{
+    natsOptions *opts = NULL;
+    const char *auth = NULL;
+    natsStatus s = natsOptions_Create(&opts);
+    if (s == NATS_OK)
+        s = natsOptions_SetURL(opts, url);
+    if (s == NATS_OK && name)
+        s = natsOptions_SetName(opts, name);
+    if (s == NATS_OK)
+        s = natsOptions_SetTimeout(opts, 3000);
+    if (s == NATS_OK) {
+        auth = apply_auth(opts, url);
+        s = natsConnection_Connect(out, opts);
+    }
+    natsOptions_Destroy(opts);
+    if (s != NATS_OK) {
+        connect_error(s, auth, err, errlen);
+        return NT_ECONN;
+    }
+    return NT_OK;
+}
+
 /* ---- life cycle ---- */
 
 static size_t pow2_at_least(size_t n)
@@ -738,15 +959,21 @@ nt_status nt_bus_create(uv_loop_t *loop, const nt_bus_opts *o, nt_bus **out,
     if (s == NATS_OK)
         s = natsOptions_SetErrorHandler(bus->opts, on_nats_error, bus);
     if (s == NATS_OK)
+        s = natsOptions_SetClosedCB(bus->opts, on_closed, bus);
+    if (s == NATS_OK)
         s = natsOptions_SetEventLoop(bus->opts, loop, natsLibuv_Attach, natsLibuv_Read,
                                      natsLibuv_Write, natsLibuv_Detach);
-    if (s == NATS_OK)
+    nt_config_redact_url(o->url, bus->url_shown, sizeof(bus->url_shown));
+    if (s == NATS_OK) {
+        bus->auth = apply_auth(bus->opts, o->url);
         s = natsConnection_Connect(&bus->nc, bus->opts);
+    }
     if (s != NATS_OK) {
-        snprintf(err, errlen, "%s", natsStatus_GetText(s));
+        connect_error(s, bus->auth, err, errlen);
         goto err;
     }
     atomic_store(&bus->connected, true);
+    atomic_store(&bus->up, true);
     bus->want_fast = o->loop_delivery;
     if (o->loop_delivery) {
         bus_set_filter_fn set_filter;

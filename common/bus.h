@@ -47,6 +47,22 @@ typedef struct nt_bus_opts {
  * NT_ECONN and writes the reason into err. */
 nt_status nt_bus_create(uv_loop_t *loop, const nt_bus_opts *opts, nt_bus **out,
                         char *err, size_t errlen);
+/* Credentials and TLS, for nt_bus_create and nt_bus_connect_plain alike, come from
+ * the environment (README's table): NATTER_NATS_USER + NATTER_NATS_PASSWORD, or
+ * NATTER_NATS_TOKEN, NATTER_NATS_NKEY_SEED_FILE, NATTER_NATS_CREDS_FILE, or user
+ * info in the URL — one of them; NATTER_NATS_TLS_CA, NATTER_NATS_TLS_CERT +
+ * NATTER_NATS_TLS_KEY. A bad combination or an unreadable file ends the process
+ * (exit 2, config.h); a refused login is NT_ECONN with "authorization violation"
+ * and the settings to check in err. err never holds the URL or a secret. Later, a
+ * connection that cnats closes for good (the credentials refused twice on a
+ * reconnect) ends the process the same way: one line, exit 2, to be started again. */
+
+/* A plain blocking connection with the bus's credentials and TLS but no event loop
+ * and no reconnects, for short start-up work before the loop runs (the persister
+ * sets up its JetStream stream with it). The caller destroys *out. On failure
+ * returns NT_ECONN and writes the reason into err. */
+nt_status nt_bus_connect_plain(const char *url, const char *name, natsConnection **out,
+                               char *err, size_t errlen);
 /* Closes the connection and frees everything; pending request callbacks are not
  * called. Process exit only: it waits for cnats's own threads (nats_CloseAndWait),
  * so every thread of ours using nt_bus_conn must have stopped. Run the loop

@@ -80,6 +80,41 @@ int nt_config_bool(const char *name, int def)
                     name, v);
 }
 
+static size_t put(char *buf, size_t len, size_t at, const char *s, size_t n)
+{
+    while (n-- > 0 && at + 1 < len)
+        buf[at++] = *s++;
+    return at;
+}
+
+const char *nt_config_redact_url(const char *url, char *buf, size_t len)
+{
+    size_t at = 0;
+    const char *p = url;
+
+    if (len == 0)
+        return buf;
+    for (const char *sep; (sep = strstr(p, "://")) != NULL;) {
+        at = put(buf, len, at, p, (size_t)(sep + 3 - p));
+        p = sep + 3;
+        size_t authority = strcspn(p, "/,?#");
+        const char *userinfo_end = NULL;
+        for (const char *q = p; q < p + authority; q++)
+            if (*q == '@')
+                userinfo_end = q;           /* the last '@': a password may hold one */
+        if (userinfo_end) {
+            const char *colon = memchr(p, ':', (size_t)(userinfo_end - p));
+            if (colon)
+                at = put(buf, len, at, p, (size_t)(colon + 1 - p));
+            at = put(buf, len, at, "***", 3);
+            p = userinfo_end;
+        }
+    }
+    at = put(buf, len, at, p, strlen(p));
+    buf[at] = '\0';
+    return buf;
+}
+
 int nt_config_split_hostport(const char *s, char *host, unsigned hostlen, int *port)
 {
     if (s == NULL || hostlen == 0)

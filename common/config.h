@@ -2,6 +2,7 @@
 #ifndef NT_CONFIG_H
 #define NT_CONFIG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define NT_EXIT_CONFIG 2
@@ -22,6 +23,12 @@ int nt_config_bool(const char *name, int def);
 /* Prints "natter-<proc>: <formatted message>" to stderr and exits 2. For a
  * dependency unreachable at start, e.g. nt_config_fatal("cannot reach NATS at %s (NATTER_NATS_URL): %s", …). */
 void nt_config_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* A URL (or comma-separated URLs) fit for logs and errors: the password of any user
+ * info ("scheme://user:secret@host") becomes "***", and so does user info without
+ * a colon (a token: "scheme://secret@host"). Writes into buf (truncated to len)
+ * and returns it. */
+const char *nt_config_redact_url(const char *url, char *buf, size_t len);
 
 /* Splits "host:port" (host may be empty or "*" for all interfaces). Returns 0 or -1. */
 int nt_config_split_hostport(const char *s, char *host, unsigned hostlen, int *port);

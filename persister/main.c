@@ -129,11 +129,11 @@ static void ensure_stream(const ps_config *c)
 {
     natsConnection *nc = NULL;
     jsCtx *js = NULL;
-    natsStatus s = natsConnection_ConnectTo(&nc, c->nats_url);
-    if (s != NATS_OK)
-        nt_config_fatal("cannot reach NATS at %s (NATTER_NATS_URL): %s", c->nats_url,
-                        natsStatus_GetText(s));
-    s = natsConnection_JetStream(&js, nc, NULL);
+    char err[256], shown[512];
+    nt_config_redact_url(c->nats_url, shown, sizeof shown);
+    if (nt_bus_connect_plain(c->nats_url, "natter-persister", &nc, err, sizeof err) != NT_OK)
+        nt_config_fatal("cannot reach NATS at %s (NATTER_NATS_URL): %s", shown, err);
+    natsStatus s = natsConnection_JetStream(&js, nc, NULL);
     const char *subjects[] = { "natter.in.>" };
     jsStreamConfig sc;
     jsStreamConfig_Init(&sc);
@@ -165,7 +165,7 @@ static void ensure_stream(const ps_config *c)
     }
     if (s != NATS_OK)
         nt_config_fatal("cannot create JetStream stream %s at %s (NATTER_NATS_URL; is JetStream "
-                        "enabled?): %s (jetstream error %d)", PS_STREAM, c->nats_url,
+                        "enabled?): %s (jetstream error %d)", PS_STREAM, shown,
                         natsStatus_GetText(s), (int)jerr);
     jsStreamInfo_Destroy(si);
     jsCtx_Destroy(js);
@@ -295,7 +295,8 @@ int main(void)
     ps_migrate(ctx->cfg.pg_url, ctx->cfg.migrations_dir);
     register_metrics(&ctx->m);
 
-    char err[256] = "";
+    char err[256] = "", nats_shown[512];
+    nt_config_redact_url(ctx->cfg.nats_url, nats_shown, sizeof nats_shown);
     nt_bus_opts bo = {
         .url = ctx->cfg.nats_url,
         .name = "natter-persister",
@@ -304,7 +305,7 @@ int main(void)
         .max_requests = 1024,
     };
     if (nt_bus_create(ctx->loop, &bo, &ctx->bus, err, sizeof(err)) != NT_OK)
-        nt_config_fatal("cannot reach NATS at %s (NATTER_NATS_URL): %s", ctx->cfg.nats_url, err);
+        nt_config_fatal("cannot reach NATS at %s (NATTER_NATS_URL): %s", nats_shown, err);
     nt_bus_register_metrics(ctx->bus, "natter_persister");
     ensure_stream(&ctx->cfg);
 
@@ -320,7 +321,7 @@ int main(void)
     ctx->rpc = ps_rpc_create(ctx);
     if (ctx->rpc == NULL)
         nt_config_fatal("cannot subscribe the persister rpc subjects at %s (NATTER_NATS_URL)",
-                        ctx->cfg.nats_url);
+                        nats_shown);
     nt_metric_gauge_fn("natter_persister_rpc_pending", "RPC requests waiting for PostgreSQL",
                        rpc_pending_gauge, ctx);
     nt_status st = nt_metrics_listen(ctx->loop, ctx->cfg.metrics_listen, ready, ctx);

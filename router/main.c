@@ -29,6 +29,10 @@
 typedef struct redis_addr {
     char host[256];               /* IP literal */
     int port;
+    char *username;               /* AUTH username password (ACL); NULL: AUTH password */
+    char *password;               /* NULL: no AUTH */
+    const char *auth_from;        /* the settings holding them, for errors */
+    const char *shown;            /* NATTER_REDIS_URL without its password */
 } redis_addr;
 
 typedef struct app {
@@ -45,11 +49,80 @@ typedef struct app {
     bool drain_started;
 } app;
 
-/* Parses NATTER_REDIS_URL "redis://host[:port][/0]" into an IP literal and a port.
- * A host name is resolved here, once, at start-up (before the loop runs):
- * hiredis would otherwise resolve it with a blocking getaddrinfo on the loop at
- * every reconnect. Point it at a stable address (a Kubernetes Service). Exits 2
- * on a bad URL or a name that does not resolve. */
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* s[0..n) with %XX escapes decoded (a password may hold '@', ':' or '/' written so);
+ * NULL on a bad escape or an escaped NUL. */
+static char *percent_decode(const char *s, size_t n)
+{
+    char *out = nt_malloc(n + 1);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '%') {
+            out[k++] = s[i];
+            continue;
+        }
+        int hi = i + 2 < n ? hex_value(s[i + 1]) : -1;
+        int lo = i + 2 < n ? hex_value(s[i + 2]) : -1;
+        if (hi < 0 || lo < 0 || hi * 16 + lo == 0) {
+            nt_free(out);
+            return NULL;
+        }
+        out[k++] = (char)(hi * 16 + lo);
+        i += 2;
+    }
+    out[k] = '\0';
+    return out;
+}
+
+/* The user info of NATTER_REDIS_URL ("[user]:password", percent-encoded), or
+ * NATTER_REDIS_PASSWORD (+ NATTER_REDIS_USERNAME): not both. Exits 2 on a bad one. */
+static void parse_redis_auth(const char *ui, size_t n, redis_addr *out)
+{
+    const char *env_pass = nt_config_str("NATTER_REDIS_PASSWORD", "", NULL);
+    const char *env_user = nt_config_str("NATTER_REDIS_USERNAME", "", NULL);
+
+    if (*env_user && !*env_pass)
+        nt_config_fatal("NATTER_REDIS_USERNAME is set without NATTER_REDIS_PASSWORD: set both");
+    if (ui && *env_pass)
+        nt_config_fatal("NATTER_REDIS_URL=%s carries credentials and NATTER_REDIS_PASSWORD is set "
+                        "too: use one", out->shown);
+    if (!ui) {
+        if (*env_pass) {
+            out->password = nt_strdup(env_pass);
+            out->username = *env_user ? nt_strdup(env_user) : NULL;
+            out->auth_from = *env_user ? "NATTER_REDIS_USERNAME/NATTER_REDIS_PASSWORD"
+                                       : "NATTER_REDIS_PASSWORD";
+        }
+        return;
+    }
+    const char *colon = memchr(ui, ':', n);
+    if (!colon)
+        nt_config_fatal("NATTER_REDIS_URL=%s is invalid: credentials are redis://:password@host "
+                        "or redis://user:password@host", out->shown);
+    size_t ulen = (size_t)(colon - ui);
+    out->username = ulen ? percent_decode(ui, ulen) : NULL;
+    out->password = percent_decode(colon + 1, n - ulen - 1);
+    if ((ulen && !out->username) || !out->password)
+        nt_config_fatal("NATTER_REDIS_URL=%s is invalid: bad %%XX escape in the credentials",
+                        out->shown);
+    if (!out->password[0])
+        nt_config_fatal("NATTER_REDIS_URL=%s is invalid: empty password", out->shown);
+    out->auth_from = "NATTER_REDIS_URL";
+}
+
+/* Parses NATTER_REDIS_URL "redis://[[user]:password@]host[:port][/0]" into an IP
+ * literal, a port and the credentials (parse_redis_auth). A host name is resolved
+ * here, once, at start-up (before the loop runs): hiredis would otherwise resolve
+ * it with a blocking getaddrinfo on the loop at every reconnect. Point it at a
+ * stable address (a Kubernetes Service). Exits 2 on a bad URL or a name that does
+ * not resolve. Messages show out->shown, the URL without its password. */
 static void parse_redis_url(const char *url, redis_addr *out)
 {
     const char *s = url;
@@ -59,26 +132,31 @@ static void parse_redis_url(const char *url, redis_addr *out)
     if (strncmp(s, "redis://", 8) == 0)
         s += 8;
     const char *end = s + strcspn(s, "/");
-    if (memchr(s, '@', (size_t)(end - s)))
-        nt_config_fatal("NATTER_REDIS_URL=%s is invalid: credentials are not supported", url);
+    const char *at = NULL;
+    for (const char *q = s; q < end; q++)
+        if (*q == '@')
+            at = q;
+    parse_redis_auth(at ? s : NULL, at ? (size_t)(at - s) : 0, out);
+    if (at)
+        s = at + 1;
     if (*end && strcmp(end, "/") != 0 && strcmp(end, "/0") != 0)
-        nt_config_fatal("NATTER_REDIS_URL=%s is invalid: only database 0 is supported", url);
+        nt_config_fatal("NATTER_REDIS_URL=%s is invalid: only database 0 is supported", out->shown);
 
     const char *port_s = NULL;
     if (*s == '[') {
         const char *close = memchr(s, ']', (size_t)(end - s));
         if (!close || (close + 1 != end && close[1] != ':'))
-            nt_config_fatal("NATTER_REDIS_URL=%s is invalid: bad IPv6 address", url);
+            nt_config_fatal("NATTER_REDIS_URL=%s is invalid: bad IPv6 address", out->shown);
         hlen = (size_t)(close - s - 1);
         if (hlen >= sizeof(host))
-            nt_config_fatal("NATTER_REDIS_URL=%s is invalid: host too long", url);
+            nt_config_fatal("NATTER_REDIS_URL=%s is invalid: host too long", out->shown);
         memcpy(host, s + 1, hlen);
         port_s = close + 1 != end ? close + 2 : NULL;
     } else {
         const char *colon = memchr(s, ':', (size_t)(end - s));
         hlen = (size_t)((colon ? colon : end) - s);
         if (hlen >= sizeof(host))
-            nt_config_fatal("NATTER_REDIS_URL=%s is invalid: host too long", url);
+            nt_config_fatal("NATTER_REDIS_URL=%s is invalid: host too long", out->shown);
         memcpy(host, s, hlen);
         port_s = colon ? colon + 1 : NULL;
     }
@@ -89,7 +167,7 @@ static void parse_redis_url(const char *url, redis_addr *out)
         char *pend;
         long p = strtol(port_s, &pend, 10);
         if (pend == port_s || pend != end || p < 1 || p > 65535)
-            nt_config_fatal("NATTER_REDIS_URL=%s is invalid: bad port", url);
+            nt_config_fatal("NATTER_REDIS_URL=%s is invalid: bad port", out->shown);
         out->port = (int)p;
     }
 
@@ -102,7 +180,8 @@ static void parse_redis_url(const char *url, redis_addr *out)
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(host, NULL, &hints, &res);
     if (rc != 0 || !res)
-        nt_config_fatal("cannot resolve the host of NATTER_REDIS_URL=%s: %s", url, gai_strerror(rc));
+        nt_config_fatal("cannot resolve the host of NATTER_REDIS_URL=%s: %s", out->shown,
+                        gai_strerror(rc));
     const void *addr = res->ai_family == AF_INET6
                            ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
                            : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
@@ -110,8 +189,10 @@ static void parse_redis_url(const char *url, redis_addr *out)
     freeaddrinfo(res);
 }
 
-/* Start-up only: a blocking connect + PING before the loop runs. Exits 2 when unreachable. */
-static void check_redis(const char *url, const redis_addr *a)
+/* Start-up only: a blocking connect, AUTH when configured, and PING before the loop
+ * runs. Exits 2 when unreachable or when Redis refuses the credentials (or wants
+ * some and has none). */
+static void check_redis(const redis_addr *a)
 {
     struct timeval tv = { REDIS_CHECK_MS / 1000, (REDIS_CHECK_MS % 1000) * 1000 };
     redisContext *c = redisConnectWithTimeout(a->host, a->port, tv);
@@ -120,15 +201,32 @@ static void check_redis(const char *url, const redis_addr *a)
     if (!c || c->err) {
         snprintf(why, sizeof(why), "%s", c ? c->errstr : "cannot allocate a context");
         redisFree(c);
-        nt_config_fatal("cannot reach Redis at %s (NATTER_REDIS_URL): %s", url, why);
+        nt_config_fatal("cannot reach Redis at %s (NATTER_REDIS_URL): %s", a->shown, why);
     }
     redisSetTimeout(c, tv);
-    redisReply *reply = redisCommand(c, "PING");
+    redisReply *reply;
+    if (a->password) {
+        reply = a->username ? redisCommand(c, "AUTH %s %s", a->username, a->password)
+                            : redisCommand(c, "AUTH %s", a->password);
+        if (!reply || reply->type == REDIS_REPLY_ERROR) {
+            snprintf(why, sizeof(why), "%s", reply ? reply->str : c->errstr);
+            freeReplyObject(reply);
+            redisFree(c);
+            nt_config_fatal("Redis at %s refused the credentials in %s: %s", a->shown,
+                            a->auth_from, why);
+        }
+        freeReplyObject(reply);
+    }
+    reply = redisCommand(c, "PING");
     if (!reply || reply->type == REDIS_REPLY_ERROR) {
         snprintf(why, sizeof(why), "%s", reply ? reply->str : c->errstr);
         freeReplyObject(reply);
         redisFree(c);
-        nt_config_fatal("cannot reach Redis at %s (NATTER_REDIS_URL): PING failed: %s", url, why);
+        if (strncmp(why, "NOAUTH", 6) == 0)
+            nt_config_fatal("Redis at %s wants a password (%s): set NATTER_REDIS_PASSWORD or put "
+                            "it in NATTER_REDIS_URL (redis://:password@host:port)", a->shown, why);
+        nt_config_fatal("cannot reach Redis at %s (NATTER_REDIS_URL): PING failed: %s", a->shown,
+                        why);
     }
     freeReplyObject(reply);
     redisFree(c);
@@ -259,7 +357,8 @@ int main(void)
     rt_router *rt = &a.rt;
     uv_loop_t loop;
     char err[256];
-    redis_addr raddr;
+    redis_addr raddr = { 0 };
+    char nats_shown[512], redis_shown[512];  /* the URLs without their passwords */
 
     if (nt_log_init("natter-router") != 0)
         nt_config_fatal("NATTER_LOG_LEVEL=%s is invalid: expected debug, info, warn or error",
@@ -274,15 +373,17 @@ int main(void)
     rt->request_timeout_ms = (int)nt_config_int("NATTER_REQUEST_TIMEOUT_MS", 5000, 100, 600000);
     size_t max_inflight = (size_t)nt_config_int("NATTER_REDIS_MAX_INFLIGHT", 10000, 1, 1000000);
     size_t bus_queue = (size_t)nt_config_int("NATTER_BUS_QUEUE", 65536, 16, 16777216);
+    nt_config_redact_url(nats_url, nats_shown, sizeof nats_shown);
+    raddr.shown = nt_config_redact_url(redis_url, redis_shown, sizeof redis_shown);
     parse_redis_url(redis_url, &raddr);
 
-    check_redis(redis_url, &raddr);
+    check_redis(&raddr);
 
     uv_loop_init(&loop);
     rt->loop = &loop;
     nt_bus_opts bopts = { .url = nats_url, .name = "natter-router", .queue_capacity = bus_queue };
     if (nt_bus_create(&loop, &bopts, &rt->bus, err, sizeof(err)) != NT_OK)
-        nt_config_fatal("cannot reach NATS at %s (NATTER_NATS_URL): %s", nats_url, err);
+        nt_config_fatal("cannot reach NATS at %s (NATTER_NATS_URL): %s", nats_shown, err);
     nt_bus_register_metrics(rt->bus, "natter_router");
 
     register_metrics(rt);
@@ -294,11 +395,18 @@ int main(void)
     rt_redis_opts ropts = {
         .host = raddr.host,
         .port = raddr.port,
+        .username = raddr.username,
+        .password = raddr.password,
         .max_inflight = max_inflight,
         .errors = rt->m.redis_errors,
         .rejected = rt->m.redis_rejected,
     };
-    rt->redis = rt_redis_create(&loop, &ropts);
+    rt->redis = rt_redis_create(&loop, &ropts);       /* keeps its own copies */
+    bool redis_auth = raddr.password != NULL;
+    if (raddr.password)
+        explicit_bzero(raddr.password, strlen(raddr.password));
+    nt_free(raddr.password);
+    nt_free(raddr.username);
 
     a.rooms = rt_rooms_create(rt);
     a.presence = rt_presence_create(rt);
@@ -306,7 +414,7 @@ int main(void)
     a.typing = rt_typing_create(rt);
     a.stats = rt_stats_create(rt);
     if (!a.rooms || !a.presence || !a.status || !a.typing || !a.stats)
-        nt_config_fatal("cannot subscribe on NATS at %s (NATTER_NATS_URL)", nats_url);
+        nt_config_fatal("cannot subscribe on NATS at %s (NATTER_NATS_URL)", nats_shown);
 
     uv_timer_init(&loop, &a.drain);
     a.drain.data = &a;
@@ -316,8 +424,9 @@ int main(void)
     uv_signal_start(&a.sigint, on_signal, SIGINT);
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
 
-    nt_info("natter-router started: nats %s, redis %s:%d, metrics %s, gateway ttl %lld ms, "
-            "sweep %lld ms, typing ttl %lld ms", nats_url, raddr.host, raddr.port, metrics_listen,
+    nt_info("natter-router started: nats %s, redis %s:%d%s, metrics %s, gateway ttl %lld ms, "
+            "sweep %lld ms, typing ttl %lld ms", nats_shown, raddr.host, raddr.port,
+            redis_auth ? " (AUTH)" : "", metrics_listen,
             (long long)rt->gateway_ttl_ms, (long long)rt->sweep_ms, (long long)rt->typing_ttl_ms);
     uv_run(&loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&loop) != 0)

@@ -1,14 +1,22 @@
 /* redis_conn.c: the router's one async Redis connection: reconnects with a 1 s
- * backoff, fails commands fast while down and bounds commands in flight.
+ * backoff, authenticates first on every connection, fails commands fast while down
+ * and bounds commands in flight.
  *
  * hiredis 0.14 lifetimes: after a failed connect only the connect callback
  * fires; after a disconnect the context is freed once the disconnect callback
  * returns. Either way the context is gone, so both callbacks forget it and arm
  * the reconnect timer, which starts a fresh context. A connect that hangs is
- * abandoned after CONNECT_TIMEOUT_MS. */
+ * abandoned after CONNECT_TIMEOUT_MS.
+ *
+ * With a password the connect callback sends AUTH before anything else, and the
+ * connection is usable (r->connected) only after its reply: rt_redis_command
+ * refuses until then, so no command can go ahead of AUTH. The connect timeout
+ * covers the AUTH reply too. A refused AUTH ends the connection (the disconnect
+ * callback then re-arms the timer) with a backoff doubling up to AUTH_BACKOFF_MAX_MS. */
 #include "redis_conn.h"
 
 #include <hiredis/async.h>
+#include <string.h>
 
 #include "alloc.h"
 #include "log.h"
@@ -16,18 +24,22 @@
 
 #define RECONNECT_MS 1000
 #define CONNECT_TIMEOUT_MS 3000   /* hiredis 0.14 has no connect timeout of its own */
+#define AUTH_BACKOFF_MAX_MS 30000
 
 struct rt_redis {
     uv_loop_t *loop;
     char *host;
     int port;
+    char *username;               /* NULL: AUTH <password> */
+    char *password;               /* NULL: no AUTH */
     size_t max_inflight;
     nt_metric *errors;
     nt_metric *rejected;
     redisAsyncContext *ac;        /* NULL while waiting to reconnect */
-    bool connected;               /* ac completed its connect */
+    bool connected;               /* ac completed its connect (and its AUTH) */
     bool down_logged;             /* an outage was logged; quiet retries until it ends */
     bool closing;                 /* rt_redis_destroy was called */
+    unsigned auth_refusals;       /* AUTH refused in a row: the backoff grows */
     size_t inflight;              /* commands sent, reply not yet delivered */
     uv_timer_t timer;             /* reconnect backoff, or connect timeout while connecting */
 };
@@ -51,10 +63,18 @@ static void on_reconnect_timer(uv_timer_t *t)
     start_connect(t->data);
 }
 
+static uint64_t reconnect_delay(const rt_redis *r)
+{
+    uint64_t ms = RECONNECT_MS;
+    for (unsigned i = 1; i < r->auth_refusals && ms < AUTH_BACKOFF_MAX_MS; i++)
+        ms *= 2;
+    return ms < AUTH_BACKOFF_MAX_MS ? ms : AUTH_BACKOFF_MAX_MS;
+}
+
 static void schedule_reconnect(rt_redis *r)
 {
     if (!r->closing)
-        uv_timer_start(&r->timer, on_reconnect_timer, RECONNECT_MS, 0);
+        uv_timer_start(&r->timer, on_reconnect_timer, reconnect_delay(r), 0);
 }
 
 static void log_down(rt_redis *r, const char *what, const char *why)
@@ -80,21 +100,68 @@ static void on_connect_timeout(uv_timer_t *t)
     schedule_reconnect(r);
 }
 
+static void set_connected(rt_redis *r)
+{
+    r->connected = true;
+    r->down_logged = false;
+    r->auth_refusals = 0;
+    nt_info("redis %s:%d: connected%s", r->host, r->port, r->password ? " (AUTH accepted)" : "");
+}
+
+/* The reply to AUTH. NULL when the connection went first (the disconnect
+ * callback, or the connect timeout, deals with that). */
+static void on_auth(redisAsyncContext *ac, void *reply_, void *privdata)
+{
+    rt_redis *r = privdata;
+    redisReply *reply = reply_;
+
+    if (!reply || r->closing || ac != r->ac)
+        return;
+    uv_timer_stop(&r->timer);
+    if (reply->type != REDIS_REPLY_ERROR) {
+        set_connected(r);
+        return;
+    }
+    r->auth_refusals++;
+    count(r->errors);
+    /* Every refusal is logged (the backoff bounds them): it needs an operator. */
+    nt_error("redis %s:%d: AUTH refused: \"%.*s\"; check NATTER_REDIS_PASSWORD / "
+             "NATTER_REDIS_USERNAME or the credentials in NATTER_REDIS_URL; retrying in %llu ms",
+             r->host, r->port, (int)reply->len, reply->str,
+             (unsigned long long)reconnect_delay(r));
+    r->down_logged = true;
+    redisAsyncDisconnect(ac);
+}
+
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     rt_redis *r = ac->data;
 
-    uv_timer_stop(&r->timer);
-
     if (status != REDIS_OK) {
+        uv_timer_stop(&r->timer);
         log_down(r, "connect failed", ac->errstr ? ac->errstr : "unknown error");
         r->ac = NULL;
         schedule_reconnect(r);
         return;
     }
-    r->connected = true;
-    r->down_logged = false;
-    nt_info("redis %s:%d: connected", r->host, r->port);
+    if (!r->password) {
+        uv_timer_stop(&r->timer);
+        set_connected(r);
+        return;
+    }
+    const char *argv[3] = { "AUTH" };
+    size_t argvlen[3] = { 4 };
+    int argc = 1;
+    if (r->username) {
+        argv[argc] = r->username;
+        argvlen[argc++] = strlen(r->username);
+    }
+    argv[argc] = r->password;
+    argvlen[argc++] = strlen(r->password);
+    /* On failure the connect timeout frees the context: not from inside hiredis's
+     * connect handling, which still uses it after this callback returns. */
+    if (redisAsyncCommandArgv(r->ac, on_auth, r, argc, argv, argvlen) != REDIS_OK)
+        log_down(r, "connect failed", "cannot send AUTH");
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -145,6 +212,8 @@ rt_redis *rt_redis_create(uv_loop_t *loop, const rt_redis_opts *opts)
     r->loop = loop;
     r->host = nt_strdup(opts->host);
     r->port = opts->port;
+    r->username = opts->username ? nt_strdup(opts->username) : NULL;
+    r->password = opts->password ? nt_strdup(opts->password) : NULL;
     r->max_inflight = opts->max_inflight ? opts->max_inflight : 10000;
     r->errors = opts->errors;
     r->rejected = opts->rejected;
@@ -158,6 +227,10 @@ static void on_timer_closed(uv_handle_t *h)
 {
     rt_redis *r = h->data;
     nt_free(r->host);
+    nt_free(r->username);
+    if (r->password)
+        explicit_bzero(r->password, strlen(r->password));
+    nt_free(r->password);
     nt_free(r);
 }
 

@@ -1,5 +1,6 @@
 /* redis_conn.h: the router's one async Redis connection: reconnects with a 1 s
- * backoff, fails commands fast while down and bounds commands in flight. */
+ * backoff, authenticates first on every connection, fails commands fast while down
+ * and bounds commands in flight. */
 #ifndef RT_REDIS_CONN_H
 #define RT_REDIS_CONN_H
 
@@ -22,13 +23,18 @@ typedef void (*rt_redis_cb)(nt_status st, const redisReply *reply, void *arg);
 typedef struct rt_redis_opts {
     const char *host;             /* IP literal: hiredis resolves names blocking */
     int port;
+    const char *username;         /* ACL user for AUTH; NULL: the default user */
+    const char *password;         /* NULL: no AUTH; never logged */
     size_t max_inflight;          /* NATTER_REDIS_MAX_INFLIGHT */
     nt_metric *errors;            /* counts error replies and lost commands; may be NULL */
     nt_metric *rejected;          /* counts commands refused by rt_redis_command; may be NULL */
 } rt_redis_opts;
 
 /* Starts connecting on `loop` (never blocks) and keeps reconnecting until
- * rt_redis_destroy. Copies what it needs from opts. */
+ * rt_redis_destroy. Copies what it needs from opts. With a password, AUTH is the
+ * first command of every connection and the connection counts as connected only
+ * once Redis accepted it; a refused AUTH is logged, the connection dropped and
+ * retried with a backoff that doubles up to 30 s. */
 rt_redis *rt_redis_create(uv_loop_t *loop, const rt_redis_opts *opts);
 
 /* Closes the connection: commands still in flight get NT_ECLOSED at once. Frees

@@ -199,6 +199,29 @@ static void test_split_hostport(void **state)
     assert_int_equal(nt_config_split_hostport("averyveryverylonghostname:80", host, 8, &port), -1);
 }
 
+static void test_redact_url(void **state)
+{
+    char buf[128];
+    const struct { const char *in, *out; } cases[] = {
+        { "nats://127.0.0.1:4222", "nats://127.0.0.1:4222" },
+        { "nats://natter:s3cret@nats:4222", "nats://natter:***@nats:4222" },
+        { "nats://tok3n@nats:4222", "nats://***@nats:4222" },
+        { "redis://:pw@10.0.0.1:6379/0", "redis://:***@10.0.0.1:6379/0" },
+        { "redis://app:p@ss@[::1]:6379", "redis://app:***@[::1]:6379" },
+        { "nats://a:1@h1:4222,nats://b:2@h2:4222", "nats://a:***@h1:4222,nats://b:***@h2:4222" },
+        { "postgresql://u:pw@db/natter?sslmode=require", "postgresql://u:***@db/natter?sslmode=require" },
+        { "nats://h:4222/x@y", "nats://h:4222/x@y" },        /* '@' after the authority */
+        { "no url at all", "no url at all" },
+        { "", "" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        assert_string_equal(nt_config_redact_url(cases[i].in, buf, sizeof(buf)), cases[i].out);
+
+    char tiny[12];                                          /* truncated, never past len */
+    assert_string_equal(nt_config_redact_url("nats://u:secret@host:4222", tiny, sizeof(tiny)),
+                        "nats://u:**");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -209,6 +232,7 @@ int main(void)
         cmocka_unit_test(test_str),
         cmocka_unit_test(test_fatal),
         cmocka_unit_test(test_split_hostport),
+        cmocka_unit_test(test_redact_url),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

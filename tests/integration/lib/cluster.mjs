@@ -301,6 +301,14 @@ export class Cluster {
    * opts.natter: false starts only the servers; opts.gateways: number of gateways (default 2);
    * opts.rateLimits: true keeps the gateway's default rate limits (else RATE_LIMITS_OFF);
    * opts.persisters: number of persister replicas (default 1: persister, persister2, …).
+   * opts.natsAuth: nats-server requires credentials (a config file), and natter processes
+   *   get them in the environment: {user, password} (NATTER_NATS_USER/PASSWORD), {token}
+   *   (NATTER_NATS_TOKEN) or {nkey, seedFile} (public key; NATTER_NATS_NKEY_SEED_FILE);
+   *   {config}: a whole nats-server config file as given (its authorization block, say),
+   *   no environment (give each process its credentials with opts.procEnv).
+   *   natsSession() does not authenticate.
+   * opts.redisPassword: redis-server runs with --requirepass, NATTER_REDIS_PASSWORD is set;
+   *   redis() and redisCommand() do not authenticate: use redis-cli -a then.
    */
   constructor(opts = {}) {
     this.opts = opts;
@@ -356,9 +364,20 @@ export class Cluster {
 
   async startNats() {
     fs.mkdirSync(path.join(this.dir, 'nats'));
+    const auth = this.opts.natsAuth;
+    const config = [];
+    if (auth) {
+      const q = JSON.stringify;
+      const block = auth.token ? `token: ${q(auth.token)}`
+        : auth.nkey ? `users: [ { nkey: ${q(auth.nkey)} } ]`
+          : `user: ${q(auth.user)}, password: ${q(auth.password)}`;
+      const file = path.join(this.dir, 'nats.conf');
+      fs.writeFileSync(file, auth.config ?? `authorization { ${block} }\n`);
+      config.push('-c', file);
+    }
     this.procs.nats = new Proc({
       name: 'nats', cmd: 'nats-server', env: this.baseEnv(), logFile: path.join(this.logDir, 'nats.log'),
-      args: ['-js', '-sd', path.join(this.dir, 'nats'), '-a', '127.0.0.1', '-p', String(this.ports.nats),
+      args: [...config, '-js', '-sd', path.join(this.dir, 'nats'), '-a', '127.0.0.1', '-p', String(this.ports.nats),
         '-m', String(this.ports.natsMon), '-n', `natter-test-${process.pid}`],
     }).start();
     await this.waitReady('nats', () => this.natsHealthy());
@@ -371,9 +390,12 @@ export class Cluster {
     this.procs.redis = new Proc({
       name: 'redis', cmd: 'redis-server', env: this.baseEnv(), logFile: path.join(this.logDir, 'redis.log'),
       args: ['--bind', '127.0.0.1', '--port', String(this.ports.redis), '--dir', path.join(this.dir, 'redis'),
-        '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--protected-mode', 'yes'],
+        '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--protected-mode', 'yes',
+        ...(this.opts.redisPassword ? ['--requirepass', this.opts.redisPassword] : [])],
     }).start();
-    await this.waitReady('redis', async () => (await redisCommand(this.ports.redis, 'PING')) === 'PONG');
+    await this.waitReady('redis', async () => (this.opts.redisPassword
+      ? (await redisCommand(this.ports.redis, 'AUTH', this.opts.redisPassword)) === 'OK'
+      : (await redisCommand(this.ports.redis, 'PING')) === 'PONG'));
   }
 
   async startPostgres() {
@@ -410,6 +432,11 @@ export class Cluster {
 
   /** NATTER_* environment shared by every natter process (before per-process settings). */
   natterEnv() {
+    const auth = this.opts.natsAuth;
+    const natsAuthEnv = !auth || auth.config ? {}
+      : auth.token ? { NATTER_NATS_TOKEN: auth.token }
+        : auth.nkey ? { NATTER_NATS_NKEY_SEED_FILE: auth.seedFile }
+          : { NATTER_NATS_USER: auth.user, NATTER_NATS_PASSWORD: auth.password };
     return {
       ...this.baseEnv(),
       NATTER_NATS_URL: `nats://127.0.0.1:${this.ports.nats}`,
@@ -419,6 +446,8 @@ export class Cluster {
       NATTER_API_KEY: this.apiKey,
       NATTER_DEV_TOKENS: '0',
       NATTER_LOG_LEVEL: 'warn',
+      ...natsAuthEnv,
+      ...(this.opts.redisPassword ? { NATTER_REDIS_PASSWORD: this.opts.redisPassword } : {}),
       ...(this.opts.env || {}),
     };
   }

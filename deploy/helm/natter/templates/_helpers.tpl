@@ -132,6 +132,40 @@ tolerations:
 affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- with $root.Values.secrets.natsFilesSecret }}
+volumes:
+  - name: nats-files
+    secret:
+      secretName: {{ . }}
+      defaultMode: 0444           # the image's user (10001) reads them
+{{- end }}
+{{- end }}
+
+{{/*
+NATS credentials of one tier, from the Secret (every key optional: a pod without
+them connects without credentials). Takes (dict "root" $ "component" "gateway").
+*/}}
+{{- define "natter.natsAuthEnv" -}}
+{{- $secret := include "natter.secretName" .root }}
+{{- $tier := upper .component -}}
+- name: NATTER_NATS_USER
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: NATTER_NATS_USER_{{ $tier }}
+      optional: true
+- name: NATTER_NATS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: NATTER_NATS_PASSWORD_{{ $tier }}
+      optional: true
+- name: NATTER_NATS_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: NATTER_NATS_TOKEN
+      optional: true
 {{- end }}
 
 {{/*
