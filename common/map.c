@@ -1,14 +1,33 @@
 /* map.c: string-keyed hash map: open addressing with linear probing and backward-shift deletion. */
 #include "map.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "alloc.h"
 
+/* Seeded once per process from the kernel, so which keys collide (room and user ids
+ * come from clients) cannot be worked out in advance to make one slot's probe long. */
+static uint64_t seed_value;
+static pthread_once_t seed_once = PTHREAD_ONCE_INIT;
+
+static void seed_init(void)
+{
+    if (getrandom(&seed_value, sizeof seed_value, 0) != sizeof seed_value)
+        seed_value = (uint64_t)(uintptr_t)&seed_value ^ 0x9e3779b97f4a7c15ull;
+}
+
+static uint64_t seed(void)
+{
+    pthread_once(&seed_once, seed_init);
+    return seed_value;
+}
+
 static uint64_t hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = 1469598103934665603ull ^ seed();
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ull;
     return h ^ (h >> 29);

@@ -8,7 +8,7 @@
 #include <jansson.h>
 #include <uv.h>
 #include "frame.h"
-#include "limits.h"
+#include "ratelimit.h"
 
 /* At most this many bytes of queued frames go into one send(); lws is told the
  * same limit (its tx_packet_size), a few bytes more for its own framing. */
@@ -46,7 +46,7 @@ typedef struct gw_conn {         /* ordered without padding: 120 bytes, a 128-by
     struct gw_conn *next, *prev;  /* the auth-deadline FIFO, then the user's connections */
     union {
         int64_t auth_deadline_ms; /* while unauthenticated */
-        gw_conn_limits lim;       /* once authenticated (limits.h) */
+        gw_conn_limits lim;       /* once authenticated (ratelimit.h) */
     };
     gw_buf **q;                   /* send queue: ring of 1 << q_shift slots; NULL while empty */
     gw_rx *rx;                    /* NULL unless a message spans several callbacks */
@@ -72,7 +72,7 @@ typedef struct gw_conn {         /* ordered without padding: 120 bytes, a 128-by
     uint8_t held : 1;             /* authenticated, `connected` not out yet: frames wait queued */
     uint8_t lazy_only : 1;        /* the queue holds only frames that may wait: no write asked */
     uint8_t lazy_listed : 1;      /* in the list the lazy timer writes */
-    uint8_t nreq;                 /* requests awaiting their answer (limits.h) */
+    uint8_t nreq;                 /* requests awaiting their answer (ratelimit.h) */
     char id[17];                  /* connection_id, hex */
 } gw_conn;
 

@@ -55,6 +55,7 @@ bool gw_fail(gw_error *err, gw_errcode code, const char *fmt, ...)
 {
     va_list ap;
     err->code = code;
+    err->retry_after_ms = 0;
     va_start(ap, fmt);
     int n = vsnprintf(err->message, sizeof err->message, fmt, ap);
     va_end(ap);

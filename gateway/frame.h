@@ -33,6 +33,7 @@ gw_errcode gw_errcode_parse(const char *name, size_t len);
 
 typedef struct gw_error {
     gw_errcode code;
+    uint32_t retry_after_ms;      /* rate_limited: when to retry; 0 otherwise */
     char message[200];
 } gw_error;
 

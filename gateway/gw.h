@@ -7,7 +7,7 @@
 #include <uv.h>
 #include "bus.h"
 #include "jwt.h"
-#include "limits.h"
+#include "ratelimit.h"
 #include "metrics.h"
 
 struct lws_context;
@@ -40,10 +40,11 @@ typedef struct gw_config {
     uint32_t max_requests_per_conn; /* NATTER_MAX_REQUESTS_PER_CONN awaiting their answer */
     uint32_t typing_interval_ms;    /* NATTER_TYPING_INTERVAL_MS: one typing change per user, room */
     uint32_t presence_interval_ms;  /* NATTER_PRESENCE_INTERVAL_MS: one presence change per user */
-    gw_rate rates[GW_L_COUNT];      /* NATTER_RATE_* (limits.h) */
+    gw_rate rates[GW_L_COUNT];      /* NATTER_RATE_* (ratelimit.h) */
     nt_jwt_rules jwt;               /* NATTER_JWT_SECRET, _LEEWAY_S, _ISSUER, _AUDIENCE,
                                        NATTER_MAX_TOKEN_LIFETIME_S */
     uint32_t expiring_lead_s;       /* NATTER_TOKEN_EXPIRING_LEAD_S */
+    uint32_t handshake_timeout_s;   /* NATTER_HANDSHAKE_TIMEOUT_S: HTTP request and upgrade */
 } gw_config;
 
 typedef struct gw_metrics {

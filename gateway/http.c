@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "access.h"
 #include "actions.h"
 #include "alloc.h"
 #include "frame.h"
@@ -45,6 +46,8 @@ struct gw_http {
     size_t body_len;
     unsigned char *resp;          /* LWS_PRE headroom + response body */
     size_t resp_len;
+    bool preflight;               /* an OPTIONS request: CORS preflight headers */
+    char origin[256];             /* the request's Origin, "" when none (CORS) */
 };
 
 static void http_free(gw_http **hp)
@@ -87,9 +90,23 @@ static void respond_json(gw_http *h, unsigned status, json_t *obj)
     free(s);
 }
 
+static void respond_error_retry(gw_http *h, gw_errcode code, const char *message,
+                                uint32_t retry_after_ms);
+
+static void respond_error(gw_http *h, gw_errcode code, const char *message)
+{
+    respond_error_retry(h, code, message, 0);
+}
+
+static void respond_gw_error(gw_http *h, const gw_error *err)
+{
+    respond_error_retry(h, err->code, err->message, err->retry_after_ms);
+}
+
 /* Written without jansson: message may quote request bytes that are not UTF-8 (they
  * become '?'), and this must answer whatever it is given. */
-static void respond_error(gw_http *h, gw_errcode code, const char *message)
+static void respond_error_retry(gw_http *h, gw_errcode code, const char *message,
+                                uint32_t retry_after_ms)
 {
     gw_metrics_error(gw_errcode_name(code));
     size_t mlen = strlen(message), len;
@@ -103,6 +120,8 @@ static void respond_error(gw_http *h, gw_errcode code, const char *message)
     nt_jsonw_open(&w);
     nt_jsonw_kstr(&w, "code", gw_errcode_name(code));
     nt_jsonw_kstr(&w, "message", m);
+    if (retry_after_ms)
+        nt_jsonw_kint(&w, "retry_after_ms", retry_after_ms);
     nt_jsonw_close(&w);
     nt_jsonw_close(&w);
     const char *text = nt_jsonw_text(&w, &len);
@@ -117,9 +136,10 @@ static int write_step(struct lws *wsi, gw_http **hp)
     if (!h || (h->state != H_HEADERS && h->state != H_BODY))
         return 0;
     if (h->state == H_HEADERS) {
-        unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start;
+        unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start;
         unsigned char *end = buf + sizeof buf - 1;
-        if (lws_add_http_common_headers(wsi, h->status, "application/json", h->resp_len, &p, end))
+        if (lws_add_http_common_headers(wsi, h->status, "application/json", h->resp_len, &p, end) ||
+            gw_access_cors_headers(wsi, h->origin, h->preflight, &p, end))
             return -1;
         if (h->close_after &&
             lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (unsigned char *)"close", 5,
@@ -147,6 +167,13 @@ bool gw_http_bearer(struct lws *wsi, nt_claims *cl, gw_error *err)
     int n = lws_hdr_copy(wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION);
     if (n <= 7 || strncasecmp(auth, "Bearer ", 7) != 0)
         return gw_fail(err, GW_E_UNAUTHORIZED, "missing header 'Authorization: Bearer <JWT>'");
+    uint32_t retry;
+    if (!gw_access_http_admit(auth + 7, (size_t)n - 7, &retry)) {
+        gw_fail(err, GW_E_RATE_LIMITED, "rate limited: too many requests with this token "
+                "(NATTER_RATE_HTTP); retry in %u ms", retry);
+        err->retry_after_ms = retry;
+        return false;
+    }
     if (nt_jwt_verify_rules(auth + 7, (size_t)n - 7, &gw.cfg.jwt, nt_now_ms() / 1000, cl, why,
                             sizeof why) != NT_OK)
         return gw_fail(err, GW_E_UNAUTHORIZED, "%s", why);
@@ -158,7 +185,7 @@ static bool bearer_claims(gw_http *h, nt_claims *cl)
     gw_error err;
     if (gw_http_bearer(h->wsi, cl, &err))
         return true;
-    respond_error(h, err.code, err.message);
+    respond_gw_error(h, &err);
     return false;
 }
 
@@ -592,7 +619,7 @@ static void route(gw_http *h, const char *path)
         gw_error err;
         if (gw_http_presence_route(h->wsi, path, on_router_json, h, &h->req_id, &sent, &err)) {
             if (!sent)
-                return respond_error(h, err.code, err.message);
+                return respond_gw_error(h, &err);
             h->in_flight = true;
             h->state = H_WAIT;
             return;
@@ -655,6 +682,20 @@ int gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, gw_http 
         h = *hp = nt_calloc(1, sizeof *h);
         h->wsi = wsi;
         nt_metric_add(gw.m.http_requests, 1);
+        if (!gw_access_origin(wsi, h->origin, sizeof h->origin)) {
+            char msg[160], sb[64];
+            snprintf(msg, sizeof msg, "origin '%s' is not allowed (NATTER_ALLOWED_ORIGINS)",
+                     nt_shorten(h->origin, sb, sizeof sb));
+            h->origin[0] = '\0';          /* no CORS headers for it */
+            h->close_after = true;
+            respond_error(h, GW_E_FORBIDDEN, msg);
+            return 0;
+        }
+        if (lws_hdr_total_length(wsi, WSI_TOKEN_OPTIONS_URI) > 0) {   /* CORS preflight */
+            h->preflight = true;
+            respond(h, 204, "", 0);
+            return 0;
+        }
         route(h, in ? (const char *)in : "/");
         return 0;
     case LWS_CALLBACK_HTTP_BODY:

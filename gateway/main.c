@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "actions.h"
 #include "bus.h"
 #include "config.h"
@@ -130,6 +131,8 @@ static void read_config(void)
     if (!c->jwt.audience[0])
         c->jwt.audience = NULL;
     c->expiring_lead_s = (uint32_t)nt_config_int("NATTER_TOKEN_EXPIRING_LEAD_S", 60, 1, 3600);
+    c->handshake_timeout_s = (uint32_t)nt_config_int("NATTER_HANDSHAKE_TIMEOUT_S", 10, 1, 600);
+    gw_access_configure();
     cap_connections_by_fd_limit(c);
 }
 

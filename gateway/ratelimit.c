@@ -1,5 +1,5 @@
-/* limits.c: rate limits (GCRA), requests in flight per connection, the 4029 close. */
-#include "limits.h"
+/* ratelimit.c: rate limits (GCRA), requests in flight per connection, the 4029 close. */
+#include "ratelimit.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,11 +1,11 @@
-/* limits.h: the rate limits of one gateway, per connection and per user across it:
+/* ratelimit.h: the rate limits of one gateway, per connection and per user across it:
  * each limit is one GCRA timestamp (the "theoretical arrival time" of the next
  * action, loop time in µs, 32 bits), so a limit costs 4 bytes where it is kept. A refusal
  * is the rate_limited error naming the limit with data.retry_after_ms; a user who
  * keeps being refused (NATTER_ABUSE_REFUSALS) has the refused connection closed
  * with 4029. docs/security.md lists every limit and its default. */
-#ifndef GW_LIMITS_H
-#define GW_LIMITS_H
+#ifndef GW_RATELIMIT_H
+#define GW_RATELIMIT_H
 
 #include <stdbool.h>
 #include <stdint.h>

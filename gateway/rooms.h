@@ -16,7 +16,7 @@ struct gw_user {                  /* one user with >= 1 authenticated local conn
     const char *app;              /* in this block, after subject */
     const char *id;               /* the <user> part of subject */
     char *name;                   /* display name from the latest token; gw_user_noname or owned */
-    gw_user_limits lim;           /* per-user rate limits on this gateway (limits.h) */
+    gw_user_limits lim;           /* per-user rate limits on this gateway (ratelimit.h) */
     uint32_t presence_ms;         /* loop ms a presence change was last forwarded; 0: never */
     char *presence_held;          /* the latest change held back by the interval, or NULL */
     uint32_t presence_held_len;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "access.h"
 #include "actions.h"
 #include "alloc.h"
 #include "config.h"
@@ -41,6 +42,19 @@ static int confirm_upgrade(struct lws *wsi)
                     (unsigned long long)n, gw.stopping ? "stopping" : "connection limit",
                     gw_conn_count(), gw.cfg.max_connections);
         lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, NULL);
+        return 1;
+    }
+    char origin[256], msg[160];
+    if (!gw_access_origin(wsi, origin, sizeof origin)) {
+        lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN,
+                               "origin not allowed (NATTER_ALLOWED_ORIGINS)");
+        return 1;
+    }
+    uint32_t retry;
+    if (!gw_access_connect_admit(wsi, &retry)) {
+        snprintf(msg, sizeof msg, "rate limited: too many new connections from this address "
+                 "(NATTER_RATE_CONNECTS_PER_IP); retry in %u ms", retry);
+        lws_return_http_status(wsi, 429, msg);
         return 1;
     }
     return 0;
@@ -179,8 +193,11 @@ nt_status gw_server_start(void)
     info.vhost_name = "natter";
     info.max_http_header_pool = 64;
     info.max_http_header_data = 8192;
-    info.keepalive_timeout = 10;
-    info.timeout_secs = 10;
+    /* A client that sends its request (or upgrade) slowly holds a header table, and
+     * lws waits timeout_secs_ah_idle for it: NATTER_HANDSHAKE_TIMEOUT_S for all three. */
+    info.keepalive_timeout = (int)gw.cfg.handshake_timeout_s;
+    info.timeout_secs_ah_idle = gw.cfg.handshake_timeout_s;
+    info.timeout_secs = gw.cfg.handshake_timeout_s;   /* a slow handshake holds nothing for long */
     /* lws stops accepting when its fd table is full; keep that below the process
      * limit so accept(2) never fails with EMFILE (which lws would retry hot).
      * Not with info.fd_limit_per_thread: below RLIMIT_NOFILE it switches lws 4.1
