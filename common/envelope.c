@@ -107,11 +107,82 @@ const char *nt_envw_finish(nt_envw *w, size_t *len)
     return w->buf.data;
 }
 
+static uint32_t be(const unsigned char *p, unsigned n)
+{
+    uint32_t v = 0;
+    while (n--)
+        v = v << 8 | *p++;
+    return v;
+}
+
+/* msgpack-c 4.0 reserves room for every element a container header claims before it
+ * has seen them: five bytes (dd 04 00 00 00, "an array of 67 million") made it ask
+ * malloc for 2 GB, and a map32 header inside a real envelope for 256 GB (found by
+ * tests/fuzz, fuzz_envelope). So one pass over the header bytes first, without
+ * building anything: the items still owed may never outnumber the bytes left, since
+ * each needs at least one. Only sizes are read here; msgpack-c does the decoding. */
+static bool plausible(const unsigned char *p, size_t len)
+{
+    uint64_t owed = 1;                           /* items still to come */
+    size_t i = 0;
+    while (owed > 0) {
+        if (i >= len || owed > len - i)
+            return false;
+        unsigned char t = p[i++];
+        uint64_t skip = 0, items = 0;            /* payload bytes; child items */
+        unsigned n = 0;                          /* bytes of a length field */
+        if (t <= 0x7f || t >= 0xe0 || (t >= 0xc0 && t <= 0xc3)) {
+            /* fixints, nil, false, true (0xc1 is rejected by msgpack-c) */
+        } else if (t <= 0x8f) {
+            items = 2u * (t & 0x0f);
+        } else if (t <= 0x9f) {
+            items = t & 0x0f;
+        } else if (t <= 0xbf) {
+            skip = t & 0x1f;
+        } else if (t >= 0xc4 && t <= 0xc6) {     /* bin 8/16/32 */
+            n = 1u << (t - 0xc4);
+        } else if (t >= 0xc7 && t <= 0xc9) {     /* ext 8/16/32: length, then a type byte */
+            n = 1u << (t - 0xc7);
+            skip = 1;
+        } else if (t >= 0xca && t <= 0xd3) {     /* float 32/64, uint and int 8..64 */
+            static const unsigned char width[] = { 4, 8, 1, 2, 4, 8, 1, 2, 4, 8 };
+            skip = width[t - 0xca];
+        } else if (t >= 0xd4 && t <= 0xd8) {     /* fixext 1..16: type byte + data */
+            skip = 1 + (1u << (t - 0xd4));
+        } else if (t >= 0xd9 && t <= 0xdb) {     /* str 8/16/32 */
+            n = 1u << (t - 0xd9);
+        } else if (t == 0xdc || t == 0xdd) {     /* array 16/32 */
+            if ((size_t)(t == 0xdc ? 2 : 4) > len - i)
+                return false;
+            items = be(p + i, t == 0xdc ? 2 : 4);
+            i += t == 0xdc ? 2 : 4;
+        } else {                                 /* map 16/32 */
+            if ((size_t)(t == 0xde ? 2 : 4) > len - i)
+                return false;
+            items = 2ull * be(p + i, t == 0xde ? 2 : 4);
+            i += t == 0xde ? 2 : 4;
+        }
+        if (n) {
+            if (n > len - i)
+                return false;
+            skip += be(p + i, n);
+            i += n;
+        }
+        if (skip > len - i)
+            return false;
+        i += (size_t)skip;
+        owed = owed - 1 + items;
+    }
+    return true;
+}
+
 nt_status nt_envr_parse(nt_envr *r, const char *data, size_t len)
 {
     size_t off = 0;
     msgpack_unpacked_init(&r->up);
     r->map = NULL;
+    if (!plausible((const unsigned char *)data, len))
+        return NT_EPROTO;
     msgpack_unpack_return ret = msgpack_unpack_next(&r->up, data, len, &off);
     if (ret != MSGPACK_UNPACK_SUCCESS || off != len || r->up.data.type != MSGPACK_OBJECT_MAP)
         goto err;

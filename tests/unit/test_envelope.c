@@ -222,10 +222,40 @@ static void test_foreign_ints(void **state)
     nt_envr_free(&r);
 }
 
+/* Container headers claiming more items than there are bytes are refused before
+ * msgpack-c reserves room for them (it asked malloc for 2 GB and 256 GB here). */
+static void test_oversized_containers(void **state)
+{
+    (void)state;
+    nt_envr r;
+    static const unsigned char array32[] = { 0xdd, 0x04, 0x00, 0x00, 0x00 };
+    assert_int_equal(nt_envr_parse(&r, (const char *)array32, sizeof array32), NT_EPROTO);
+    nt_envr_free(&r);
+    static const unsigned char map32[] = { 0xdf, 0xe3, 0x00, 0x00, 0x04, 0xa4, 't', 'y', 'p', 'e',
+                                           0xa1, 'x' };
+    assert_int_equal(nt_envr_parse(&r, (const char *)map32, sizeof map32), NT_EPROTO);
+    nt_envr_free(&r);
+    static const unsigned char nested[] = { 0x81, 0xa1, 'k', 0xdc, 0xff, 0xff, 0x01 };
+    assert_int_equal(nt_envr_parse(&r, (const char *)nested, sizeof nested), NT_EPROTO);
+    nt_envr_free(&r);
+    static const unsigned char str32[] = { 0x81, 0xa1, 'k', 0xdb, 0x7f, 0xff, 0xff, 0xff, 'x' };
+    assert_int_equal(nt_envr_parse(&r, (const char *)str32, sizeof str32), NT_EPROTO);
+    nt_envr_free(&r);
+    /* A real map32 of two members still parses. */
+    static const unsigned char ok[] = { 0xdf, 0x00, 0x00, 0x00, 0x02, 0xa1, 'a', 0x01, 0xa1, 'b',
+                                        0x92, 0xc3, 0xcb, 0, 0, 0, 0, 0, 0, 0, 0 };
+    assert_int_equal(nt_envr_parse(&r, (const char *)ok, sizeof ok), NT_OK);
+    int64_t v;
+    assert_true(nt_envr_int(&r, "a", &v));
+    assert_int_equal(v, 1);
+    nt_envr_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_oversized_containers),
         cmocka_unit_test(test_missing_key),
         cmocka_unit_test(test_empty_map),
         cmocka_unit_test(test_not_a_map),
