@@ -1,5 +1,5 @@
 # natter developer workflow. The two commands that matter: `make run`, `make test`.
-.PHONY: all build asan run test unit deps clean distclean bench bench-smoke
+.PHONY: all build asan run test unit deps clean distclean bench bench-smoke fuzz
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD_TYPE ?= RelWithDebInfo
@@ -40,8 +40,13 @@ bench:
 bench-smoke:
 	@BENCH_SCALE=smoke bench/run.sh
 
+# libFuzzer harnesses of tests/fuzz (clang, ASan+UBSan, build-fuzz/), one after the other,
+# FUZZ_SECONDS each (default 300); FUZZ_ONLY=frame runs one. See tests/fuzz/README.md.
+fuzz:
+	@scripts/fuzz.sh
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 # Also forgets the local cluster's data (.run/) and the test harness's node_modules.
 distclean: clean

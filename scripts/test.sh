@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # test.sh (`make test`, what CI runs): installs what is missing, builds, runs the unit
 # tests (ctest, then again under valgrind) and the integration suite (tests/integration,
-# real servers and binaries), then does the same again with AddressSanitizer + UBSan
-# (build-asan/).
+# real servers and binaries), replays the fuzz corpora and saved crashes (build-fuzz/),
+# then does the same again with AddressSanitizer + UBSan (build-asan/).
 #
 #   NATTER_TEST_SKIP_ASAN=1       skip the sanitizer pass (fast local iteration)
 #   NATTER_TEST_SKIP_BENCH=1      skip the benchmark smoke run
+#   NATTER_TEST_SKIP_FUZZ=1       skip the fuzz corpus replay (scripts/fuzz.sh --replay)
 #   NATTER_TEST_FILES="a b"       run only these integration files (ordering, bad_input, …)
 #   NATTER_TEST_KEEP=1            keep the integration temp dirs (logs, data) for debugging
 #
@@ -90,6 +91,13 @@ if stage "build (build/)" make --no-print-directory build; then
 else
   echo "build failed: unit and integration tests against build/ were not run (counted as 1 failed)"
   it_fail=$((it_fail + 1))
+fi
+
+# ---- fuzz corpus replay: each libFuzzer harness once over tests/fuzz/corpus and crashes
+if [ -n "${NATTER_TEST_SKIP_FUZZ:-}" ] && [ "${NATTER_TEST_SKIP_FUZZ}" != 0 ]; then
+  banner "fuzz corpus replay skipped (NATTER_TEST_SKIP_FUZZ=$NATTER_TEST_SKIP_FUZZ)"
+else
+  stage "fuzz corpus replay (build-fuzz/)" scripts/fuzz.sh --replay
 fi
 
 # ---- benchmark smoke (tiny sizes; functional failures only, never timings)
