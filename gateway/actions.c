@@ -11,6 +11,7 @@
 #include "jwt.h"
 #include "presence.h"
 #include "receipts.h"
+#include "revoke.h"
 #include "server_api.h"
 #include "log.h"
 #include "rooms.h"
@@ -1064,7 +1065,8 @@ void gw_actions_authenticate(gw_conn *c, const char *token, size_t len, const js
     nt_claims cl;
     char why[128] = "invalid token";
     int64_t now = nt_now_ms() / 1000;
-    if (nt_jwt_verify_rules(token, len, &gw.cfg.jwt, now, &cl, why, sizeof why) != NT_OK) {
+    if (nt_jwt_verify_rules(token, len, &gw.cfg.jwt, now, &cl, why, sizeof why) != NT_OK ||
+        (gw_revoke_refused(&cl) && snprintf(why, sizeof why, "token revoked") > 0)) {
         gw_conn_send_error(c, ref, GW_E_UNAUTHORIZED, why);
         gw_conn_close(c, 4001);
         return;
@@ -1093,6 +1095,8 @@ static void act_refresh(gw_conn *c, const gw_frame *f)
         return send_error(c, f->ref, &err);
     if (nt_jwt_verify_rules(token, len, &gw.cfg.jwt, now, &cl, why, sizeof why) != NT_OK)
         return gw_conn_send_error(c, f->ref, GW_E_UNAUTHORIZED, why);
+    if (gw_revoke_refused(&cl))
+        return gw_conn_send_error(c, f->ref, GW_E_UNAUTHORIZED, "token revoked");
     if (strcmp(cl.sub, c->user->id) != 0 || strcmp(cl.app, c->user->app) != 0)
         return gw_conn_send_error(c, f->ref, GW_E_UNAUTHORIZED,
                                   "a refreshed token must be for the same user and app");

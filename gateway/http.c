@@ -18,6 +18,7 @@
 #include "log.h"
 #include "presence.h"
 #include "receipts.h"
+#include "revoke.h"
 #include "server_api.h"
 #include "util.h"
 
@@ -177,6 +178,8 @@ bool gw_http_bearer(struct lws *wsi, nt_claims *cl, gw_error *err)
     if (nt_jwt_verify_rules(auth + 7, (size_t)n - 7, &gw.cfg.jwt, nt_now_ms() / 1000, cl, why,
                             sizeof why) != NT_OK)
         return gw_fail(err, GW_E_UNAUTHORIZED, "%s", why);
+    if (gw_revoke_refused(cl))
+        return gw_fail(err, GW_E_UNAUTHORIZED, "token revoked");
     return true;
 }
 

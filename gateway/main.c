@@ -17,6 +17,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "presence.h"
+#include "revoke.h"
 #include "rooms.h"
 #include "server.h"
 #include "server_api.h"
@@ -209,6 +210,7 @@ static void on_tick(uv_timer_t *t)
     gw_conn_keepalive_sweep(1000 / GW_TICK_MS);
     gw_actions_sweep(now);
     gw_presence_sweep();
+    gw_revoke_tick(now);
     if (gw.stopping && (gw_conn_count() == 0 || now >= drain_deadline_ms))
         uv_stop(&loop);
 }
@@ -255,7 +257,7 @@ int main(void)
     if (nt_bus_create(&loop, &bo, &gw.bus, err, sizeof err) != NT_OK)
         nt_config_fatal("cannot reach NATS at %s (NATTER_NATS_URL): %s", nats_shown, err);
     nt_bus_register_metrics(gw.bus, "natter_gateway");
-    if (gw_rooms_start() != NT_OK)
+    if (gw_rooms_start() != NT_OK || gw_revoke_start() != NT_OK)
         nt_config_fatal("cannot subscribe %s at %s (NATTER_NATS_URL)", NT_UNREAD_SUBJECT,
                         nats_shown);
     if (nt_metrics_listen(&loop, gw.cfg.metrics_listen, ready, NULL) != NT_OK)
@@ -280,6 +282,7 @@ int main(void)
     /* lws closes the listener and what is left (CLOSED publishes each conn close) */
     gw_server_destroy();
     nt_metrics_close();
+    gw_revoke_stop();
     nt_bus_destroy(gw.bus);
     gw.bus = NULL;
     gw_actions_stop();

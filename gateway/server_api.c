@@ -13,6 +13,7 @@
 #include "gw.h"
 #include "log.h"
 #include "metrics.h"
+#include "revoke.h"
 #include "util.h"
 
 #define GW_NOTIFY_MAX_USERS 1000
@@ -190,6 +191,16 @@ static json_t *do_disconnect(struct lws *wsi, json_t *req, const char *user, gw_
     const char *q = lws_get_urlarg_by_name(wsi, "app=", qapp, sizeof qapp);
     if (!get_app(req, q, &app, err))
         return NULL;
+    json_t *revoke = req ? json_object_get(req, "revoke") : NULL;
+    if (revoke && !json_is_boolean(revoke)) {
+        gw_fail(err, GW_E_BAD_REQUEST, "field 'revoke' must be a boolean");
+        return NULL;
+    }
+    /* Revoked first: a reconnect the close provokes must already meet the revocation. */
+    if (json_is_true(revoke) && gw_revoke_publish(app, user, nt_now_ms() / 1000) != NT_OK) {
+        gw_fail(err, GW_E_UNAVAILABLE, "message bus unavailable, retry");
+        return NULL;
+    }
     nt_envw w;
     size_t n;
     snprintf(subject, sizeof subject, "natter.user.%s.%s", app, user);

@@ -16,6 +16,7 @@
 #include "presence.h"
 #include "redis_conn.h"
 #include "rooms.h"
+#include "revoke.h"
 #include "stats.h"
 #include "router.h"
 #include "user_status.h"
@@ -42,6 +43,7 @@ typedef struct app {
     rt_user_status *status;
     rt_typing *typing;
     rt_stats *stats;
+    rt_revoke *revoke;
     uv_signal_t sigint;
     uv_signal_t sigterm;
     uv_timer_t drain;
@@ -310,6 +312,8 @@ static void finish(app *a)
     a->typing = NULL;
     rt_stats_destroy(a->stats);
     a->stats = NULL;
+    rt_revoke_destroy(a->revoke);
+    a->revoke = NULL;
     rt_user_status_destroy(a->status);
     a->status = NULL;
     rt_rooms_destroy(a->rooms);
@@ -333,6 +337,7 @@ static void on_drain(uv_timer_t *t)
         rt_user_status_stop(a->status);
         rt_typing_stop(a->typing);
         rt_stats_stop(a->stats);
+        rt_revoke_stop(a->revoke);
     }
     bool idle = rt_rooms_pending(a->rooms) == 0 && rt_redis_inflight(rt->redis) == 0;
     if (idle || uv_now(rt->loop) >= a->drain_deadline)
@@ -370,6 +375,8 @@ int main(void)
     rt->sweep_ms = nt_config_int("NATTER_SWEEP_MS", 5000, 100, 3600000);
     rt->presence_room_max = nt_config_int("NATTER_PRESENCE_ROOM_MAX", 1000, 0, 100000000);
     rt->typing_ttl_ms = nt_config_int("NATTER_TYPING_TTL_MS", 30000, 100, 3600000);
+    int64_t max_token_lifetime_s = nt_config_int("NATTER_MAX_TOKEN_LIFETIME_S", 7 * 86400, 60,
+                                                 366 * 86400);
     rt->request_timeout_ms = (int)nt_config_int("NATTER_REQUEST_TIMEOUT_MS", 5000, 100, 600000);
     size_t max_inflight = (size_t)nt_config_int("NATTER_REDIS_MAX_INFLIGHT", 10000, 1, 1000000);
     size_t bus_queue = (size_t)nt_config_int("NATTER_BUS_QUEUE", 65536, 16, 16777216);
@@ -413,7 +420,8 @@ int main(void)
     a.status = rt_user_status_create(rt);
     a.typing = rt_typing_create(rt);
     a.stats = rt_stats_create(rt);
-    if (!a.rooms || !a.presence || !a.status || !a.typing || !a.stats)
+    a.revoke = rt_revoke_create(rt, max_token_lifetime_s);
+    if (!a.rooms || !a.presence || !a.status || !a.typing || !a.stats || !a.revoke)
         nt_config_fatal("cannot subscribe on NATS at %s (NATTER_NATS_URL)", nats_shown);
 
     uv_timer_init(&loop, &a.drain);
