@@ -170,8 +170,14 @@ nt_status nt_jwt_verify_rules(const char *token, size_t len, const nt_jwt_rules 
     json_t *appj = claims ? json_object_get(claims, "app") : NULL;
     const char *app = appj ? json_string_value(appj) : "default";
     bool app_ok = app != NULL && nt_valid_id(app, strlen(app));
+    const char *deny = NULL;
     const char *secret = claims && app_ok && rules->secret_for
-        ? rules->secret_for(app, json_string_value(json_object_get(hdr, "kid")), rules->arg) : NULL;
+        ? rules->secret_for(app, json_string_value(json_object_get(hdr, "kid")), rules->arg, &deny)
+        : NULL;
+    if (deny != NULL) {
+        reason = deny;
+        goto err;
+    }
     if (secret == NULL)
         secret = rules->secret;
     if (secret == NULL || secret[0] == '\0') {

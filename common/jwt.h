@@ -18,8 +18,11 @@ typedef struct nt_claims {
 } nt_claims;
 
 /* The secret of an app's tokens (the token's app claim, "default" when absent, and
- * its kid header or NULL); NULL: no secret of its own (rules->secret is used). */
-typedef const char *(*nt_jwt_secret_fn)(const char *app, const char *kid, void *arg);
+ * its kid header or NULL); NULL: no secret of its own (rules->secret is used). To
+ * refuse the token instead (a disabled app, a kid naming another app), set *deny to
+ * the reason. */
+typedef const char *(*nt_jwt_secret_fn)(const char *app, const char *kid, void *arg,
+                                        const char **deny);
 
 typedef struct nt_jwt_rules {
     const char *secret;           /* the secret when secret_for is NULL or gives none */

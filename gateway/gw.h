@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
+#include "apps.h"
 #include "bus.h"
 #include "jwt.h"
 #include "ratelimit.h"
@@ -45,6 +46,7 @@ typedef struct gw_config {
                                        NATTER_MAX_TOKEN_LIFETIME_S */
     uint32_t expiring_lead_s;       /* NATTER_TOKEN_EXPIRING_LEAD_S */
     uint32_t handshake_timeout_s;   /* NATTER_HANDSHAKE_TIMEOUT_S: HTTP request and upgrade */
+    nt_apps apps;                   /* NATTER_APPS: tenants with their own secrets */
 } gw_config;
 
 typedef struct gw_metrics {

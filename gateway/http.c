@@ -43,6 +43,7 @@ struct gw_http {
                                      the id of a room being created */
     char user[65];                /* the {user} of /api/rooms/{id}/members/{user} */
     gw_sapi_call sapi;            /* R_SERVER: which server API call */
+    char key_app[65];             /* R_SERVER: the app of the API key, "" for NATTER_API_KEY */
     char *body;                   /* request body */
     size_t body_len;
     unsigned char *resp;          /* LWS_PRE headroom + response body */
@@ -541,7 +542,7 @@ static bool server_prepare(gw_http *h, const char *path, bool post)
         respond_error(h, GW_E_NOT_FOUND, "no such resource");
         return false;
     }
-    if (!gw_server_api_auth(h->wsi, call, &err)) {
+    if (!gw_server_api_auth(h->wsi, call, h->key_app, &err)) {
         respond_error(h, err.code, err.message);
         return false;
     }
@@ -562,7 +563,7 @@ static bool server_prepare(gw_http *h, const char *path, bool post)
 
 static void server_stats(gw_http *h)
 {
-    if (gw_server_api_stats(on_router_json, h, &h->req_id) != NT_OK)
+    if (gw_server_api_stats(h->key_app, on_router_json, h, &h->req_id) != NT_OK)
         return respond_error(h, GW_E_UNAVAILABLE, "router unavailable, retry");
     h->in_flight = true;
     h->state = H_WAIT;
@@ -571,7 +572,7 @@ static void server_stats(gw_http *h)
 static void server_body(gw_http *h)
 {
     gw_error err;
-    json_t *out = gw_server_api_post(h->wsi, h->sapi, h->room, h->body, h->body_len, &err);
+    json_t *out = gw_server_api_post(h->wsi, h->sapi, h->room, h->body, h->body_len, h->key_app, &err);
     if (out)
         respond_json(h, 200, out);
     else

@@ -87,6 +87,24 @@ static void cap_connections_by_fd_limit(gw_config *c)
     }
 }
 
+/* The secret of a listed app's tokens (nt_jwt_secret_fn): its jwt_secret, or NULL
+ * for NATTER_JWT_SECRET. A disabled app's tokens, and a kid that names another listed
+ * app than the token's app claim, are refused. */
+static const char *app_jwt_secret(const char *app, const char *kid, void *arg, const char **deny)
+{
+    const nt_apps *apps = arg;
+    const nt_app *a = nt_apps_find(apps, app);
+    if (kid && strcmp(kid, app) != 0 && nt_apps_find(apps, kid)) {
+        *deny = "kid names another app";
+        return NULL;
+    }
+    if (a && !a->enabled) {
+        *deny = "app disabled";
+        return NULL;
+    }
+    return a ? a->jwt_secret : NULL;
+}
+
 static void read_config(void)
 {
     gw_config *c = &gw.cfg;
@@ -122,7 +140,10 @@ static void read_config(void)
     c->typing_interval_ms = (uint32_t)nt_config_int("NATTER_TYPING_INTERVAL_MS", 1000, 1, 60000);
     c->presence_interval_ms = (uint32_t)nt_config_int("NATTER_PRESENCE_INTERVAL_MS", 1000, 1, 60000);
     gw_limits_configure();
+    nt_apps_load(&c->apps);
     c->jwt.secret = c->jwt_secret;
+    c->jwt.secret_for = app_jwt_secret;
+    c->jwt.arg = &c->apps;
     c->jwt.leeway_s = nt_config_int("NATTER_JWT_LEEWAY_S", 30, 0, 3600);
     c->jwt.max_lifetime_s = nt_config_int("NATTER_MAX_TOKEN_LIFETIME_S", 7 * 86400, 60, 366 * 86400);
     c->jwt.issuer = nt_config_str("NATTER_JWT_ISSUER", "", "required iss of client tokens");

@@ -37,18 +37,35 @@ void gw_server_api_metrics_init(void)
     }
 }
 
-bool gw_server_api_auth(struct lws *wsi, gw_sapi_call call, gw_error *err)
+static bool any_app_key(void)
+{
+    for (size_t i = 0; i < gw.cfg.apps.n; i++)
+        if (gw.cfg.apps.v[i].api_key)
+            return true;
+    return false;
+}
+
+bool gw_server_api_auth(struct lws *wsi, gw_sapi_call call, char key_app[65], gw_error *err)
 {
     char auth[1024];
     nt_metric_add(calls[call], 1);
+    key_app[0] = '\0';
     const char *key = gw.cfg.api_key;
-    if (!key || !*key)
-        return gw_fail(err, GW_E_UNAVAILABLE, "the server API is disabled: NATTER_API_KEY is not set");
+    bool global = key && *key;
+    if (!global && !any_app_key())
+        return gw_fail(err, GW_E_UNAVAILABLE,
+                       "the server API is disabled: NATTER_API_KEY is not set (nor any app's api_key)");
     int n = lws_hdr_copy(wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION);
     if (n <= 7 || strncasecmp(auth, "Bearer ", 7) != 0)
-        return gw_fail(err, GW_E_UNAUTHORIZED, "missing header 'Authorization: Bearer <NATTER_API_KEY>'");
-    if (!nt_consttime_eq(auth + 7, (size_t)n - 7, key, strlen(key)))
+        return gw_fail(err, GW_E_UNAUTHORIZED, "missing header 'Authorization: Bearer <API key>'");
+    const nt_app *app = nt_apps_by_api_key(&gw.cfg.apps, auth + 7, (size_t)n - 7);
+    bool is_global = global && nt_consttime_eq(auth + 7, (size_t)n - 7, key, strlen(key));
+    if (!app && !is_global)
         return gw_fail(err, GW_E_UNAUTHORIZED, "invalid API key");
+    if (app && !app->enabled)
+        return gw_fail(err, GW_E_FORBIDDEN, "app %s is disabled", app->id);
+    if (app)
+        snprintf(key_app, 65, "%s", app->id);
     return true;
 }
 
@@ -69,10 +86,13 @@ static nt_status publish_event(const char *kind, const char *app, const char *id
     return st;
 }
 
-static bool get_app(json_t *req, const char *query_app, const char **app, gw_error *err)
+/* The app a call is for (body "app", else ?app=, else the key's app or "default"),
+ * which the API key must reach. */
+static bool get_app(json_t *req, const char *query_app, const char *key_app, const char **app,
+                    gw_error *err)
 {
     json_t *a = req ? json_object_get(req, "app") : NULL;
-    *app = "default";
+    *app = key_app && key_app[0] ? key_app : "default";
     if (a && !json_is_null(a)) {
         if (!json_is_string(a) || !nt_valid_id(json_string_value(a), json_string_length(a)))
             return gw_fail(err, GW_E_BAD_REQUEST, "field 'app' must be 1-64 characters of [A-Za-z0-9_-]");
@@ -82,6 +102,13 @@ static bool get_app(json_t *req, const char *query_app, const char **app, gw_err
             return gw_fail(err, GW_E_BAD_REQUEST, "query parameter 'app' must be 1-64 characters of [A-Za-z0-9_-]");
         *app = query_app;
     }
+    if (key_app && key_app[0] && strcmp(*app, key_app) != 0)
+        return gw_fail(err, GW_E_FORBIDDEN, "this API key is for app %s, not %s", key_app, *app);
+    const nt_app *own = nt_apps_find(&gw.cfg.apps, *app);
+    if ((!key_app || !key_app[0]) && own && own->api_key)
+        return gw_fail(err, GW_E_FORBIDDEN, "app %s has an API key of its own (NATTER_APPS)", *app);
+    if (own && !own->enabled)
+        return gw_fail(err, GW_E_FORBIDDEN, "app %s is disabled", *app);
     return true;
 }
 
@@ -102,12 +129,12 @@ static bool parse_channel(const char *ch, const char **kind, const char **id)
     return false;
 }
 
-static json_t *do_publish(json_t *req, gw_error *err)
+static json_t *do_publish(json_t *req, const char *key_app, gw_error *err)
 {
     const char *app, *kind, *id;
     json_t *ch = json_object_get(req, "channel"), *ev = json_object_get(req, "event");
     json_t *data = json_object_get(req, "data");
-    if (!get_app(req, NULL, &app, err))
+    if (!get_app(req, NULL, key_app, &app, err))
         return NULL;
     if (!json_is_string(ch) || !parse_channel(json_string_value(ch), &kind, &id)) {
         gw_fail(err, GW_E_BAD_REQUEST,
@@ -140,12 +167,12 @@ static json_t *do_publish(json_t *req, gw_error *err)
     return json_pack("{s:b}", "ok", 1);
 }
 
-static json_t *do_notify(json_t *req, gw_error *err)
+static json_t *do_notify(json_t *req, const char *key_app, gw_error *err)
 {
     const char *app;
     json_t *ids = json_object_get(req, "user_ids"), *data = json_object_get(req, "data"), *v;
     size_t i;
-    if (!get_app(req, NULL, &app, err))
+    if (!get_app(req, NULL, key_app, &app, err))
         return NULL;
     if (!json_is_array(ids) || json_array_size(ids) < 1 || json_array_size(ids) > GW_NOTIFY_MAX_USERS) {
         gw_fail(err, GW_E_BAD_REQUEST, "field 'user_ids' must be an array of 1-%d user ids",
@@ -184,12 +211,13 @@ static json_t *do_notify(json_t *req, gw_error *err)
     return json_pack("{s:b,s:I}", "ok", 1, "users", (json_int_t)sent);
 }
 
-static json_t *do_disconnect(struct lws *wsi, json_t *req, const char *user, gw_error *err)
+static json_t *do_disconnect(struct lws *wsi, json_t *req, const char *user, const char *key_app,
+                             gw_error *err)
 {
     const char *app;
     char qapp[80] = "", subject[160];
     const char *q = lws_get_urlarg_by_name(wsi, "app=", qapp, sizeof qapp);
-    if (!get_app(req, q, &app, err))
+    if (!get_app(req, q, key_app, &app, err))
         return NULL;
     json_t *revoke = req ? json_object_get(req, "revoke") : NULL;
     if (revoke && !json_is_boolean(revoke)) {
@@ -220,7 +248,7 @@ static json_t *do_disconnect(struct lws *wsi, json_t *req, const char *user, gw_
 }
 
 json_t *gw_server_api_post(struct lws *wsi, gw_sapi_call call, const char *user,
-                           const char *body, size_t len, gw_error *err)
+                           const char *body, size_t len, const char *key_app, gw_error *err)
 {
     json_error_t je;
     json_t *req = NULL, *out = NULL;
@@ -234,23 +262,25 @@ json_t *gw_server_api_post(struct lws *wsi, gw_sapi_call call, const char *user,
         }
     }
     if (call == GW_SAPI_PUBLISH)
-        out = do_publish(req, err);
+        out = do_publish(req, key_app, err);
     else if (call == GW_SAPI_NOTIFY)
-        out = do_notify(req, err);
+        out = do_notify(req, key_app, err);
     else if (call == GW_SAPI_DISCONNECT)
-        out = do_disconnect(wsi, req, user, err);
+        out = do_disconnect(wsi, req, user, key_app, err);
     else
         gw_fail(err, GW_E_NOT_FOUND, "no such resource");
     json_decref(req);
     return out;
 }
 
-nt_status gw_server_api_stats(nt_bus_reply_cb cb, void *arg, uint64_t *req_id)
+nt_status gw_server_api_stats(const char *key_app, nt_bus_reply_cb cb, void *arg, uint64_t *req_id)
 {
     nt_envw w;
     size_t len;
     nt_envw_init(&w);
     nt_envw_cstr(&w, "what", "stats");
+    if (key_app && key_app[0])
+        nt_envw_cstr(&w, "app", key_app);
     const char *data = nt_envw_finish(&w, &len);
     nt_status st = nt_bus_request(gw.bus, "natter.rpc.router.stats", NULL, data, len,
                                   (int)gw.cfg.request_timeout_ms, cb, arg, req_id);

@@ -23,14 +23,25 @@
 #define STATS_SCAN_COUNT "1000"
 #define STATS_MAX_BATCHES 2000      /* about 2 million keys looked at per pattern */
 
-/* -> {gw1, last_hb_ms1, conns1, gw2, ...} */
+/* ARGV[1] app ("" for all) -> {gw1, last_hb_ms1, conns1, gw2, ...}; with an app only
+ * its connections ("<app>|<user>|<conn>" members) are counted, by walking the set. */
 static const char GWS_LUA[] =
     "local g = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')\n"
     "local out = {}\n"
+    "local prefix = ARGV[1] .. '|'\n"
     "for i = 1, #g, 2 do\n"
     "  out[#out + 1] = g[i]\n"
     "  out[#out + 1] = g[i + 1]\n"
-    "  out[#out + 1] = redis.call('SCARD', 'natter:gw:' .. g[i] .. ':conns')\n"
+    "  local key = 'natter:gw:' .. g[i] .. ':conns'\n"
+    "  if ARGV[1] == '' then\n"
+    "    out[#out + 1] = redis.call('SCARD', key)\n"
+    "  else\n"
+    "    local n = 0\n"
+    "    for _, m in ipairs(redis.call('SMEMBERS', key)) do\n"
+    "      if string.sub(m, 1, #prefix) == prefix then n = n + 1 end\n"
+    "    end\n"
+    "    out[#out + 1] = n\n"
+    "  end\n"
     "end\n"
     "return out\n";
 
@@ -62,6 +73,8 @@ typedef struct stats_job {
     bool partial;
     int64_t connections, users, rooms;
     json_t *gateways;
+    char app[RT_ID_MAX + 1];      /* "" for all apps, else only this one's */
+    char users_pattern[96], rooms_pattern[96];
 } stats_job;
 
 static void job_free(stats_job *j)
@@ -159,11 +172,11 @@ static void job_step(stats_job *j)
 {
     nt_status st;
     if (j->phase == PHASE_GWS) {
-        const char *args[] = { "natter:gws", NULL };
+        const char *args[] = { "natter:gws", j->app, NULL };
         st = rt_eval(j->rt, GWS_LUA, 1, args, on_reply, j);
     } else {
         const char *args[] = { j->cursor,
-                               j->phase == PHASE_USERS ? "natter:{*}:online:*" : "natter:{*}:live:*",
+                               j->phase == PHASE_USERS ? j->users_pattern : j->rooms_pattern,
                                STATS_SCAN_COUNT, j->phase == PHASE_USERS ? "online" : "live", NULL };
         st = rt_eval(j->rt, SCAN_LUA, 0, args, on_reply, j);
     }
@@ -183,6 +196,14 @@ static void on_stats(nt_bus *bus, const nt_bus_msg *msg, void *arg)
     }
     stats_job *j = nt_calloc(1, sizeof *j);
     j->rt = s->rt;
+    nt_envr r;
+    size_t alen = 0;
+    const char *app = nt_envr_parse(&r, msg->data, msg->len) == NT_OK ? nt_envr_str(&r, "app", &alen) : NULL;
+    if (app && nt_valid_id(app, alen))          /* an app's own API key: only its numbers */
+        memcpy(j->app, app, alen);
+    nt_envr_free(&r);
+    snprintf(j->users_pattern, sizeof j->users_pattern, "natter:{%s}:online:*", j->app[0] ? j->app : "*");
+    snprintf(j->rooms_pattern, sizeof j->rooms_pattern, "natter:{%s}:live:*", j->app[0] ? j->app : "*");
     j->reply = nt_strdup(msg->reply);
     j->gateways = json_array();
     j->phase = PHASE_GWS;

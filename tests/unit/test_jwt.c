@@ -286,9 +286,13 @@ static void test_malformed(void **state)
     assert_int_equal(nt_jwt_verify("a.b", 3, SECRET, NOW, &c, NULL, 0), NT_EAUTH);
 }
 
-static const char *app_secret(const char *app, const char *kid, void *arg)
+static const char *app_secret(const char *app, const char *kid, void *arg, const char **deny)
 {
     (void)arg;
+    if (strcmp(app, "off") == 0) {
+        *deny = "app disabled";
+        return NULL;
+    }
     if (kid && strcmp(kid, "k2") == 0)
         return "kid-two-secret";
     return strcmp(app, "acme") == 0 ? "acme-secret" : NULL;
@@ -349,6 +353,9 @@ static void test_rules(void **state)
     craft(tok, "{\"alg\":\"HS256\",\"kid\":\"k2\"}", "{\"sub\":\"a\",\"exp\":1700000100}",
           EVP_sha256(), "kid-two-secret");
     assert_int_equal(verify_rules(tok, &apps, &c, why), NT_OK);
+    craft(tok, HS256, "{\"sub\":\"a\",\"app\":\"off\",\"exp\":1700000100}", EVP_sha256(), SECRET);
+    assert_int_equal(verify_rules(tok, &apps, &c, why), NT_EAUTH);
+    assert_string_equal(why, "app disabled");
     nt_jwt_rules none = { .secret = NULL, .secret_for = app_secret, .leeway_s = 30 };
     craft(tok, HS256, "{\"sub\":\"a\",\"app\":\"other\",\"exp\":1700000100}", EVP_sha256(), SECRET);
     assert_int_equal(verify_rules(tok, &none, &c, why), NT_EAUTH);
