@@ -459,6 +459,7 @@ typedef struct replay_req {
     json_t *ref;
     int64_t after;                      /* last seq replayed (since_seq at first) */
     int64_t last_seq, last_read, unread; /* from the join */
+    uint32_t replayed;                  /* messages sent so far (NATTER_REPLAY_MAX) */
 } replay_req;
 
 static bool stop_delivery(gw_conn *c, const char *room);
@@ -508,6 +509,7 @@ static bool replay_send(gw_conn *c, replay_req *rq, const char *json, size_t len
         free(s);
         json_decref(frame);
         rq->after = seq;
+        rq->replayed++;
     }
     *more = json_is_true(json_object_get(o, "has_more")) && json_array_size(list) > 0;
     json_decref(o);
@@ -533,6 +535,13 @@ static void on_replay_page(nt_bus *bus, nt_status st, const nt_bus_msg *msg, voi
         replay_fail(c, rq, GW_E_INTERNAL, "malformed reply from message store");
     } else if (m->replay->overflow) {
         replay_fail(c, rq, GW_E_UNAVAILABLE, "too many messages to recover; retry");
+    } else if (more && rq->replayed >= gw.cfg.replay_max) {
+        /* Paged, not unbounded: past the bound the client catches up with history. */
+        char msg[200];
+        snprintf(msg, sizeof msg, "more than %u messages missed: %u replayed up to seq %lld; fetch "
+                 "the rest with history (after_seq) and subscribe again with a later since_seq "
+                 "(NATTER_REPLAY_MAX)", gw.cfg.replay_max, rq->replayed, (long long)rq->after);
+        replay_fail(c, rq, GW_E_TOO_LARGE, msg);
     } else if (more) {
         replay_page(c, rq);
     } else {

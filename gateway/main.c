@@ -154,6 +154,7 @@ static void read_config(void)
         c->jwt.audience = NULL;
     c->expiring_lead_s = (uint32_t)nt_config_int("NATTER_TOKEN_EXPIRING_LEAD_S", 60, 1, 3600);
     c->handshake_timeout_s = (uint32_t)nt_config_int("NATTER_HANDSHAKE_TIMEOUT_S", 10, 1, 600);
+    c->replay_max = (uint32_t)nt_config_int("NATTER_REPLAY_MAX", 10000, 100, 10000000);
     gw_access_configure();
     cap_connections_by_fd_limit(c);
 }
