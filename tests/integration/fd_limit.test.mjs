@@ -46,6 +46,7 @@ test('connections beyond the open-files limit get 503, counted and logged; none 
     NATTER_JWT_SECRET: secret,
     NATTER_GATEWAY_ID: 'fdlimit',
     NATTER_LOG_LEVEL: 'info',
+    NATTER_RATE_CONNECTS_PER_IP: '1000000/s:1000000',   // every client here is 127.0.0.1
   }, 'gateway.log');
   await waitUntil(async () => {
     try { return (await fetch(`http://127.0.0.1:${wsPort}/readyz`)).status === 200; } catch { return false; }
