@@ -37,7 +37,15 @@ typedef struct typing_rec {
 static typing_rec typing_table[TYPING_SLOTS];
 static uint16_t held_slots[TYPING_SLOTS];   /* slots with a held change, each once */
 static size_t nheld;
-static gw_user *presence_held_head;         /* users holding a presence change */
+/* The latest presence change of a user, held for the end of the interval. */
+typedef struct gw_presence_hold {
+    struct gw_presence_hold *next;           /* in presence_holds */
+    gw_user *user;
+    uint32_t len;
+    char data[];                             /* the natter.ctl.presence envelope */
+} gw_presence_hold;
+
+static gw_presence_hold *presence_holds;
 
 static struct {
     nt_metric *typing_forwarded;         /* natter.ctl.typing published */
@@ -254,14 +262,24 @@ void gw_presence_set(gw_conn *c, const gw_frame *f)
     uint32_t now = loop_ms();
     if (u->presence_held || !interval_passed(u->presence_ms, now, gw.cfg.presence_interval_ms)) {
         /* Within the interval: held, the latest change winning, forwarded when it ends. */
-        if (!u->presence_held) {
-            u->presence_next = presence_held_head;
-            presence_held_head = u;
+        gw_presence_hold *h = u->presence_held;
+        if (!h || h->len < len) {
+            gw_presence_hold *n = nt_malloc(sizeof *n + len);
+            if (h) {
+                for (gw_presence_hold **pp = &presence_holds; *pp; pp = &(*pp)->next)
+                    if (*pp == h) {
+                        *pp = h->next;
+                        break;
+                    }
+                nt_free(h);
+            }
+            n->user = u;
+            n->next = presence_holds;
+            presence_holds = n;
+            u->presence_held = h = n;
         }
-        nt_free(u->presence_held);
-        u->presence_held = nt_malloc(len);
-        memcpy(u->presence_held, data, len);
-        u->presence_held_len = (uint32_t)len;
+        memcpy(h->data, data, len);
+        h->len = (uint32_t)len;
         nt_envw_free(&w);
         nt_metric_add(pm.presence_held, 1);
         return gw_conn_send_ack(c, f->ref, "{}", 2);
@@ -275,43 +293,44 @@ void gw_presence_set(gw_conn *c, const gw_frame *f)
     gw_conn_send_ack(c, f->ref, "{}", 2);
 }
 
-static void presence_forward_held(gw_user *u, uint32_t now)
+/* Publishes h (already out of presence_holds) and frees it. */
+static void presence_forward_held(gw_presence_hold *h, uint32_t now)
 {
-    if (nt_bus_publish(gw.bus, "natter.ctl.presence", NULL, u->presence_held,
-                       u->presence_held_len) != NT_OK)
+    gw_user *u = h->user;
+    if (nt_bus_publish(gw.bus, "natter.ctl.presence", NULL, h->data, h->len) != NT_OK)
         nt_warn("cannot publish the held presence change of %s/%s", u->app, u->id);
     else
         nt_metric_add(pm.presence_sets, 1);
-    nt_free(u->presence_held);
     u->presence_held = NULL;
-    u->presence_held_len = 0;
     u->presence_ms = now | 1;
+    nt_free(h);
 }
 
 void gw_presence_user_gone(gw_user *u)
 {
-    if (!u->presence_held)
+    gw_presence_hold *h = u->presence_held;
+    if (!h)
         return;
-    for (gw_user **pp = &presence_held_head; *pp; pp = &(*pp)->presence_next)
-        if (*pp == u) {
-            *pp = u->presence_next;
+    for (gw_presence_hold **pp = &presence_holds; *pp; pp = &(*pp)->next)
+        if (*pp == h) {
+            *pp = h->next;
             break;
         }
-    presence_forward_held(u, loop_ms());
+    presence_forward_held(h, loop_ms());
 }
 
 void gw_presence_sweep(void)
 {
     uint32_t now = loop_ms();
     typing_sweep(now);
-    for (gw_user **pp = &presence_held_head; *pp;) {
-        gw_user *u = *pp;
-        if (!interval_passed(u->presence_ms, now, gw.cfg.presence_interval_ms)) {
-            pp = &u->presence_next;
+    for (gw_presence_hold **pp = &presence_holds; *pp;) {
+        gw_presence_hold *h = *pp;
+        if (!interval_passed(h->user->presence_ms, now, gw.cfg.presence_interval_ms)) {
+            pp = &h->next;
             continue;
         }
-        *pp = u->presence_next;
-        presence_forward_held(u, now);
+        *pp = h->next;
+        presence_forward_held(h, now);
     }
 }
 

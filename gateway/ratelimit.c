@@ -135,7 +135,7 @@ void gw_limit_refuse(gw_conn *c, const json_t *ref, const char *what, uint32_t r
     if (!c->user || c->close_code)
         return;
     uint32_t ignored;
-    if (!gw_rate_take(&c->user->lim.tat[GW_L_USER_REFUSALS], &gw.cfg.rates[GW_L_USER_REFUSALS],
+    if (!gw_rate_take(&c->user->lim.tat[GW_L_USER_REFUSALS - GW_L_FIRST_USER], &gw.cfg.rates[GW_L_USER_REFUSALS],
                       gw_limits_now(), &ignored)) {
         nt_metric_add(lm.abuse_closed, 1);
         nt_info("closing connection %s of %s/%s with 4029: refused too often (NATTER_ABUSE_REFUSALS)",
@@ -159,7 +159,7 @@ static bool refuse_rate(gw_conn *c, const json_t *ref, gw_limit l, uint32_t retr
 bool gw_limit_admit_user(gw_conn *c, const json_t *ref, gw_limit user_limit)
 {
     uint32_t retry;
-    if (!gw_rate_take(&c->user->lim.tat[user_limit], &gw.cfg.rates[user_limit], gw_limits_now(),
+    if (!gw_rate_take(&c->user->lim.tat[user_limit - GW_L_FIRST_USER], &gw.cfg.rates[user_limit], gw_limits_now(),
                       &retry))
         return refuse_rate(c, ref, user_limit, retry);
     return true;
@@ -172,7 +172,7 @@ bool gw_limit_admit(gw_conn *c, const json_t *ref, gw_limit conn_limit, gw_limit
     uint32_t csaved = *ctat;
     if (!gw_rate_take(ctat, &gw.cfg.rates[conn_limit], now, &retry))
         return refuse_rate(c, ref, conn_limit, retry);
-    if (!gw_rate_take(&c->user->lim.tat[user_limit], &gw.cfg.rates[user_limit], now, &retry)) {
+    if (!gw_rate_take(&c->user->lim.tat[user_limit - GW_L_FIRST_USER], &gw.cfg.rates[user_limit], now, &retry)) {
         *ctat = csaved;                                /* nothing taken when refused */
         return refuse_rate(c, ref, user_limit, retry);
     }

@@ -21,11 +21,12 @@ typedef struct gw_rate {
     uint32_t period_ms;           /* 1000 or 60000 */
 } gw_rate;
 
-/* The rated actions: X(name, setting, default, what a refusal says is limited, per user). */
+/* The rated actions: X(name, setting, default, what a refusal says is limited, per user);
+ * the per-connection ones first (GW_L_FIRST_USER is the first per-user one). */
 #define GW_LIMIT_MAP(X)                                                                    \
     X(CONN_SENDS, "NATTER_RATE_SENDS", "10/s:30", "messages per connection", false)        \
-    X(USER_SENDS, "NATTER_RATE_USER_SENDS", "20/s:60", "messages per user", true)          \
     X(CONN_SUBSCRIBES, "NATTER_RATE_SUBSCRIBES", "10/s:50", "subscribes per connection", false) \
+    X(USER_SENDS, "NATTER_RATE_USER_SENDS", "20/s:60", "messages per user", true)          \
     X(USER_SUBSCRIBES, "NATTER_RATE_USER_SUBSCRIBES", "20/s:100", "subscribes per user", true) \
     X(USER_CREATE_ROOMS, "NATTER_RATE_CREATE_ROOMS", "10/min:5", "rooms created per user", true) \
     X(USER_DMS, "NATTER_RATE_DMS", "30/min:10", "direct-message rooms opened per user", true) \
@@ -38,9 +39,11 @@ typedef enum {
     GW_L_COUNT
 } gw_limit;
 
-/* Per-user state (in gw_user): one timestamp per per-user limit. */
+#define GW_L_FIRST_USER GW_L_USER_SENDS
+
+/* Per-user state (in gw_user): one timestamp per per-user limit, tat[l - GW_L_FIRST_USER]. */
 typedef struct gw_user_limits {
-    uint32_t tat[GW_L_COUNT];
+    uint32_t tat[GW_L_COUNT - GW_L_FIRST_USER];
 } gw_user_limits;
 
 /* Per-connection state (in gw_conn, sharing the bytes of the auth deadline). */

@@ -18,9 +18,8 @@ struct gw_user {                  /* one user with >= 1 authenticated local conn
     char *name;                   /* display name from the latest token; gw_user_noname or owned */
     gw_user_limits lim;           /* per-user rate limits on this gateway (ratelimit.h) */
     uint32_t presence_ms;         /* loop ms a presence change was last forwarded; 0: never */
-    char *presence_held;          /* the latest change held back by the interval, or NULL */
-    uint32_t presence_held_len;
-    gw_user *presence_next;       /* in the list of users holding a change (presence.c) */
+    struct gw_presence_hold *presence_held; /* the latest change held back by the interval
+                                               (presence.c), or NULL */
     char subject[];               /* natter.user.<app>.<user>; the registry key; then app */
 };
 
