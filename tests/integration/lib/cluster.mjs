@@ -263,7 +263,7 @@ export function natsSession(port) {
         continue;
       }
       buf = buf.slice(eol + 2);
-      if (line === 'PING') sock.write('PONG\r\n');
+      if (line === 'PING' && !sock.writableEnded) sock.write('PONG\r\n');   // not after close()
     }
   });
   sock.write('CONNECT {"verbose":false,"pedantic":false,"headers":true,"no_responders":true}\r\nSUB _INBOX.t 1\r\n');
