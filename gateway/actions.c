@@ -134,8 +134,12 @@ bool gw_rpc_ok(nt_status st, const nt_bus_msg *msg, const char *service, nt_envr
         return true;
     const char *code = nt_envr_str(r, "code", &clen);
     const char *message = nt_envr_str(r, "message", &mlen);
-    return gw_fail(err, gw_errcode_parse(code, clen), "%.*s", (int)mlen,
-                   message ? message : "request refused");
+    int64_t retry = 0;
+    gw_fail(err, gw_errcode_parse(code, clen), "%.*s", (int)mlen,
+            message ? message : "request refused");
+    if (nt_envr_int(r, "retry_after_ms", &retry) && retry > 0)
+        err->retry_after_ms = retry > UINT32_MAX ? UINT32_MAX : (uint32_t)retry;
+    return false;
 }
 
 static bool stop_delivery(gw_conn *c, const char *room);
@@ -598,7 +602,10 @@ static void on_join(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
     } else if (!ok) {
         c->nrooms--;
         gw_room_release(q->room);
-        send_error(c, q->ref, &err);
+        if (err.retry_after_ms)           /* rate_limited by the router (access codes) */
+            gw_conn_send_error_retry(c, q->ref, err.code, err.message, err.retry_after_ms);
+        else
+            send_error(c, q->ref, &err);
     } else {
         int64_t last_seq = 0, last_read = 0, unread = 0;
         nt_envr_int(&r, "last_seq", &last_seq);

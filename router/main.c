@@ -273,6 +273,11 @@ static void register_metrics(rt_router *rt)
                                              "Typing indicators ended without renewal");
     rt->m.queries = nt_metric_counter("natter_router_queries_total",
                                       "Online, typing and presence queries answered");
+    rt->m.code_failures = nt_metric_counter("natter_router_access_code_failures_total",
+                                            "Wrong access codes answered by the persister");
+    rt->m.code_locked = nt_metric_counter(
+        "natter_router_access_code_locked_total",
+        "Joins with an access code refused by NATTER_ACCESS_CODE_ATTEMPTS or _ROOM_ATTEMPTS");
     nt_metric_gauge_fn("natter_router_redis_inflight", "Redis commands awaiting a reply",
                        redis_inflight_gauge, rt);
 }
@@ -375,6 +380,11 @@ int main(void)
     rt->sweep_ms = nt_config_int("NATTER_SWEEP_MS", 5000, 100, 3600000);
     rt->presence_room_max = nt_config_int("NATTER_PRESENCE_ROOM_MAX", 1000, 0, 100000000);
     rt->typing_ttl_ms = nt_config_int("NATTER_TYPING_TTL_MS", 30000, 100, 3600000);
+    rt->access_code_attempts = nt_config_int("NATTER_ACCESS_CODE_ATTEMPTS", 5, 1, 1000000);
+    rt->access_code_room_attempts = nt_config_int("NATTER_ACCESS_CODE_ROOM_ATTEMPTS", 50, 1,
+                                                  100000000);
+    rt->access_code_window_s = nt_config_int("NATTER_ACCESS_CODE_WINDOW_S", 900, 1, 30 * 86400);
+    rt->access_code_backoff_s = nt_config_int("NATTER_ACCESS_CODE_BACKOFF_S", 30, 1, 30 * 86400);
     int64_t max_token_lifetime_s = nt_config_int("NATTER_MAX_TOKEN_LIFETIME_S", 7 * 86400, 60,
                                                  366 * 86400);
     rt->request_timeout_ms = (int)nt_config_int("NATTER_REQUEST_TIMEOUT_MS", 5000, 100, 600000);

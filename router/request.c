@@ -39,6 +39,12 @@ bool rt_req_ids(const nt_envr *r, const char *const *keys, char *const *outs,
 
 void rt_reply_error(rt_router *rt, const char *reply, const char *code, const char *message)
 {
+    rt_reply_error_retry(rt, reply, code, message, 0);
+}
+
+void rt_reply_error_retry(rt_router *rt, const char *reply, const char *code, const char *message,
+                          int64_t retry_after_ms)
+{
     nt_envw w;
     size_t len;
 
@@ -48,6 +54,8 @@ void rt_reply_error(rt_router *rt, const char *reply, const char *code, const ch
     nt_envw_bool(&w, "ok", false);
     nt_envw_cstr(&w, "code", code);
     nt_envw_cstr(&w, "message", message);
+    if (retry_after_ms > 0)
+        nt_envw_int(&w, "retry_after_ms", retry_after_ms);
     const char *data = nt_envw_finish(&w, &len);
     rt_reply_raw(rt, reply, data, len);
     nt_envw_free(&w);

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "envelope.h"
 #include "router.h"
@@ -24,6 +25,11 @@ bool rt_req_ids(const nt_envr *r, const char *const *keys, char *const *outs,
 /* Publishes {ok:false, code, message} to `reply`; nothing when reply is NULL.
  * `code` is a PROTOCOL.md error code. */
 void rt_reply_error(rt_router *rt, const char *reply, const char *code, const char *message);
+
+/* The same with retry_after_ms (a rate_limited refusal: when to retry), which the
+ * gateway passes on to the client; 0 writes none. */
+void rt_reply_error_retry(rt_router *rt, const char *reply, const char *code, const char *message,
+                          int64_t retry_after_ms);
 
 /* Sends EVAL script with nkeys keys; `args` (keys then argv) is NULL-terminated,
  * at most 16 entries. Same contract as rt_redis_command. */

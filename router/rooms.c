@@ -4,12 +4,17 @@
  * of natter:gw:<gw>:subs; natter:{<app>}:live:<room> counts, per user, that
  * user's members. Both change together in one script and only when the set
  * changed, so a repeated sub or unsub counts once and a gateway sweep
- * (presence.c) can undo exactly what the set holds. */
+ * (presence.c) can undo exactly what the set holds.
+ *
+ * A join that carries an access code is first admitted by access_code.c. A refused
+ * one goes to the persister without its code, so a member still joins and the code
+ * is never checked; the persister's refusal then becomes rate_limited. */
 #include "rooms.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "access_code.h"
 #include "alloc.h"
 #include "envelope.h"
 #include "log.h"
@@ -59,6 +64,12 @@ static const char LIVE_DEL_LUA[] =
 
 typedef struct rpc_call rpc_call;
 
+typedef enum code_state {
+    CODE_NONE,                    /* no access code (or settled): no limit applies */
+    CODE_CHECKED,                 /* admitted: settled on the persister's answer */
+    CODE_WITHHELD,                /* refused by a limit: the persister is asked without it */
+} code_state;
+
 struct rt_rooms {
     rt_router *rt;
     nt_bus_sub *join_sub;
@@ -78,6 +89,10 @@ struct rpc_call {
     rt_id app, room, user, gw, conn;
     char *resp;                   /* persister reply kept while Redis records the change */
     size_t resp_len;
+    char *name, *code;            /* join: the request's name and access_code, or NULL */
+    size_t name_len, code_len;
+    code_state code_state;
+    rt_access_code_verdict verdict; /* CODE_WITHHELD: the refusal */
 };
 
 /* Sends the live add/remove script for one connection's subscription. */
@@ -97,10 +112,26 @@ static nt_status live_change(rt_router *rt, bool add, const char *app, const cha
 
 /* ---- join / leave calls ---- */
 
+/* A copy of the string field `key` of r (length in *len), or NULL when absent. */
+static char *field_copy(const nt_envr *r, const char *key, size_t *len)
+{
+    const char *s = nt_envr_str(r, key, len);
+    if (!s)
+        return NULL;
+    char *out = nt_malloc(*len + 1);
+    memcpy(out, s, *len);
+    out[*len] = '\0';
+    return out;
+}
+
 static rpc_call *call_create(rt_rooms *rooms, bool join, const char *reply,
-                             char *const ids[5])
+                             char *const ids[5], const nt_envr *r)
 {
     rpc_call *c = nt_calloc(1, sizeof(*c));
+    if (join) {
+        c->name = field_copy(r, "name", &c->name_len);
+        c->code = field_copy(r, "access_code", &c->code_len);
+    }
     c->rooms = rooms;
     c->join = join;
     c->reply = nt_strdup(reply);
@@ -130,7 +161,18 @@ static void call_finish(rpc_call *c)
     rooms->ncalls--;
     nt_free(c->reply);
     nt_free(c->resp);
+    nt_free(c->name);
+    nt_free(c->code);
     nt_free(c);
+}
+
+/* Ends the access-code attempt of c, once, when one was admitted. */
+static void settle_code(rpc_call *c, rt_access_code_outcome outcome)
+{
+    if (c->code_state != CODE_CHECKED)
+        return;
+    c->code_state = CODE_NONE;
+    rt_access_code_settle(c->rooms->rt, c->app, c->room, c->user, outcome);
 }
 
 static const char *call_name(const rpc_call *c)
@@ -166,6 +208,7 @@ static void on_persister_reply(nt_bus *bus, nt_status st, const nt_bus_msg *msg,
     if (st != NT_OK) {
         nt_warn("%s of %s/%s by %s: persister %s", call_name(c), c->app, c->room, c->user,
                 nt_status_text(st));
+        settle_code(c, RT_CODE_UNDECIDED);
         rt_reply_error(rt, c->reply, "unavailable", "persister unavailable");
         call_finish(c);
         return;
@@ -173,24 +216,39 @@ static void on_persister_reply(nt_bus *bus, nt_status st, const nt_bus_msg *msg,
     if (nt_envr_parse(&r, msg->data, msg->len) != NT_OK) {
         nt_error("%s of %s/%s by %s: persister reply is not an envelope", call_name(c), c->app,
                  c->room, c->user);
+        settle_code(c, RT_CODE_UNDECIDED);
         rt_reply_error(rt, c->reply, "internal", "malformed reply from the persister");
         call_finish(c);
         return;
     }
     bool has_ok = nt_envr_bool(&r, "ok", &ok);
+    bool forbidden = !ok && nt_envr_str_eq(&r, "code", "forbidden");
+    bool wrong = forbidden && nt_envr_str_eq(&r, "message", RT_ACCESS_CODE_WRONG);
     nt_envr_free(&r);
     if (!has_ok) {
         nt_error("%s of %s/%s by %s: persister reply has no ok field", call_name(c), c->app,
                  c->room, c->user);
+        settle_code(c, RT_CODE_UNDECIDED);
         rt_reply_error(rt, c->reply, "internal", "malformed reply from the persister");
         call_finish(c);
         return;
     }
     if (!ok) {
-        rt_reply_raw(rt, c->reply, msg->data, msg->len);
+        if (wrong && c->code_state == CODE_CHECKED)
+            nt_metric_add(rt->m.code_failures, 1);
+        settle_code(c, wrong ? RT_CODE_WRONG : RT_CODE_UNDECIDED);
+        if (forbidden && c->code_state == CODE_WITHHELD) {
+            char why[256];
+            rt_access_code_message(rt, &c->verdict, c->room, why, sizeof why);
+            nt_metric_add(rt->m.code_locked, 1);
+            rt_reply_error_retry(rt, c->reply, "rate_limited", why, c->verdict.retry_ms);
+        } else {
+            rt_reply_raw(rt, c->reply, msg->data, msg->len);
+        }
         call_finish(c);
         return;
     }
+    settle_code(c, RT_CODE_RIGHT);
 
     nt_metric_add(c->join ? rt->m.joins : rt->m.leaves, 1);
     c->resp = nt_malloc(msg->len ? msg->len : 1);
@@ -201,21 +259,21 @@ static void on_persister_reply(nt_bus *bus, nt_status st, const nt_bus_msg *msg,
         on_live_recorded(st, NULL, c);
 }
 
-/* Forwards the call to the persister (natter.rpc.persist.join or .leave). */
-static nt_status ask_persister(rt_router *rt, rpc_call *c, const nt_envr *r)
+/* Forwards the call to the persister (natter.rpc.persist.join or .leave); the
+ * access code only when no limit withheld it. */
+static nt_status ask_persister(rt_router *rt, rpc_call *c)
 {
     nt_envw w;
-    size_t len, n;
-    const char *s;
+    size_t len;
 
     nt_envw_init(&w);
     nt_envw_cstr(&w, "app", c->app);
     nt_envw_cstr(&w, "room", c->room);
     nt_envw_cstr(&w, "user", c->user);
-    if (c->join && (s = nt_envr_str(r, "name", &n)) != NULL)
-        nt_envw_str(&w, "name", s, n);
-    if (c->join && (s = nt_envr_str(r, "access_code", &n)) != NULL)
-        nt_envw_str(&w, "access_code", s, n);
+    if (c->name)
+        nt_envw_str(&w, "name", c->name, c->name_len);
+    if (c->code && c->code_state != CODE_WITHHELD)
+        nt_envw_str(&w, "access_code", c->code, c->code_len);
     const char *data = nt_envw_finish(&w, &len);
     nt_status st = nt_bus_request(rt->bus, c->join ? SUBJ_PERSIST_JOIN : SUBJ_PERSIST_LEAVE,
                                   NULL, data, len, rt->request_timeout_ms, on_persister_reply,
@@ -225,7 +283,44 @@ static nt_status ask_persister(rt_router *rt, rpc_call *c, const nt_envr *r)
     return st;
 }
 
-/* Common front half of join and leave: validate, check Redis, ask the persister. */
+/* Asks the persister; when that fails, answers unavailable and forgets c. */
+static void forward(rpc_call *c)
+{
+    rt_router *rt = c->rooms->rt;
+    nt_status st = ask_persister(rt, c);
+
+    if (st != NT_OK) {
+        nt_warn("%s of %s/%s by %s: cannot ask the persister: %s", call_name(c), c->app,
+                c->room, c->user, nt_status_text(st));
+        settle_code(c, RT_CODE_UNDECIDED);
+        rt_reply_error(rt, c->reply, "unavailable", "persister unavailable");
+        call_finish(c);
+    }
+}
+
+static void on_code_verdict(nt_status st, const rt_access_code_verdict *v, void *arg)
+{
+    rpc_call *c = arg;
+    rt_router *rt = c->rooms->rt;
+
+    if (st != NT_OK) {
+        nt_warn("join of %s/%s by %s: access-code limits not checked: %s", c->app, c->room,
+                c->user, nt_status_text(st));
+        rt_reply_error(rt, c->reply, "unavailable", "presence store unavailable");
+        call_finish(c);
+        return;
+    }
+    if (v->limit == RT_CODE_ADMITTED) {
+        c->code_state = CODE_CHECKED;
+    } else {
+        c->code_state = CODE_WITHHELD;
+        c->verdict = *v;
+    }
+    forward(c);
+}
+
+/* Common front half of join and leave: validate, check Redis, ask the persister
+ * (a join with an access code after its limits: on_code_verdict). */
 static void handle_call(rt_rooms *rooms, const nt_bus_msg *msg, bool join)
 {
     static const char *const keys[] = { "app", "room", "user", "gw", "conn", NULL };
@@ -259,13 +354,15 @@ static void handle_call(rt_rooms *rooms, const nt_bus_msg *msg, bool join)
         return;
     }
 
-    rpc_call *c = call_create(rooms, join, msg->reply, ids);
-    nt_status st = ask_persister(rt, c, &r);
+    rpc_call *c = call_create(rooms, join, msg->reply, ids, &r);
     nt_envr_free(&r);
+    if (!c->code)
+        return forward(c);
+    nt_status st = rt_access_code_admit(rt, app, room, user, on_code_verdict, c);
     if (st != NT_OK) {
-        nt_warn("%s of %s/%s by %s: cannot ask the persister: %s", name, app, room, user,
+        nt_warn("%s of %s/%s by %s: access-code limits not checked: %s", name, app, room, user,
                 nt_status_text(st));
-        rt_reply_error(rt, c->reply, "unavailable", "persister unavailable");
+        rt_reply_error(rt, c->reply, "unavailable", "presence store unavailable");
         call_finish(c);
     }
 }

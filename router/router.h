@@ -26,6 +26,8 @@ typedef struct rt_metrics {
     nt_metric *typing_events;      /* typing events published (true and false) */
     nt_metric *typing_expired;     /* typing indicators ended by the expiry timer */
     nt_metric *queries;            /* online/typing/presence queries answered */
+    nt_metric *code_failures;      /* wrong access codes answered by the persister */
+    nt_metric *code_locked;        /* joins with an access code refused by its attempt limits */
 } rt_metrics;
 
 typedef struct rt_router {
@@ -37,6 +39,10 @@ typedef struct rt_router {
     int request_timeout_ms;        /* NATTER_REQUEST_TIMEOUT_MS */
     int64_t presence_room_max;     /* NATTER_PRESENCE_ROOM_MAX: larger rooms get no presence events */
     int64_t typing_ttl_ms;         /* NATTER_TYPING_TTL_MS: typing ends without renewal */
+    int64_t access_code_attempts;  /* NATTER_ACCESS_CODE_ATTEMPTS: wrong codes per user and room */
+    int64_t access_code_room_attempts; /* NATTER_ACCESS_CODE_ROOM_ATTEMPTS: per room, all users */
+    int64_t access_code_window_s;  /* NATTER_ACCESS_CODE_WINDOW_S: failures count; longest lock */
+    int64_t access_code_backoff_s; /* NATTER_ACCESS_CODE_BACKOFF_S: first lock, doubled per failure */
     bool stopping;                 /* set by SIGINT/SIGTERM; no new work is started */
     rt_metrics m;
 } rt_router;
