@@ -527,6 +527,31 @@ char *gw_encode_error_retry(const json_t *ref, gw_errcode code, const char *mess
     return encode_error(ref, code, message, retry_after_ms, len);
 }
 
+char *gw_encode_http_error(gw_errcode code, const char *message, uint32_t retry_after_ms,
+                           size_t *len)
+{
+    nt_jsonw w;
+    size_t n;
+    nt_jsonw_init(&w);
+    nt_jsonw_open(&w);
+    nt_jsonw_key(&w, "error");
+    nt_jsonw_open(&w);
+    nt_jsonw_kstr(&w, "code", gw_errcode_name(code));
+    nt_jsonw_key(&w, "message");
+    put_lossy_str(&w, message ? message : "");
+    if (retry_after_ms)
+        nt_jsonw_kint(&w, "retry_after_ms", retry_after_ms);
+    nt_jsonw_close(&w);
+    nt_jsonw_close(&w);
+    const char *t = nt_jsonw_text(&w, &n);
+    char *out = nt_malloc(n + 1);
+    memcpy(out, t, n + 1);
+    nt_jsonw_free(&w);
+    if (len)
+        *len = n;
+    return out;
+}
+
 char *gw_encode_ack(const json_t *ref, const char *data_json, size_t data_len, size_t *len)
 {
     if (json_is_object(ref)) {            /* older envelope: the ack data joins request_id */

@@ -174,6 +174,10 @@ bool gw_auth_token(const gw_frame *f, const char **token, size_t *len, gw_error 
 /* Server -> client encodings; each returns an nt_malloc'd NUL-terminated string.
  * ref may be NULL (then no "ref" member). data_json is inserted verbatim. */
 char *gw_encode_error(const json_t *ref, gw_errcode code, const char *message, size_t *len);
+/* The REST API's error body {"error":{"code","message","retry_after_ms"?}} (0: none);
+ * like every encoder here it cannot fail, whatever message holds. */
+char *gw_encode_http_error(gw_errcode code, const char *message, uint32_t retry_after_ms,
+                           size_t *len);
 /* The same with "retry_after_ms" in data (a rate_limited refusal). */
 char *gw_encode_error_retry(const json_t *ref, gw_errcode code, const char *message,
                             uint32_t retry_after_ms, size_t *len);

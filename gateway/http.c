@@ -105,31 +105,16 @@ static void respond_gw_error(gw_http *h, const gw_error *err)
     respond_error_retry(h, err->code, err->message, err->retry_after_ms);
 }
 
-/* Written without jansson: message may quote request bytes that are not UTF-8 (they
- * become '?'), and this must answer whatever it is given. */
+/* message may quote request bytes that are not UTF-8: gw_encode_http_error answers
+ * whatever it is given. */
 static void respond_error_retry(gw_http *h, gw_errcode code, const char *message,
                                 uint32_t retry_after_ms)
 {
+    size_t len;
     gw_metrics_error(gw_errcode_name(code));
-    size_t mlen = strlen(message), len;
-    char *m = nt_malloc(mlen + 1);
-    memcpy(m, message, mlen + 1);
-    nt_utf8_scrub(m, mlen);
-    nt_jsonw w;
-    nt_jsonw_init(&w);
-    nt_jsonw_open(&w);
-    nt_jsonw_key(&w, "error");
-    nt_jsonw_open(&w);
-    nt_jsonw_kstr(&w, "code", gw_errcode_name(code));
-    nt_jsonw_kstr(&w, "message", m);
-    if (retry_after_ms)
-        nt_jsonw_kint(&w, "retry_after_ms", retry_after_ms);
-    nt_jsonw_close(&w);
-    nt_jsonw_close(&w);
-    const char *text = nt_jsonw_text(&w, &len);
-    respond(h, (unsigned)gw_errcode_http(code), text, len);
-    nt_jsonw_free(&w);
-    nt_free(m);
+    char *body = gw_encode_http_error(code, message, retry_after_ms, &len);
+    respond(h, (unsigned)gw_errcode_http(code), body, len);
+    nt_free(body);
 }
 
 static int write_step(struct lws *wsi, gw_http **hp)

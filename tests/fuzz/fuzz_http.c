@@ -18,30 +18,23 @@
 #define FZ_SECRET "fuzz-secret"
 #define FZ_NOW 1700000000
 
-/* The body http.c's respond_error writes for message: {"error":{"code","message"}},
- * message scrubbed to UTF-8 first. It must be valid JSON whatever message holds. */
+/* The body http.c's respond_error writes for message (gw_encode_http_error): valid
+ * JSON whatever message holds, the message kept but for bytes that are not UTF-8. */
 static void check_error_body(gw_errcode code, const char *message)
 {
     size_t mlen = strlen(message), len = 0;
     char *m = nt_strndup(message, mlen);
     nt_utf8_scrub(m, mlen);
-    nt_jsonw w;
-    nt_jsonw_init(&w);
-    nt_jsonw_open(&w);
-    nt_jsonw_key(&w, "error");
-    nt_jsonw_open(&w);
-    nt_jsonw_kstr(&w, "code", gw_errcode_name(code));
-    nt_jsonw_kstr(&w, "message", m);
-    nt_jsonw_close(&w);
-    nt_jsonw_close(&w);
-    const char *text = nt_jsonw_text(&w, &len);
+    char *text = gw_encode_http_error(code, message, 7, &len);
     json_t *j = fz_json(text, len, "an HTTP error body");
     json_t *got = json_object_get(json_object_get(j, "error"), "message");
     FZ_CHECK(json_is_string(got) && strcmp(json_string_value(got), m) == 0,
              "HTTP error message changed");
+    FZ_CHECK(json_integer_value(json_object_get(json_object_get(j, "error"), "retry_after_ms")) == 7,
+             "HTTP error retry_after_ms");
     FZ_CHECK(gw_errcode_http(code) >= 400 && gw_errcode_http(code) <= 599, "HTTP status");
     json_decref(j);
-    nt_jsonw_free(&w);
+    nt_free(text);
     nt_free(m);
 }
 
