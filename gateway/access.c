@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "alloc.h"
 #include "config.h"
 #include "gw.h"
 #include "ratelimit.h"
@@ -108,12 +109,7 @@ void gw_access_configure(void)
             if (strncmp(p, "http://", 7) != 0 && strncmp(p, "https://", 8) != 0)
                 nt_config_fatal("NATTER_ALLOWED_ORIGINS is invalid: '%.*s' is not an origin "
                                 "(scheme://host[:port], or * for any)", (int)n, p);
-            char *copy = malloc(n + 1);
-            if (!copy)
-                abort();
-            memcpy(copy, p, n);
-            copy[n] = '\0';
-            acc.origins[acc.norigins++] = copy;
+            acc.origins[acc.norigins++] = nt_strndup(p, n);
         }
         p += strcspn(p, ",");
         while (*p == ',' || *p == ' ')
