@@ -371,6 +371,26 @@ static void reply_access(rpc_req *q)
     }
 }
 
+/* Publishes {type, room, json, lazy?} on natter.<kind>.<app>.<id> after q's commit. */
+static void publish_frame(const rpc_req *q, const char *kind, const char *id, const char *type,
+                          const char *json, bool lazy)
+{
+    char subject[256];
+    snprintf(subject, sizeof subject, "natter.%s.%s.%s", kind, q->app, id);
+    nt_envw w;
+    size_t len;
+    nt_envw_init(&w);
+    nt_envw_cstr(&w, "type", type);
+    nt_envw_cstr(&w, "room", q->room);
+    nt_envw_cstr(&w, "json", json);
+    if (lazy)
+        nt_envw_bool(&w, "lazy", true);
+    const char *data = nt_envw_finish(&w, &len);
+    if (nt_bus_publish(q->ctx->bus, subject, NULL, data, len) != NT_OK)
+        nt_warn("publish to %s failed", subject);
+    nt_envw_free(&w);
+}
+
 static void on_sync(PGresult *res, void *arg)
 {
     rpc_req *q = arg;
@@ -393,37 +413,12 @@ static void on_sync(PGresult *res, void *arg)
         else
             reply_pg_failure(q, res);
     }
-    if (committed && q->revoke != NULL) {
-        /* First, so the removed user's gateways have cut them off before the room's
-         * member_left (and anything after it) arrives: one connection, in order. */
-        char subject[256];
-        snprintf(subject, sizeof subject, "natter.user.%s.%s", q->app, q->user);
-        nt_envw w;
-        nt_envw_init(&w);
-        nt_envw_cstr(&w, "type", "revoke");
-        nt_envw_cstr(&w, "room", q->room);
-        nt_envw_cstr(&w, "json", q->revoke);
-        size_t len;
-        const char *data = nt_envw_finish(&w, &len);
-        if (nt_bus_publish(q->ctx->bus, subject, NULL, data, len) != NT_OK)
-            nt_warn("publish to %s failed", subject);
-        nt_envw_free(&w);
-    }
-    if (committed && q->event != NULL) {
-        char subject[256];
-        snprintf(subject, sizeof subject, "natter.room.%s.%s", q->app, q->room);
-        nt_envw w;
-        nt_envw_init(&w);
-        nt_envw_cstr(&w, "type", "event");
-        nt_envw_cstr(&w, "room", q->room);
-        nt_envw_cstr(&w, "json", q->event);
-        nt_envw_bool(&w, "lazy", true);   /* an announcement: may ride with the next frame */
-        size_t len;
-        const char *data = nt_envw_finish(&w, &len);
-        if (nt_bus_publish(q->ctx->bus, subject, NULL, data, len) != NT_OK)
-            nt_warn("publish to %s failed", subject);
-        nt_envw_free(&w);
-    }
+    /* The revoke first, so the removed user's gateways have cut them off before the
+     * room's member_left (and anything after it) arrives: one connection, in order. */
+    if (committed && q->revoke != NULL)
+        publish_frame(q, "user", q->user, "revoke", q->revoke, false);
+    if (committed && q->event != NULL)   /* an announcement: may ride with the next frame */
+        publish_frame(q, "room", q->room, "event", q->event, true);
     req_free(q);
 }
 
