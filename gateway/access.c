@@ -12,7 +12,7 @@
 #include "alloc.h"
 #include "config.h"
 #include "gw.h"
-#include "ratelimit.h"
+#include "rate.h"
 #include "log.h"
 
 #define ACCESS_MAX_ORIGINS 64
@@ -247,7 +247,7 @@ static bool admit(slot *table, uint64_t key, const gw_rate *r, uint32_t *retry_m
         s->key = key;
         s->tat = 0;
     }
-    return gw_rate_take(&s->tat, r, gw_limits_now(), retry_ms);
+    return gw_rate_take(&s->tat, r, gw_rate_now(), retry_ms);
 }
 
 bool gw_access_connect_admit(struct lws *wsi, uint32_t *retry_ms)

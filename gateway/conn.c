@@ -1,4 +1,5 @@
-/* conn.c: connection registry, send queues of shared buffers, closing, the auth deadline. */
+/* conn.c: connection registry, send queues of shared buffers, closing, keepalive and the
+ * auth and token deadlines (what a deadline means to the client is the session's hook). */
 #include "conn.h"
 
 #include <libwebsockets.h>
@@ -8,12 +9,12 @@
 #include <sys/socket.h>
 
 #include "alloc.h"
+#include "compat_lws.h"
 #include "gw.h"
 #include "log.h"
 #include "map.h"
 #include "util.h"
 
-#define GW_LWS_WRITE_CLOSE ((enum lws_write_protocol)4)
 #define GW_CLOSE_SENT 0x8000        /* in close_code: the close frame is out (close codes < 5000) */
 
 _Static_assert(sizeof(gw_conn) <= 120, "gw_conn must stay within a 128-byte malloc chunk");
@@ -22,6 +23,7 @@ static nt_map conns;
 static uint64_t next_id;
 static gw_conn *auth_head, *auth_tail;
 static size_t sweep_slot;           /* keepalive: next slot of `conns` to visit */
+static gw_conn_hooks hooks;         /* the session's part in the deadlines (gw_conn_init) */
 
 gw_buf *gw_buf_create(const char *payload, size_t len)
 {
@@ -181,8 +183,9 @@ static void on_flush(uv_check_t *h)
     flushq.len = 0;                    /* the capacity stays: at most one slot per connection */
 }
 
-void gw_conn_flush_init(uv_loop_t *loop)
+void gw_conn_init(uv_loop_t *loop, const gw_conn_hooks *h)
 {
+    hooks = *h;
     uv_check_init(loop, &flush_check);
     uv_check_start(&flush_check, on_flush);
     uv_unref((uv_handle_t *)&flush_check);
@@ -190,7 +193,7 @@ void gw_conn_flush_init(uv_loop_t *loop)
     uv_unref((uv_handle_t *)&lazy_timer);
 }
 
-void gw_conn_flush_close(void)
+void gw_conn_stop(void)
 {
     uv_check_stop(&flush_check);
     uv_close((uv_handle_t *)&flush_check, NULL);
@@ -384,57 +387,7 @@ bool gw_conn_send(gw_conn *c, const char *payload, size_t len)
     return ok;
 }
 
-void gw_conn_send_error_retry(gw_conn *c, const json_t *ref, gw_errcode code, const char *message,
-                              uint32_t retry_after_ms)
-{
-    size_t len;
-    char *s = gw_encode_error_retry(ref, code, message, retry_after_ms, &len);
-    gw_metrics_error(gw_errcode_name(code));
-    gw_conn_send(c, s, len);
-    nt_free(s);
-}
-
-void gw_conn_send_error(gw_conn *c, const json_t *ref, gw_errcode code, const char *message)
-{
-    size_t len;
-    char *s = gw_encode_error(ref, code, message, &len);
-    gw_metrics_error(gw_errcode_name(code));
-    gw_conn_send(c, s, len);
-    nt_free(s);
-}
-
-void gw_conn_send_ack(gw_conn *c, const json_t *ref, const char *data_json, size_t len)
-{
-    if (!ref)
-        return;
-    size_t n;
-    char *s = gw_encode_ack(ref, data_json, len, &n);
-    gw_conn_send(c, s, n);
-    nt_free(s);
-}
-
 #define GW_CONGESTED_BYTES (4 * 1024)
-
-/* Writes the RFC 6455 header of an unmasked FIN text frame of `len` payload
- * bytes into h (at most 10 bytes); returns its length. */
-static size_t ws_text_header(unsigned char *h, size_t len)
-{
-    h[0] = 0x81;
-    if (len < 126) {
-        h[1] = (unsigned char)len;
-        return 2;
-    }
-    if (len < 65536) {
-        h[1] = 126;
-        h[2] = (unsigned char)(len >> 8);
-        h[3] = (unsigned char)len;
-        return 4;
-    }
-    h[1] = 127;
-    for (int i = 0; i < 8; i++)
-        h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
-    return 10;
-}
 
 static gw_buf *queue_head(const gw_conn *c) { return c->q_len ? c->q[c->q_first] : NULL; }
 
@@ -461,29 +414,16 @@ int gw_conn_writeable(gw_conn *c)
     c->lazy_only = 0;   /* what stays queued asks for WRITEABLE below */
     if (c->ping_due) {        /* keepalive: a ping leads the batch */
         c->ping_due = 0;
-        /* one payload byte: lws 4.1 drops an empty pong without telling us */
-        if (!c->close_code) {
-            out[LWS_PRE] = 0x89;
-            out[LWS_PRE + 1] = 1;
-            out[LWS_PRE + 2] = 'k';
-            used = 3;
-        }
+        if (!c->close_code)
+            used = gw_lws_ping_frame(out + LWS_PRE);
     }
     if ((!c->q_len || c->held) && !used) {
         if (!c->close_code)
             return 0;
-        /* lws treats -1 from WRITEABLE (and a timeout) as a violent death and
-         * skips the close frame a lws_close_reason would queue: write it here
-         * with lws's private LWS_WRITE_CLOSE (4), then hang up */
+        /* the close frame, then a half-close that waits for the peer (compat_lws.h) */
         if (c->close_code & GW_CLOSE_SENT)
             return 0;
-        const char *why = close_text(c);
-        unsigned char frame[LWS_PRE + 2 + 64];
-        size_t wl = strlen(why);
-        frame[LWS_PRE] = (unsigned char)(c->close_code >> 8);
-        frame[LWS_PRE + 1] = (unsigned char)(c->close_code & 0xff);
-        memcpy(frame + LWS_PRE + 2, why, wl);
-        if (lws_write(c->wsi, frame + LWS_PRE, 2 + wl, GW_LWS_WRITE_CLOSE) < 0)
+        if (!gw_lws_write_close(c->wsi, c->close_code, close_text(c)))
             return -1;
         return linger(c);
     }
@@ -501,7 +441,7 @@ int gw_conn_writeable(gw_conn *c)
     int frames = 0;
     gw_buf *b;
     while (!c->held && (b = queue_head(c))) {
-        if (used + b->len + 10 > limit) {
+        if (used + b->len + GW_WS_HEADER_MAX > limit) {
             if (used > 0)
                 break;
             /* Larger than the batch limit: lws frames it from its own headroom. */
@@ -514,7 +454,7 @@ int gw_conn_writeable(gw_conn *c)
             frames = 1;
             break;
         }
-        used += ws_text_header(out + LWS_PRE + used, b->len);
+        used += gw_lws_text_header(out + LWS_PRE + used, b->len);
         memcpy(out + LWS_PRE + used, b->data + LWS_PRE, b->len);
         used += b->len;
         frames++;
@@ -522,10 +462,10 @@ int gw_conn_writeable(gw_conn *c)
     }
     if (used > 0) {
         nt_metric_add(gw.m.writes, 1);
-        if (lws_write(c->wsi, out + LWS_PRE, used, LWS_WRITE_RAW) < (int)used)
+        if (!gw_lws_write_raw(c->wsi, out + LWS_PRE, used))
             return -1;
     }
-    c->congested = lws_partial_buffered(c->wsi) != 0;
+    c->congested = gw_lws_congested(c->wsi);
     nt_metric_add(gw.m.frames_out, frames);
     if (c->q_bytes <= gw.cfg.send_queue_bytes)
         c->over_since = 0;
@@ -566,14 +506,10 @@ void gw_conn_auth_untrack(gw_conn *c)
 
 void gw_conn_auth_sweep(int64_t now_ms)
 {
-    char msg[96];
     while (auth_head && auth_head->auth_deadline_ms <= now_ms) {
         gw_conn *c = auth_head;
         gw_conn_auth_untrack(c);
-        snprintf(msg, sizeof msg, "authentication timed out: no valid auth frame within %u ms",
-                 gw.cfg.auth_timeout_ms);
-        gw_conn_send_error(c, NULL, GW_E_UNAUTHORIZED, msg);
-        gw_conn_close(c, 4001);
+        hooks.auth_timeout(c);
     }
 }
 
@@ -598,16 +534,12 @@ static void token_check(gw_conn *c, int64_t now)
     if (!c->user || !c->exp_s)
         return;
     if (now >= c->exp_s) {
-        gw_conn_send_error(c, NULL, GW_E_UNAUTHORIZED, "token expired");
-        gw_conn_close(c, 4001);
+        hooks.token_expired(c);
         return;
     }
     if (!c->expiring_sent && now + c->expiring_lead_s >= c->exp_s) {
-        char ev[96];
-        int n = snprintf(ev, sizeof ev, "{\"event\":\"token_expiring\",\"data\":{\"expires_at\":%u}}",
-                         c->exp_s);
         c->expiring_sent = 1;
-        gw_conn_send(c, ev, (size_t)n);
+        hooks.token_expiring(c);
     }
 }
 

@@ -7,8 +7,7 @@
 #include <stdint.h>
 #include <jansson.h>
 #include <uv.h>
-#include "frame.h"
-#include "ratelimit.h"
+#include "rate.h"
 
 /* At most this many bytes of queued frames go into one send(); lws is told the
  * same limit (its tx_packet_size), a few bytes more for its own framing. */
@@ -46,7 +45,7 @@ typedef struct gw_conn {         /* ordered without padding: 120 bytes, a 128-by
     struct gw_conn *next, *prev;  /* the auth-deadline FIFO, then the user's connections */
     union {
         int64_t auth_deadline_ms; /* while unauthenticated */
-        gw_conn_limits lim;       /* once authenticated (ratelimit.h) */
+        gw_conn_limits lim;       /* once authenticated (rate.h) */
     };
     gw_buf **q;                   /* send queue: ring of 1 << q_shift slots; NULL while empty */
     gw_rx *rx;                    /* NULL unless a message spans several callbacks */
@@ -72,6 +71,7 @@ typedef struct gw_conn {         /* ordered without padding: 120 bytes, a 128-by
     uint8_t held : 1;             /* authenticated, `connected` not out yet: frames wait queued */
     uint8_t lazy_only : 1;        /* the queue holds only frames that may wait: no write asked */
     uint8_t lazy_listed : 1;      /* in the list the lazy timer writes */
+    uint8_t dialect : 2;          /* gw_dialect_id: the wire dialect it speaks (dialect.h) */
     uint8_t nreq;                 /* requests awaiting their answer (ratelimit.h) */
     char id[17];                  /* connection_id, hex */
 } gw_conn;
@@ -80,11 +80,18 @@ typedef struct gw_conn {         /* ordered without padding: 120 bytes, a 128-by
 gw_conn *gw_conn_create(struct lws *wsi);
 /* Unregisters and frees (from LWS_CALLBACK_CLOSED, after rooms/users let go). */
 void gw_conn_destroy(gw_conn *c);
+/* What the deadlines this module watches mean to the client (the session sets them). */
+typedef struct gw_conn_hooks {
+    void (*auth_timeout)(gw_conn *c);      /* no valid auth within NATTER_AUTH_TIMEOUT_MS */
+    void (*token_expired)(gw_conn *c);     /* the token's exp has passed */
+    void (*token_expiring)(gw_conn *c);    /* exp is near (gw_conn_token_set): once per token */
+} gw_conn_hooks;
 /* Starts the end-of-turn flush (a uv_check on loop): frames queued during a loop
- * turn are written right after it, straight to each socket that takes them. */
-void gw_conn_flush_init(uv_loop_t *loop);
+ * turn are written right after it, straight to each socket that takes them; h is
+ * copied. */
+void gw_conn_init(uv_loop_t *loop, const gw_conn_hooks *h);
 /* Stops it (before the loop closes). */
-void gw_conn_flush_close(void);
+void gw_conn_stop(void);
 gw_conn *gw_conn_find(const char *id);
 size_t gw_conn_count(void);
 /* Calls fn for every connection; fn must not destroy connections. */
@@ -100,13 +107,6 @@ bool gw_conn_enqueue(gw_conn *c, gw_buf *b);
 bool gw_conn_enqueue_lazy(gw_conn *c, gw_buf *b);
 /* Copies payload into a fresh buffer and queues it. */
 bool gw_conn_send(gw_conn *c, const char *payload, size_t len);
-/* Sends an error event (ref may be NULL) and counts it. */
-void gw_conn_send_error(gw_conn *c, const json_t *ref, gw_errcode code, const char *message);
-/* The same with data.retry_after_ms (a rate_limited refusal). */
-void gw_conn_send_error_retry(gw_conn *c, const json_t *ref, gw_errcode code, const char *message,
-                              uint32_t retry_after_ms);
-/* Sends an ack when ref is present; without ref nothing is sent (PROTOCOL.md). */
-void gw_conn_send_ack(gw_conn *c, const json_t *ref, const char *data_json, size_t len);
 /* Writes one queued frame (LWS_CALLBACK_SERVER_WRITEABLE); returns -1 to close. */
 int gw_conn_writeable(gw_conn *c);
 /* Closes with `code` after what is already queued is written. */
@@ -133,15 +133,15 @@ static inline void gw_conn_alive(gw_conn *c, uint16_t now_s)
  * to a fifth), closes one silent for NATTER_PING_TIMEOUT_S with 1001. */
 void gw_conn_keepalive_sweep(unsigned parts);
 
-/* The token of c is valid until exp (s since the epoch): token_expiring goes out
+/* The token of c is valid until exp (s since the epoch): the token_expiring hook runs
  * min(NATTER_TOKEN_EXPIRING_LEAD_S, half the remaining life) before it, and at exp the
- * connection is closed with 4001 "token expired" unless a refresh moved it. */
+ * token_expired hook, unless a refresh moved it. */
 void gw_conn_token_set(gw_conn *c, int64_t exp, int64_t now);
 
 /* Unauthenticated connections, oldest first: the auth timeout sweep. */
 void gw_conn_auth_track(gw_conn *c, int64_t deadline_ms);
 void gw_conn_auth_untrack(gw_conn *c);
-/* Closes connections whose deadline has passed with an unauthorized error and 4001. */
+/* Hands connections whose deadline has passed to the auth_timeout hook. */
 void gw_conn_auth_sweep(int64_t now_ms);
 
 #endif

@@ -8,7 +8,7 @@
 #include "apps.h"
 #include "bus.h"
 #include "jwt.h"
-#include "ratelimit.h"
+#include "rate.h"
 #include "metrics.h"
 
 struct lws_context;
@@ -80,6 +80,8 @@ typedef struct gw_global {
 
 extern gw_global gw;
 
+/* Registers the gateway-wide metrics of gw.m and the errors by code (at start-up). */
+void gw_metrics_register(void);
 /* Counts one error sent to a client, by PROTOCOL.md code. */
 void gw_metrics_error(const char *code);
 

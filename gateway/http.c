@@ -9,7 +9,7 @@
 #include <strings.h>
 
 #include "access.h"
-#include "actions.h"
+#include "rpc_client.h"
 #include "alloc.h"
 #include "frame.h"
 #include "gw.h"
@@ -239,7 +239,7 @@ static void route_history(gw_http *h, const char *room, size_t roomlen)
         !query_uint(h, "after_seq", 0, INT64_MAX, &q.after_seq) ||
         !query_uint(h, "limit", 1, 100, &q.limit))
         return;
-    if (gw_history_request(cl.app, id, cl.sub, &q, on_history, h, &h->req_id) != NT_OK)
+    if (gw_rpc_history(cl.app, id, cl.sub, &q, on_history, h, &h->req_id) != NT_OK)
         return respond_error(h, GW_E_UNAVAILABLE, "message store unavailable, retry");
     h->in_flight = true;
     h->state = H_WAIT;
@@ -252,7 +252,7 @@ static void route_user(gw_http *h, bool rooms)
     nt_claims cl;
     if (!bearer_claims(h, &cl))
         return;
-    if (gw_receipts_user_request(cl.app, cl.sub, rooms, on_history, h, &h->req_id) != NT_OK)
+    if (gw_rpc_user_query(cl.app, cl.sub, rooms, on_history, h, &h->req_id) != NT_OK)
         return respond_error(h, GW_E_UNAVAILABLE, "message store unavailable, retry");
     h->in_flight = true;
     h->state = H_WAIT;
@@ -288,7 +288,7 @@ static void read_body(gw_http *h)
         respond_error(h, GW_E_BAD_REQUEST, msg);
     } else if (!gw_mark_parse(req, true, "", &m, &err)) {
         respond_error(h, err.code, err.message);
-    } else if (gw_receipts_mark_request(cl.app, h->room, cl.sub, false, &m, on_history, h,
+    } else if (gw_rpc_mark(cl.app, h->room, cl.sub, false, &m, on_history, h,
                                         &h->req_id) != NT_OK) {
         respond_error(h, GW_E_UNAVAILABLE, "message store unavailable, retry");
     } else {
@@ -323,16 +323,15 @@ static void create_body(gw_http *h)
     if (!bearer_claims(h, &cl))
         return;
     json_t *req = json_loadb(h->body ? h->body : "", h->body_len, 0, &je);
-    gw_frame f = { .root = req, .data = req };
     gw_create_req *cr = nt_malloc(sizeof *cr);
     if (!json_is_object(req)) {
         snprintf(msg, sizeof msg, "body must be a JSON object: %s", req ? "not an object" : je.text);
         respond_error(h, GW_E_BAD_REQUEST, msg);
-    } else if (!gw_create_parse(&f, cr, &err)) {
+    } else if (!gw_create_parse(req, cr, &err)) {
         respond_error(h, err.code, err.message);
     } else {
-        gw_create_room_id(cr, h->room);
-        if (gw_create_request(cl.app, cl.sub, h->room, cr, on_create, h, &h->req_id) != NT_OK) {
+        gw_rpc_room_id(cr, h->room);
+        if (gw_rpc_create(cl.app, cl.sub, h->room, cr, on_create, h, &h->req_id) != NT_OK) {
             respond_error(h, GW_E_UNAVAILABLE, "message store unavailable, retry");
         } else {
             h->in_flight = true;

@@ -10,6 +10,7 @@
 #include "http.h"
 #include "jwt.h"
 #include "presence.h"
+#include "rpc_client.h"
 #include "util.h"
 
 static bool match(const char *path, const char *prefix, const char *suffix, const char **id,
@@ -52,7 +53,7 @@ bool gw_http_presence_route(struct lws *wsi, const char *path, nt_bus_reply_cb c
         return true;
     /* For a room the router first asks the persister whether the token's user
      * may see it (a private room: members only). */
-    if (gw_presence_query(subject, cl.app, key, idbuf, key[0] == 'r' ? cl.sub : NULL, cb, arg,
+    if (gw_rpc_router_query(subject, cl.app, key, idbuf, key[0] == 'r' ? cl.sub : NULL, cb, arg,
                           req_id) != NT_OK) {
         gw_fail(err, GW_E_UNAVAILABLE, "router unavailable, retry");
         return true;

@@ -7,38 +7,33 @@
 #include <unistd.h>
 
 #include "access.h"
-#include "actions.h"
 #include "bus.h"
 #include "config.h"
 #include "conn.h"
 #include "envelope.h"
 #include "frame.h"
+#include "http.h"
 #include "gw.h"
 #include "log.h"
+#include "native.h"
 #include "metrics.h"
 #include "presence.h"
+#include "ratelimit.h"
 #include "revoke.h"
 #include "rooms.h"
 #include "server.h"
+#include "sends.h"
 #include "server_api.h"
+#include "session.h"
 #include "util.h"
 
 #define GW_TICK_MS 250
 #define GW_DRAIN_MS 3000            /* how long a graceful stop waits for clients to go */
 
-gw_global gw;
-
 static uv_loop_t loop;
 static uv_timer_t tick_timer, hb_timer;
 static uv_signal_t sigint_h, sigterm_h;
 static int64_t drain_deadline_ms;
-static nt_metric *errors_by_code[GW_E_COUNT];
-
-void gw_metrics_error(const char *code)
-{
-    gw_errcode c = gw_errcode_parse(code, strlen(code));
-    nt_metric_add(errors_by_code[c], 1);
-}
 
 /* The gateway's id is NATTER_GATEWAY_ID (default gw-<host>) plus a random
  * suffix per start, so a process restarted under the same name (a container
@@ -159,39 +154,6 @@ static void read_config(void)
     cap_connections_by_fd_limit(c);
 }
 
-static void register_metrics(void)
-{
-    gw_metrics *m = &gw.m;
-    char name[96];
-    gw_presence_metrics_init();
-    gw_limits_metrics_init();
-    gw_server_api_metrics_init();
-    m->connections = nt_metric_gauge("natter_gateway_connections", "Open WebSocket connections");
-    m->frames_in = nt_metric_counter("natter_gateway_frames_in_total", "Client frames received");
-    m->frames_out = nt_metric_counter("natter_gateway_frames_out_total", "Frames written to clients");
-    m->writes = nt_metric_counter("natter_gateway_writes_total",
-                                  "Writes (send calls) carrying frames to clients: frames_out / writes = frames per system call");
-    m->messages_sent = nt_metric_counter("natter_gateway_messages_sent_total", "send_message published to the store");
-    m->acks = nt_metric_counter("natter_gateway_acks_total", "send_message acks delivered");
-    m->sends_inflight = nt_metric_gauge("natter_gateway_sends_inflight",
-                                        "Sends awaiting their ack, all connections");
-    m->sends_shed = nt_metric_counter("natter_gateway_sends_shed_total",
-                                      "Sends refused over NATTER_MAX_INFLIGHT_SENDS (store behind)");
-    m->ack_ms_sum = nt_metric_counter("natter_gateway_ack_latency_ms_total",
-                                      "Sum over acked sends of frame received to ack queued, ms");
-    m->slow_closed = nt_metric_counter("natter_gateway_slow_consumers_closed_total", "Connections closed for a full send queue");
-    m->ping_closed = nt_metric_counter("natter_gateway_ping_timeouts_total", "Connections closed for answering no ping");
-    m->refused = nt_metric_counter("natter_gateway_refused_total", "Upgrades refused (connection limit or stopping)");
-    m->room_subjects = nt_metric_gauge("natter_gateway_room_subjects", "Room subjects subscribed on NATS");
-    m->user_subjects = nt_metric_gauge("natter_gateway_user_subjects", "User subjects subscribed on NATS");
-    m->bytes_queued = nt_metric_gauge("natter_gateway_bytes_queued", "Bytes waiting in all send queues");
-    m->http_requests = nt_metric_counter("natter_gateway_http_requests_total", "HTTP requests");
-    for (int i = 0; i < GW_E_COUNT; i++) {
-        snprintf(name, sizeof name, "natter_gateway_errors_total{code=\"%s\"}", gw_errcode_name((gw_errcode)i));
-        errors_by_code[i] = nt_metric_counter(name, "Error events and responses sent, by code");
-    }
-}
-
 static bool ready(void *arg)
 {
     return gw.bus && nt_bus_connected(gw.bus) && !gw.stopping;
@@ -230,7 +192,7 @@ static void on_tick(uv_timer_t *t)
     trim_heap();
     gw_conn_auth_sweep(now);
     gw_conn_keepalive_sweep(1000 / GW_TICK_MS);
-    gw_actions_sweep(now);
+    gw_sends_sweep(now);
     gw_presence_sweep();
     gw_revoke_tick(now);
     if (gw.stopping && (gw_conn_count() == 0 || now >= drain_deadline_ms))
@@ -269,7 +231,10 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&loop);
     gw.loop = &loop;
-    register_metrics();
+    gw_presence_metrics_init();
+    gw_limits_metrics_init();
+    gw_server_api_metrics_init();
+    gw_metrics_register();
 
     char nats_shown[512];         /* the URL without its password, for errors */
     nt_config_redact_url(gw.cfg.nats_url, nats_shown, sizeof nats_shown);
@@ -279,15 +244,19 @@ int main(void)
     if (nt_bus_create(&loop, &bo, &gw.bus, err, sizeof err) != NT_OK)
         nt_config_fatal("cannot reach NATS at %s (NATTER_NATS_URL): %s", nats_shown, err);
     nt_bus_register_metrics(gw.bus, "natter_gateway");
-    if (gw_rooms_start() != NT_OK || gw_revoke_start() != NT_OK)
+    const gw_rooms_hooks rooms_hooks = { .ack = gw_sends_ack,
+                                         .user_envelope = gw_session_user_envelope };
+    if (gw_rooms_start(&rooms_hooks) != NT_OK || gw_revoke_start() != NT_OK)
         nt_config_fatal("cannot subscribe %s at %s (NATTER_NATS_URL)", NT_UNREAD_SUBJECT,
                         nats_shown);
     if (nt_metrics_listen(&loop, gw.cfg.metrics_listen, ready, NULL) != NT_OK)
         nt_config_fatal("cannot listen on %s (NATTER_METRICS_LISTEN)", gw.cfg.metrics_listen);
-    if (gw_server_start() != NT_OK)
+    gw_dialect_register(GW_DIALECT_NATIVE, &gw_native_dialect);
+    const gw_server_hooks server_hooks = { .closed = gw_session_closed, .http = gw_http_callback };
+    if (gw_server_start(&server_hooks) != NT_OK)
         nt_config_fatal("cannot listen on %s (NATTER_LISTEN)", gw.cfg.listen);
 
-    gw_conn_flush_init(&loop);
+    gw_conn_init(&loop, &gw_session_conn_hooks);
     uv_timer_init(&loop, &tick_timer);
     uv_timer_start(&tick_timer, on_tick, GW_TICK_MS, GW_TICK_MS);
     uv_timer_init(&loop, &hb_timer);
@@ -307,8 +276,8 @@ int main(void)
     gw_revoke_stop();
     nt_bus_destroy(gw.bus);
     gw.bus = NULL;
-    gw_actions_stop();
-    gw_conn_flush_close();
+    gw_session_stop();
+    gw_conn_stop();
     uv_close((uv_handle_t *)&tick_timer, NULL);
     uv_close((uv_handle_t *)&hb_timer, NULL);
     uv_close((uv_handle_t *)&sigint_h, NULL);

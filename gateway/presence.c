@@ -1,18 +1,19 @@
-/* presence.c: presence, typing and online users: validated here, decided and
+/* presence.c: presence, typing and online users: throttled here, decided and
  * stored by the router (natter.ctl.presence, natter.ctl.typing,
- * natter.rpc.router.online). Typing is throttled here, before the bus. A presence
- * event reaching a connection through several rooms is handed over once
- * (gw_presence_heard_elsewhere, called by rooms.c's fan-out). */
+ * natter.rpc.router.online). Typing is throttled here, before the bus. */
 #include "presence.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "actions.h"
 #include "alloc.h"
+#include "ask.h"
 #include "gw.h"
 #include "log.h"
+#include "ratelimit.h"
+#include "reply.h"
 #include "rooms.h"
+#include "rpc_client.h"
 #include "util.h"
 
 #define TYPING_SLOTS 4096                /* throttle records (a lossy cache, power of 2) */
@@ -65,11 +66,6 @@ void gw_presence_metrics_init(void)
     pm.presence_held = nt_metric_counter("natter_gateway_presence_held_total",
                                          "Presence changes held for NATTER_PRESENCE_INTERVAL_MS (the latest is forwarded)");
 }
-
-typedef struct presence_req {            /* one online_users request */
-    char conn[17];                       /* looked up on reply: the connection may be gone */
-    json_t *ref;
-} presence_req;
 
 static uint64_t typing_key(const gw_conn *c, const char *room)
 {
@@ -154,28 +150,19 @@ static bool typing_admit(gw_conn *c, const char *room, uint64_t key, bool on, ui
     return true;
 }
 
-void gw_presence_typing(gw_conn *c, const gw_frame *f)
+void gw_presence_typing(gw_conn *c, const json_t *ref, const char *room, bool on)
 {
     gw_error err;
-    if (!gw_frame_need_room(f, &err))
-        return gw_conn_send_error(c, f->ref, err.code, err.message);
-    const char *room = f->channel.id;
-    json_t *v = f->data ? json_object_get(f->data, "is_typing") : NULL;
-    if (!json_is_boolean(v))
-        return gw_conn_send_error(c, f->ref, GW_E_BAD_REQUEST,
-                                  v ? "field 'data.is_typing' must be a boolean"
-                                    : "missing field 'data.is_typing' (a boolean)");
     if (!gw_member_find(c, room)) {
         gw_fail(&err, GW_E_FORBIDDEN, "subscribe to room %s first", room);
-        return gw_conn_send_error(c, f->ref, err.code, err.message);
+        return gw_reply_fail(c, ref, &err);
     }
-    bool on = json_is_true(v);
     if (typing_admit(c, room, typing_key(c, room), on, loop_ms())) {
         publish_typing(c, room, on);
     } else {
         nt_metric_add(pm.typing_throttled, 1);
     }
-    gw_conn_send_ack(c, f->ref, "{}", 2);
+    gw_reply_ack(c, ref, "{}", 2);
 }
 
 void gw_presence_typing_stop(gw_conn *c, const char *room)
@@ -216,34 +203,9 @@ static void typing_sweep(uint32_t now)
     nheld = keep;
 }
 
-static bool valid_status(const char *s)
+void gw_presence_set(gw_conn *c, const json_t *ref, const gw_presence_req *p)
 {
-    return strcmp(s, "online") == 0 || strcmp(s, "away") == 0 || strcmp(s, "busy") == 0 ||
-           strcmp(s, "offline") == 0;
-}
-
-void gw_presence_set(gw_conn *c, const gw_frame *f)
-{
-    gw_error err;
-    const char *status, *device, *text;
-    if (!gw_data_str(f, "status", 16, &status, &err) ||
-        !gw_data_str(f, "device", 64, &device, &err) ||
-        !gw_data_str(f, "status_text", 140, &text, &err))
-        return gw_conn_send_error(c, f->ref, err.code, err.message);
-    if (!status)
-        return gw_conn_send_error(c, f->ref, GW_E_BAD_REQUEST,
-                                  "missing field 'data.status' (online, away, busy or offline)");
-    if (!valid_status(status)) {
-        char sb[24];
-        gw_fail(&err, GW_E_BAD_REQUEST,
-                "field 'data.status' is '%s'; expected online, away, busy or offline",
-                nt_shorten(status, sb, sizeof sb));
-        return gw_conn_send_error(c, f->ref, err.code, err.message);
-    }
-    if ((device && strlen(device) != json_string_length(json_object_get(f->data, "device"))) ||
-        (text && strlen(text) != json_string_length(json_object_get(f->data, "status_text"))))
-        return gw_conn_send_error(c, f->ref, GW_E_BAD_REQUEST,
-                                  "'data.device' and 'data.status_text' must not contain NUL");
+    const char *status = p->status, *device = p->device, *text = p->status_text;
     nt_envw w;
     size_t len;
     nt_envw_init(&w);
@@ -282,15 +244,15 @@ void gw_presence_set(gw_conn *c, const gw_frame *f)
         h->len = (uint32_t)len;
         nt_envw_free(&w);
         nt_metric_add(pm.presence_held, 1);
-        return gw_conn_send_ack(c, f->ref, "{}", 2);
+        return gw_reply_ack(c, ref, "{}", 2);
     }
     nt_status st = nt_bus_publish(gw.bus, "natter.ctl.presence", NULL, data, len);
     nt_envw_free(&w);
     if (st != NT_OK)
-        return gw_conn_send_error(c, f->ref, GW_E_UNAVAILABLE, "router unavailable, retry");
+        return gw_reply_error(c, ref, GW_E_UNAVAILABLE, "router unavailable, retry");
     u->presence_ms = now | 1;
     nt_metric_add(pm.presence_sets, 1);
-    gw_conn_send_ack(c, f->ref, "{}", 2);
+    gw_reply_ack(c, ref, "{}", 2);
 }
 
 /* Publishes h (already out of presence_holds) and frees it. */
@@ -334,97 +296,17 @@ void gw_presence_sweep(void)
     }
 }
 
-/* ---- presence events: once per connection ---- */
-
-/* Position of id in a msgpack array of strings, or -1. */
-static long listed_at(const msgpack_object *rooms, const char *id, size_t len)
-{
-    for (uint32_t i = 0; i < rooms->via.array.size; i++) {
-        const msgpack_object *o = &rooms->via.array.ptr[i];
-        if (o->type == MSGPACK_OBJECT_STR && o->via.str.size == len &&
-            memcmp(o->via.str.ptr, id, len) == 0)
-            return (long)i;
-    }
-    return -1;
-}
-
-bool gw_presence_heard_elsewhere(const gw_conn *c, const char *room, const msgpack_object *rooms)
-{
-    if (!rooms || rooms->type != MSGPACK_OBJECT_ARRAY)
-        return false;
-    long here = listed_at(rooms, room, strlen(room));
-    for (const gw_member *m = c->rooms; m; m = m->cnext) {
-        if (m->room->id == room || strcmp(m->room->id, room) == 0)
-            continue;
-        long at = listed_at(rooms, m->room->id, strlen(m->room->id));
-        /* an unlisted room (past RT_PRESENCE_ROOMS_LISTED) comes after every listed one */
-        if (at >= 0 && (here < 0 || at < here))
-            return true;
-    }
-    return false;
-}
-
 /* ---- online_users ---- */
 
-static void on_online(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
-{
-    presence_req *q = arg;
-    gw_conn *c = gw_conn_find(q->conn);
-    nt_envr r;
-    gw_error err;
-    size_t len = 0;
-    bool ok = gw_rpc_ok(st, msg, "router", &r, &err);
-    const char *json = ok ? nt_envr_str(&r, "json", &len) : NULL;
-    gw_limit_req_end(c);
-    if (ok && !json)
-        gw_fail(&err, GW_E_INTERNAL, "malformed reply from router");
-    if (c && json)
-        gw_conn_send_ack(c, q->ref, json, len);
-    else if (c)
-        gw_conn_send_error(c, q->ref, err.code, err.message);
-    nt_envr_free(&r);
-    json_decref(q->ref);
-    nt_free(q);
-}
-
-nt_status gw_presence_query(const char *subject, const char *app, const char *key,
-                            const char *id, const char *asker, nt_bus_reply_cb cb, void *arg,
-                            uint64_t *id_out)
-{
-    nt_envw w;
-    size_t len;
-    nt_envw_init(&w);
-    nt_envw_cstr(&w, "app", app);
-    nt_envw_cstr(&w, key, id);
-    if (asker)
-        nt_envw_cstr(&w, "user", asker);
-    const char *data = nt_envw_finish(&w, &len);
-    nt_status st = nt_bus_request(gw.bus, subject, NULL, data, len,
-                                  (int)gw.cfg.request_timeout_ms, cb, arg, id_out);
-    nt_envw_free(&w);
-    return st;
-}
-
-void gw_presence_online_users(gw_conn *c, const gw_frame *f)
+void gw_presence_online_users(gw_conn *c, const json_t *ref, const char *room)
 {
     gw_error err;
-    if (!gw_frame_need_room(f, &err))
-        return gw_conn_send_error(c, f->ref, err.code, err.message);
-    const char *room = f->channel.id;
     if (!gw_member_find(c, room)) {
         gw_fail(&err, GW_E_FORBIDDEN, "subscribe to room %s first", room);
-        return gw_conn_send_error(c, f->ref, err.code, err.message);
+        return gw_reply_fail(c, ref, &err);
     }
-    if (!gw_limit_req_begin(c, f->ref))
-        return;
-    presence_req *q = nt_calloc(1, sizeof *q);
-    memcpy(q->conn, c->id, sizeof q->conn);
-    q->ref = f->ref ? json_incref(f->ref) : NULL;
-    if (gw_presence_query("natter.rpc.router.online", c->user->app, "room", room, NULL, on_online, q,
-                          NULL) != NT_OK) {
-        gw_limit_req_end(c);
-        json_decref(q->ref);
-        nt_free(q);
-        gw_conn_send_error(c, f->ref, GW_E_UNAVAILABLE, "router unavailable, retry");
-    }
+    gw_ask *a = gw_ask_begin(c, ref, "router");
+    if (a && gw_rpc_router_query("natter.rpc.router.online", c->user->app, "room", room, NULL,
+                                 gw_ask_answered, a, NULL) != NT_OK)
+        gw_ask_unsent(c, a);
 }

@@ -7,33 +7,21 @@
 #include "bus.h"
 #include "conn.h"
 #include "envelope.h"
-#include "frame.h"
+#include "command.h"
 
 struct lws;
 
-/* The "typing" action: forwards is_typing for a subscribed room, at most once per
- * user per room per second. */
-void gw_presence_typing(gw_conn *c, const gw_frame *f);
-/* The "presence" action: status, device, status_text. */
-void gw_presence_set(gw_conn *c, const gw_frame *f);
-/* The "online_users" action for a room. */
-void gw_presence_online_users(gw_conn *c, const gw_frame *f);
+/* typing: forwards on for a subscribed room, at most one change per user per room per
+ * NATTER_TYPING_INTERVAL_MS (the latest held for the interval's end); acks ref. */
+void gw_presence_typing(gw_conn *c, const json_t *ref, const char *room, bool on);
+/* presence: status, device, status_text (validated), at most one change per user per
+ * NATTER_PRESENCE_INTERVAL_MS (the latest held); acks ref. */
+void gw_presence_set(gw_conn *c, const json_t *ref, const gw_presence_req *p);
+/* online_users of a subscribed room: ref gets the router's answer. */
+void gw_presence_online_users(gw_conn *c, const json_t *ref, const char *room);
 /* c sent a message to room, unsubscribed from it or closed: its typing
  * indicator there stops (is_typing:false when one was forwarded). */
 void gw_presence_typing_stop(gw_conn *c, const char *room);
-
-/* A room event carrying `rooms` (a presence event the router published to each of
- * those rooms, in that order): true when c is subscribed to a listed room that comes
- * before `room` (or to any listed room when `room` is not listed), so c gets the
- * event there and is skipped here. False when rooms is NULL or not an array. */
-bool gw_presence_heard_elsewhere(const gw_conn *c, const char *room, const msgpack_object *rooms);
-
-/* Sends the router query `subject` {app, <key>: id, user?: asker}
- * (natter.rpc.router.online, .typing, .presence); with an asker the router first
- * checks that the asker may see the room. cb gets the reply envelope {ok, json}. */
-nt_status gw_presence_query(const char *subject, const char *app, const char *key,
-                            const char *id, const char *asker, nt_bus_reply_cb cb, void *arg,
-                            uint64_t *id_out);
 
 /* REST: GET /api/rooms/{id}/online, GET /api/rooms/{id}/typing and
  * GET /api/users/{id}/presence (http_presence.c). Returns false when `path` is

@@ -1,7 +1,7 @@
-/* ratelimit.c: rate limits (GCRA), requests in flight per connection, the 4029 close. */
+/* ratelimit.c: the per-connection and per-user rate limits (on rate.c's GCRA), requests
+ * in flight per connection, the 4029 close. */
 #include "ratelimit.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +11,7 @@
 #include "conn.h"
 #include "gw.h"
 #include "log.h"
+#include "reply.h"
 #include "rooms.h"
 
 static const struct {
@@ -27,53 +28,6 @@ static struct {
     nt_metric *requests_refused;         /* over NATTER_MAX_REQUESTS_PER_CONN */
     nt_metric *abuse_closed;             /* connections closed with 4029 */
 } lm;
-
-bool gw_rate_parse(const char *s, gw_rate *out, char *why, size_t whylen)
-{
-    char *end;
-    errno = 0;
-    unsigned long n = strtoul(s, &end, 10);
-    uint32_t period_ms;
-    if (errno || end == s || n < 1 || n > 1000000 || *end != '/') {
-        snprintf(why, whylen, "expected <count>/s or <count>/min, optionally :<burst> (e.g. 10/s:30)");
-        return false;
-    }
-    end++;
-    if (strncmp(end, "min", 3) == 0) {
-        period_ms = 60000;
-        end += 3;
-    } else if (*end == 's') {
-        period_ms = 1000;
-        end++;
-    } else {
-        snprintf(why, whylen, "the period must be s or min (e.g. 10/s:30)");
-        return false;
-    }
-    unsigned long burst = n;
-    if (*end == ':') {
-        const char *b = end + 1;
-        errno = 0;
-        burst = strtoul(b, &end, 10);
-        if (errno || end == b || burst < 1 || burst > 1000000) {
-            snprintf(why, whylen, "the burst must be an integer from 1 to 1000000");
-            return false;
-        }
-    }
-    if (*end != '\0') {
-        snprintf(why, whylen, "unexpected '%s' (e.g. 10/s:30)", end);
-        return false;
-    }
-    uint64_t interval_us = (uint64_t)period_ms * 1000 / n;
-    if (interval_us * burst > (uint64_t)30 * 60 * 1000000) {
-        snprintf(why, whylen, "a burst of %lu at that rate spans more than 30 minutes", burst);
-        return false;
-    }
-    out->interval_us = interval_us ? (uint32_t)interval_us : 1;
-    out->burst = (uint32_t)burst;
-    out->count = (uint32_t)n;
-    out->period_ms = period_ms;
-    return true;
-}
 
 void gw_limits_configure(void)
 {
@@ -108,35 +62,14 @@ void gw_limits_metrics_init(void)
                                         "Connections closed with 4029 for repeated refusals");
 }
 
-uint32_t gw_limits_now(void)
-{
-    return (uint32_t)(uv_now(gw.loop) * 1000);
-}
-
-bool gw_rate_take(uint32_t *tat, const gw_rate *r, uint32_t now, uint32_t *retry_ms)
-{
-    uint32_t tolerance = (r->burst - 1) * r->interval_us;
-    uint32_t t = *tat;
-    int64_t ahead = (int32_t)(t - now);                /* how far the bucket is drawn down */
-    if (t == 0 || ahead < 0 || ahead > (int64_t)tolerance + r->interval_us)
-        ahead = 0;                                      /* unset, full, or from before a wrap */
-    if (ahead > (int64_t)tolerance) {
-        *retry_ms = (uint32_t)((ahead - tolerance + 999) / 1000);
-        return false;
-    }
-    t = now + (uint32_t)ahead + r->interval_us;
-    *tat = t ? t : 1;
-    return true;
-}
-
 void gw_limit_refuse(gw_conn *c, const json_t *ref, const char *what, uint32_t retry_ms)
 {
-    gw_conn_send_error_retry(c, ref, GW_E_RATE_LIMITED, what, retry_ms);
+    gw_reply_error_retry(c, ref, GW_E_RATE_LIMITED, what, retry_ms);
     if (!c->user || c->close_code)
         return;
     uint32_t ignored;
     if (!gw_rate_take(&c->user->lim.tat[GW_L_USER_REFUSALS - GW_L_FIRST_USER], &gw.cfg.rates[GW_L_USER_REFUSALS],
-                      gw_limits_now(), &ignored)) {
+                      gw_rate_now(), &ignored)) {
         nt_metric_add(lm.abuse_closed, 1);
         nt_info("closing connection %s of %s/%s with 4029: refused too often (NATTER_ABUSE_REFUSALS)",
                 c->id, c->user->app, c->user->id);
@@ -159,7 +92,7 @@ static bool refuse_rate(gw_conn *c, const json_t *ref, gw_limit l, uint32_t retr
 bool gw_limit_admit_user(gw_conn *c, const json_t *ref, gw_limit user_limit)
 {
     uint32_t retry;
-    if (!gw_rate_take(&c->user->lim.tat[user_limit - GW_L_FIRST_USER], &gw.cfg.rates[user_limit], gw_limits_now(),
+    if (!gw_rate_take(&c->user->lim.tat[user_limit - GW_L_FIRST_USER], &gw.cfg.rates[user_limit], gw_rate_now(),
                       &retry))
         return refuse_rate(c, ref, user_limit, retry);
     return true;
@@ -167,7 +100,7 @@ bool gw_limit_admit_user(gw_conn *c, const json_t *ref, gw_limit user_limit)
 
 bool gw_limit_admit(gw_conn *c, const json_t *ref, gw_limit conn_limit, gw_limit user_limit)
 {
-    uint32_t now = gw_limits_now(), retry;
+    uint32_t now = gw_rate_now(), retry;
     uint32_t *ctat = conn_limit == GW_L_CONN_SENDS ? &c->lim.sends_tat : &c->lim.subscribes_tat;
     uint32_t csaved = *ctat;
     if (!gw_rate_take(ctat, &gw.cfg.rates[conn_limit], now, &retry))

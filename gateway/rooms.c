@@ -4,15 +4,15 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "actions.h"
 #include "alloc.h"
 #include "envelope.h"
 #include "gw.h"
 #include "log.h"
 #include "map.h"
-#include "presence.h"
+#include "reply.h"
 
 static nt_map rooms, users;
+static gw_rooms_hooks hooks;        /* what user-subject envelopes and acks go to */
 
 /* Queues an envelope's pre-rendered json to each connection in a list, encoded once. */
 static gw_buf *event_buf(const nt_bus_msg *msg, nt_envr *r, const char *what)
@@ -104,7 +104,38 @@ static void room_event_ack(const gw_room *room, const nt_envr *r)
     user[slen] = '\0';
     gw_user *u = gw_user_find(app, user);
     if (u)
-        gw_actions_ack(u, cmid, clen, ack, alen);
+        hooks.ack(u, cmid, clen, ack, alen);
+}
+
+/* A room event carrying `rooms` (a presence event the router published to each of
+ * those rooms, in that order): true when c is subscribed to a listed room that comes
+ * before `room` (or to any listed room when `room` is not listed), so c gets the event
+ * there and is skipped here. False when rooms is NULL or not an array. */
+static long listed_at(const msgpack_object *rooms, const char *id, size_t len)
+{
+    for (uint32_t i = 0; i < rooms->via.array.size; i++) {
+        const msgpack_object *o = &rooms->via.array.ptr[i];
+        if (o->type == MSGPACK_OBJECT_STR && o->via.str.size == len &&
+            memcmp(o->via.str.ptr, id, len) == 0)
+            return (long)i;
+    }
+    return -1;
+}
+
+static bool heard_elsewhere(const gw_conn *c, const char *room, const msgpack_object *rooms)
+{
+    if (!rooms || rooms->type != MSGPACK_OBJECT_ARRAY)
+        return false;
+    long here = listed_at(rooms, room, strlen(room));
+    for (const gw_member *m = c->rooms; m; m = m->cnext) {
+        if (m->room->id == room || strcmp(m->room->id, room) == 0)
+            continue;
+        long at = listed_at(rooms, m->room->id, strlen(m->room->id));
+        /* an unlisted room (past RT_PRESENCE_ROOMS_LISTED) comes after every listed one */
+        if (at >= 0 && (here < 0 || at < here))
+            return true;
+    }
+    return false;
 }
 
 static void on_room_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
@@ -136,19 +167,23 @@ static void on_room_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
          * the connection's next frame */
         bool lazy = false;
         nt_envr_bool(&r, "lazy", &lazy);
+        gw_fanout fo;
+        gw_fanout_init(&fo, b);
         for (gw_member *m = room->members; m; m = m->rnext) {
             const char *uid = m->conn->user ? m->conn->user->id : NULL;
             if (skip && uid && strlen(uid) == skip_len && memcmp(uid, skip, skip_len) == 0)
                 continue;
-            if (listed && gw_presence_heard_elsewhere(m->conn, room->id, listed))
+            if (listed && heard_elsewhere(m->conn, room->id, listed))
                 continue;
+            gw_buf *out = gw_fanout_for(&fo, m->conn);
             if (m->replay)
-                replay_buffer(m->replay, b, seq);
+                replay_buffer(m->replay, out, seq);
             else if (lazy)
-                gw_conn_enqueue_lazy(m->conn, b);
+                gw_conn_enqueue_lazy(m->conn, out);
             else
-                gw_conn_enqueue(m->conn, b);
+                gw_conn_enqueue(m->conn, out);
         }
+        gw_fanout_free(&fo);
         gw_buf_release(b);
     }
     if (r.map)
@@ -162,11 +197,14 @@ static void on_user_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
     nt_envr r;
     gw_buf *b = event_buf(msg, &r, "user");
     if (b) {
+        gw_fanout fo;
+        gw_fanout_init(&fo, b);
         for (gw_conn *c = u->conns; c; c = c->next)
-            gw_conn_enqueue(c, b);
+            gw_conn_enqueue(c, gw_fanout_for(&fo, c));
+        gw_fanout_free(&fo);
         gw_buf_release(b);
     } else if (r.map) {
-        gw_actions_user_envelope(u, &r);
+        hooks.user_envelope(u, &r);
     }
     nt_envr_free(&r);
 }
@@ -212,15 +250,19 @@ static void on_unread_batch(nt_bus *bus, const nt_bus_msg *msg, void *arg)
         if (!u)
             continue;
         gw_buf *b = gw_buf_create(j->via.str.ptr, j->via.str.size);
+        gw_fanout fo;
+        gw_fanout_init(&fo, b);
         for (gw_conn *c = u->conns; c; c = c->next)
-            gw_conn_enqueue_lazy(c, b);
+            gw_conn_enqueue_lazy(c, gw_fanout_for(&fo, c));
+        gw_fanout_free(&fo);
         gw_buf_release(b);
     }
     nt_envr_free(&r);
 }
 
-nt_status gw_rooms_start(void)
+nt_status gw_rooms_start(const gw_rooms_hooks *h)
 {
+    hooks = *h;
     return nt_bus_subscribe(gw.bus, NT_UNREAD_SUBJECT, NULL, on_unread_batch, NULL) ? NT_OK
                                                                                   : NT_EUNAVAIL;
 }
@@ -293,7 +335,6 @@ void gw_user_detach(gw_conn *c)
     c->user = NULL;
     if (--u->nconns > 0)
         return;
-    gw_presence_user_gone(u);
     nt_bus_unsubscribe(u->sub);
     nt_map_del(&users, u->subject);
     nt_metric_add(gw.m.user_subjects, -1);

@@ -6,13 +6,14 @@
 #include <stdint.h>
 #include "bus.h"
 #include "conn.h"
+#include "envelope.h"
 #include "jwt.h"
 
 struct gw_user {                  /* one user with >= 1 authenticated local connection */
     nt_bus_sub *sub;
     gw_conn *conns;               /* linked through gw_conn.next/prev */
     uint32_t nconns;
-    uint32_t barrier;             /* the bus barrier that confirms sub (actions.c) */
+    uint32_t barrier;             /* the bus barrier that confirms sub (session.c) */
     const char *app;              /* in this block, after subject */
     const char *id;               /* the <user> part of subject */
     char *name;                   /* display name from the latest token; gw_user_noname or owned */
@@ -32,7 +33,7 @@ typedef struct gw_room {
     char subject[];               /* natter.room.<app>.<room>; the registry key */
 } gw_room;
 
-typedef struct gw_replay {        /* a member recovering with since_seq (actions.c) */
+typedef struct gw_replay {        /* a member recovering with since_seq (recovery.c) */
     uint64_t gen;                 /* tells a stale history reply from the current one */
     uint32_t n, cap, max;         /* buffered live events; max: NATTER_RECOVERY_BUFFER */
     bool overflow;                /* more than max arrived: the recovery fails */
@@ -54,8 +55,15 @@ nt_status gw_user_attach(gw_conn *c, const nt_claims *cl);
 /* Unlinks; the last connection of a user drops the user subject. */
 void gw_user_detach(gw_conn *c);
 gw_user *gw_user_find(const char *app, const char *user);
-/* Subscribes the subjects every gateway listens to (unread batches). */
-nt_status gw_rooms_start(void);
+/* Where what arrives on a user subject, and the acks riding room events, are handed. */
+typedef struct gw_rooms_hooks {
+    /* the ack of u's sends pending on cmid (a message event carrying it) */
+    void (*ack)(gw_user *u, const char *cmid, size_t clen, const char *json, size_t jlen);
+    /* an envelope on u's subject that is not an event (disconnect, revoke, ack, ...) */
+    void (*user_envelope)(gw_user *u, const nt_envr *r);
+} gw_rooms_hooks;
+/* Subscribes the subjects every gateway listens to (unread batches); h is copied. */
+nt_status gw_rooms_start(const gw_rooms_hooks *h);
 
 /* Takes one interest reference on a room, subscribing its subject first when this
  * gateway had none. NULL when the subscription failed. */

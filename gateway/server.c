@@ -1,5 +1,6 @@
-/* server.c: lws context and the one protocol callback: WebSocket upgrade admission,
- * message reassembly, writes and close; HTTP reasons go to http.c. */
+/* server.c: lws context and the one protocol callback: WebSocket upgrade admission (the
+ * path picks the dialect), message reassembly, writes and close; HTTP reasons go to the
+ * http hook. */
 #include "server.h"
 
 #include <libwebsockets.h>
@@ -7,12 +8,11 @@
 #include <sys/resource.h>
 
 #include "access.h"
-#include "actions.h"
 #include "alloc.h"
 #include "config.h"
 #include "conn.h"
+#include "dialect.h"
 #include "gw.h"
-#include "http.h"
 #include "log.h"
 #include "util.h"
 
@@ -25,11 +25,13 @@ typedef struct gw_pss {            /* lws per-session data */
 } gw_pss;
 
 static lws_retry_bo_t retry;
+static gw_server_hooks hooks;
 
 static int confirm_upgrade(struct lws *wsi)
 {
     char uri[128];
-    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, "/ws") != 0) {
+    gw_dialect_id id;
+    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || !gw_dialect_by_path(uri, &id)) {
         lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
         return 1;
     }
@@ -62,13 +64,14 @@ static int confirm_upgrade(struct lws *wsi)
 
 static void established(struct lws *wsi, gw_pss *pss)
 {
-    char token[4096];
+    char token[4096], uri[128];
+    gw_dialect_id id = GW_DIALECT_NATIVE;
+    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) > 0)
+        gw_dialect_by_path(uri, &id);
     gw_conn *c = pss->conn = gw_conn_create(wsi);
+    c->dialect = id;
     const char *t = lws_get_urlarg_by_name(wsi, "token=", token, sizeof token);
-    if (t && *t)
-        gw_actions_authenticate(c, t, strlen(t), NULL);
-    else
-        gw_conn_auth_track(c, nt_now_ms() + gw.cfg.auth_timeout_ms);
+    gw_dialect_of(c)->opened(c, t && *t ? t : NULL);
 }
 
 /* Closes c with code through the send queue (close frame, then a half-close that
@@ -110,7 +113,7 @@ static int receive(struct lws *wsi, gw_conn *c, const char *in, size_t len)
         return close_soon(c, 1009);
     if (!nt_valid_utf8(in, len))
         return close_soon(c, 1007);
-    gw_actions_frame(c, in, len);
+    gw_dialect_of(c)->frame(c, in, len);
     nt_free(c->rx);
     c->rx = NULL;
     return 0;
@@ -136,7 +139,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return pss->conn ? gw_conn_writeable(pss->conn) : 0;
     case LWS_CALLBACK_CLOSED:
         if (pss->conn) {
-            gw_actions_conn_closed(pss->conn);
+            hooks.closed(pss->conn);
             gw_conn_destroy(pss->conn);
             pss->conn = NULL;
         }
@@ -147,7 +150,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP_WRITEABLE:
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-        return pss ? gw_http_callback(wsi, reason, &pss->http, in, len) : 0;
+        return pss ? hooks.http(wsi, reason, &pss->http, in, len) : 0;
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     }
@@ -170,7 +173,7 @@ static void lws_log(int level, const char *line)
 
 static struct lws_context *ctx;
 
-nt_status gw_server_start(void)
+nt_status gw_server_start(const gw_server_hooks *h)
 {
     struct lws_context_creation_info info;
     struct rlimit rl;
@@ -178,6 +181,7 @@ nt_status gw_server_start(void)
     int port;
     void *loops[] = { gw.loop };
 
+    hooks = *h;
     if (nt_config_split_hostport(gw.cfg.listen, host, sizeof host, &port) != 0)
         nt_config_fatal("NATTER_LISTEN=%s is invalid: expected host:port", gw.cfg.listen);
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);

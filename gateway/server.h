@@ -1,11 +1,27 @@
-/* server.h: the libwebsockets context on our libuv loop: /ws and HTTP on NATTER_LISTEN. */
+/* server.h: the libwebsockets context on our libuv loop: the dialects' WebSocket paths
+ * and HTTP on NATTER_LISTEN. */
 #ifndef GW_SERVER_H
 #define GW_SERVER_H
 
+#include <stddef.h>
+#include <libwebsockets.h>
+#include "conn.h"
 #include "status.h"
 
-/* Creates the lws context as a foreign-loop user of gw.loop. NT_EIO when it cannot listen. */
-nt_status gw_server_start(void);
+typedef struct gw_http gw_http;
+
+/* What the transport hands up: the end of a WebSocket, and every HTTP callback reason
+ * (with the request state kept per lws session, NULL between requests). Frames go to
+ * the connection's dialect (dialect.h). */
+typedef struct gw_server_hooks {
+    void (*closed)(gw_conn *c);
+    int (*http)(struct lws *wsi, enum lws_callback_reasons reason, gw_http **state, void *in,
+                size_t len);
+} gw_server_hooks;
+
+/* Creates the lws context as a foreign-loop user of gw.loop; h is copied. NT_EIO when
+ * it cannot listen. */
+nt_status gw_server_start(const gw_server_hooks *h);
 /* Starts a graceful stop: refuses new upgrades, closes every connection with 1001. */
 void gw_server_drain(void);
 /* Destroys the context; run the loop afterwards until its handles are closed. */

@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 TARGETS = ["natter", "natter-gateway", "natter-router", "natter-persister"]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def symbols(obj):
@@ -34,7 +35,8 @@ def objects(build):
                 if f.endswith(".c.o"):
                     p = os.path.join(root, f)
                     src = os.path.relpath(p, d)[:-2]  # gateway/conn.c
-                    objs[src] = p
+                    if os.path.exists(os.path.join(ROOT, src)):   # not a removed file's
+                        objs[src] = p
     return objs
 
 

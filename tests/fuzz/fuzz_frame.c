@@ -44,7 +44,7 @@ static void check_channel(const gw_frame *f, gw_error *err)
 static void check_send(const gw_frame *f, size_t max_chars, gw_error *err)
 {
     gw_send_req s;
-    if (!verdict(gw_send_parse(f, max_chars, &s, err), f, err))
+    if (!verdict(gw_send_parse(f->data, max_chars, &s, err), f, err))
         return;
     size_t chars = nt_utf8_len(s.message, s.message_len);
     FZ_CHECK(chars >= 1 && chars <= max_chars, "message of %zu characters accepted", chars);
@@ -74,17 +74,17 @@ static void check_validators(const gw_frame *f)
     check_send(f, FZ_SMALL_MAX_CHARS, &err);
 
     gw_create_req *cr = nt_malloc(sizeof *cr);
-    if (verdict(gw_create_parse(f, cr, &err), f, &err))
+    if (verdict(gw_create_parse(f->data, cr, &err), f, &err))
         fz_check_create(cr);
     nt_free(cr);
 
-    if (verdict(gw_history_parse(f, &h, &err), f, &err))
+    if (verdict(gw_history_parse(f->data, &h, &err), f, &err))
         FZ_CHECK(h.limit >= 1 && h.limit <= 100 && h.before_seq >= -1 && h.after_seq >= -1,
                  "history request out of range");
     for (int ids = 0; ids < 2; ids++)
         if (verdict(gw_mark_parse(f->data, ids, "data.", &m, &err), f, &err))
             fz_check_mark(&m, ids);
-    if (verdict(gw_since_seq_parse(f, &since, &present, &err), f, &err))
+    if (verdict(gw_since_seq_parse(f->data, &since, &present, &err), f, &err))
         FZ_CHECK(!present || since >= 0, "negative since_seq accepted");
     if (verdict(gw_auth_token(f, &token, &len, &err), f, &err))
         FZ_CHECK(token != NULL, "auth token NULL");
@@ -95,10 +95,10 @@ static void check_validators(const gw_frame *f)
         { "message", 0 },
     };
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
-        if (verdict(gw_data_str(f, strs[i].name, strs[i].max, &s, &err), f, &err) && s &&
+        if (verdict(gw_data_str(f->data, strs[i].name, strs[i].max, &s, &err), f, &err) && s &&
             strs[i].max)
             FZ_CHECK(nt_utf8_len(s, strlen(s)) <= strs[i].max, "data.%s too long", strs[i].name);
-    if (verdict(gw_data_uint(f, "seq", 1000, &v, &present, &err), f, &err) && present)
+    if (verdict(gw_data_uint(f->data, "seq", 1000, &v, &present, &err), f, &err) && present)
         FZ_CHECK(v >= 0 && v <= 1000, "data.seq %lld accepted", (long long)v);
 }
 

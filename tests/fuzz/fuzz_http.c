@@ -186,9 +186,8 @@ static void check_body(const char *b, size_t len)
     else
         check_error_body(err.code, err.message);
 
-    gw_frame f = { .root = req, .data = req };
     gw_create_req *cr = nt_malloc(sizeof *cr);
-    if (gw_create_parse(&f, cr, &err))
+    if (gw_create_parse(req, cr, &err))
         fz_check_create(cr);
     else
         check_error_body(err.code, err.message);

@@ -158,7 +158,7 @@ static void expect_create_error(const char *s, const char *message_prefix)
     gw_error err;
     gw_create_req *cr = test_malloc(sizeof *cr);
     assert_true(parse(s, &f, &err));
-    assert_false(gw_create_parse(&f, cr, &err));
+    assert_false(gw_create_parse(f.data, cr, &err));
     assert_int_equal(err.code, GW_E_BAD_REQUEST);
     if (strncmp(err.message, message_prefix, strlen(message_prefix)) != 0)
         fail_msg("frame %s: got message \"%s\", want prefix \"%s\"", s, err.message, message_prefix);
@@ -175,7 +175,7 @@ static void test_create_room(void **state)
                       "\"name\":\"Team\",\"visibility\":\"private\",\"members\":[\"bob\",\"carol\"],"
                       "\"access_code\":\"s3cret\"}}", &f, &err));
     assert_int_equal(f.action, GW_A_CREATE_ROOM);
-    assert_true(gw_create_parse(&f, cr, &err));
+    assert_true(gw_create_parse(f.data, cr, &err));
     assert_string_equal(cr->room_id, "team-1");
     assert_string_equal(cr->name, "Team");
     assert_true(cr->is_private);
@@ -184,7 +184,7 @@ static void test_create_room(void **state)
     assert_string_equal(cr->members[1], "carol");
     gw_frame_free(&f);
     assert_true(parse("{\"action\":\"create_room\",\"data\":{\"visibility\":\"public\"}}", &f, &err));
-    assert_true(gw_create_parse(&f, cr, &err));
+    assert_true(gw_create_parse(f.data, cr, &err));
     assert_null(cr->room_id);
     assert_false(cr->is_private);
     assert_int_equal(cr->nmembers, 0);
@@ -217,7 +217,7 @@ static void test_create_room(void **state)
 static bool send_parse(const char *s, gw_send_req *req, gw_error *err, gw_frame *f)
 {
     assert_true(parse(s, f, err));
-    return gw_send_parse(f, 5000, req, err);
+    return gw_send_parse(f->data, 5000, req, err);
 }
 
 static void test_send_message(void **state)
@@ -311,24 +311,24 @@ static void test_history(void **state)
     gw_error err;
     gw_history_req h;
     assert_true(parse("{\"action\":\"history\",\"channel\":\"room.a\"}", &f, &err));
-    assert_true(gw_history_parse(&f, &h, &err));
+    assert_true(gw_history_parse(f.data, &h, &err));
     assert_int_equal(h.limit, 50);
     assert_int_equal(h.before_seq, -1);
     assert_int_equal(h.after_seq, -1);
     gw_frame_free(&f);
     assert_true(parse("{\"action\":\"history\",\"data\":{\"before_seq\":10,\"limit\":100}}", &f, &err));
-    assert_true(gw_history_parse(&f, &h, &err));
+    assert_true(gw_history_parse(f.data, &h, &err));
     assert_int_equal(h.before_seq, 10);
     assert_int_equal(h.limit, 100);
     gw_frame_free(&f);
     assert_true(parse("{\"action\":\"history\",\"data\":{\"limit\":101}}", &f, &err));
-    assert_false(gw_history_parse(&f, &h, &err));
+    assert_false(gw_history_parse(f.data, &h, &err));
     gw_frame_free(&f);
     assert_true(parse("{\"action\":\"history\",\"data\":{\"limit\":0}}", &f, &err));
-    assert_false(gw_history_parse(&f, &h, &err));
+    assert_false(gw_history_parse(f.data, &h, &err));
     gw_frame_free(&f);
     assert_true(parse("{\"action\":\"history\",\"data\":{\"after_seq\":\"3\"}}", &f, &err));
-    assert_false(gw_history_parse(&f, &h, &err));
+    assert_false(gw_history_parse(f.data, &h, &err));
     assert_non_null(strstr(err.message, "data.after_seq"));
     gw_frame_free(&f);
 }

@@ -1,0 +1,28 @@
+/* dialect.c: the registered wire dialects, by id and by WebSocket path. */
+#include "dialect.h"
+
+#include <string.h>
+
+static const gw_dialect *dialects[GW_DIALECT_COUNT];
+
+_Static_assert(GW_DIALECT_COUNT <= 4, "gw_conn.dialect holds 2 bits");
+
+void gw_dialect_register(gw_dialect_id id, const gw_dialect *d)
+{
+    dialects[id] = d;
+}
+
+const gw_dialect *gw_dialect_by_path(const char *path, gw_dialect_id *id)
+{
+    for (int i = 0; i < GW_DIALECT_COUNT; i++)
+        if (dialects[i] && strcmp(dialects[i]->path, path) == 0) {
+            *id = (gw_dialect_id)i;
+            return dialects[i];
+        }
+    return NULL;
+}
+
+const gw_dialect *gw_dialect_of(const gw_conn *c)
+{
+    return dialects[c->dialect];
+}

@@ -1,0 +1,48 @@
+/* gw.c: the gateway's context (configuration, shared handles) and its own metrics. */
+#include "gw.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "frame.h"
+
+gw_global gw;
+
+static nt_metric *errors_by_code[GW_E_COUNT];
+
+void gw_metrics_error(const char *code)
+{
+    gw_errcode c = gw_errcode_parse(code, strlen(code));
+    nt_metric_add(errors_by_code[c], 1);
+}
+
+void gw_metrics_register(void)
+{
+    gw_metrics *m = &gw.m;
+    char name[96];
+    m->connections = nt_metric_gauge("natter_gateway_connections", "Open WebSocket connections");
+    m->frames_in = nt_metric_counter("natter_gateway_frames_in_total", "Client frames received");
+    m->frames_out = nt_metric_counter("natter_gateway_frames_out_total", "Frames written to clients");
+    m->writes = nt_metric_counter("natter_gateway_writes_total",
+                                  "Writes (send calls) carrying frames to clients: frames_out / writes = frames per system call");
+    m->messages_sent = nt_metric_counter("natter_gateway_messages_sent_total", "send_message published to the store");
+    m->acks = nt_metric_counter("natter_gateway_acks_total", "send_message acks delivered");
+    m->sends_inflight = nt_metric_gauge("natter_gateway_sends_inflight",
+                                        "Sends awaiting their ack, all connections");
+    m->sends_shed = nt_metric_counter("natter_gateway_sends_shed_total",
+                                      "Sends refused over NATTER_MAX_INFLIGHT_SENDS (store behind)");
+    m->ack_ms_sum = nt_metric_counter("natter_gateway_ack_latency_ms_total",
+                                      "Sum over acked sends of frame received to ack queued, ms");
+    m->slow_closed = nt_metric_counter("natter_gateway_slow_consumers_closed_total", "Connections closed for a full send queue");
+    m->ping_closed = nt_metric_counter("natter_gateway_ping_timeouts_total", "Connections closed for answering no ping");
+    m->refused = nt_metric_counter("natter_gateway_refused_total", "Upgrades refused (connection limit or stopping)");
+    m->room_subjects = nt_metric_gauge("natter_gateway_room_subjects", "Room subjects subscribed on NATS");
+    m->user_subjects = nt_metric_gauge("natter_gateway_user_subjects", "User subjects subscribed on NATS");
+    m->bytes_queued = nt_metric_gauge("natter_gateway_bytes_queued", "Bytes waiting in all send queues");
+    m->http_requests = nt_metric_counter("natter_gateway_http_requests_total", "HTTP requests");
+    for (int i = 0; i < GW_E_COUNT; i++) {
+        snprintf(name, sizeof name, "natter_gateway_errors_total{code=\"%s\"}", gw_errcode_name((gw_errcode)i));
+        errors_by_code[i] = nt_metric_counter(name, "Error events and responses sent, by code");
+    }
+}
+
