@@ -1,25 +1,12 @@
-/* gw.c: the gateway's context (configuration, shared handles) and its own metrics. */
+/* gw.c: the gateway's context (configuration, shared handles) and its metrics. */
 #include "gw.h"
 
-#include <stdio.h>
-#include <string.h>
-
-#include "frame.h"
 
 gw_global gw;
-
-static nt_metric *errors_by_code[GW_E_COUNT];
-
-void gw_metrics_error(const char *code)
-{
-    gw_errcode c = gw_errcode_parse(code, strlen(code));
-    nt_metric_add(errors_by_code[c], 1);
-}
 
 void gw_metrics_register(void)
 {
     gw_metrics *m = &gw.m;
-    char name[96];
     m->connections = nt_metric_gauge("natter_gateway_connections", "Open WebSocket connections");
     m->frames_in = nt_metric_counter("natter_gateway_frames_in_total", "Client frames received");
     m->frames_out = nt_metric_counter("natter_gateway_frames_out_total", "Frames written to clients");
@@ -40,9 +27,5 @@ void gw_metrics_register(void)
     m->user_subjects = nt_metric_gauge("natter_gateway_user_subjects", "User subjects subscribed on NATS");
     m->bytes_queued = nt_metric_gauge("natter_gateway_bytes_queued", "Bytes waiting in all send queues");
     m->http_requests = nt_metric_counter("natter_gateway_http_requests_total", "HTTP requests");
-    for (int i = 0; i < GW_E_COUNT; i++) {
-        snprintf(name, sizeof name, "natter_gateway_errors_total{code=\"%s\"}", gw_errcode_name((gw_errcode)i));
-        errors_by_code[i] = nt_metric_counter(name, "Error events and responses sent, by code");
-    }
 }
 

@@ -82,7 +82,5 @@ extern gw_global gw;
 
 /* Registers the gateway-wide metrics of gw.m and the errors by code (at start-up). */
 void gw_metrics_register(void);
-/* Counts one error sent to a client, by PROTOCOL.md code. */
-void gw_metrics_error(const char *code);
 
 #endif

@@ -9,6 +9,7 @@
 #include "access.h"
 #include "bus.h"
 #include "config.h"
+#include "dialect.h"
 #include "conn.h"
 #include "envelope.h"
 #include "frame.h"
@@ -19,6 +20,7 @@
 #include "metrics.h"
 #include "presence.h"
 #include "ratelimit.h"
+#include "reply.h"
 #include "revoke.h"
 #include "rooms.h"
 #include "server.h"
@@ -235,6 +237,7 @@ int main(void)
     gw_limits_metrics_init();
     gw_server_api_metrics_init();
     gw_metrics_register();
+    gw_reply_metrics_init();
 
     char nats_shown[512];         /* the URL without its password, for errors */
     nt_config_redact_url(gw.cfg.nats_url, nats_shown, sizeof nats_shown);
@@ -252,7 +255,11 @@ int main(void)
     if (nt_metrics_listen(&loop, gw.cfg.metrics_listen, ready, NULL) != NT_OK)
         nt_config_fatal("cannot listen on %s (NATTER_METRICS_LISTEN)", gw.cfg.metrics_listen);
     gw_dialect_register(GW_DIALECT_NATIVE, &gw_native_dialect);
-    const gw_server_hooks server_hooks = { .closed = gw_session_closed, .http = gw_http_callback };
+    const gw_server_hooks server_hooks = { .accepts = gw_dialect_accepts,
+                                           .opened = gw_dialect_open,
+                                           .frame = gw_dialect_frame,
+                                           .closed = gw_session_closed,
+                                           .http = gw_http_callback };
     if (gw_server_start(&server_hooks) != NT_OK)
         nt_config_fatal("cannot listen on %s (NATTER_LISTEN)", gw.cfg.listen);
 

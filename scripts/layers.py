@@ -3,8 +3,9 @@
 
 Reads the object files of each program (the `nm` of every .o under a CMake target's
 directory), draws an arrow A -> B when A uses a symbol that B defines, and fails when
-the arrows of gateway/, router/, persister/ or common/ form a cycle: every call must go
-down the layers or through a callback registered at creation (docs/architecture.md).
+the arrows of gateway/, router/, persister/ or common/ form a cycle, or when a file calls
+into a higher layer of its process (RANKS): every call must go down the layers or
+through a callback registered at creation (docs/architecture.md).
 
     scripts/layers.py BUILD_DIR            # every cycle, exit 1 when there is one
     scripts/layers.py BUILD_DIR --graph    # also the arrows, file by file
@@ -14,6 +15,16 @@ import subprocess
 import sys
 
 TARGETS = ["natter", "natter-gateway", "natter-router", "natter-persister"]
+# Layers of a process, lowest first (docs/architecture.md): a file may call files of its
+# own layer or lower, never higher. A path matches the longest prefix listed.
+RANKS = {
+    "gateway/gw.c": 0,             # the context every layer reads
+    "gateway/transport/": 0,
+    "gateway/core/": 1,
+    "gateway/dialect/": 2,
+    "gateway/http/": 2,
+    "gateway/main.c": 3,
+}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -74,6 +85,25 @@ def cycles(graph):
     return out
 
 
+def rank(src):
+    best = None
+    for prefix, r in RANKS.items():
+        if src.startswith(prefix) and (best is None or len(prefix) > len(best[0])):
+            best = (prefix, r)
+    return best[1] if best else None
+
+
+def upward(graph):
+    """Arrows from a file to a file of a higher layer."""
+    out = []
+    for a in sorted(graph):
+        for b in sorted(graph[a]):
+            ra, rb = rank(a), rank(b)
+            if ra is not None and rb is not None and rb > ra:
+                out.append((a, b))
+    return out
+
+
 def main():
     if len(sys.argv) < 2:
         print(__doc__)
@@ -105,7 +135,10 @@ def main():
         print(f"layers: files calling each other in a loop: {' '.join(comp)}")
         for e in edges:
             print(f"    {e}")
-    if found:
+    up = upward(graph)
+    for a, b in up:
+        print(f"layers: {a} calls up into {b}")
+    if found or up:
         return 1
     print(f"layers: {len(objs)} files, {sum(len(v) for v in graph.values())} arrows, no loop")
     return 0

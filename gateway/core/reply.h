@@ -9,6 +9,10 @@
 #include "command.h"
 #include "conn.h"
 
+/* Registers natter_gateway_errors_total{code} (at start-up). */
+void gw_reply_metrics_init(void);
+/* Counts one error sent to a client, by code (also the REST side's). */
+void gw_reply_count(gw_errcode code);
 /* The answer to a command that carried ref, with data_json (a JSON value); without
  * ref nothing is sent. */
 void gw_reply_ack(gw_conn *c, const json_t *ref, const char *data_json, size_t len);

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "access.h"
+#include "reply.h"
 #include "rpc_client.h"
 #include "alloc.h"
 #include "frame.h"
@@ -111,7 +112,7 @@ static void respond_error_retry(gw_http *h, gw_errcode code, const char *message
                                 uint32_t retry_after_ms)
 {
     size_t len;
-    gw_metrics_error(gw_errcode_name(code));
+    gw_reply_count(code);
     char *body = gw_encode_http_error(code, message, retry_after_ms, &len);
     respond(h, (unsigned)gw_errcode_http(code), body, len);
     nt_free(body);

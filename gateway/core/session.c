@@ -16,7 +16,7 @@
 #include "revoke.h"
 #include "rooms.h"
 #include "sends.h"
-#include "server_api.h"
+#include "log.h"
 #include "util.h"
 
 /* "connected" promises that a notify or disconnect sent from now on reaches the
@@ -169,10 +169,22 @@ void gw_session_refresh(gw_conn *c, const json_t *ref, const char *token, size_t
     gw_reply_ack(c, ref, ack, (size_t)n);
 }
 
+/* A {type:"disconnect"} envelope on u's subject: closes u's local connections. */
+static void disconnect(gw_user *u, const nt_envr *r)
+{
+    int64_t code = GW_CLOSE_SERVER_DISCONNECT;
+    if (!nt_envr_int(r, "code", &code) || code < 4000 || code > 4999)
+        code = GW_CLOSE_SERVER_DISCONNECT;
+    nt_info("server API: closing %u connection(s) of %s/%s", u->nconns, u->app, u->id);
+    /* gw_conn_close only marks: the list is not changed while walking it */
+    for (gw_conn *c = u->conns; c; c = c->next)
+        gw_conn_close(c, (uint16_t)code);
+}
+
 void gw_session_user_envelope(gw_user *u, const nt_envr *r)
 {
     if (nt_envr_str_eq(r, "type", "disconnect"))
-        gw_server_api_disconnect(u, r);
+        disconnect(u, r);
     else if (nt_envr_str_eq(r, "type", "revoke"))
         gw_membership_revoked(u, r);
     else

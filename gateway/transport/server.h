@@ -3,6 +3,7 @@
 #ifndef GW_SERVER_H
 #define GW_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <libwebsockets.h>
 #include "conn.h"
@@ -10,10 +11,14 @@
 
 typedef struct gw_http gw_http;
 
-/* What the transport hands up: the end of a WebSocket, and every HTTP callback reason
- * (with the request state kept per lws session, NULL between requests). Frames go to
- * the connection's dialect (dialect.h). */
+/* What the transport hands up: whether an upgrade's path is served, a new WebSocket
+ * (with the ?token= of its URL, or NULL), each complete valid UTF-8 text frame, the end
+ * of a WebSocket, and every HTTP callback reason (with the request state kept per lws
+ * session, NULL between requests). */
 typedef struct gw_server_hooks {
+    bool (*accepts)(const char *path);
+    void (*opened)(gw_conn *c, const char *path, const char *token);
+    void (*frame)(gw_conn *c, const char *buf, size_t len);
     void (*closed)(gw_conn *c);
     int (*http)(struct lws *wsi, enum lws_callback_reasons reason, gw_http **state, void *in,
                 size_t len);

@@ -1,6 +1,6 @@
 /* server.c: lws context and the one protocol callback: WebSocket upgrade admission (the
- * path picks the dialect), message reassembly, writes and close; HTTP reasons go to the
- * http hook. */
+ * path must be one the hooks accept), message reassembly, writes and close; what they
+ * mean is the hooks'. */
 #include "server.h"
 
 #include <libwebsockets.h>
@@ -11,7 +11,6 @@
 #include "alloc.h"
 #include "config.h"
 #include "conn.h"
-#include "dialect.h"
 #include "gw.h"
 #include "log.h"
 #include "util.h"
@@ -30,8 +29,7 @@ static gw_server_hooks hooks;
 static int confirm_upgrade(struct lws *wsi)
 {
     char uri[128];
-    gw_dialect_id id;
-    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || !gw_dialect_by_path(uri, &id)) {
+    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || !hooks.accepts(uri)) {
         lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
         return 1;
     }
@@ -65,13 +63,11 @@ static int confirm_upgrade(struct lws *wsi)
 static void established(struct lws *wsi, gw_pss *pss)
 {
     char token[4096], uri[128];
-    gw_dialect_id id = GW_DIALECT_NATIVE;
-    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) > 0)
-        gw_dialect_by_path(uri, &id);
+    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0)
+        uri[0] = '\0';
     gw_conn *c = pss->conn = gw_conn_create(wsi);
-    c->dialect = id;
     const char *t = lws_get_urlarg_by_name(wsi, "token=", token, sizeof token);
-    gw_dialect_of(c)->opened(c, t && *t ? t : NULL);
+    hooks.opened(c, uri, t && *t ? t : NULL);
 }
 
 /* Closes c with code through the send queue (close frame, then a half-close that
@@ -113,7 +109,7 @@ static int receive(struct lws *wsi, gw_conn *c, const char *in, size_t len)
         return close_soon(c, 1009);
     if (!nt_valid_utf8(in, len))
         return close_soon(c, 1007);
-    gw_dialect_of(c)->frame(c, in, len);
+    hooks.frame(c, in, len);
     nt_free(c->rx);
     c->rx = NULL;
     return 0;

@@ -6,6 +6,7 @@
 #ifndef GW_DIALECT_H
 #define GW_DIALECT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
@@ -45,6 +46,12 @@ typedef struct gw_dialect {
 void gw_dialect_register(gw_dialect_id id, const gw_dialect *d);
 /* The dialect served on a WebSocket path, or NULL. */
 const gw_dialect *gw_dialect_by_path(const char *path, gw_dialect_id *id);
+/* The transport's hooks (server.h): whether a WebSocket path is served; a connection
+ * opened on path gets its dialect (native when none matches) and is handed to it; a
+ * frame goes to the connection's dialect. */
+bool gw_dialect_accepts(const char *path);
+void gw_dialect_open(gw_conn *c, const char *path, const char *token);
+void gw_dialect_frame(gw_conn *c, const char *buf, size_t len);
 /* The dialect of a connection. */
 const gw_dialect *gw_dialect_of(const gw_conn *c);
 

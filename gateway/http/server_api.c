@@ -287,14 +287,3 @@ nt_status gw_server_api_stats(const char *key_app, nt_bus_reply_cb cb, void *arg
     nt_envw_free(&w);
     return st;
 }
-
-void gw_server_api_disconnect(gw_user *u, const nt_envr *r)
-{
-    int64_t code = GW_CLOSE_SERVER_DISCONNECT;
-    if (!nt_envr_int(r, "code", &code) || code < 4000 || code > 4999)
-        code = GW_CLOSE_SERVER_DISCONNECT;
-    nt_info("server API: closing %u connection(s) of %s/%s", u->nconns, u->app, u->id);
-    /* gw_conn_close only marks: the list is not changed while walking it */
-    for (gw_conn *c = u->conns; c; c = c->next)
-        gw_conn_close(c, (uint16_t)code);
-}

@@ -22,6 +22,25 @@ const gw_dialect *gw_dialect_by_path(const char *path, gw_dialect_id *id)
     return NULL;
 }
 
+bool gw_dialect_accepts(const char *path)
+{
+    gw_dialect_id id;
+    return gw_dialect_by_path(path, &id) != NULL;
+}
+
+void gw_dialect_open(gw_conn *c, const char *path, const char *token)
+{
+    gw_dialect_id id = GW_DIALECT_NATIVE;
+    gw_dialect_by_path(path, &id);
+    c->dialect = id;
+    dialects[id]->opened(c, token);
+}
+
+void gw_dialect_frame(gw_conn *c, const char *buf, size_t len)
+{
+    dialects[c->dialect]->frame(c, buf, len);
+}
+
 const gw_dialect *gw_dialect_of(const gw_conn *c)
 {
     return dialects[c->dialect];

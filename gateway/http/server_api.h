@@ -11,6 +11,7 @@
 #include "envelope.h"
 #include "frame.h"
 #include "rooms.h"
+#include "session.h"
 
 struct lws;
 
@@ -22,8 +23,6 @@ typedef enum {
     GW_SAPI_COUNT
 } gw_sapi_call;
 
-/* Close code of connections closed by POST /api/server/users/{id}/disconnect. */
-#define GW_CLOSE_SERVER_DISCONNECT 4003
 
 void gw_server_api_metrics_init(void);
 
@@ -44,7 +43,5 @@ json_t *gw_server_api_post(struct lws *wsi, gw_sapi_call call, const char *user,
  * reply whose json is the answer. */
 nt_status gw_server_api_stats(const char *key_app, nt_bus_reply_cb cb, void *arg, uint64_t *req_id);
 
-/* A {type:"disconnect"} envelope on user u's subject: closes u's local connections. */
-void gw_server_api_disconnect(gw_user *u, const nt_envr *r);
 
 #endif

@@ -1,12 +1,29 @@
 /* reply.c: the core's words to one connection, and fan-out buffers, in its dialect. */
 #include "reply.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
 #include "dialect.h"
 #include "gw.h"
+
+static nt_metric *errors_by_code[GW_E_COUNT];
+
+void gw_reply_metrics_init(void)
+{
+    char name[96];
+    for (int i = 0; i < GW_E_COUNT; i++) {
+        snprintf(name, sizeof name, "natter_gateway_errors_total{code=\"%s\"}", gw_errcode_name((gw_errcode)i));
+        errors_by_code[i] = nt_metric_counter(name, "Error events and responses sent, by code");
+    }
+}
+
+void gw_reply_count(gw_errcode code)
+{
+    nt_metric_add(errors_by_code[(unsigned)code < GW_E_COUNT ? code : GW_E_INTERNAL], 1);
+}
 
 static void send_owned(gw_conn *c, char *s, size_t len)
 {
@@ -37,7 +54,7 @@ static void send_error(gw_conn *c, const json_t *ref, gw_errcode code, const cha
                        int64_t retry_after_ms)
 {
     size_t n = 0;
-    gw_metrics_error(gw_errcode_name(code));
+    gw_reply_count(code);
     char *s = gw_dialect_of(c)->encode_error(ref, code, message, retry_after_ms, &n);
     send_owned(c, s, n);
 }

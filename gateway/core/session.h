@@ -10,6 +10,9 @@
 
 struct gw_user;
 
+/* Close code of connections closed by POST /api/server/users/{id}/disconnect. */
+#define GW_CLOSE_SERVER_DISCONNECT 4003
+
 /* Verifies a token for c: on success publishes natter.ctl.conn open and sends
  * "connected" (and an ack when ref) once the user subject's subscription is in effect
  * at NATS; on failure sends unauthorized and closes 4001. */
