@@ -12,11 +12,13 @@
 #include <stdint.h>
 #include <msgpack.h>
 #include "status.h"
+#include "wire.h"
 
 /* Unread-count events of one persister flush chunk, broadcast to every gateway:
  * {apps, users, jsons}, parallel arrays of strings, jsons[i] the client frame for
- * user users[i] of app apps[i]. */
-#define NT_UNREAD_SUBJECT "natter.unread"
+ * user users[i] of app apps[i]. The old name of wire.h's NT_SUBJ_UNREAD, kept while
+ * the gateway and the persister still use it. */
+#define NT_UNREAD_SUBJECT NT_SUBJ_UNREAD
 /* A batch is published once its JSON frames reach this many bytes, or half the
  * server's max_payload when that is smaller. */
 #define NT_UNREAD_BATCH_BYTES (256 * 1024)

@@ -21,6 +21,7 @@
 #include "router.h"
 #include "user_status.h"
 #include "typing.h"
+#include "wire.h"
 
 #define DRAIN_MS 2000             /* longest wait for in-flight work at shutdown */
 #define DRAIN_TICK_MS 20
@@ -373,9 +374,9 @@ int main(void)
     if (nt_log_init("natter-router") != 0)
         nt_config_fatal("NATTER_LOG_LEVEL=%s is invalid: expected debug, info, warn or error",
                         getenv("NATTER_LOG_LEVEL"));
-    const char *nats_url = nt_config_str("NATTER_NATS_URL", "nats://127.0.0.1:4222", NULL);
+    const char *nats_url = nt_wire_str(NT_SET_NATS_URL);
     const char *redis_url = nt_config_str("NATTER_REDIS_URL", "redis://127.0.0.1:6379", NULL);
-    const char *metrics_listen = nt_config_str("NATTER_METRICS_LISTEN", "127.0.0.1:9102", NULL);
+    const char *metrics_listen = nt_wire_metrics_listen(NT_WIRE_ROUTER);
     rt->gateway_ttl_ms = nt_config_int("NATTER_GATEWAY_TTL_MS", 15000, 1000, 86400000);
     rt->sweep_ms = nt_config_int("NATTER_SWEEP_MS", 5000, 100, 3600000);
     rt->presence_room_max = nt_config_int("NATTER_PRESENCE_ROOM_MAX", 1000, 0, 100000000);
@@ -385,11 +386,10 @@ int main(void)
                                                   100000000);
     rt->access_code_window_s = nt_config_int("NATTER_ACCESS_CODE_WINDOW_S", 900, 1, 30 * 86400);
     rt->access_code_backoff_s = nt_config_int("NATTER_ACCESS_CODE_BACKOFF_S", 30, 1, 30 * 86400);
-    int64_t max_token_lifetime_s = nt_config_int("NATTER_MAX_TOKEN_LIFETIME_S", 7 * 86400, 60,
-                                                 366 * 86400);
-    rt->request_timeout_ms = (int)nt_config_int("NATTER_REQUEST_TIMEOUT_MS", 5000, 100, 600000);
+    int64_t max_token_lifetime_s = nt_wire_int(NT_SET_MAX_TOKEN_LIFETIME_S);
+    rt->request_timeout_ms = (int)nt_wire_int(NT_SET_REQUEST_TIMEOUT_MS);
     size_t max_inflight = (size_t)nt_config_int("NATTER_REDIS_MAX_INFLIGHT", 10000, 1, 1000000);
-    size_t bus_queue = (size_t)nt_config_int("NATTER_BUS_QUEUE", 65536, 16, 16777216);
+    size_t bus_queue = (size_t)nt_wire_int(NT_SET_BUS_QUEUE);
     nt_config_redact_url(nats_url, nats_shown, sizeof nats_shown);
     raddr.shown = nt_config_redact_url(redis_url, redis_shown, sizeof redis_shown);
     parse_redis_url(redis_url, &raddr);

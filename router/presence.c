@@ -18,9 +18,8 @@
 #include "request.h"
 #include "user_status.h"
 #include "util.h"
+#include "wire.h"
 
-#define SUBJ_CONN "natter.ctl.conn"
-#define SUBJ_HB "natter.ctl.hb"
 #define KEY_GWS "natter:gws"
 #define KEY_MAX 256
 #define SWEEP_BATCH "100"         /* dead gateways taken per sweep tick */
@@ -121,7 +120,7 @@ static void on_conn_done(nt_status st, const redisReply *reply, void *arg)
     rt_router *rt = arg;
 
     if (st != NT_OK)
-        nt_warn(SUBJ_CONN ": not recorded: %s",
+        nt_warn("%s: not recorded: %s", NT_SUBJ_CTL_CONN,
                 st == NT_EIO && reply ? reply->str : nt_status_text(st));
     else if (reply->type == REDIS_REPLY_ARRAY)
         rt_user_status_publish(rt, reply, true);
@@ -129,7 +128,7 @@ static void on_conn_done(nt_status st, const redisReply *reply, void *arg)
 
 static void on_conn(nt_bus *bus, const nt_bus_msg *msg, void *arg)
 {
-    static const char *const keys[] = { "app", "user", "gw", "conn", NULL };
+    static const char *const keys[] = { NT_KEY_APP, NT_KEY_USER, NT_KEY_GW, NT_KEY_CONN, NULL };
     rt_presence *p = arg;
     rt_router *rt = p->rt;
     rt_id app, user, gw, conn;
@@ -140,18 +139,18 @@ static void on_conn(nt_bus *bus, const nt_bus_msg *msg, void *arg)
 
     if (nt_envr_parse(&r, msg->data, msg->len) != NT_OK) {
         nt_metric_add(rt->m.bad_requests, 1);
-        nt_warn(SUBJ_CONN ": not an envelope");
+        nt_warn("%s: not an envelope", NT_SUBJ_CTL_CONN);
         return;
     }
-    bool open = nt_envr_str_eq(&r, "type", "open");
-    bool known = open || nt_envr_str_eq(&r, "type", "close");
+    bool open = nt_envr_str_eq(&r, NT_KEY_TYPE, NT_TYPE_OPEN);
+    bool known = open || nt_envr_str_eq(&r, NT_KEY_TYPE, NT_TYPE_CLOSE);
     bool valid = known && rt_req_ids(&r, keys, outs, why, sizeof(why));
     if (valid && open)
-        name = nt_envr_strdup(&r, "name");
+        name = nt_envr_strdup(&r, NT_KEY_NAME);
     nt_envr_free(&r);
     if (!valid) {
         nt_metric_add(rt->m.bad_requests, 1);
-        nt_warn(SUBJ_CONN ": %s", known ? why : "type must be open or close");
+        nt_warn("%s: %s", NT_SUBJ_CTL_CONN, known ? why : "type must be open or close");
         return;
     }
 
@@ -170,8 +169,8 @@ static void on_conn(nt_bus *bus, const nt_bus_msg *msg, void *arg)
     }
     nt_free(name);
     if (st != NT_OK) {
-        nt_warn(SUBJ_CONN ": %s of conn %s (%s/%s on %s) dropped: %s", open ? "open" : "close",
-                conn, app, user, gw, nt_status_text(st));
+        nt_warn("%s: %s of conn %s (%s/%s on %s) dropped: %s", NT_SUBJ_CTL_CONN,
+                open ? "open" : "close", conn, app, user, gw, nt_status_text(st));
         return;
     }
     nt_metric_add(open ? rt->m.conn_opens : rt->m.conn_closes, 1);
@@ -189,14 +188,14 @@ static void on_hb(nt_bus *bus, const nt_bus_msg *msg, void *arg)
 
     if (nt_envr_parse(&r, msg->data, msg->len) != NT_OK) {
         nt_metric_add(rt->m.bad_requests, 1);
-        nt_warn(SUBJ_HB ": not an envelope");
+        nt_warn("%s: not an envelope", NT_SUBJ_CTL_HB);
         return;
     }
     bool valid = rt_req_id(&r, "gw", gw, why, sizeof(why));
     nt_envr_free(&r);
     if (!valid) {
         nt_metric_add(rt->m.bad_requests, 1);
-        nt_warn(SUBJ_HB ": %s", why);
+        nt_warn("%s: %s", NT_SUBJ_CTL_HB, why);
         return;
     }
     size_t nowlen = fmt_ms(now, sizeof(now), nt_now_ms());
@@ -204,7 +203,7 @@ static void on_hb(nt_bus *bus, const nt_bus_msg *msg, void *arg)
     size_t argvlen[] = { 4, sizeof(KEY_GWS) - 1, nowlen, strlen(gw) };
     nt_status st = rt_redis_command(rt->redis, NULL, NULL, 4, argv, argvlen);
     if (st != NT_OK)
-        nt_warn(SUBJ_HB ": heartbeat of %s dropped: %s", gw, nt_status_text(st));
+        nt_warn("%s: heartbeat of %s dropped: %s", NT_SUBJ_CTL_HB, gw, nt_status_text(st));
 }
 
 /* ---- sweep ---- */
@@ -295,8 +294,8 @@ rt_presence *rt_presence_create(rt_router *rt)
     p->rt = rt;
     uv_timer_init(rt->loop, &p->sweep);
     p->sweep.data = p;
-    p->conn_sub = nt_bus_subscribe(rt->bus, SUBJ_CONN, RT_QUEUE_GROUP, on_conn, p);
-    p->hb_sub = nt_bus_subscribe(rt->bus, SUBJ_HB, RT_QUEUE_GROUP, on_hb, p);
+    p->conn_sub = nt_bus_subscribe(rt->bus, NT_SUBJ_CTL_CONN, NT_QUEUE_ROUTER, on_conn, p);
+    p->hb_sub = nt_bus_subscribe(rt->bus, NT_SUBJ_CTL_HB, NT_QUEUE_ROUTER, on_hb, p);
     if (!p->conn_sub || !p->hb_sub) {
         rt_presence_stop(p);
         rt_presence_destroy(p);

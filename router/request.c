@@ -7,7 +7,9 @@
 #include "alloc.h"
 
 #include "log.h"
+#include "rpc.h"
 #include "util.h"
+#include "wire.h"
 
 bool rt_req_id(const nt_envr *r, const char *key, rt_id out, char *why, size_t whylen)
 {
@@ -42,32 +44,24 @@ void rt_reply_error(rt_router *rt, const char *reply, const char *code, const ch
     rt_reply_error_retry(rt, reply, code, message, 0);
 }
 
+/* The router's replies go out through rpc.h; a failed publish is only logged. */
+static void reply_sent(const char *reply, nt_status st)
+{
+    if (st != NT_OK)
+        nt_warn("reply to %s failed: %s", reply, nt_status_text(st));
+}
+
 void rt_reply_error_retry(rt_router *rt, const char *reply, const char *code, const char *message,
                           int64_t retry_after_ms)
 {
-    nt_envw w;
-    size_t len;
-
-    if (!reply)
-        return;
-    nt_envw_init(&w);
-    nt_envw_bool(&w, "ok", false);
-    nt_envw_cstr(&w, "code", code);
-    nt_envw_cstr(&w, "message", message);
-    if (retry_after_ms > 0)
-        nt_envw_int(&w, "retry_after_ms", retry_after_ms);
-    const char *data = nt_envw_finish(&w, &len);
-    rt_reply_raw(rt, reply, data, len);
-    nt_envw_free(&w);
+    reply_sent(reply, nt_rpc_reply_error(rt->bus, reply, code, message, retry_after_ms));
 }
 
 void rt_reply_raw(rt_router *rt, const char *reply, const void *data, size_t len)
 {
     if (!reply)
         return;
-    nt_status st = nt_bus_publish(rt->bus, reply, NULL, data, len);
-    if (st != NT_OK)
-        nt_warn("reply to %s failed: %s", reply, nt_status_text(st));
+    reply_sent(reply, nt_bus_publish(rt->bus, reply, NULL, data, len));
 }
 
 nt_status rt_eval(rt_router *rt, const char *script, int nkeys, const char *const *args,
@@ -96,10 +90,10 @@ void rt_publish_event(rt_router *rt, const char *subject, const char *json, size
     size_t n;
 
     nt_envw_init(&w);
-    nt_envw_cstr(&w, "type", "event");
-    nt_envw_str(&w, "json", json, len);
+    nt_envw_cstr(&w, NT_KEY_TYPE, NT_TYPE_EVENT);
+    nt_envw_str(&w, NT_KEY_JSON, json, len);
     if (skip_user)
-        nt_envw_cstr(&w, "skip_user", skip_user);
+        nt_envw_cstr(&w, NT_KEY_SKIP_USER, skip_user);
     const char *data = nt_envw_finish(&w, &n);
     nt_status st = nt_bus_publish(rt->bus, subject, NULL, data, n);
     if (st != NT_OK)
@@ -109,17 +103,7 @@ void rt_publish_event(rt_router *rt, const char *subject, const char *json, size
 
 void rt_reply_json(rt_router *rt, const char *reply, const char *json, size_t len)
 {
-    nt_envw w;
-    size_t n;
-
-    if (!reply)
-        return;
-    nt_envw_init(&w);
-    nt_envw_bool(&w, "ok", true);
-    nt_envw_str(&w, "json", json, len);
-    const char *data = nt_envw_finish(&w, &n);
-    rt_reply_raw(rt, reply, data, n);
-    nt_envw_free(&w);
+    reply_sent(reply, nt_rpc_reply_json(rt->bus, reply, json, len));
 }
 
 bool rt_query_begin(rt_router *rt, const nt_bus_msg *msg, const char *what,
@@ -171,18 +155,18 @@ static void access_wait_free(access_wait *w)
 static void on_access(nt_bus *bus, nt_status st, const nt_bus_msg *m, void *arg)
 {
     access_wait *w = arg;
-    bool ok = false;
-    nt_envr r;
+    char why[96];
+    nt_rpc_result res;
 
-    if (st == NT_OK && nt_envr_parse(&r, m->data, m->len) == NT_OK) {
-        nt_envr_bool(&r, "ok", &ok);
-        nt_envr_free(&r);
-        if (!ok)                  /* not_found / forbidden, as the persister said it */
-            nt_bus_publish(bus, w->reply, NULL, m->data, m->len);
-    } else {
+    st = nt_rpc_parse_msg(&res, st, m, why, sizeof why);
+    bool ok = st == NT_OK && res.ok;
+    nt_rpc_result_free(&res);
+    if (st != NT_OK) {
+        nt_warn("%s: %s", NT_SUBJ_RPC_PERSIST_ACCESS, why);
         rt_reply_error(w->rt, w->reply, "unavailable", "persister unavailable");
-    }
-    if (ok) {
+    } else if (!ok) {             /* not_found / forbidden, as the persister said it */
+        rt_reply_raw(w->rt, w->reply, m->data, m->len);
+    } else {
         nt_bus_msg again = { .subject = w->subject, .reply = w->reply, .data = w->data,
                              .len = w->len, .raw = NULL };
         w->handler(bus, &again, w->arg);
@@ -197,7 +181,7 @@ void rt_with_room_access(rt_router *rt, const nt_bus_msg *msg, nt_bus_msg_cb han
     bool asked = false;
 
     if (msg->reply && nt_envr_parse(&r, msg->data, msg->len) == NT_OK) {
-        asked = nt_envr_str(&r, "user", &ulen) != NULL;
+        asked = nt_envr_str(&r, NT_KEY_USER, &ulen) != NULL;
         nt_envr_free(&r);
     }
     if (!asked)
@@ -212,7 +196,7 @@ void rt_with_room_access(rt_router *rt, const nt_bus_msg *msg, nt_bus_msg_cb han
     memcpy(w->data, msg->data, msg->len);
     w->len = msg->len;
     /* The persister reads app, room and user from the same envelope. */
-    if (nt_bus_request(rt->bus, "natter.rpc.persist.access", NULL, msg->data, msg->len,
+    if (nt_bus_request(rt->bus, NT_SUBJ_RPC_PERSIST_ACCESS, NULL, msg->data, msg->len,
                        rt->request_timeout_ms, on_access, w, NULL) != NT_OK) {
         rt_reply_error(rt, msg->reply, "unavailable", "persister unavailable");
         access_wait_free(w);

@@ -10,9 +10,8 @@
 #include "log.h"
 #include "request.h"
 #include "util.h"
+#include "wire.h"
 
-#define SUBJ_REVOKE "natter.ctl.revoke"
-#define SUBJ_LIST "natter.rpc.router.revocations"
 #define KEY_REVOKED "natter:revoked"
 #define LIST_MAX "100000"         /* entries answered at most (the newest win) */
 
@@ -32,7 +31,7 @@ struct rt_revoke {
 
 static void on_revoke(nt_bus *bus, const nt_bus_msg *msg, void *arg)
 {
-    static const char *const keys[] = { "app", "user", NULL };
+    static const char *const keys[] = { NT_KEY_APP, NT_KEY_USER, NULL };
     rt_revoke *v = arg;
     rt_id app, user;
     char *const outs[] = { app, user };
@@ -41,14 +40,16 @@ static void on_revoke(nt_bus *bus, const nt_bus_msg *msg, void *arg)
     int64_t before;
     if (nt_envr_parse(&r, msg->data, msg->len) != NT_OK) {
         nt_metric_add(v->rt->m.bad_requests, 1);
-        nt_warn(SUBJ_REVOKE ": not an envelope");
+        nt_warn("%s: not an envelope", NT_SUBJ_CTL_REVOKE);
         return;
     }
-    bool ok = rt_req_ids(&r, keys, outs, why, sizeof why) && nt_envr_int(&r, "before", &before);
+    bool ok = rt_req_ids(&r, keys, outs, why, sizeof why) &&
+              nt_envr_int(&r, NT_KEY_BEFORE, &before);
     nt_envr_free(&r);
     if (!ok || before <= 0) {
         nt_metric_add(v->rt->m.bad_requests, 1);
-        nt_warn(SUBJ_REVOKE ": %s", ok ? "field 'before' must be a positive integer" : why);
+        nt_warn("%s: %s", NT_SUBJ_CTL_REVOKE,
+                ok ? "field 'before' must be a positive integer" : why);
         return;
     }
     snprintf(member, sizeof member, "%s|%s", app, user);
@@ -56,7 +57,8 @@ static void on_revoke(nt_bus *bus, const nt_bus_msg *msg, void *arg)
     snprintf(cutoff_s, sizeof cutoff_s, "%" PRId64, nt_now_ms() / 1000 - v->max_lifetime_s);
     const char *args[] = { KEY_REVOKED, member, before_s, cutoff_s, NULL };
     if (rt_eval(v->rt, ADD_LUA, 1, args, NULL, NULL) != NT_OK)
-        nt_error(SUBJ_REVOKE ": cannot record the revocation of %s/%s: Redis unavailable", app, user);
+        nt_error("%s: cannot record the revocation of %s/%s: Redis unavailable",
+                 NT_SUBJ_CTL_REVOKE, app, user);
     else
         nt_info("tokens of %s/%s issued up to %" PRId64 " are revoked", app, user, before);
 }
@@ -123,8 +125,9 @@ rt_revoke *rt_revoke_create(rt_router *rt, int64_t max_lifetime_s)
     rt_revoke *v = nt_calloc(1, sizeof *v);
     v->rt = rt;
     v->max_lifetime_s = max_lifetime_s;
-    v->ctl = nt_bus_subscribe(rt->bus, SUBJ_REVOKE, RT_QUEUE_GROUP, on_revoke, v);
-    v->list = nt_bus_subscribe(rt->bus, SUBJ_LIST, RT_QUEUE_GROUP, on_list, v);
+    v->ctl = nt_bus_subscribe(rt->bus, NT_SUBJ_CTL_REVOKE, NT_QUEUE_ROUTER, on_revoke, v);
+    v->list = nt_bus_subscribe(rt->bus, NT_SUBJ_RPC_ROUTER_REVOCATIONS, NT_QUEUE_ROUTER, on_list,
+                               v);
     if (!v->ctl || !v->list) {
         rt_revoke_stop(v);
         nt_free(v);

@@ -19,13 +19,10 @@
 #include "envelope.h"
 #include "log.h"
 #include "request.h"
+#include "rpc.h"
 #include "user_status.h"
+#include "wire.h"
 
-#define SUBJ_JOIN "natter.rpc.router.join"
-#define SUBJ_LEAVE "natter.rpc.router.leave"
-#define SUBJ_LIVE "natter.ctl.live"
-#define SUBJ_PERSIST_JOIN "natter.rpc.persist.join"
-#define SUBJ_PERSIST_LEAVE "natter.rpc.persist.leave"
 
 #define KEY_MAX 256
 
@@ -201,8 +198,8 @@ static void on_persister_reply(nt_bus *bus, nt_status st, const nt_bus_msg *msg,
 {
     rpc_call *c = arg;
     rt_router *rt = c->rooms->rt;
-    nt_envr r;
-    bool ok = false;
+    nt_rpc_result res;
+    char bad[96];
 
     c->at_persister = false;
     if (st != NT_OK) {
@@ -213,21 +210,14 @@ static void on_persister_reply(nt_bus *bus, nt_status st, const nt_bus_msg *msg,
         call_finish(c);
         return;
     }
-    if (nt_envr_parse(&r, msg->data, msg->len) != NT_OK) {
-        nt_error("%s of %s/%s by %s: persister reply is not an envelope", call_name(c), c->app,
-                 c->room, c->user);
-        settle_code(c, RT_CODE_UNDECIDED);
-        rt_reply_error(rt, c->reply, "internal", "malformed reply from the persister");
-        call_finish(c);
-        return;
-    }
-    bool has_ok = nt_envr_bool(&r, "ok", &ok);
-    bool forbidden = !ok && nt_envr_str_eq(&r, "code", "forbidden");
-    bool wrong = forbidden && nt_envr_str_eq(&r, "message", RT_ACCESS_CODE_WRONG);
-    nt_envr_free(&r);
-    if (!has_ok) {
-        nt_error("%s of %s/%s by %s: persister reply has no ok field", call_name(c), c->app,
-                 c->room, c->user);
+    st = nt_rpc_parse(&res, msg->data, msg->len, bad, sizeof bad);
+    bool ok = st == NT_OK && res.ok;
+    bool forbidden = !ok && nt_rpc_code_is(&res, "forbidden");
+    bool wrong = forbidden && nt_rpc_message_is(&res, RT_ACCESS_CODE_WRONG);
+    nt_rpc_result_free(&res);
+    if (st != NT_OK) {
+        nt_error("%s of %s/%s by %s: persister reply: %s", call_name(c), c->app, c->room,
+                 c->user, bad);
         settle_code(c, RT_CODE_UNDECIDED);
         rt_reply_error(rt, c->reply, "internal", "malformed reply from the persister");
         call_finish(c);
@@ -267,15 +257,16 @@ static nt_status ask_persister(rt_router *rt, rpc_call *c)
     size_t len;
 
     nt_envw_init(&w);
-    nt_envw_cstr(&w, "app", c->app);
-    nt_envw_cstr(&w, "room", c->room);
-    nt_envw_cstr(&w, "user", c->user);
+    nt_envw_cstr(&w, NT_KEY_APP, c->app);
+    nt_envw_cstr(&w, NT_KEY_ROOM, c->room);
+    nt_envw_cstr(&w, NT_KEY_USER, c->user);
     if (c->name)
-        nt_envw_str(&w, "name", c->name, c->name_len);
+        nt_envw_str(&w, NT_KEY_NAME, c->name, c->name_len);
     if (c->code && c->code_state != CODE_WITHHELD)
-        nt_envw_str(&w, "access_code", c->code, c->code_len);
+        nt_envw_str(&w, NT_KEY_ACCESS_CODE, c->code, c->code_len);
     const char *data = nt_envw_finish(&w, &len);
-    nt_status st = nt_bus_request(rt->bus, c->join ? SUBJ_PERSIST_JOIN : SUBJ_PERSIST_LEAVE,
+    nt_status st = nt_bus_request(rt->bus,
+                                  c->join ? NT_SUBJ_RPC_PERSIST_JOIN : NT_SUBJ_RPC_PERSIST_LEAVE,
                                   NULL, data, len, rt->request_timeout_ms, on_persister_reply,
                                   c, &c->req_id);
     nt_envw_free(&w);
@@ -323,9 +314,10 @@ static void on_code_verdict(nt_status st, const rt_access_code_verdict *v, void 
  * (a join with an access code after its limits: on_code_verdict). */
 static void handle_call(rt_rooms *rooms, const nt_bus_msg *msg, bool join)
 {
-    static const char *const keys[] = { "app", "room", "user", "gw", "conn", NULL };
+    static const char *const keys[] = { NT_KEY_APP, NT_KEY_ROOM, NT_KEY_USER, NT_KEY_GW,
+                                        NT_KEY_CONN, NULL };
     rt_router *rt = rooms->rt;
-    const char *name = join ? SUBJ_JOIN : SUBJ_LEAVE;
+    const char *name = join ? NT_SUBJ_RPC_ROUTER_JOIN : NT_SUBJ_RPC_ROUTER_LEAVE;
     rt_id app, room, user, gw, conn;
     char *const ids[] = { app, room, user, gw, conn };
     char why[128];
@@ -387,7 +379,8 @@ static void on_live_done(nt_status st, const redisReply *reply, void *arg)
 
 static void on_live(nt_bus *bus, const nt_bus_msg *msg, void *arg)
 {
-    static const char *const keys[] = { "app", "room", "user", "gw", "conn", NULL };
+    static const char *const keys[] = { NT_KEY_APP, NT_KEY_ROOM, NT_KEY_USER, NT_KEY_GW,
+                                        NT_KEY_CONN, NULL };
     rt_rooms *rooms = arg;
     rt_router *rt = rooms->rt;
     rt_id app, room, user, gw, conn;
@@ -398,22 +391,22 @@ static void on_live(nt_bus *bus, const nt_bus_msg *msg, void *arg)
 
     if (nt_envr_parse(&r, msg->data, msg->len) != NT_OK) {
         nt_metric_add(rt->m.bad_requests, 1);
-        nt_warn(SUBJ_LIVE ": not an envelope");
+        nt_warn("%s: not an envelope", NT_SUBJ_CTL_LIVE);
         return;
     }
-    add = nt_envr_str_eq(&r, "type", "sub");
-    bool known = add || nt_envr_str_eq(&r, "type", "unsub");
+    add = nt_envr_str_eq(&r, NT_KEY_TYPE, NT_TYPE_SUB);
+    bool known = add || nt_envr_str_eq(&r, NT_KEY_TYPE, NT_TYPE_UNSUB);
     bool valid = known && rt_req_ids(&r, keys, outs, why, sizeof(why));
     nt_envr_free(&r);
     if (!valid) {
         nt_metric_add(rt->m.bad_requests, 1);
-        nt_warn(SUBJ_LIVE ": %s", known ? why : "type must be sub or unsub");
+        nt_warn("%s: %s", NT_SUBJ_CTL_LIVE, known ? why : "type must be sub or unsub");
         return;
     }
     nt_status st = live_change(rt, add, app, room, user, gw, conn, on_live_done, rt);
     if (st != NT_OK)
-        nt_warn(SUBJ_LIVE ": %s of %s/%s by %s dropped: %s", add ? "sub" : "unsub", app, room,
-                user, nt_status_text(st));
+        nt_warn("%s: %s of %s/%s by %s dropped: %s", NT_SUBJ_CTL_LIVE, add ? "sub" : "unsub",
+                app, room, user, nt_status_text(st));
 }
 
 /* ---- life cycle ---- */
@@ -423,9 +416,11 @@ rt_rooms *rt_rooms_create(rt_router *rt)
     rt_rooms *rooms = nt_calloc(1, sizeof(*rooms));
 
     rooms->rt = rt;
-    rooms->join_sub = nt_bus_subscribe(rt->bus, SUBJ_JOIN, RT_QUEUE_GROUP, on_join, rooms);
-    rooms->leave_sub = nt_bus_subscribe(rt->bus, SUBJ_LEAVE, RT_QUEUE_GROUP, on_leave, rooms);
-    rooms->live_sub = nt_bus_subscribe(rt->bus, SUBJ_LIVE, RT_QUEUE_GROUP, on_live, rooms);
+    rooms->join_sub = nt_bus_subscribe(rt->bus, NT_SUBJ_RPC_ROUTER_JOIN, NT_QUEUE_ROUTER,
+                                       on_join, rooms);
+    rooms->leave_sub = nt_bus_subscribe(rt->bus, NT_SUBJ_RPC_ROUTER_LEAVE, NT_QUEUE_ROUTER,
+                                        on_leave, rooms);
+    rooms->live_sub = nt_bus_subscribe(rt->bus, NT_SUBJ_CTL_LIVE, NT_QUEUE_ROUTER, on_live, rooms);
     if (!rooms->join_sub || !rooms->leave_sub || !rooms->live_sub) {
         rt_rooms_unsubscribe(rooms);
         nt_free(rooms);

@@ -10,8 +10,6 @@
 #include "metrics.h"
 #include "redis_conn.h"
 
-#define RT_QUEUE_GROUP "router"
-
 typedef struct rt_metrics {
     nt_metric *joins;              /* joins granted by the persister */
     nt_metric *leaves;             /* leaves confirmed by the persister */

@@ -18,8 +18,8 @@
 #include "request.h"
 #include "stats.h"
 #include "util.h"
+#include "wire.h"
 
-#define SUBJ_STATS "natter.rpc.router.stats"
 #define STATS_SCAN_COUNT "1000"
 #define STATS_MAX_BATCHES 2000      /* about 2 million keys looked at per pattern */
 
@@ -125,7 +125,7 @@ static void on_reply(nt_status st, const redisReply *reply, void *arg)
     char b1[32], b2[32], b3[32];
     if (st != NT_OK || !reply || reply->type != REDIS_REPLY_ARRAY) {
         if (st == NT_EIO && reply && reply->str)
-            nt_warn(SUBJ_STATS ": %s", reply->str);
+            nt_warn("%s: %s", NT_SUBJ_RPC_ROUTER_STATS, reply->str);
         return job_fail(j, "presence store unavailable");
     }
     if (j->phase == PHASE_GWS) {
@@ -191,14 +191,15 @@ static void on_stats(nt_bus *bus, const nt_bus_msg *msg, void *arg)
     rt_stats *s = arg;
     if (!msg->reply) {
         nt_metric_add(s->rt->m.bad_requests, 1);
-        nt_warn(SUBJ_STATS " without a reply subject dropped");
+        nt_warn("%s without a reply subject dropped", NT_SUBJ_RPC_ROUTER_STATS);
         return;
     }
     stats_job *j = nt_calloc(1, sizeof *j);
     j->rt = s->rt;
     nt_envr r;
     size_t alen = 0;
-    const char *app = nt_envr_parse(&r, msg->data, msg->len) == NT_OK ? nt_envr_str(&r, "app", &alen) : NULL;
+    const char *app = nt_envr_parse(&r, msg->data, msg->len) == NT_OK
+                          ? nt_envr_str(&r, NT_KEY_APP, &alen) : NULL;
     if (app && nt_valid_id(app, alen))          /* an app's own API key: only its numbers */
         memcpy(j->app, app, alen);
     nt_envr_free(&r);
@@ -214,7 +215,7 @@ rt_stats *rt_stats_create(rt_router *rt)
 {
     rt_stats *s = nt_calloc(1, sizeof *s);
     s->rt = rt;
-    s->sub = nt_bus_subscribe(rt->bus, SUBJ_STATS, RT_QUEUE_GROUP, on_stats, s);
+    s->sub = nt_bus_subscribe(rt->bus, NT_SUBJ_RPC_ROUTER_STATS, NT_QUEUE_ROUTER, on_stats, s);
     if (!s->sub) {
         nt_free(s);
         return NULL;

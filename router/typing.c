@@ -19,9 +19,8 @@
 #include "log.h"
 #include "request.h"
 #include "util.h"
+#include "wire.h"
 
-#define SUBJ_TYPING "natter.ctl.typing"
-#define SUBJ_QUERY "natter.rpc.router.typing"
 #define KEY_DEADLINES "natter:typing:deadlines"
 #define KEY_MAX 256
 #define EXPIRE_BATCH "500"        /* expired indicators taken per tick */
@@ -101,10 +100,13 @@ static json_t *jstr_or_null(const char *s)
 static void publish_typing(rt_router *rt, const char *app, const char *room, const char *user,
                            const char *name, bool on)
 {
-    char channel[80], subject[KEY_MAX];
+    char channel[80], subject[NT_SUBJ_CAP];
 
+    if (nt_subj_room(subject, sizeof subject, app, room) < 0) {
+        nt_warn("typing event of %s in %s/%s dropped: not a room subject", user, app, room);
+        return;
+    }
     snprintf(channel, sizeof(channel), "room.%s", room);
-    snprintf(subject, sizeof(subject), "natter.room.%s.%s", app, room);
     json_t *ev = json_pack("{s:s,s:s,s:{s:s,s:s,s:o,s:b}}", "event", "typing", "channel",
                            channel, "data", "room_id", room, "user_id", user, "name",
                            jstr_or_null(name), "is_typing", on);
@@ -122,7 +124,7 @@ static void on_change_done(nt_status st, const redisReply *reply, void *arg)
     change *c = arg;
 
     if (st != NT_OK)
-        nt_warn(SUBJ_TYPING ": is_typing %s of %s in %s/%s not recorded: %s",
+        nt_warn("%s: is_typing %s of %s in %s/%s not recorded: %s", NT_SUBJ_CTL_TYPING,
                 c->on ? "true" : "false", c->user, c->app, c->room,
                 st == NT_EIO && reply ? reply->str : nt_status_text(st));
     else if (c->on || (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1))
@@ -132,7 +134,7 @@ static void on_change_done(nt_status st, const redisReply *reply, void *arg)
 
 static void on_typing(nt_bus *bus, const nt_bus_msg *msg, void *arg)
 {
-    static const char *const keys[] = { "app", "room", "user", NULL };
+    static const char *const keys[] = { NT_KEY_APP, NT_KEY_ROOM, NT_KEY_USER, NULL };
     rt_typing *t = arg;
     rt_router *rt = t->rt;
     char why[128], key[KEY_MAX], member[KEY_MAX], expiry[24], ttl[24];
@@ -144,22 +146,22 @@ static void on_typing(nt_bus *bus, const nt_bus_msg *msg, void *arg)
     c->rt = rt;
     if (nt_envr_parse(&r, msg->data, msg->len) != NT_OK) {
         nt_metric_add(rt->m.bad_requests, 1);
-        nt_warn(SUBJ_TYPING ": not an envelope");
+        nt_warn("%s: not an envelope", NT_SUBJ_CTL_TYPING);
         nt_free(c);
         return;
     }
     bool valid = rt_req_ids(&r, keys, outs, why, sizeof(why));
-    if (valid && !nt_envr_bool(&r, "is_typing", &c->on)) {
+    if (valid && !nt_envr_bool(&r, NT_KEY_IS_TYPING, &c->on)) {
         snprintf(why, sizeof(why), "is_typing must be a boolean");
         valid = false;
     }
-    const char *name = nt_envr_str(&r, "name", &nlen);
+    const char *name = nt_envr_str(&r, NT_KEY_NAME, &nlen);
     if (name && nlen < sizeof(c->name) && nt_valid_utf8(name, nlen) && !memchr(name, 0, nlen))
         memcpy(c->name, name, nlen);
     nt_envr_free(&r);
     if (!valid) {
         nt_metric_add(rt->m.bad_requests, 1);
-        nt_warn(SUBJ_TYPING ": %s", why);
+        nt_warn("%s: %s", NT_SUBJ_CTL_TYPING, why);
         nt_free(c);
         return;
     }
@@ -177,8 +179,8 @@ static void on_typing(nt_bus *bus, const nt_bus_msg *msg, void *arg)
         st = rt_eval(rt, OFF_LUA, 2, args, on_change_done, c);
     }
     if (st != NT_OK) {
-        nt_warn(SUBJ_TYPING ": is_typing of %s in %s/%s dropped: %s", c->user, c->app, c->room,
-                nt_status_text(st));
+        nt_warn("%s: is_typing of %s in %s/%s dropped: %s", NT_SUBJ_CTL_TYPING, c->user, c->app,
+                c->room, nt_status_text(st));
         nt_free(c);
     }
 }
@@ -266,14 +268,14 @@ static void on_query_done(nt_status st, const redisReply *reply, void *arg)
 
 static void on_query_checked(nt_bus *bus, const nt_bus_msg *msg, void *arg)
 {
-    static const char *const keys[] = { "app", "room", NULL };
+    static const char *const keys[] = { NT_KEY_APP, NT_KEY_ROOM, NULL };
     rt_typing *t = arg;
     rt_router *rt = t->rt;
     rt_id app, room;
     char *const outs[] = { app, room };
     char key[KEY_MAX], now[24];
 
-    if (!rt_query_begin(rt, msg, SUBJ_QUERY, keys, outs))
+    if (!rt_query_begin(rt, msg, NT_SUBJ_RPC_ROUTER_TYPING, keys, outs))
         return;
     size_t n = strlen(msg->reply) + 1;
     query *q = nt_malloc(sizeof(*q) + n);
@@ -309,8 +311,9 @@ rt_typing *rt_typing_create(rt_router *rt)
     t->rt = rt;
     uv_timer_init(rt->loop, &t->timer);
     t->timer.data = t;
-    t->typing_sub = nt_bus_subscribe(rt->bus, SUBJ_TYPING, RT_QUEUE_GROUP, on_typing, t);
-    t->query_sub = nt_bus_subscribe(rt->bus, SUBJ_QUERY, RT_QUEUE_GROUP, on_query, t);
+    t->typing_sub = nt_bus_subscribe(rt->bus, NT_SUBJ_CTL_TYPING, NT_QUEUE_ROUTER, on_typing, t);
+    t->query_sub = nt_bus_subscribe(rt->bus, NT_SUBJ_RPC_ROUTER_TYPING, NT_QUEUE_ROUTER, on_query,
+                                    t);
     if (!t->typing_sub || !t->query_sub) {
         rt_typing_stop(t);
         rt_typing_destroy(t);

@@ -20,10 +20,8 @@
 #include "log.h"
 #include "request.h"
 #include "util.h"
+#include "wire.h"
 
-#define SUBJ_PRESENCE "natter.ctl.presence"
-#define SUBJ_ONLINE "natter.rpc.router.online"
-#define SUBJ_QUERY "natter.rpc.router.presence"
 #define KEY_MAX 256
 #define ONLINE_MAX "1000"         /* users listed by one online query */
 
@@ -128,19 +126,19 @@ static const char *room_envelope(nt_envw *w, const char *json, size_t len, const
                                  const char *const *rooms, size_t nrooms, size_t *n)
 {
     nt_envw_init(w);
-    nt_envw_cstr(w, "type", "event");
-    nt_envw_str(w, "json", json, len);
-    nt_envw_cstr(w, "skip_user", user);
-    nt_envw_bool(w, "lazy", true);
+    nt_envw_cstr(w, NT_KEY_TYPE, NT_TYPE_EVENT);
+    nt_envw_str(w, NT_KEY_JSON, json, len);
+    nt_envw_cstr(w, NT_KEY_SKIP_USER, user);
+    nt_envw_bool(w, NT_KEY_LAZY, true);
     if (nrooms > 1)
-        nt_envw_str_array(w, "rooms", rooms,
+        nt_envw_str_array(w, NT_KEY_ROOMS, rooms,
                           nrooms < RT_PRESENCE_ROOMS_LISTED ? nrooms : RT_PRESENCE_ROOMS_LISTED);
     return nt_envw_finish(w, n);
 }
 
 void rt_user_status_publish(rt_router *rt, const redisReply *rec, bool to_user)
 {
-    char subject[KEY_MAX];
+    char subject[NT_SUBJ_CAP];
 
     if (!rec_valid(rec)) {
         nt_warn("presence: unexpected reply from the presence script (type %d)",
@@ -169,7 +167,10 @@ void rt_user_status_publish(rt_router *rt, const redisReply *rec, bool to_user)
         size_t n;
         const char *data = room_envelope(&w, json, len, user, rooms, nrooms, &n);
         for (size_t i = 0; i < nrooms; i++) {
-            snprintf(subject, sizeof(subject), "natter.room.%s.%s", app, rooms[i]);
+            if (nt_subj_room(subject, sizeof subject, app, rooms[i]) < 0) {
+                nt_warn("presence event to %s/%s dropped: not a room subject", app, rooms[i]);
+                continue;
+            }
             nt_status st = nt_bus_publish(rt->bus, subject, NULL, data, n);
             if (st != NT_OK)
                 nt_warn("presence event to %s dropped: %s", subject, nt_status_text(st));
@@ -177,8 +178,10 @@ void rt_user_status_publish(rt_router *rt, const redisReply *rec, bool to_user)
         nt_envw_free(&w);
     }
     if (to_user) {
-        snprintf(subject, sizeof(subject), "natter.user.%s.%s", app, user);
-        rt_publish_event(rt, subject, json, len, NULL);
+        if (nt_subj_user(subject, sizeof subject, app, user) >= 0)
+            rt_publish_event(rt, subject, json, len, NULL);
+        else
+            nt_warn("presence event to user %s/%s dropped: not a user subject", app, user);
     }
     nt_metric_add(rt->m.presence_events, 1);
     nt_free(rooms);
@@ -193,7 +196,7 @@ static void on_set_done(nt_status st, const redisReply *reply, void *arg)
     rt_router *rt = arg;
 
     if (st != NT_OK) {
-        nt_warn(SUBJ_PRESENCE ": not stored: %s", st == NT_EIO && reply ? reply->str
+        nt_warn("%s: not stored: %s", NT_SUBJ_CTL_PRESENCE, st == NT_EIO && reply ? reply->str
                                                                         : nt_status_text(st));
         return;
     }
@@ -232,7 +235,7 @@ static bool opt_text(const nt_envr *r, const char *key, size_t maxchars, char **
 
 static void on_set(nt_bus *bus, const nt_bus_msg *msg, void *arg)
 {
-    static const char *const keys[] = { "app", "user", NULL };
+    static const char *const keys[] = { NT_KEY_APP, NT_KEY_USER, NULL };
     rt_user_status *s = arg;
     rt_router *rt = s->rt;
     rt_id app, user;
@@ -244,10 +247,10 @@ static void on_set(nt_bus *bus, const nt_bus_msg *msg, void *arg)
 
     if (nt_envr_parse(&r, msg->data, msg->len) != NT_OK) {
         nt_metric_add(rt->m.bad_requests, 1);
-        nt_warn(SUBJ_PRESENCE ": not an envelope");
+        nt_warn("%s: not an envelope", NT_SUBJ_CTL_PRESENCE);
         return;
     }
-    const char *st_s = nt_envr_str(&r, "status", &len);
+    const char *st_s = nt_envr_str(&r, NT_KEY_STATUS, &len);
     bool valid = rt_req_ids(&r, keys, outs, why, sizeof(why));
     if (valid && !(st_s && valid_status(st_s, len))) {
         snprintf(why, sizeof(why), "status must be online, away, busy or offline");
@@ -263,7 +266,7 @@ static void on_set(nt_bus *bus, const nt_bus_msg *msg, void *arg)
     nt_envr_free(&r);
     if (!valid) {
         nt_metric_add(rt->m.bad_requests, 1);
-        nt_warn(SUBJ_PRESENCE ": %s", why);
+        nt_warn("%s: %s", NT_SUBJ_CTL_PRESENCE, why);
         goto out;
     }
     snprintf(online, sizeof(online), "natter:{%s}:online:%s", app, user);
@@ -271,7 +274,8 @@ static void on_set(nt_bus *bus, const nt_bus_msg *msg, void *arg)
                            device ? device : "", text ? "1" : "0", text ? text : "", NULL };
     nt_status st = rt_eval(rt, SET_LUA, 1, args, on_set_done, rt);
     if (st != NT_OK)
-        nt_warn(SUBJ_PRESENCE ": status of %s/%s dropped: %s", app, user, nt_status_text(st));
+        nt_warn("%s: status of %s/%s dropped: %s", NT_SUBJ_CTL_PRESENCE, app, user,
+                nt_status_text(st));
 out:
     nt_free(name);
     nt_free(device);
@@ -362,13 +366,13 @@ static void run_query(rt_router *rt, const nt_bus_msg *msg, const char *script, 
 
 static void on_online_checked(nt_bus *bus, const nt_bus_msg *msg, void *arg)
 {
-    static const char *const keys[] = { "app", "room", NULL };
+    static const char *const keys[] = { NT_KEY_APP, NT_KEY_ROOM, NULL };
     rt_user_status *s = arg;
     rt_id app, room;
     char *const outs[] = { app, room };
     char live[KEY_MAX];
 
-    if (!rt_query_begin(s->rt, msg, SUBJ_ONLINE, keys, outs))
+    if (!rt_query_begin(s->rt, msg, NT_SUBJ_RPC_ROUTER_ONLINE, keys, outs))
         return;
     snprintf(live, sizeof(live), "natter:{%s}:live:%s", app, room);
     const char *args[] = { live, app, ONLINE_MAX, NULL };
@@ -383,12 +387,12 @@ static void on_online(nt_bus *bus, const nt_bus_msg *msg, void *arg)
 
 static void on_query(nt_bus *bus, const nt_bus_msg *msg, void *arg)
 {
-    static const char *const keys[] = { "app", "user", NULL };
+    static const char *const keys[] = { NT_KEY_APP, NT_KEY_USER, NULL };
     rt_user_status *s = arg;
     rt_id app, user;
     char *const outs[] = { app, user };
 
-    if (!rt_query_begin(s->rt, msg, SUBJ_QUERY, keys, outs))
+    if (!rt_query_begin(s->rt, msg, NT_SUBJ_RPC_ROUTER_PRESENCE, keys, outs))
         return;
     const char *args[] = { app, user, NULL };
     run_query(s->rt, msg, QUERY_LUA, 0, args, on_query_done);
@@ -401,9 +405,11 @@ rt_user_status *rt_user_status_create(rt_router *rt)
     rt_user_status *s = nt_calloc(1, sizeof(*s));
 
     s->rt = rt;
-    s->set_sub = nt_bus_subscribe(rt->bus, SUBJ_PRESENCE, RT_QUEUE_GROUP, on_set, s);
-    s->online_sub = nt_bus_subscribe(rt->bus, SUBJ_ONLINE, RT_QUEUE_GROUP, on_online, s);
-    s->query_sub = nt_bus_subscribe(rt->bus, SUBJ_QUERY, RT_QUEUE_GROUP, on_query, s);
+    s->set_sub = nt_bus_subscribe(rt->bus, NT_SUBJ_CTL_PRESENCE, NT_QUEUE_ROUTER, on_set, s);
+    s->online_sub = nt_bus_subscribe(rt->bus, NT_SUBJ_RPC_ROUTER_ONLINE, NT_QUEUE_ROUTER,
+                                     on_online, s);
+    s->query_sub = nt_bus_subscribe(rt->bus, NT_SUBJ_RPC_ROUTER_PRESENCE, NT_QUEUE_ROUTER,
+                                    on_query, s);
     if (!s->set_sub || !s->online_sub || !s->query_sub) {
         rt_user_status_stop(s);
         rt_user_status_destroy(s);
