@@ -16,6 +16,7 @@
 
 #include "alloc.h"
 #include "config.h"
+#include "list.h"
 #include "log.h"
 
 #define METRICS_MAX 256
@@ -221,7 +222,7 @@ char *nt_metrics_render(size_t *len)
 typedef struct http_conn {
     uv_tcp_t tcp;
     uv_write_t wreq;
-    struct http_conn *prev, *next;   /* open connections, for nt_metrics_close and the sweep */
+    nt_list node;                    /* in http.conns, for nt_metrics_close and the sweep */
     char *resp;                      /* response being written; nt_malloc'd */
     uint64_t deadline_ms;            /* loop time by which the request (or answer) is complete */
     size_t len;                      /* request bytes in buf */
@@ -244,20 +245,15 @@ static struct {
     size_t nconns;                   /* accepted and not yet freed */
     nt_metric *refused;              /* <prefix>_metrics_refused_total */
     nt_log_limit refused_log;
-    http_conn *conns;
-} http;
+    nt_list conns;                   /* http_conn.node: accepted and not yet freed */
+} http = { .conns = NT_LIST_INIT(http.conns) };
 
 static void http_accept_next(void);
 
 static void http_conn_closed(uv_handle_t *h)
 {
     http_conn *c = h->data;
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        http.conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
+    nt_list_remove(&c->node);
     nt_free(c->resp);
     nt_free(c);
     http.nconns--;
@@ -276,7 +272,9 @@ static void http_conn_close(http_conn *c)
 static void http_idle_sweep(uv_timer_t *t)
 {
     uint64_t now = uv_now(t->loop), next = 0;
-    for (http_conn *c = http.conns; c != NULL; c = c->next) {
+    nt_list *n;
+    nt_list_foreach(n, &http.conns) {
+        http_conn *c = nt_list_entry(n, http_conn, node);
         if (uv_is_closing((uv_handle_t *)&c->tcp))
             continue;
         if (c->deadline_ms <= now)
@@ -428,10 +426,7 @@ static void http_accept_next(void)
     http_conn *c = nt_calloc(1, sizeof(*c));
     uv_tcp_init(loop, &c->tcp);
     c->tcp.data = c;
-    c->next = http.conns;
-    if (http.conns != NULL)
-        http.conns->prev = c;
-    http.conns = c;
+    nt_list_insert_head(&http.conns, &c->node);
     http.nconns++;
     c->deadline_ms = uv_now(loop) + http.idle_ms;
     if (!uv_is_active((uv_handle_t *)&http.idle_timer))
@@ -533,6 +528,7 @@ void nt_metrics_close(void)
     if (http.timer_open && !uv_is_closing((uv_handle_t *)&http.idle_timer))
         uv_close((uv_handle_t *)&http.idle_timer, http_timer_closed);
     http.accept_waiting = false;
-    for (http_conn *c = http.conns; c != NULL; c = c->next)
-        http_conn_close(c);
+    nt_list *n;
+    nt_list_foreach(n, &http.conns)
+        http_conn_close(nt_list_entry(n, http_conn, node));
 }
