@@ -5,7 +5,6 @@
 #include <dirent.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -15,6 +14,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "buf.h"
 #include "config.h"
 #include "list.h"
 #include "log.h"
@@ -99,45 +99,24 @@ int64_t nt_metric_get(nt_metric *m)
 
 /* ---- rendering ---- */
 
-typedef struct textbuf {
-    char *p;
-    size_t len, cap;
-} textbuf;
-
-static void tb_printf(textbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void tb_printf(textbuf *b, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return;
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        b->cap = b->cap * 2 + (size_t)n;
-        b->p = nt_realloc(b->p, b->cap);
-    }
-}
+/* The texts below are built in unbounded nt_bufs (the registry and a response bound
+ * them), so an append can only abort on out-of-memory: its status is not checked. */
+#define put_fmt(b, ...) ((void)nt_buf_append_fmt((b), __VA_ARGS__))
 
 /* HELP text escapes backslash and newline (exposition format 0.0.4). */
-static void tb_help(textbuf *b, const char *base, size_t base_len, const char *help,
+static void put_help(nt_buf *b, const char *base, size_t base_len, const char *help,
                     const char *type)
 {
-    tb_printf(b, "# HELP %.*s ", (int)base_len, base);
+    put_fmt(b, "# HELP %.*s ", (int)base_len, base);
     for (const char *h = help; *h; h++) {
         if (*h == '\\')
-            tb_printf(b, "\\\\");
+            put_fmt(b, "\\\\");
         else if (*h == '\n')
-            tb_printf(b, "\\n");
+            put_fmt(b, "\\n");
         else
-            tb_printf(b, "%c", *h);
+            put_fmt(b, "%c", *h);
     }
-    tb_printf(b, "\n# TYPE %.*s %s\n", (int)base_len, base, type);
+    put_fmt(b, "\n# TYPE %.*s %s\n", (int)base_len, base, type);
 }
 
 static bool same_base(const nt_metric *a, const nt_metric *b)
@@ -173,7 +152,8 @@ static int64_t open_fds(void)
 
 char *nt_metrics_render(size_t *len)
 {
-    textbuf b = { .p = nt_malloc(4096), .len = 0, .cap = 4096 };
+    nt_buf b = NT_BUF_INIT(0);
+    (void)nt_buf_reserve(&b, 4096);
     size_t n = atomic_load(&metrics_count);
     for (size_t i = 0; i < n; i++) {
         bool seen = false;
@@ -181,11 +161,11 @@ char *nt_metrics_render(size_t *len)
             seen = same_base(&metrics[j], &metrics[i]);
         if (seen)
             continue;
-        tb_help(&b, metrics[i].name, metrics[i].base_len, metrics[i].help,
+        put_help(&b, metrics[i].name, metrics[i].base_len, metrics[i].help,
                 metrics[i].kind == METRIC_COUNTER ? "counter" : "gauge");
         for (size_t j = i; j < n; j++)
             if (same_base(&metrics[j], &metrics[i]))
-                tb_printf(&b, "%s %" PRId64 "\n", metrics[j].name, nt_metric_get(&metrics[j]));
+                put_fmt(&b, "%s %" PRId64 "\n", metrics[j].name, nt_metric_get(&metrics[j]));
     }
 
     struct rusage ru;
@@ -193,18 +173,17 @@ char *nt_metrics_render(size_t *len)
     if (getrusage(RUSAGE_SELF, &ru) == 0)
         cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
               ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
-    tb_help(&b, "process_resident_memory_bytes", 29, "Resident memory size in bytes.", "gauge");
-    tb_printf(&b, "process_resident_memory_bytes %" PRId64 "\n", resident_bytes());
-    tb_help(&b, "process_cpu_seconds_total", 25, "Total user and system CPU time spent in seconds.",
+    put_help(&b, "process_resident_memory_bytes", 29, "Resident memory size in bytes.", "gauge");
+    put_fmt(&b, "process_resident_memory_bytes %" PRId64 "\n", resident_bytes());
+    put_help(&b, "process_cpu_seconds_total", 25, "Total user and system CPU time spent in seconds.",
             "counter");
-    tb_printf(&b, "process_cpu_seconds_total %.6f\n", cpu);
-    tb_help(&b, "process_open_fds", 16, "Number of open file descriptors.", "gauge");
-    tb_printf(&b, "process_open_fds %" PRId64 "\n", open_fds());
-    tb_help(&b, "natter_alloc_bytes", 18, "Bytes currently allocated through nt_malloc.", "gauge");
-    tb_printf(&b, "natter_alloc_bytes %" PRIu64 "\n", nt_alloc_used());
+    put_fmt(&b, "process_cpu_seconds_total %.6f\n", cpu);
+    put_help(&b, "process_open_fds", 16, "Number of open file descriptors.", "gauge");
+    put_fmt(&b, "process_open_fds %" PRId64 "\n", open_fds());
+    put_help(&b, "natter_alloc_bytes", 18, "Bytes currently allocated through nt_malloc.", "gauge");
+    put_fmt(&b, "natter_alloc_bytes %" PRIu64 "\n", nt_alloc_used());
 
-    *len = b.len;
-    return b.p;
+    return nt_buf_detach(&b, len);
 }
 
 /* ---- HTTP listener ---- */
@@ -294,22 +273,18 @@ static void http_written(uv_write_t *req, int status)
 static void http_respond(http_conn *c, const char *status, const char *ctype,
                          const char *body, size_t body_len, bool head_only)
 {
-    textbuf b = { .p = nt_malloc(256 + body_len), .len = 0, .cap = 256 + body_len };
-    tb_printf(&b, "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+    nt_buf b = NT_BUF_INIT(0);
+    (void)nt_buf_reserve(&b, 256 + body_len);
+    put_fmt(&b, "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                   "Connection: close\r\n\r\n", status, ctype, body_len);
-    if (!head_only && body_len > 0) {
-        if (b.cap - b.len < body_len) {
-            b.cap = b.len + body_len;
-            b.p = nt_realloc(b.p, b.cap);
-        }
-        memcpy(b.p + b.len, body, body_len);
-        b.len += body_len;
-    }
+    if (!head_only)
+        (void)nt_buf_append(&b, body, body_len);
+    size_t resp_len;
     c->responded = true;
-    c->resp = b.p;
+    c->resp = nt_buf_detach(&b, &resp_len);
     c->deadline_ms = uv_now(c->tcp.loop) + http.idle_ms;   /* a reader that never reads */
     uv_read_stop((uv_stream_t *)&c->tcp);
-    uv_buf_t ub = uv_buf_init(c->resp, (unsigned)b.len);
+    uv_buf_t ub = uv_buf_init(c->resp, (unsigned)resp_len);
     c->wreq.data = c;
     if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &ub, 1, http_written) != 0)
         http_conn_close(c);
