@@ -13,6 +13,7 @@
 
 #include "alloc.h"
 #include "config.h"
+#include "list.h"
 #include "log.h"
 #include "map.h"
 #include "metrics.h"
@@ -48,7 +49,7 @@ struct nt_bus_sub {
     atomic_int queued;        /* messages in the queue for this sub */
     atomic_bool complete;     /* cnats will not call us again */
     nt_bus_sub *done_next;    /* link in bus->done list */
-    nt_bus_sub *prev, *next;  /* every live sub, for destroy */
+    nt_list node;             /* in bus->subs: every live sub, for destroy */
 };
 
 typedef struct bus_req {
@@ -57,7 +58,7 @@ typedef struct bus_req {
     nt_bus_reply_cb cb;
     void *arg;
     struct bus_req *hnext;    /* hash chain */
-    struct bus_req *prev, *next; /* deadline-ordered list */
+    nt_list node;             /* in bus->reqs, ordered by deadline */
 } bus_req;
 
 /* ---- freeing cnats messages off the loop ----
@@ -102,7 +103,7 @@ struct nt_bus {
     pthread_mutex_t done_lock; /* guards done list, written by cnats threads */
     nt_bus_sub *done;
 
-    nt_bus_sub *subs;         /* every sub not yet freed (loop thread) */
+    nt_list subs;             /* nt_bus_sub.node: every sub not yet freed (loop thread) */
     nt_bus_sub *inbox_sub;
     char inbox[BUS_INBOX_MAX]; /* "_INBOX.<nuid>" */
     size_t inbox_len;
@@ -116,7 +117,7 @@ struct nt_bus {
     uint64_t next_id;
     bus_req **buckets;
     size_t nbuckets;          /* power of two */
-    bus_req *req_head, *req_tail;
+    nt_list reqs;             /* bus_req.node, earliest deadline first */
     int handles_open;
 };
 
@@ -286,12 +287,7 @@ static void on_sub_complete(void *closure)
 
 static void sub_free(nt_bus_sub *sub)
 {
-    if (sub->prev)
-        sub->prev->next = sub->next;
-    else
-        sub->bus->subs = sub->next;
-    if (sub->next)
-        sub->next->prev = sub->prev;
+    nt_list_remove(&sub->node);
     natsSubscription_Destroy(sub->ns);
     nt_free(sub);
 }
@@ -482,27 +478,27 @@ static void req_unlink(nt_bus *bus, bus_req *r)
     bus_req **pp = req_slot(bus, r->id);
     if (*pp == r)
         *pp = r->hnext;
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        bus->req_head = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
-    else
-        bus->req_tail = r->prev;
+    nt_list_remove(&r->node);
     bus->nreq--;
+}
+
+static bus_req *req_first(nt_bus *bus)
+{
+    nt_list *n = nt_list_first(&bus->reqs);
+    return n ? nt_list_entry(n, bus_req, node) : NULL;
 }
 
 static void on_req_timer(uv_timer_t *t);
 
 static void req_arm_timer(nt_bus *bus)
 {
-    if (!bus->req_head) {
+    bus_req *first = req_first(bus);
+    if (!first) {
         uv_timer_stop(&bus->req_timer);
         return;
     }
     uint64_t now = uv_now(bus->loop);
-    uint64_t due = bus->req_head->deadline;
+    uint64_t due = first->deadline;
     uv_timer_start(&bus->req_timer, on_req_timer, due > now ? due - now : 0, 0);
 }
 
@@ -511,8 +507,8 @@ static void on_req_timer(uv_timer_t *t)
     nt_bus *bus = t->data;
     uint64_t now = uv_now(bus->loop);
 
-    while (bus->req_head && bus->req_head->deadline <= now) {
-        bus_req *r = bus->req_head;
+    bus_req *r;
+    while ((r = req_first(bus)) && r->deadline <= now) {
         req_unlink(bus, r);
         r->cb(bus, NT_ETIMEDOUT, NULL, r->arg);
         nt_free(r);
@@ -571,21 +567,12 @@ static nt_status request(nt_bus *bus, const char *subject, const char *msgid,
     *slot = r;
     /* Keep the list ordered by deadline; timeouts are mostly equal, so the
      * walk from the tail is short. */
-    bus_req *after = bus->req_tail;
-    while (after && after->deadline > r->deadline)
+    nt_list *after = bus->reqs.prev;
+    while (after != &bus->reqs && nt_list_entry(after, bus_req, node)->deadline > r->deadline)
         after = after->prev;
-    r->prev = after;
-    r->next = after ? after->next : bus->req_head;
-    if (r->next)
-        r->next->prev = r;
-    else
-        bus->req_tail = r;
-    if (after)
-        after->next = r;
-    else
-        bus->req_head = r;
+    nt_list_insert_after(after, &r->node);
     bus->nreq++;
-    if (bus->req_head == r)
+    if (req_first(bus) == r)
         req_arm_timer(bus);
     if (id_out)
         *id_out = id;
@@ -663,10 +650,7 @@ nt_bus_sub *nt_bus_subscribe(nt_bus *bus, const char *subject, const char *queue
         if (sub->fast_key)
             nt_map_put(&bus->fast_subs, sub->fast_key, sub);
     }
-    sub->next = bus->subs;
-    if (bus->subs)
-        bus->subs->prev = sub;
-    bus->subs = sub;
+    nt_list_insert_head(&bus->subs, &sub->node);
     return sub;
 }
 
@@ -922,6 +906,8 @@ nt_status nt_bus_create(uv_loop_t *loop, const nt_bus_opts *o, nt_bus **out,
 {
     static uv_once_t once = UV_ONCE_INIT;
     nt_bus *bus = nt_calloc(1, sizeof(*bus));
+    nt_list_init(&bus->subs);
+    nt_list_init(&bus->reqs);
     natsStatus s;
 
     uv_once(&once, natsLibuv_Init);
@@ -1034,19 +1020,22 @@ static size_t collect_done(nt_bus *bus)
         atomic_store(&d->complete, true);
     bus->done = NULL;
     pthread_mutex_unlock(&bus->done_lock);
-    for (nt_bus_sub *sub = bus->subs; sub; sub = sub->next)
-        waiting += !atomic_load(&sub->complete);
+    nt_list *n;
+    nt_list_foreach(n, &bus->subs)
+        waiting += !atomic_load(&nt_list_entry(n, nt_bus_sub, node)->complete);
     return waiting;
 }
 
 void nt_bus_destroy(nt_bus *bus)
 {
     bus_item *it;
+    nt_list *n;
 
     if (!bus)
         return;
     atomic_store(&bus->closing, true);
-    for (nt_bus_sub *sub = bus->subs; sub; sub = sub->next) {
+    nt_list_foreach(n, &bus->subs) {
+        nt_bus_sub *sub = nt_list_entry(n, nt_bus_sub, node);
         sub->closed = true;
         fast_del(sub);
     }
@@ -1065,8 +1054,8 @@ void nt_bus_destroy(nt_bus *bus)
         nt_free(it);
     }
     reaper_stop(bus);
-    while (bus->subs)
-        sub_free(bus->subs);
+    while ((n = nt_list_first(&bus->subs)) != NULL)
+        sub_free(nt_list_entry(n, nt_bus_sub, node));
     if (bus->nc) {
         natsConnection_Destroy(bus->nc);
         bus->nc = NULL;
@@ -1075,8 +1064,8 @@ void nt_bus_destroy(nt_bus *bus)
         nats_CloseAndWait(2000);
     }
     natsOptions_Destroy(bus->opts);
-    while (bus->req_head) {
-        bus_req *r = bus->req_head;
+    bus_req *r;
+    while ((r = req_first(bus)) != NULL) {
         req_unlink(bus, r);
         nt_free(r);
     }

@@ -1,5 +1,4 @@
-/* envelope.c: msgpack envelopes. The writer packs into its own nt_realloc'd
- * buffer behind a reserved map32 header whose count is patched at finish. */
+/* envelope.c: msgpack envelopes. The writer packs into its own nt_buf behind a reserved map32 header whose count is patched at finish. */
 #include "envelope.h"
 
 #include <string.h>
@@ -8,35 +7,25 @@
 
 #define ENV_HDR_LEN 5 /* 0xdf + 32-bit big-endian field count */
 
-/* msgpack_packer write callback: grows w->buf with nt_realloc (aborts on OOM). */
+/* msgpack_packer write callback: appends to w->buf, which has no bound, so only
+ * out-of-memory can stop it (and aborts). */
 static int envw_write(void *data, const char *bytes, size_t len)
 {
-    msgpack_sbuffer *b = data;
-    if (len == 0)
-        return 0;
-    if (b->alloc - b->size < len) {
-        size_t cap = b->alloc ? b->alloc : 256;
-        while (cap - b->size < len)
-            cap *= 2;
-        b->data = nt_realloc(b->data, cap);
-        b->alloc = cap;
-    }
-    memcpy(b->data + b->size, bytes, len);
-    b->size += len;
-    return 0;
+    return nt_buf_append(data, bytes, len) == NT_OK ? 0 : -1;
 }
 
 void nt_envw_init(nt_envw *w)
 {
     static const char hdr[ENV_HDR_LEN] = { (char)0xdf, 0, 0, 0, 0 };
     memset(w, 0, sizeof(*w));
+    nt_buf_init(&w->buf, 0);
     msgpack_packer_init(&w->pk, &w->buf, envw_write);
     envw_write(&w->buf, hdr, sizeof(hdr));
 }
 
 void nt_envw_free(nt_envw *w)
 {
-    nt_free(w->buf.data);
+    nt_buf_free(&w->buf);
     memset(w, 0, sizeof(*w));
 }
 
@@ -103,7 +92,7 @@ const char *nt_envw_finish(nt_envw *w, size_t *len)
     p[2] = (unsigned char)(w->count >> 16);
     p[3] = (unsigned char)(w->count >> 8);
     p[4] = (unsigned char)w->count;
-    *len = w->buf.size;
+    *len = w->buf.len;
     return w->buf.data;
 }
 

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <msgpack.h>
+#include "buf.h"
 #include "status.h"
 #include "wire.h"
 
@@ -24,7 +25,7 @@
 #define NT_UNREAD_BATCH_BYTES (256 * 1024)
 
 typedef struct nt_envw {
-    msgpack_sbuffer buf;
+    nt_buf buf;               /* the packed map; unbounded (its fields bound it) */
     msgpack_packer pk;
     uint32_t count;           /* fields written at the top level */
     int depth;                /* >0 while inside nt_envw_begin_array */

@@ -7,45 +7,30 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "alloc.h"
 
 void nt_jsonw_init(nt_jsonw *w)
 {
     memset(w, 0, sizeof(*w));
+    nt_buf_init(&w->buf, 0);
 }
 
 void nt_jsonw_free(nt_jsonw *w)
 {
-    nt_free(w->buf);
-    memset(w, 0, sizeof(*w));
+    nt_buf_free(&w->buf);
+    nt_jsonw_init(w);
 }
 
 void nt_jsonw_reset(nt_jsonw *w)
 {
-    w->len = 0;
+    nt_buf_reset(&w->buf);
     w->depth = 0;
     w->filled = 0;
-    if (w->buf != NULL)
-        w->buf[0] = '\0';
 }
 
-static void reserve(nt_jsonw *w, size_t more)
-{
-    if (w->len + more + 1 <= w->cap)
-        return;
-    size_t cap = w->cap ? w->cap : 256;
-    while (cap < w->len + more + 1)
-        cap *= 2;
-    w->buf = nt_realloc(w->buf, cap);
-    w->cap = cap;
-}
-
+/* The buffer has no bound (max 0), so neither can refuse: only out-of-memory, which aborts. */
 static void put(nt_jsonw *w, const char *s, size_t n)
 {
-    reserve(w, n);
-    memcpy(w->buf + w->len, s, n);
-    w->len += n;
-    w->buf[w->len] = '\0';
+    (void)nt_buf_append(&w->buf, s, n);
 }
 
 void nt_jsonw_raw(nt_jsonw *w, const char *json, size_t len)
@@ -84,8 +69,8 @@ void nt_jsonw_str(nt_jsonw *w, const char *s)
         return;
     }
     size_t n = strlen(s);
-    reserve(w, 6 * n + 2);                /* worst case: every byte \u00XX */
-    char *o = w->buf + w->len;
+    (void)nt_buf_reserve(&w->buf, 6 * n + 2);   /* worst case: every byte \u00XX */
+    char *start = w->buf.data + w->buf.len, *o = start;
     *o++ = '"';
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         unsigned char c = *p;
@@ -108,8 +93,7 @@ void nt_jsonw_str(nt_jsonw *w, const char *s)
         }
     }
     *o++ = '"';
-    w->len = (size_t)(o - w->buf);
-    w->buf[w->len] = '\0';
+    nt_buf_commit(&w->buf, (size_t)(o - start));
 }
 
 void nt_jsonw_int(nt_jsonw *w, int64_t v)
@@ -133,9 +117,9 @@ void nt_jsonw_kint(nt_jsonw *w, const char *key, int64_t v)
 
 const char *nt_jsonw_text(nt_jsonw *w, size_t *len)
 {
-    if (w->buf == NULL)
+    if (w->buf.data == NULL)
         put(w, "", 0);
     if (len != NULL)
-        *len = w->len;
-    return w->buf;
+        *len = w->buf.len;
+    return w->buf.data;
 }

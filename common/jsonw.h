@@ -10,9 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
+
 typedef struct nt_jsonw {
-    char *buf;
-    size_t len, cap;
+    nt_buf buf;               /* the text; unbounded (its input bounds it) */
     unsigned depth;           /* open objects */
     uint32_t filled;          /* bit d: the object at depth d has a member */
 } nt_jsonw;

@@ -13,7 +13,8 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "clock.h"
+#include "utf8.h"
 
 #define LOG_LINE_MAX PIPE_BUF
 #define LOG_TAIL 3 /* room always kept for the closing "}\n */

@@ -1,12 +1,10 @@
-/* metrics.h: Prometheus counters/gauges and the small HTTP listener that serves
- * /metrics, /healthz and /readyz on NATTER_METRICS_LISTEN for every process. */
+/* metrics.h: the registry of Prometheus counters and gauges and its text rendering. */
 #ifndef NT_METRICS_H
 #define NT_METRICS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
-#include <uv.h>
-#include "status.h"
 
 typedef struct nt_metric nt_metric;
 typedef int64_t (*nt_metric_fn)(void *arg);
@@ -28,18 +26,8 @@ int64_t nt_metric_get(nt_metric *m);
  * process_cpu_seconds_total and natter_alloc_bytes. nt_malloc'd; caller frees. */
 char *nt_metrics_render(size_t *len);
 
-typedef bool (*nt_ready_fn)(void *arg);
-/* Listens on "host:port" and serves GET /metrics, /healthz (200 "ok") and /readyz
- * (200 when ready(arg), else 503), one request per connection. Reads
- * NATTER_METRICS_IDLE_MS (a connection has that long to send its request, and its
- * answer that long to be written, else it is closed) and NATTER_METRICS_MAX_CONNS
- * (over it a new connection gets 503 and is closed, counted in
- * natter_<process>_metrics_refused_total, <process> from nt_log_init's name); an
- * invalid one exits 2 (nt_config_int). Loop thread, once (until nt_metrics_close).
- * NT_EINVAL for a bad address, NT_EIO when bind fails. */
-nt_status nt_metrics_listen(uv_loop_t *loop, const char *hostport, nt_ready_fn ready, void *arg);
-/* Closes the listener, its timer and its connections; each connection is freed
- * exactly once in its close callback (run the loop afterwards). */
-void nt_metrics_close(void);
+/* The listener (nt_metrics_listen, nt_metrics_close) is metrics_http.h, included here
+ * so that existing users of this header keep compiling. */
+#include "metrics_http.h"
 
 #endif

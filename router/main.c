@@ -1,4 +1,5 @@
-/* main.c: natter-router start-up (settings, dependency checks), the loop, and graceful shutdown. */
+/* main.c: natter-router: its settings, the start-up check of Redis, and the list of its
+ * modules for the process cycle (common/service.h). */
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <stdbool.h>
@@ -13,6 +14,7 @@
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
+#include "service.h"
 #include "presence.h"
 #include "redis_conn.h"
 #include "rooms.h"
@@ -45,11 +47,9 @@ typedef struct app {
     rt_typing *typing;
     rt_stats *stats;
     rt_revoke *revoke;
-    uv_signal_t sigint;
-    uv_signal_t sigterm;
-    uv_timer_t drain;
-    uint64_t drain_deadline;      /* uv_now based */
-    bool drain_started;
+    rt_redis_opts redis_opts;     /* for the redis module's start */
+    int64_t max_token_lifetime_s; /* NATTER_MAX_TOKEN_LIFETIME_S, for revoke */
+    char nats_shown[512];         /* NATTER_NATS_URL without its password */
 } app;
 
 static int hex_value(char c)
@@ -235,16 +235,17 @@ static void check_redis(const redis_addr *a)
     redisFree(c);
 }
 
-static bool is_ready(void *arg)
+/* /readyz beyond what the service checks (not stopping, NATS connected). */
+static bool redis_ready(void *arg)
 {
     rt_router *rt = arg;
-    return !rt->stopping && nt_bus_connected(rt->bus) && rt_redis_connected(rt->redis);
+    return rt_redis_connected(rt->redis);
 }
 
 static int64_t redis_inflight_gauge(void *arg)
 {
     rt_router *rt = arg;
-    return (int64_t)rt_redis_inflight(rt->redis);
+    return rt->redis != NULL ? (int64_t)rt_redis_inflight(rt->redis) : 0;   /* 0 once closed */
 }
 
 static void register_metrics(rt_router *rt)
@@ -283,97 +284,134 @@ static void register_metrics(rt_router *rt)
                        redis_inflight_gauge, rt);
 }
 
-/* ---- shutdown ---- */
+/* ---- modules, in start order (stop_intake in this order, destroy in reverse) ---- */
 
-static void on_handle_closed(uv_handle_t *h)
+static nt_status subscribe_failed(const app *a, char *err, size_t errlen)
 {
+    snprintf(err, errlen, "cannot subscribe on NATS at %s (NATTER_NATS_URL)", a->nats_shown);
+    return NT_EUNAVAIL;
 }
 
-/* Last step: the bus goes once the loop had BUS_FLUSH_MS to write the final
- * replies (nt_bus_destroy does not wait for publishes still buffered). */
-static void on_bus_flushed(uv_timer_t *t)
+/* The shared state: the loop and the bus from the service, the metrics. */
+static nt_status router_start(nt_service *svc, void *arg, char *err, size_t errlen)
 {
-    app *a = t->data;
-
-    nt_bus_destroy(a->rt.bus);
-    a->rt.bus = NULL;
-    nt_metrics_close();
-    uv_close((uv_handle_t *)&a->drain, on_handle_closed);
-    uv_close((uv_handle_t *)&a->sigint, on_handle_closed);
-    uv_close((uv_handle_t *)&a->sigterm, on_handle_closed);
+    app *a = arg;
+    a->rt.loop = nt_service_loop(svc);
+    a->rt.bus = nt_service_bus(svc);
+    register_metrics(&a->rt);
+    return NT_OK;
 }
 
-static void finish(app *a)
+static void router_stop_intake(nt_service *svc, void *arg)
 {
-    rt_router *rt = &a->rt;
+    app *a = arg;
+    a->rt.stopping = true;
+    nt_info("stopping: no new requests; draining work in flight");
+}
 
-    nt_info("shutting down: %zu calls and %zu Redis commands left", rt_rooms_pending(a->rooms),
-            rt_redis_inflight(rt->redis));
-    rt_rooms_abort(a->rooms);
-    rt_redis_destroy(rt->redis);
-    rt->redis = NULL;
-    rt_presence_destroy(a->presence);
-    a->presence = NULL;
-    rt_typing_destroy(a->typing);
-    a->typing = NULL;
-    rt_stats_destroy(a->stats);
-    a->stats = NULL;
-    rt_revoke_destroy(a->revoke);
-    a->revoke = NULL;
-    rt_user_status_destroy(a->status);
-    a->status = NULL;
+static nt_status rooms_start(nt_service *svc, void *arg, char *err, size_t errlen)
+{
+    app *a = arg;
+    a->rooms = rt_rooms_create(&a->rt);
+    return a->rooms ? NT_OK : subscribe_failed(a, err, errlen);
+}
+
+static void rooms_stop_intake(nt_service *svc, void *arg)
+{
+    rt_rooms_unsubscribe(((app *)arg)->rooms);
+}
+
+static size_t rooms_pending(void *arg)
+{
+    return rt_rooms_pending(((app *)arg)->rooms);
+}
+
+static void rooms_destroy(nt_service *svc, void *arg)
+{
+    app *a = arg;
     rt_rooms_destroy(a->rooms);
     a->rooms = NULL;
-    uv_timer_start(&a->drain, on_bus_flushed, BUS_FLUSH_MS, 0);
 }
 
-/* Runs on the loop after a signal: stop intake once, then wait (bounded) for
- * calls and Redis commands in flight, then close everything. */
-static void on_drain(uv_timer_t *t)
-{
-    app *a = t->data;
-    rt_router *rt = &a->rt;
-
-    if (!a->drain_started) {
-        a->drain_started = true;
-        a->drain_deadline = uv_now(rt->loop) + DRAIN_MS;
-        nt_info("stopping: no new requests; draining work in flight");
-        rt_rooms_unsubscribe(a->rooms);
-        rt_presence_stop(a->presence);
-        rt_user_status_stop(a->status);
-        rt_typing_stop(a->typing);
-        rt_stats_stop(a->stats);
-        rt_revoke_stop(a->revoke);
+/* The modules that are one rt_<kind> object each: created on the router (extra create
+ * arguments after the kind), stopped, destroyed. Defines <field>_start, _stop_intake and
+ * _destroy. */
+#define RT_SIMPLE_MODULE(field, kind, ...)                                                  \
+    static nt_status field##_start(nt_service *svc, void *arg, char *err, size_t errlen)    \
+    {                                                                                       \
+        app *a = arg;                                                                       \
+        a->field = rt_##kind##_create(&a->rt __VA_ARGS__);                                  \
+        return a->field ? NT_OK : subscribe_failed(a, err, errlen);                         \
+    }                                                                                       \
+    static void field##_stop_intake(nt_service *svc, void *arg)                             \
+    {                                                                                       \
+        rt_##kind##_stop(((app *)arg)->field);                                              \
+    }                                                                                       \
+    static void field##_destroy(nt_service *svc, void *arg)                                 \
+    {                                                                                       \
+        app *a = arg;                                                                       \
+        rt_##kind##_destroy(a->field);                                                      \
+        a->field = NULL;                                                                    \
     }
-    bool idle = rt_rooms_pending(a->rooms) == 0 && rt_redis_inflight(rt->redis) == 0;
-    if (idle || uv_now(rt->loop) >= a->drain_deadline)
-        finish(a);
-}
 
-static void on_signal(uv_signal_t *s, int signum)
+RT_SIMPLE_MODULE(presence, presence)
+RT_SIMPLE_MODULE(status, user_status)
+RT_SIMPLE_MODULE(typing, typing)
+RT_SIMPLE_MODULE(stats, stats)
+RT_SIMPLE_MODULE(revoke, revoke, , a->max_token_lifetime_s)
+
+/* Redis comes last, so that it is closed first: closing fails the commands still in
+ * flight back into the modules above, which must still exist. The modules' creates do
+ * not send commands, so they may run before it. */
+static nt_status redis_start(nt_service *svc, void *arg, char *err, size_t errlen)
 {
-    app *a = s->data;
-
-    if (a->rt.stopping)
-        return;
-    a->rt.stopping = true;
-    uv_timer_start(&a->drain, on_drain, 0, DRAIN_TICK_MS);
+    app *a = arg;
+    a->redis_opts.errors = a->rt.m.redis_errors;
+    a->redis_opts.rejected = a->rt.m.redis_rejected;
+    a->rt.redis = rt_redis_create(a->rt.loop, &a->redis_opts);   /* keeps its own copies */
+    return NT_OK;
 }
+
+static size_t redis_pending(void *arg)
+{
+    return rt_redis_inflight(((app *)arg)->rt.redis);
+}
+
+/* Calls still waiting for the persister are answered `unavailable`; those waiting for
+ * Redis finish when rt_redis_destroy fails their commands. */
+static void redis_destroy(nt_service *svc, void *arg)
+{
+    app *a = arg;
+    nt_info("shutting down: %zu calls and %zu Redis commands left", rt_rooms_pending(a->rooms),
+            rt_redis_inflight(a->rt.redis));
+    rt_rooms_abort(a->rooms);
+    rt_redis_destroy(a->rt.redis);
+    a->rt.redis = NULL;
+}
+
+static app g_app;
+
+static const nt_module modules[] = {
+    { "router", router_start, router_stop_intake, NULL, NULL, &g_app },
+    { "rooms", rooms_start, rooms_stop_intake, rooms_pending, rooms_destroy, &g_app },
+    { "presence", presence_start, presence_stop_intake, NULL, presence_destroy, &g_app },
+    { "user_status", status_start, status_stop_intake, NULL, status_destroy, &g_app },
+    { "typing", typing_start, typing_stop_intake, NULL, typing_destroy, &g_app },
+    { "stats", stats_start, stats_stop_intake, NULL, stats_destroy, &g_app },
+    { "revoke", revoke_start, revoke_stop_intake, NULL, revoke_destroy, &g_app },
+    { "redis", redis_start, NULL, redis_pending, redis_destroy, &g_app },
+};
 
 /* ---- start-up ---- */
 
 int main(void)
 {
-    static app a;
-    rt_router *rt = &a.rt;
-    uv_loop_t loop;
-    char err[256];
+    app *a = &g_app;
+    rt_router *rt = &a->rt;
     redis_addr raddr = { 0 };
-    char nats_shown[512], redis_shown[512];  /* the URLs without their passwords */
+    char redis_shown[512];        /* the URL without its password */
 
-    if (nt_log_init("natter-router") != 0)
-        nt_config_fatal("NATTER_LOG_LEVEL=%s is invalid: expected debug, info, warn or error",
-                        getenv("NATTER_LOG_LEVEL"));
+    nt_service *svc = nt_service_init("natter-router");
     const char *nats_url = nt_wire_str(NT_SET_NATS_URL);
     const char *redis_url = nt_config_str("NATTER_REDIS_URL", "redis://127.0.0.1:6379", NULL);
     const char *metrics_listen = nt_wire_metrics_listen(NT_WIRE_ROUTER);
@@ -386,69 +424,46 @@ int main(void)
                                                   100000000);
     rt->access_code_window_s = nt_config_int("NATTER_ACCESS_CODE_WINDOW_S", 900, 1, 30 * 86400);
     rt->access_code_backoff_s = nt_config_int("NATTER_ACCESS_CODE_BACKOFF_S", 30, 1, 30 * 86400);
-    int64_t max_token_lifetime_s = nt_wire_int(NT_SET_MAX_TOKEN_LIFETIME_S);
+    a->max_token_lifetime_s = nt_wire_int(NT_SET_MAX_TOKEN_LIFETIME_S);
     rt->request_timeout_ms = (int)nt_wire_int(NT_SET_REQUEST_TIMEOUT_MS);
     size_t max_inflight = (size_t)nt_config_int("NATTER_REDIS_MAX_INFLIGHT", 10000, 1, 1000000);
     size_t bus_queue = (size_t)nt_wire_int(NT_SET_BUS_QUEUE);
-    nt_config_redact_url(nats_url, nats_shown, sizeof nats_shown);
+    nt_config_redact_url(nats_url, a->nats_shown, sizeof a->nats_shown);
     raddr.shown = nt_config_redact_url(redis_url, redis_shown, sizeof redis_shown);
     parse_redis_url(redis_url, &raddr);
 
     check_redis(&raddr);
 
-    uv_loop_init(&loop);
-    rt->loop = &loop;
-    nt_bus_opts bopts = { .url = nats_url, .name = "natter-router", .queue_capacity = bus_queue };
-    if (nt_bus_create(&loop, &bopts, &rt->bus, err, sizeof(err)) != NT_OK)
-        nt_config_fatal("cannot reach NATS at %s (NATTER_NATS_URL): %s", nats_shown, err);
-    nt_bus_register_metrics(rt->bus, "natter_router");
-
-    register_metrics(rt);
-    nt_status st = nt_metrics_listen(&loop, metrics_listen, is_ready, rt);
-    if (st != NT_OK)
-        nt_config_fatal("cannot listen on NATTER_METRICS_LISTEN=%s: %s", metrics_listen,
-                        nt_status_text(st));
-
-    rt_redis_opts ropts = {
+    a->redis_opts = (rt_redis_opts){
         .host = raddr.host,
         .port = raddr.port,
         .username = raddr.username,
         .password = raddr.password,
         .max_inflight = max_inflight,
-        .errors = rt->m.redis_errors,
-        .rejected = rt->m.redis_rejected,
     };
-    rt->redis = rt_redis_create(&loop, &ropts);       /* keeps its own copies */
+    nt_service_opts sopts = {
+        .bus = { .url = nats_url, .name = "natter-router", .queue_capacity = bus_queue },
+        .metrics_prefix = "natter_router",
+        .metrics_listen = metrics_listen,
+        .ready = redis_ready,
+        .ready_arg = rt,
+        .drain_ms = DRAIN_MS,
+        .drain_tick_ms = DRAIN_TICK_MS,
+        .flush_ms = BUS_FLUSH_MS,
+    };
+    nt_service_start(svc, &sopts, modules, sizeof modules / sizeof modules[0]);
     bool redis_auth = raddr.password != NULL;
     if (raddr.password)
         explicit_bzero(raddr.password, strlen(raddr.password));
     nt_free(raddr.password);
     nt_free(raddr.username);
-
-    a.rooms = rt_rooms_create(rt);
-    a.presence = rt_presence_create(rt);
-    a.status = rt_user_status_create(rt);
-    a.typing = rt_typing_create(rt);
-    a.stats = rt_stats_create(rt);
-    a.revoke = rt_revoke_create(rt, max_token_lifetime_s);
-    if (!a.rooms || !a.presence || !a.status || !a.typing || !a.stats || !a.revoke)
-        nt_config_fatal("cannot subscribe on NATS at %s (NATTER_NATS_URL)", nats_shown);
-
-    uv_timer_init(&loop, &a.drain);
-    a.drain.data = &a;
-    uv_signal_init(&loop, &a.sigint);
-    uv_signal_init(&loop, &a.sigterm);
-    a.sigint.data = a.sigterm.data = &a;
-    uv_signal_start(&a.sigint, on_signal, SIGINT);
-    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+    a->redis_opts.username = a->redis_opts.password = NULL;
 
     nt_info("natter-router started: nats %s, redis %s:%d%s, metrics %s, gateway ttl %lld ms, "
-            "sweep %lld ms, typing ttl %lld ms", nats_shown, raddr.host, raddr.port,
+            "sweep %lld ms, typing ttl %lld ms", a->nats_shown, raddr.host, raddr.port,
             redis_auth ? " (AUTH)" : "", metrics_listen,
             (long long)rt->gateway_ttl_ms, (long long)rt->sweep_ms, (long long)rt->typing_ttl_ms);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    if (uv_loop_close(&loop) != 0)
-        nt_warn("loop closed with handles still open");
+    int rc = nt_service_run(svc);
     nt_info("natter-router stopped");
-    return 0;
+    return rc;
 }

@@ -91,7 +91,7 @@ static void on_listed(nt_status st, const redisReply *reply, void *arg)
             rt_reply_json(q->rt, q->reply, js, strlen(js));
         else
             rt_reply_error(q->rt, q->reply, "internal", "cannot encode the revocations");
-        free(js);
+        nt_free(js);
         json_decref(list);
     }
     nt_free(q->reply);

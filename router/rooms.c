@@ -17,6 +17,7 @@
 #include "access_code.h"
 #include "alloc.h"
 #include "envelope.h"
+#include "list.h"
 #include "log.h"
 #include "request.h"
 #include "rpc.h"
@@ -72,13 +73,13 @@ struct rt_rooms {
     nt_bus_sub *join_sub;
     nt_bus_sub *leave_sub;
     nt_bus_sub *live_sub;
-    rpc_call *calls;              /* unanswered join/leave calls */
+    nt_list calls;                /* rpc_call.node: unanswered join/leave calls */
     size_t ncalls;
 };
 
 struct rpc_call {
     rt_rooms *rooms;
-    rpc_call *prev, *next;
+    nt_list node;                 /* in rooms->calls */
     bool join;                    /* join, else leave */
     bool at_persister;            /* request `req_id` is still in the bus table */
     uint64_t req_id;
@@ -137,10 +138,7 @@ static rpc_call *call_create(rt_rooms *rooms, bool join, const char *reply,
     memcpy(c->user, ids[2], sizeof(rt_id));
     memcpy(c->gw, ids[3], sizeof(rt_id));
     memcpy(c->conn, ids[4], sizeof(rt_id));
-    c->next = rooms->calls;
-    if (rooms->calls)
-        rooms->calls->prev = c;
-    rooms->calls = c;
+    nt_list_insert_head(&rooms->calls, &c->node);
     rooms->ncalls++;
     return c;
 }
@@ -149,12 +147,7 @@ static void call_finish(rpc_call *c)
 {
     rt_rooms *rooms = c->rooms;
 
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        rooms->calls = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    nt_list_remove(&c->node);
     rooms->ncalls--;
     nt_free(c->reply);
     nt_free(c->resp);
@@ -415,6 +408,7 @@ rt_rooms *rt_rooms_create(rt_router *rt)
 {
     rt_rooms *rooms = nt_calloc(1, sizeof(*rooms));
 
+    nt_list_init(&rooms->calls);
     rooms->rt = rt;
     rooms->join_sub = nt_bus_subscribe(rt->bus, NT_SUBJ_RPC_ROUTER_JOIN, NT_QUEUE_ROUTER,
                                        on_join, rooms);
@@ -444,16 +438,15 @@ size_t rt_rooms_pending(const rt_rooms *rooms)
 
 void rt_rooms_abort(rt_rooms *rooms)
 {
-    rpc_call *c = rooms->calls;
+    nt_list *n, *tmp;
 
-    while (c) {
-        rpc_call *next = c->next;
+    nt_list_foreach_safe(n, tmp, &rooms->calls) {
+        rpc_call *c = nt_list_entry(n, rpc_call, node);
         if (c->at_persister) {
             nt_bus_request_cancel(rooms->rt->bus, c->req_id);
             rt_reply_error(rooms->rt, c->reply, "unavailable", "router shutting down");
             call_finish(c);
         }
-        c = next;
     }
 }
 
@@ -461,7 +454,8 @@ void rt_rooms_destroy(rt_rooms *rooms)
 {
     if (!rooms)
         return;
-    while (rooms->calls)
-        call_finish(rooms->calls);
+    nt_list *n;
+    while ((n = nt_list_first(&rooms->calls)) != NULL)
+        call_finish(nt_list_entry(n, rpc_call, node));
     nt_free(rooms);
 }

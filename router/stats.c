@@ -101,7 +101,7 @@ static void job_done(stats_job *j)
         json_object_set_new(o, "partial", json_true());
     char *s = json_dumps(o, JSON_COMPACT);
     rt_reply_json(j->rt, j->reply, s, strlen(s));
-    free(s);
+    nt_free(s);
     json_decref(o);
     nt_metric_add(j->rt->m.queries, 1);
     job_free(j);

@@ -113,7 +113,7 @@ static void publish_typing(rt_router *rt, const char *app, const char *room, con
     char *json = json_dumps(ev, JSON_COMPACT);
     rt_publish_event(rt, subject, json, strlen(json), user);
     nt_metric_add(rt->m.typing_events, 1);
-    free(json);
+    nt_free(json);
     json_decref(ev);
 }
 
@@ -261,7 +261,7 @@ static void on_query_done(nt_status st, const redisReply *reply, void *arg)
     char *json = json_dumps(obj, JSON_COMPACT);
     rt_reply_json(q->rt, q->reply, json, strlen(json));
     nt_metric_add(q->rt->m.queries, 1);
-    free(json);
+    nt_free(json);
     json_decref(obj);
     nt_free(q);
 }

@@ -185,7 +185,7 @@ void rt_user_status_publish(rt_router *rt, const redisReply *rec, bool to_user)
     }
     nt_metric_add(rt->m.presence_events, 1);
     nt_free(rooms);
-    free(json);
+    nt_free(json);
     json_decref(ev);
 }
 
@@ -297,7 +297,7 @@ static void reply_obj(rt_router *rt, const char *reply, json_t *obj)
 {
     char *json = json_dumps(obj, JSON_COMPACT);
     rt_reply_json(rt, reply, json, strlen(json));
-    free(json);
+    nt_free(json);
     json_decref(obj);
     nt_metric_add(rt->m.queries, 1);
 }
