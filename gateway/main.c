@@ -28,6 +28,7 @@
 #include "server_api.h"
 #include "session.h"
 #include "util.h"
+#include "wire.h"
 
 #define GW_TICK_MS 250
 #define GW_DRAIN_MS 3000            /* how long a graceful stop waits for clients to go */
@@ -106,14 +107,14 @@ static void read_config(void)
 {
     gw_config *c = &gw.cfg;
     c->listen = nt_config_str("NATTER_LISTEN", "0.0.0.0:8080", "gateway listen address");
-    c->metrics_listen = nt_config_str("NATTER_METRICS_LISTEN", "127.0.0.1:9101", "metrics listen address");
-    c->nats_url = nt_config_str("NATTER_NATS_URL", "nats://127.0.0.1:4222", "NATS server URL");
+    c->metrics_listen = nt_wire_metrics_listen(NT_WIRE_GATEWAY);
+    c->nats_url = nt_wire_str(NT_SET_NATS_URL);
     c->jwt_secret = nt_config_str("NATTER_JWT_SECRET", NULL, "HS256 secret for client tokens");
     c->api_key = nt_config_str("NATTER_API_KEY", "", "bearer key of the server API");
     read_gateway_id();
     c->dev_tokens = nt_config_bool("NATTER_DEV_TOKENS", 0);
     c->max_frame = (uint32_t)nt_config_int("NATTER_MAX_FRAME", 65536, 1024, 16 << 20);
-    c->max_message_chars = (uint32_t)nt_config_int("NATTER_MAX_MESSAGE_CHARS", 5000, 1, 1 << 20);
+    c->max_message_chars = (uint32_t)nt_wire_int(NT_SET_MAX_MESSAGE_CHARS);
     c->send_queue_bytes = (uint32_t)nt_config_int("NATTER_SEND_QUEUE_BYTES", 1 << 20, 4096, 1 << 30);
     c->send_queue_hard_bytes = (uint32_t)nt_config_int("NATTER_SEND_QUEUE_HARD_BYTES",
                                                        4 * (int64_t)c->send_queue_bytes,
@@ -125,8 +126,8 @@ static void read_config(void)
     c->max_rooms_per_conn = (uint32_t)nt_config_int("NATTER_MAX_ROOMS_PER_CONN", 256, 1, 65535);
     c->max_connections = (uint32_t)nt_config_int("NATTER_MAX_CONNECTIONS", 18000, 1, 10000000);
     c->auth_timeout_ms = (uint32_t)nt_config_int("NATTER_AUTH_TIMEOUT_MS", 10000, 100, 3600000);
-    c->request_timeout_ms = (uint32_t)nt_config_int("NATTER_REQUEST_TIMEOUT_MS", 5000, 100, 600000);
-    c->partitions = (uint32_t)nt_config_int("NATTER_PARTITIONS", 4, 1, 4096);
+    c->request_timeout_ms = (uint32_t)nt_wire_int(NT_SET_REQUEST_TIMEOUT_MS);
+    c->partitions = (uint32_t)nt_wire_int(NT_SET_PARTITIONS);
     c->heartbeat_ms = (uint32_t)nt_config_int("NATTER_HEARTBEAT_MS", 5000, 100, 600000);
     c->ping_interval_s = (uint32_t)nt_config_int("NATTER_PING_INTERVAL_S", 25, 1, 3600);
     /* kept under 2^15 s: connections keep their last-frame second in 16 bits */
@@ -142,7 +143,7 @@ static void read_config(void)
     c->jwt.secret_for = app_jwt_secret;
     c->jwt.arg = &c->apps;
     c->jwt.leeway_s = nt_config_int("NATTER_JWT_LEEWAY_S", 30, 0, 3600);
-    c->jwt.max_lifetime_s = nt_config_int("NATTER_MAX_TOKEN_LIFETIME_S", 7 * 86400, 60, 366 * 86400);
+    c->jwt.max_lifetime_s = nt_wire_int(NT_SET_MAX_TOKEN_LIFETIME_S);
     c->jwt.issuer = nt_config_str("NATTER_JWT_ISSUER", "", "required iss of client tokens");
     c->jwt.audience = nt_config_str("NATTER_JWT_AUDIENCE", "", "required aud of client tokens");
     if (!c->jwt.issuer[0])
@@ -209,7 +210,7 @@ static void on_heartbeat(uv_timer_t *t)
     nt_envw_cstr(&w, "gw", gw.cfg.gw_id);
     nt_envw_int(&w, "conns", (int64_t)gw_conn_count());
     const char *data = nt_envw_finish(&w, &len);
-    nt_bus_publish(gw.bus, "natter.ctl.hb", NULL, data, len);
+    nt_bus_publish(gw.bus, NT_SUBJ_CTL_HB, NULL, data, len);
     nt_envw_free(&w);
 }
 
@@ -250,7 +251,7 @@ int main(void)
     const gw_rooms_hooks rooms_hooks = { .ack = gw_sends_ack,
                                          .user_envelope = gw_session_user_envelope };
     if (gw_rooms_start(&rooms_hooks) != NT_OK || gw_revoke_start() != NT_OK)
-        nt_config_fatal("cannot subscribe %s at %s (NATTER_NATS_URL)", NT_UNREAD_SUBJECT,
+        nt_config_fatal("cannot subscribe %s at %s (NATTER_NATS_URL)", NT_SUBJ_UNREAD,
                         nats_shown);
     if (nt_metrics_listen(&loop, gw.cfg.metrics_listen, ready, NULL) != NT_OK)
         nt_config_fatal("cannot listen on %s (NATTER_METRICS_LISTEN)", gw.cfg.metrics_listen);

@@ -16,6 +16,7 @@
 #include "rooms.h"
 #include "rpc_client.h"
 #include "util.h"
+#include "wire.h"
 
 typedef struct member_req {             /* context of one join, leave or create */
     char conn[17];                      /* connection id, looked up on reply */
@@ -58,7 +59,7 @@ static void publish_unsub(const char *app, const char *user, const char *conn, c
     nt_envw_cstr(&w, "conn", conn);
     nt_envw_cstr(&w, "room", room);
     const char *data = nt_envw_finish(&w, &len);
-    if (nt_bus_publish(gw.bus, "natter.ctl.live", NULL, data, len) != NT_OK)
+    if (nt_bus_publish(gw.bus, NT_SUBJ_CTL_LIVE, NULL, data, len) != NT_OK)
         nt_warn("cannot publish natter.ctl.live unsub of %s for connection %s", room, conn);
     nt_envw_free(&w);
 }
@@ -92,7 +93,7 @@ bool gw_membership_stop(gw_conn *c, const char *room)
     gw_presence_typing_stop(c, room);
     gw_member_remove(c, m);
     c->nrooms--;
-    gw_membership_publish_ctl("natter.ctl.live", "unsub", c, room);
+    gw_membership_publish_ctl(NT_SUBJ_CTL_LIVE, "unsub", c, room);
     return true;
 }
 
@@ -116,7 +117,7 @@ void gw_membership_conn_closed(gw_conn *c)
     /* The router keeps live membership per connection: end each one. */
     for (gw_member *m = c->rooms; m; m = m->cnext) {
         gw_presence_typing_stop(c, m->room->id);
-        gw_membership_publish_ctl("natter.ctl.live", "unsub", c, m->room->id);
+        gw_membership_publish_ctl(NT_SUBJ_CTL_LIVE, "unsub", c, m->room->id);
     }
 }
 

@@ -15,6 +15,7 @@
 #include "rooms.h"
 #include "rpc_client.h"
 #include "util.h"
+#include "wire.h"
 
 #define TYPING_SLOTS 4096                /* throttle records (a lossy cache, power of 2) */
 
@@ -98,7 +99,7 @@ static void publish_typing(gw_conn *c, const char *room, bool on)
     nt_envw_cstr(&w, "gw", gw.cfg.gw_id);
     nt_envw_cstr(&w, "conn", c->id);
     const char *data = nt_envw_finish(&w, &len);
-    if (nt_bus_publish(gw.bus, "natter.ctl.typing", NULL, data, len) != NT_OK)
+    if (nt_bus_publish(gw.bus, NT_SUBJ_CTL_TYPING, NULL, data, len) != NT_OK)
         nt_warn("cannot publish natter.ctl.typing for connection %s", c->id);
     else
         nt_metric_add(pm.typing_forwarded, 1);
@@ -246,7 +247,7 @@ void gw_presence_set(gw_conn *c, const json_t *ref, const gw_presence_req *p)
         nt_metric_add(pm.presence_held, 1);
         return gw_reply_ack(c, ref, "{}", 2);
     }
-    nt_status st = nt_bus_publish(gw.bus, "natter.ctl.presence", NULL, data, len);
+    nt_status st = nt_bus_publish(gw.bus, NT_SUBJ_CTL_PRESENCE, NULL, data, len);
     nt_envw_free(&w);
     if (st != NT_OK)
         return gw_reply_error(c, ref, GW_E_UNAVAILABLE, "router unavailable, retry");
@@ -259,7 +260,7 @@ void gw_presence_set(gw_conn *c, const json_t *ref, const gw_presence_req *p)
 static void presence_forward_held(gw_presence_hold *h, uint32_t now)
 {
     gw_user *u = h->user;
-    if (nt_bus_publish(gw.bus, "natter.ctl.presence", NULL, h->data, h->len) != NT_OK)
+    if (nt_bus_publish(gw.bus, NT_SUBJ_CTL_PRESENCE, NULL, h->data, h->len) != NT_OK)
         nt_warn("cannot publish the held presence change of %s/%s", u->app, u->id);
     else
         nt_metric_add(pm.presence_sets, 1);
@@ -306,7 +307,7 @@ void gw_presence_online_users(gw_conn *c, const json_t *ref, const char *room)
         return gw_reply_fail(c, ref, &err);
     }
     gw_ask *a = gw_ask_begin(c, ref, "router");
-    if (a && gw_rpc_router_query("natter.rpc.router.online", c->user->app, "room", room, NULL,
+    if (a && gw_rpc_router_query(NT_SUBJ_RPC_ROUTER_ONLINE, c->user->app, "room", room, NULL,
                                  gw_ask_answered, a, NULL) != NT_OK)
         gw_ask_unsent(c, a);
 }

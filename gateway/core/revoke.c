@@ -11,9 +11,10 @@
 #include "log.h"
 #include "map.h"
 #include "util.h"
+#include "wire.h"
 
-#define SUBJ_REVOKE "natter.ctl.revoke"
-#define SUBJ_LIST "natter.rpc.router.revocations"
+#define SUBJ_REVOKE NT_SUBJ_CTL_REVOKE
+#define SUBJ_LIST NT_SUBJ_RPC_ROUTER_REVOCATIONS
 #define REVOKE_MAX 1000000            /* entries kept; more are refused loudly */
 #define REVOKE_RETRY_MS 2000
 

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "map.h"
 #include "reply.h"
+#include "wire.h"
 
 static nt_map rooms, users;
 static gw_rooms_hooks hooks;        /* what user-subject envelopes and acks go to */
@@ -94,12 +95,13 @@ static void room_event_ack(const gw_room *room, const nt_envr *r)
     const char *sender = ack ? nt_envr_str(r, "sender", &slen) : NULL;
     const char *cmid = sender ? nt_envr_str(r, "cmid", &clen) : NULL;
     char app[65], user[65];               /* ids are at most 64 characters */
-    const char *a = room->subject + sizeof "natter.room." - 1;
-    size_t applen = (size_t)(room->id - 1 - a);
-    if (!cmid || slen >= sizeof user || applen >= sizeof app)
+    nt_subj_parts parts;
+    if (!cmid || slen >= sizeof user ||
+        !nt_subj_parse_room(room->subject, strlen(room->subject), &parts) ||
+        parts.app_len >= sizeof app)
         return;
-    memcpy(app, a, applen);
-    app[applen] = '\0';
+    memcpy(app, parts.app, parts.app_len);
+    app[parts.app_len] = '\0';
     memcpy(user, sender, slen);
     user[slen] = '\0';
     gw_user *u = gw_user_find(app, user);
@@ -226,7 +228,7 @@ static bool array_of(const msgpack_object *o, uint32_t n)
     return o && o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == n;
 }
 
-/* NT_UNREAD_SUBJECT: one persister flush chunk, {apps, users, jsons} as parallel
+/* NT_SUBJ_UNREAD: one persister flush chunk, {apps, users, jsons} as parallel
  * string arrays, broadcast to every gateway; each sends the events of the users it
  * holds. One NATS message per chunk instead of one per user (each a hop through
  * cnats's delivery thread). */
@@ -263,15 +265,14 @@ static void on_unread_batch(nt_bus *bus, const nt_bus_msg *msg, void *arg)
 nt_status gw_rooms_start(const gw_rooms_hooks *h)
 {
     hooks = *h;
-    return nt_bus_subscribe(gw.bus, NT_UNREAD_SUBJECT, NULL, on_unread_batch, NULL) ? NT_OK
+    return nt_bus_subscribe(gw.bus, NT_SUBJ_UNREAD, NULL, on_unread_batch, NULL) ? NT_OK
                                                                                   : NT_EUNAVAIL;
 }
 
 gw_user *gw_user_find(const char *app, const char *user)
 {
-    char key[160];
-    snprintf(key, sizeof key, "natter.user.%s.%s", app, user);
-    return nt_map_get(&users, key);
+    char key[NT_SUBJ_CAP];
+    return nt_subj_user(key, sizeof key, app, user) < 0 ? NULL : nt_map_get(&users, key);
 }
 
 static char noname[1];
@@ -291,12 +292,15 @@ nt_status gw_user_attach(gw_conn *c, const nt_claims *cl)
     gw_user *u = gw_user_find(cl->app, cl->sub);
     if (!u) {
         /* one block: the struct, "natter.user.<app>.<user>\0", "<app>\0" */
-        size_t al = strlen(cl->app), il = strlen(cl->sub);
-        size_t sl = strlen("natter.user..") + al + il;
+        char subject[NT_SUBJ_CAP];
+        int n = nt_subj_user(subject, sizeof subject, cl->app, cl->sub);
+        if (n < 0)
+            return NT_EINVAL;               /* the token's ids are checked: never */
+        size_t al = strlen(cl->app), il = strlen(cl->sub), sl = (size_t)n;
         u = nt_malloc(sizeof *u + sl + 1 + al + 1);
         memset(u, 0, sizeof *u);
         u->name = noname;
-        snprintf(u->subject, sl + 1, "natter.user.%s.%s", cl->app, cl->sub);
+        memcpy(u->subject, subject, sl + 1);
         memcpy(u->subject + sl + 1, cl->app, al + 1);
         u->app = u->subject + sl + 1;
         u->id = u->subject + sl - il;
@@ -345,9 +349,9 @@ void gw_user_detach(gw_conn *c)
 
 gw_room *gw_room_acquire(const char *app, const char *room)
 {
-    char key[160];
-    int n = snprintf(key, sizeof key, "natter.room.%s.%s", app, room);
-    if (n < 0 || (size_t)n >= sizeof key)
+    char key[NT_SUBJ_CAP];
+    int n = nt_subj_room(key, sizeof key, app, room);
+    if (n < 0)
         return NULL;
     gw_room *r = nt_map_get(&rooms, key);
     if (r) {

@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "gw.h"
+#include "rpc.h"
 #include "util.h"
+#include "wire.h"
 
 /* Sends the finished envelope w to subject and frees it. */
 static nt_status send_env(const char *subject, nt_envw *w, nt_bus_reply_cb cb, void *arg,
@@ -31,24 +33,25 @@ static void env_who(nt_envw *w, const gw_rpc_who *who)
 bool gw_rpc_ok(nt_status st, const nt_bus_msg *msg, const char *service, nt_envr *r,
                gw_error *err)
 {
-    size_t clen = 0, mlen = 0;
-    bool ok = false;
+    nt_rpc_result res;
+    char why[96];
     memset(r, 0, sizeof *r);
     if (st == NT_ETIMEDOUT)
         return gw_fail(err, GW_E_UNAVAILABLE, "%s did not answer in time, retry", service);
     if (st != NT_OK)
         return gw_fail(err, GW_E_UNAVAILABLE, "%s unavailable, retry", service);
-    if (nt_envr_parse(r, msg->data, msg->len) != NT_OK)
+    if (nt_rpc_parse(&res, msg->data, msg->len, why, sizeof why) != NT_OK) {
+        nt_rpc_result_free(&res);
         return gw_fail(err, GW_E_INTERNAL, "malformed reply from %s", service);
-    if (nt_envr_bool(r, "ok", &ok) && ok)
+    }
+    *r = res.env;                       /* the caller reads the subject's own fields, then frees */
+    if (res.ok)
         return true;
-    const char *code = nt_envr_str(r, "code", &clen);
-    const char *message = nt_envr_str(r, "message", &mlen);
-    int64_t retry = 0;
-    gw_fail(err, gw_errcode_parse(code, clen), "%.*s", (int)mlen,
-            message ? message : "request refused");
-    if (nt_envr_int(r, "retry_after_ms", &retry) && retry > 0)
-        err->retry_after_ms = retry > UINT32_MAX ? UINT32_MAX : (uint32_t)retry;
+    gw_fail(err, gw_errcode_parse(res.code, res.code_len), "%.*s", (int)res.message_len,
+            res.message ? res.message : "request refused");
+    if (res.retry_after_ms > 0)
+        err->retry_after_ms = res.retry_after_ms > UINT32_MAX ? UINT32_MAX
+                                                              : (uint32_t)res.retry_after_ms;
     return false;
 }
 
@@ -66,7 +69,7 @@ nt_status gw_rpc_history(const char *app, const char *room, const char *user,
     if (h->after_seq >= 0)
         nt_envw_int(&w, "after_seq", h->after_seq);
     nt_envw_int(&w, "limit", h->limit);
-    return send_env("natter.rpc.persist.history", &w, cb, arg, id_out);
+    return send_env(NT_SUBJ_RPC_PERSIST_HISTORY, &w, cb, arg, id_out);
 }
 
 void gw_rpc_room_id(const gw_create_req *cr, char room[65])
@@ -92,7 +95,7 @@ nt_status gw_rpc_create(const char *app, const char *owner, const char *room,
     nt_envw_str_array(&w, "members", cr->members, cr->nmembers);
     if (cr->access_code)
         nt_envw_cstr(&w, "access_code", cr->access_code);
-    return send_env("natter.rpc.persist.create", &w, cb, arg, id_out);
+    return send_env(NT_SUBJ_RPC_PERSIST_CREATE, &w, cb, arg, id_out);
 }
 
 nt_status gw_rpc_mark(const char *app, const char *room, const char *user, bool delivered,
@@ -107,7 +110,7 @@ nt_status gw_rpc_mark(const char *app, const char *room, const char *user, bool 
         nt_envw_int(&w, "seq", m->seq);
     else
         nt_envw_str_array(&w, "ids", m->ids, m->nids);
-    return send_env(delivered ? "natter.rpc.persist.delivered" : "natter.rpc.persist.read", &w,
+    return send_env(delivered ? NT_SUBJ_RPC_PERSIST_DELIVERED : NT_SUBJ_RPC_PERSIST_READ, &w,
                     cb, arg, id_out);
 }
 
@@ -118,7 +121,7 @@ nt_status gw_rpc_user_query(const char *app, const char *user, bool rooms, nt_bu
     nt_envw_init(&w);
     nt_envw_cstr(&w, "app", app);
     nt_envw_cstr(&w, "user", user);
-    return send_env(rooms ? "natter.rpc.persist.rooms" : "natter.rpc.persist.unread", &w, cb,
+    return send_env(rooms ? NT_SUBJ_RPC_PERSIST_ROOMS : NT_SUBJ_RPC_PERSIST_UNREAD, &w, cb,
                     arg, id_out);
 }
 
@@ -145,7 +148,7 @@ nt_status gw_rpc_join(const gw_rpc_who *who, const char *name, const char *room,
     nt_envw_cstr(&w, "name", name);
     if (access_code)
         nt_envw_cstr(&w, "access_code", access_code);
-    return send_env("natter.rpc.router.join", &w, cb, arg, NULL);
+    return send_env(NT_SUBJ_RPC_ROUTER_JOIN, &w, cb, arg, NULL);
 }
 
 nt_status gw_rpc_leave(const gw_rpc_who *who, const char *room, nt_bus_reply_cb cb, void *arg)
@@ -154,7 +157,7 @@ nt_status gw_rpc_leave(const gw_rpc_who *who, const char *room, nt_bus_reply_cb 
     nt_envw_init(&w);
     env_who(&w, who);
     nt_envw_cstr(&w, "room", room);
-    return send_env("natter.rpc.router.leave", &w, cb, arg, NULL);
+    return send_env(NT_SUBJ_RPC_ROUTER_LEAVE, &w, cb, arg, NULL);
 }
 
 nt_status gw_rpc_lookup(const char *app, const char *sender, const char *cmid,
@@ -165,7 +168,7 @@ nt_status gw_rpc_lookup(const char *app, const char *sender, const char *cmid,
     nt_envw_cstr(&w, "app", app);
     nt_envw_cstr(&w, "sender", sender);
     nt_envw_cstr(&w, "cmid", cmid);
-    return send_env("natter.rpc.persist.lookup", &w, cb, arg, NULL);
+    return send_env(NT_SUBJ_RPC_PERSIST_LOOKUP, &w, cb, arg, NULL);
 }
 
 nt_status gw_rpc_dm(const char *app, const char *room, const char *user, const char *peer,
@@ -177,5 +180,5 @@ nt_status gw_rpc_dm(const char *app, const char *room, const char *user, const c
     nt_envw_cstr(&w, "room", room);
     nt_envw_cstr(&w, "user", user);
     nt_envw_cstr(&w, "peer", peer);
-    return send_env("natter.rpc.persist.dm", &w, cb, arg, NULL);
+    return send_env(NT_SUBJ_RPC_PERSIST_DM, &w, cb, arg, NULL);
 }

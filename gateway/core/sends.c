@@ -15,6 +15,7 @@
 #include "rooms.h"
 #include "rpc_client.h"
 #include "util.h"
+#include "wire.h"
 
 #define GW_SEND_CONFIRM_MIN_MS 30000    /* a published message waits this long for its ack */
 
@@ -232,7 +233,7 @@ void gw_sends_send(gw_conn *c, const json_t *ref, const char *room, const gw_sen
                    bool need_sub)
 {
     gw_error err;
-    char cmid[65], subject[160], msgid[200];
+    char cmid[65], subject[NT_SUBJ_CAP], msgid[200];
     gw_member *m = gw_member_find(c, room);
     if (need_sub && !m) {
         gw_fail(&err, GW_E_FORBIDDEN, "subscribe to room %s first", room);
@@ -290,8 +291,8 @@ void gw_sends_send(gw_conn *c, const json_t *ref, const char *room, const gw_sen
     if (pin)
         nt_envw_bool(&w, "rack", true);
     const char *data = nt_envw_finish(&w, &len);
-    snprintf(subject, sizeof subject, "natter.in.%s.%u", c->user->app,
-             nt_partition(c->user->app, room, gw.cfg.partitions));
+    nt_subj_in(subject, sizeof subject, c->user->app,
+               nt_partition(c->user->app, room, gw.cfg.partitions));
     snprintf(msgid, sizeof msgid, "%s:%s:%s", c->user->app, c->user->id, cmid);
     send_req *q = req_new(c, cmid);
     nt_status st = nt_bus_request(gw.bus, subject, msgid, data, len,

@@ -18,6 +18,7 @@
 #include "sends.h"
 #include "log.h"
 #include "util.h"
+#include "wire.h"
 
 /* "connected" promises that a notify or disconnect sent from now on reaches the
  * connection, on whichever gateway the server API call lands: so it waits until the
@@ -148,7 +149,7 @@ void gw_session_authenticate(gw_conn *c, const char *token, size_t len, const js
         gw_conn_close(c, 1011);
         return;
     }
-    gw_membership_publish_ctl("natter.ctl.conn", "open", c, NULL);
+    gw_membership_publish_ctl(NT_SUBJ_CTL_CONN, "open", c, NULL);
     hello(c, ref);
 }
 
@@ -196,7 +197,7 @@ void gw_session_closed(gw_conn *c)
     gw_sends_conn_closed(c);
     if (!c->user)
         return;
-    gw_membership_publish_ctl("natter.ctl.conn", "close", c, NULL);
+    gw_membership_publish_ctl(NT_SUBJ_CTL_CONN, "close", c, NULL);
     gw_membership_conn_closed(c);
     gw_rooms_conn_closed(c);
     if (c->user->nconns == 1)
