@@ -203,7 +203,7 @@ static void batch_finish(ps_batch *b)
         part->inflight = NULL;
     nt_free(b);
     ps_pull_batch_done(ctx->pull, p);
-    ps_main_batch_settled(ctx);
+    ps_settled(ctx);
 }
 
 static void batch_drop(ps_batch *b, const char *why)
@@ -921,7 +921,7 @@ void ps_batch_start(ps_ctx *ctx, unsigned p, uint64_t gen, ps_jsmsg **msgs, int 
             nt_free(msgs[i]);
         nt_free(msgs);
         ps_pull_batch_done(ctx->pull, p);
-        ps_main_batch_settled(ctx);
+        ps_settled(ctx);
         return;
     }
     ps_batch *b = nt_calloc(1, sizeof(*b));

@@ -248,7 +248,8 @@ static void drain_finish(uv_timer_t *t)
     ps_pull_quit(ctx->pull, on_pull_exit, ctx);
 }
 
-void ps_main_batch_settled(ps_ctx *ctx)
+/* ctx->settled: the drain's phase two once nothing is in flight. */
+static void main_settled(ps_ctx *ctx)
 {
     if (ctx->draining && !g_stopping && ps_parts_inflight(ctx->parts) == 0 &&
         ps_rpc_pending(ctx->rpc) == 0)
@@ -266,7 +267,7 @@ static void on_signal(uv_signal_t *s, int signum)
     ps_pull_stop_all(ctx->pull);
     ps_rpc_unsubscribe(ctx->rpc);
     uv_timer_start(&g_drain_timer, drain_finish, DRAIN_TIMEOUT_MS, 0);
-    ps_main_batch_settled(ctx);
+    main_settled(ctx);
 }
 
 /* n connections labelled "<kind> <k>" (their application_name), not started. */
@@ -290,6 +291,7 @@ int main(void)
     if (nt_log_init("persister") != 0)
         nt_config_fatal("NATTER_LOG_LEVEL is invalid: expected debug, info, warn or error");
     read_config(&ctx->cfg);
+    ctx->settled = main_settled;
     ctx->loop = uv_default_loop();
 
     ps_migrate(ctx->cfg.pg_url, ctx->cfg.migrations_dir);

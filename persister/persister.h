@@ -94,6 +94,8 @@ typedef struct ps_ctx {
     ps_receipts *receipts;
     ps_unread *unread;
     bool draining;       /* SIGINT/SIGTERM received */
+    void (*settled)(struct ps_ctx *ctx); /* a batch or an rpc request is finished (main:
+                                          * finishes a drain); NULL: nobody listens */
 } ps_ctx;
 
 /* The write connection of partition p. */
@@ -102,8 +104,11 @@ static inline ps_pg *ps_wpg(const ps_ctx *ctx, unsigned p)
     return ctx->wpg[p % ctx->nwpg];
 }
 
-/* Called when a batch or an rpc request is finished; main uses it to finish a
- * drain. Loop thread. */
-void ps_main_batch_settled(ps_ctx *ctx);
+/* Reports a finished batch or rpc request to ctx->settled. Loop thread. */
+static inline void ps_settled(ps_ctx *ctx)
+{
+    if (ctx->settled != NULL)
+        ctx->settled(ctx);
+}
 
 #endif

@@ -167,7 +167,7 @@ static void req_free(rpc_req *q)
     ps_ctx *ctx = q->ctx;
     nt_free(q);
     if (counted)
-        ps_main_batch_settled(ctx);
+        ps_settled(ctx);
 }
 
 static void reply_env(ps_ctx *ctx, const char *reply, nt_envw *w)
