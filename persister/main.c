@@ -197,6 +197,22 @@ static void on_wpg_state(ps_pg *pg, bool up, void *arg)
             ps_parts_on_pg(ctx->parts, k, up);
 }
 
+/* ps_parts_hooks: a partition claimed is pulled; one lost stops, and its idle batch is
+ * dropped. */
+static void on_part_owned(void *arg, unsigned p, uint64_t gen)
+{
+    ps_ctx *ctx = arg;
+    ps_pull_start_part(ctx->pull, p, gen);
+}
+
+static void on_part_lost(void *arg, ps_part *part, bool was_owned)
+{
+    ps_ctx *ctx = arg;
+    if (was_owned)
+        ps_pull_stop_part(ctx->pull, part->p);
+    ps_batch_release_idle(part);
+}
+
 static void on_closed_noop(uv_handle_t *h)
 {
 }
@@ -316,7 +332,8 @@ int main(void)
     ctx->nrpg = ctx->cfg.read_conns;
     ctx->rpgs = pg_conns(ctx, ctx->nrpg, "read", ps_rpc_stmts, ps_rpc_nstmts, NULL);
     ctx->rpg = ctx->rpgs[0];
-    ctx->parts = ps_parts_create(ctx);
+    ps_parts_hooks hooks = { .owned = on_part_owned, .lost = on_part_lost, .arg = ctx };
+    ctx->parts = ps_parts_create(ctx, &hooks);
     ctx->pull = ps_pull_create(ctx);
     ctx->receipts = ps_receipts_create(ctx);
     ctx->unread = ps_unread_create(ctx);
