@@ -5,10 +5,20 @@
 
 #include "partitions.h"
 #include "pg.h"
+#include "pull.h"
 
 /* Statements the write connection prepares for batches and claims. */
 extern const ps_pg_stmt ps_batch_stmts[];
 extern const size_t ps_batch_nstmts;
+
+/* Takes over a batch of p fetched under gen (msgs and its messages are then the
+ * batch's): commits it and publishes, or drops it at once when p is not owned under
+ * gen any more, is draining or has a batch in flight; reports ps_pull_batch_done
+ * either way. Loop thread. */
+void ps_batch_start(ps_ctx *ctx, unsigned p, uint64_t gen, ps_jsmsg **msgs, int n);
+/* A pull request ended with nothing: a write connection's transaction need not wait
+ * for it any longer. */
+void ps_batch_gather_over(void);
 
 /* Drops the partition's in-flight batch unacked unless its results are still
  * awaited (then the failing connection drops it). JetStream redelivers. */

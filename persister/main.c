@@ -213,6 +213,19 @@ static void on_part_lost(void *arg, ps_part *part, bool was_owned)
     ps_batch_release_idle(part);
 }
 
+/* ps_pull_create's callbacks: a batch fetched goes to batch.c, and so does the end of
+ * a request that brought nothing. */
+static void on_pull_batch(void *arg, unsigned p, uint64_t gen, ps_jsmsg **msgs, int n)
+{
+    ps_batch_start(arg, p, gen, msgs, n);
+}
+
+static void on_pull_over(void *arg)
+{
+    (void)arg;
+    ps_batch_gather_over();
+}
+
 static void on_closed_noop(uv_handle_t *h)
 {
 }
@@ -334,7 +347,7 @@ int main(void)
     ctx->rpg = ctx->rpgs[0];
     ps_parts_hooks hooks = { .owned = on_part_owned, .lost = on_part_lost, .arg = ctx };
     ctx->parts = ps_parts_create(ctx, &hooks);
-    ctx->pull = ps_pull_create(ctx);
+    ctx->pull = ps_pull_create(ctx, on_pull_batch, on_pull_over, ctx);
     ctx->receipts = ps_receipts_create(ctx);
     ctx->unread = ps_unread_create(ctx);
     ctx->rpc = ps_rpc_create(ctx);
