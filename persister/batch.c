@@ -70,7 +70,17 @@ typedef struct ps_item {
     bool rack;            /* the message event carries the ack (the gateway holds the room) */
 } ps_item;
 
+/* What every batch shares (loop thread only). */
+struct ps_batches {
+    ps_ctx *ctx;
+    nt_jsonw event_json;      /* per-message JSON is written with nt_jsonw into these, */
+    nt_jsonw ack_json;        /* reused: building it with jansson was 42 % of the CPU */
+    uint64_t analyze_next_ms; /* no ANALYZE before (0: the first one may run at once) */
+    nt_log_limit slow;        /* the slow commit warning */
+};
+
 struct ps_batch {
+    ps_batches *bs;
     ps_ctx *ctx;
     ps_part *part;
     uint64_t gen;
@@ -448,22 +458,19 @@ static void ack_json(nt_jsonw *w, const ps_item *it)
     nt_jsonw_close(w);
 }
 
-/* Per-message JSON is written with nt_jsonw into these (loop thread only), reused:
- * building it with jansson was 42 % of the persister's CPU. */
-static nt_jsonw g_event_json, g_ack_json;
-
-static void publish_ack(ps_ctx *ctx, const ps_item *it)
+static void publish_ack(ps_batches *bs, const ps_item *it)
 {
+    nt_jsonw *a = &bs->ack_json;
     char subject[256];
     snprintf(subject, sizeof(subject), "natter.user.%s.%s", it->app, it->sender);
-    nt_jsonw_reset(&g_ack_json);
-    ack_json(&g_ack_json, it);
+    nt_jsonw_reset(a);
+    ack_json(a, it);
     nt_envw w;
     nt_envw_init(&w);
     nt_envw_cstr(&w, "type", "ack");
     nt_envw_cstr(&w, "cmid", it->cmid);
-    nt_envw_cstr(&w, "json", nt_jsonw_text(&g_ack_json, NULL));
-    publish_env(ctx, subject, &w);
+    nt_envw_cstr(&w, "json", nt_jsonw_text(a, NULL));
+    publish_env(bs->ctx, subject, &w);
 }
 
 static void publish_send_error(ps_ctx *ctx, const ps_item *it, const char *code,
@@ -482,12 +489,12 @@ static void publish_send_error(ps_ctx *ctx, const ps_item *it, const char *code,
 
 /* with_ack: the sender's gateway holds the room's subject for the send and answers
  * it from this event, which then carries sender, cmid and the ack data. */
-static void publish_room_event(ps_ctx *ctx, const ps_item *it, bool with_ack)
+static void publish_room_event(ps_batches *bs, const ps_item *it, bool with_ack)
 {
     char subject[256], channel[80];
     snprintf(subject, sizeof(subject), "natter.room.%s.%s", it->app, it->room_id);
     snprintf(channel, sizeof(channel), "room.%s", it->room_id);
-    nt_jsonw *j = &g_event_json;
+    nt_jsonw *j = &bs->event_json;
     nt_jsonw_reset(j);
     nt_jsonw_open(j);
     nt_jsonw_kstr(j, "event", "message");
@@ -509,17 +516,18 @@ static void publish_room_event(ps_ctx *ctx, const ps_item *it, bool with_ack)
     nt_envw_int(&w, "seq", it->seq);
     nt_envw_cstr(&w, "json", nt_jsonw_text(j, NULL));
     if (with_ack) {
-        nt_jsonw_reset(&g_ack_json);
-        ack_json(&g_ack_json, it);
+        nt_jsonw_reset(&bs->ack_json);
+        ack_json(&bs->ack_json, it);
         nt_envw_cstr(&w, "sender", it->sender);
         nt_envw_cstr(&w, "cmid", it->cmid);
-        nt_envw_cstr(&w, "ack", nt_jsonw_text(&g_ack_json, NULL));
+        nt_envw_cstr(&w, "ack", nt_jsonw_text(&bs->ack_json, NULL));
     }
-    publish_env(ctx, subject, &w);
+    publish_env(bs->ctx, subject, &w);
 }
 
-static void item_publish(ps_ctx *ctx, const ps_item *it)
+static void item_publish(ps_batches *bs, const ps_item *it)
 {
+    ps_ctx *ctx = bs->ctx;
     char msg[128];
     switch (it->kind) {
     case IT_POISON:
@@ -546,17 +554,17 @@ static void item_publish(ps_ctx *ctx, const ps_item *it)
             nt_metric_add(ctx->m.fetch_lag_ms_sum, it->batch->fetched_ms - it->ts);
             nt_metric_add(ctx->m.publish_lag_ms_sum, it->batch->published_ms - it->ts);
         }
-        publish_room_event(ctx, it, it->rack);
+        publish_room_event(bs, it, it->rack);
         if (!it->rack)
-            publish_ack(ctx, it);
+            publish_ack(bs, it);
         ps_unread_room(ctx->unread, it->app, it->room_id);
     } else if (strcmp(it->status, "duplicate") == 0) {
         nt_metric_add(ctx->m.duplicates, 1);
         if (it->redelivered) {
             nt_metric_add(ctx->m.redelivered, 1);
-            publish_room_event(ctx, it, false);
+            publish_room_event(bs, it, false);
         }
-        publish_ack(ctx, it);
+        publish_ack(bs, it);
     } else if (strcmp(it->status, "not_found") == 0) {
         nt_metric_add(ctx->m.refused, 1);
         snprintf(msg, sizeof(msg), "room %s does not exist", it->room);
@@ -583,16 +591,16 @@ static void on_analyzed(PGresult *res, void *arg)
  * density to any size) make every plan made from them slow: replanning alone does
  * not help. ANALYZE on the read connection, at most every BATCH_ANALYZE_EVERY_MS;
  * it invalidates the write connections' plans that read those tables. */
-static void batch_refresh_stats(ps_ctx *ctx)
+static void batch_refresh_stats(ps_batches *bs)
 {
-    static uint64_t next_ms;           /* 0: the first one may run at once */
+    ps_ctx *ctx = bs->ctx;
     uint64_t now = uv_now(ctx->loop);
-    if (now < next_ms)
+    if (now < bs->analyze_next_ms)
         return;
     if (ps_pg_query(ctx->rpg, "ANALYZE messages, rooms, members", on_analyzed, NULL) != NT_OK)
         return;                        /* the read connection is down: the next slow commit */
     ps_pg_sync(ctx->rpg, NULL, NULL);
-    next_ms = now + BATCH_ANALYZE_EVERY_MS;
+    bs->analyze_next_ms = now + BATCH_ANALYZE_EVERY_MS;
 }
 
 /* A commit that took seconds means a sick database or plan, not load: the
@@ -603,13 +611,12 @@ static void batch_refresh_stats(ps_ctx *ctx)
  * refreshed (batch_refresh_stats). */
 static void batch_note_slow(const ps_batch *b, uint64_t ms)
 {
-    static nt_log_limit slow;
     ps_ctx *ctx = b->ctx;
     uint64_t n;
     nt_metric_add(ctx->m.slow_commits, 1);
     ps_pg_replan(ps_wpg(ctx, b->part->p));
-    batch_refresh_stats(ctx);
-    if (nt_log_limit_due(&slow, uv_now(ctx->loop), BATCH_SLOW_LOG_MS, &n))
+    batch_refresh_stats(b->bs);
+    if (nt_log_limit_due(&b->bs->slow, uv_now(ctx->loop), BATCH_SLOW_LOG_MS, &n))
         nt_warn("partition %u: a batch of %d took %llu ms to commit on write connection %u "
                 "(%llu commits over %d ms since the last warning)",
                 b->part->p, b->n, (unsigned long long)ms, b->part->p % ctx->nwpg,
@@ -629,7 +636,7 @@ static void batch_committed(ps_batch *b, bool wrote)
                 b->part->p, nt_status_text(s));
     b->published_ms = nt_now_ms();
     for (int i = 0; i < b->n; i++)
-        item_publish(ctx, &b->items[i]);
+        item_publish(b->bs, &b->items[i]);
     if (wrote) {
         uint64_t ms = uv_now(ctx->loop) - b->t0;
         if (ms >= BATCH_SLOW_MS)
@@ -894,7 +901,7 @@ static void wq_on_closed(uv_handle_t *h)
         nt_free(w);
 }
 
-void ps_batch_free_queues(void)
+static void batch_free_queues(void)
 {
     if (g_wqs == NULL)
         return;
@@ -905,15 +912,36 @@ void ps_batch_free_queues(void)
     g_wqs = NULL;
 }
 
-void ps_batch_gather_over(void)
+void ps_batch_gather_over(ps_batches *bs)
 {
+    (void)bs;
     if (g_wqs != NULL && uv_is_active((uv_handle_t *)&g_wqs->gather) &&
         !uv_is_active((uv_handle_t *)&g_wqs->flush))
         uv_idle_start(&g_wqs->flush, wq_on_flush);
 }
 
-void ps_batch_start(ps_ctx *ctx, unsigned p, uint64_t gen, ps_jsmsg **msgs, int n)
+ps_batches *ps_batch_create(ps_ctx *ctx)
 {
+    ps_batches *bs = nt_calloc(1, sizeof(*bs));
+    bs->ctx = ctx;
+    nt_jsonw_init(&bs->event_json);
+    nt_jsonw_init(&bs->ack_json);
+    return bs;
+}
+
+void ps_batch_destroy(ps_batches *bs)
+{
+    if (bs == NULL)
+        return;
+    batch_free_queues();
+    nt_jsonw_free(&bs->event_json);
+    nt_jsonw_free(&bs->ack_json);
+    nt_free(bs);
+}
+
+void ps_batch_start(ps_batches *bs, unsigned p, uint64_t gen, ps_jsmsg **msgs, int n)
+{
+    ps_ctx *ctx = bs->ctx;
     ps_part *part = ps_parts_get(ctx->parts, p);
     if (part == NULL || !part->owned || part->gen != gen || ctx->draining ||
         part->inflight != NULL) {
@@ -925,6 +953,7 @@ void ps_batch_start(ps_ctx *ctx, unsigned p, uint64_t gen, ps_jsmsg **msgs, int 
         return;
     }
     ps_batch *b = nt_calloc(1, sizeof(*b));
+    b->bs = bs;
     b->ctx = ctx;
     b->part = part;
     b->gen = gen;

@@ -217,13 +217,14 @@ static void on_part_lost(void *arg, ps_part *part, bool was_owned)
  * a request that brought nothing. */
 static void on_pull_batch(void *arg, unsigned p, uint64_t gen, ps_jsmsg **msgs, int n)
 {
-    ps_batch_start(arg, p, gen, msgs, n);
+    ps_ctx *ctx = arg;
+    ps_batch_start(ctx->batches, p, gen, msgs, n);
 }
 
 static void on_pull_over(void *arg)
 {
-    (void)arg;
-    ps_batch_gather_over();
+    ps_ctx *ctx = arg;
+    ps_batch_gather_over(ctx->batches);
 }
 
 static void on_closed_noop(uv_handle_t *h)
@@ -270,7 +271,8 @@ static void drain_finish(uv_timer_t *t)
         ps_pg_destroy(ctx->wpg[k]);
     for (unsigned p = 0; p < ctx->cfg.partitions; p++)
         ps_batch_release_idle(ps_parts_get(ctx->parts, p));
-    ps_batch_free_queues();
+    ps_batch_destroy(ctx->batches);
+    ctx->batches = NULL;
     nt_free(ctx->wpg);
     ctx->wpg = NULL;
     ctx->nwpg = 0;
@@ -345,6 +347,7 @@ int main(void)
     ctx->nrpg = ctx->cfg.read_conns;
     ctx->rpgs = pg_conns(ctx, ctx->nrpg, "read", ps_rpc_stmts, ps_rpc_nstmts, NULL);
     ctx->rpg = ctx->rpgs[0];
+    ctx->batches = ps_batch_create(ctx);
     ps_parts_hooks hooks = { .owned = on_part_owned, .lost = on_part_lost, .arg = ctx };
     ctx->parts = ps_parts_create(ctx, &hooks);
     ctx->pull = ps_pull_create(ctx, on_pull_batch, on_pull_over, ctx);

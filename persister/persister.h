@@ -13,6 +13,7 @@
 #define PS_LOCK_KEY 7233908 /* 0x6e6174: first half of the partition advisory lock */
 
 typedef struct ps_pg ps_pg;
+typedef struct ps_batches ps_batches;
 typedef struct ps_parts ps_parts;
 typedef struct ps_pull ps_pull;
 typedef struct ps_rpc ps_rpc;
@@ -88,6 +89,7 @@ typedef struct ps_ctx {
                             in order while different users' joins commit in parallel */
     unsigned nrpg;
     ps_pg *rpg;          /* rpgs[0]: also the unread flush and ANALYZE */
+    ps_batches *batches;
     ps_parts *parts;
     ps_pull *pull;
     ps_rpc *rpc;
