@@ -1,15 +1,10 @@
-/* batch.h: committing a fetched batch in one transaction on the write connection,
- * then acking JetStream and publishing acks and room events, in that order. */
+/* batch.h: a fetched batch decoded, committed (txn.h), then JetStream acked and the
+ * acks and room events published, in that order. */
 #ifndef PS_BATCH_H
 #define PS_BATCH_H
 
 #include "partitions.h"
-#include "pg.h"
 #include "pull.h"
-
-/* Statements the write connection prepares for batches and claims. */
-extern const ps_pg_stmt ps_batch_stmts[];
-extern const size_t ps_batch_nstmts;
 
 /* Creates what every batch shares. Loop thread, like every function here. */
 ps_batches *ps_batch_create(ps_ctx *ctx);

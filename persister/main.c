@@ -14,6 +14,7 @@
 #include "pg.h"
 #include "receipts.h"
 #include "rpc.h"
+#include "txn.h"
 #include "unread.h"
 #include "pull.h"
 
@@ -343,7 +344,7 @@ int main(void)
     ensure_stream(&ctx->cfg);
 
     ctx->nwpg = ctx->cfg.write_conns;
-    ctx->wpg = pg_conns(ctx, ctx->nwpg, "write", ps_batch_stmts, ps_batch_nstmts, on_wpg_state);
+    ctx->wpg = pg_conns(ctx, ctx->nwpg, "write", ps_txn_stmts, ps_txn_nstmts, on_wpg_state);
     ctx->nrpg = ctx->cfg.read_conns;
     ctx->rpgs = pg_conns(ctx, ctx->nrpg, "read", ps_rpc_stmts, ps_rpc_nstmts, NULL);
     ctx->rpg = ctx->rpgs[0];
