@@ -1,5 +1,6 @@
 /* partitions.c: claiming partitions with pg_try_advisory_lock (in natter_claim) on
- * the partition's write connection (ps_wpg), and starting the pull on each one won.
+ * the partition's write connection (ps_wpg); each one won or lost is reported to the
+ * hooks main gives (which start or stop its pull).
  * A partition's batches commit on the session that holds its lock, so losing that
  * connection loses the lock and the batch in flight together. */
 #include "partitions.h"

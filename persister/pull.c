@@ -66,7 +66,7 @@ typedef struct ppart {
                                * received since its setup (a new consumer starts at 1) */
     ps_jsmsg **buf;           /* fetched, not handed out, stream order */
     int nbuf;
-    bool inflight;            /* a batch of p is with batch.c */
+    bool inflight;            /* a batch of p is with on_batch */
     uint64_t linger_until;    /* uv_now ms: the next batch does not start before */
     uint64_t retry_at;        /* uv_now ms: no setup or pull request before */
     bool idle;                /* the last request found nothing: long-poll for one */
@@ -220,7 +220,7 @@ static void on_part_timer(uv_timer_t *t)
     pp->inflight = true;
     /* the next batch at the next point of the linger grid, which every partition
      * shares: batches of one write connection then become ready together and go in
-     * one transaction (batch.c) */
+     * one transaction (txn.c) */
     uint64_t lg = (uint64_t)pl->ctx->cfg.batch_linger_ms;
     pp->linger_until = n >= bmax || lg == 0 ? 0 : (now_ms(pp) / lg + 1) * lg;
     /* last: it may report the batch done at once */
