@@ -198,8 +198,8 @@ static void on_wpg_state(ps_pg *pg, bool up, void *arg)
             ps_parts_on_pg(ctx->parts, k, up);
 }
 
-/* ps_parts_hooks: a partition claimed is pulled; one lost stops, and its idle batch is
- * dropped. */
+/* ps_parts_hooks: a partition claimed is pulled; one lost is pulled no more, and its
+ * idle batch is dropped. */
 static void on_part_owned(void *arg, unsigned p, uint64_t gen)
 {
     ps_ctx *ctx = arg;
