@@ -14,6 +14,7 @@
 #include "pg.h"
 #include "receipts.h"
 #include "rpc.h"
+#include "txn.h"
 #include "unread.h"
 #include "pull.h"
 
@@ -197,6 +198,36 @@ static void on_wpg_state(ps_pg *pg, bool up, void *arg)
             ps_parts_on_pg(ctx->parts, k, up);
 }
 
+/* ps_parts_hooks: a partition claimed is pulled; one lost is pulled no more, and its
+ * idle batch is dropped. */
+static void on_part_owned(void *arg, unsigned p, uint64_t gen)
+{
+    ps_ctx *ctx = arg;
+    ps_pull_start_part(ctx->pull, p, gen);
+}
+
+static void on_part_lost(void *arg, ps_part *part, bool was_owned)
+{
+    ps_ctx *ctx = arg;
+    if (was_owned)
+        ps_pull_stop_part(ctx->pull, part->p);
+    ps_batch_release_idle(part);
+}
+
+/* ps_pull_create's callbacks: a batch fetched goes to batch.c, and so does the end of
+ * a request that brought nothing. */
+static void on_pull_batch(void *arg, unsigned p, uint64_t gen, ps_jsmsg **msgs, int n)
+{
+    ps_ctx *ctx = arg;
+    ps_batch_start(ctx->batches, p, gen, msgs, n);
+}
+
+static void on_pull_over(void *arg)
+{
+    ps_ctx *ctx = arg;
+    ps_batch_gather_over(ctx->batches);
+}
+
 static void on_closed_noop(uv_handle_t *h)
 {
 }
@@ -241,14 +272,16 @@ static void drain_finish(uv_timer_t *t)
         ps_pg_destroy(ctx->wpg[k]);
     for (unsigned p = 0; p < ctx->cfg.partitions; p++)
         ps_batch_release_idle(ps_parts_get(ctx->parts, p));
-    ps_batch_free_queues();
+    ps_batch_destroy(ctx->batches);
+    ctx->batches = NULL;
     nt_free(ctx->wpg);
     ctx->wpg = NULL;
     ctx->nwpg = 0;
     ps_pull_quit(ctx->pull, on_pull_exit, ctx);
 }
 
-void ps_main_batch_settled(ps_ctx *ctx)
+/* ctx->settled: the drain's phase two once nothing is in flight. */
+static void main_settled(ps_ctx *ctx)
 {
     if (ctx->draining && !g_stopping && ps_parts_inflight(ctx->parts) == 0 &&
         ps_rpc_pending(ctx->rpc) == 0)
@@ -266,7 +299,7 @@ static void on_signal(uv_signal_t *s, int signum)
     ps_pull_stop_all(ctx->pull);
     ps_rpc_unsubscribe(ctx->rpc);
     uv_timer_start(&g_drain_timer, drain_finish, DRAIN_TIMEOUT_MS, 0);
-    ps_main_batch_settled(ctx);
+    main_settled(ctx);
 }
 
 /* n connections labelled "<kind> <k>" (their application_name), not started. */
@@ -290,6 +323,7 @@ int main(void)
     if (nt_log_init("persister") != 0)
         nt_config_fatal("NATTER_LOG_LEVEL is invalid: expected debug, info, warn or error");
     read_config(&ctx->cfg);
+    ctx->settled = main_settled;
     ctx->loop = uv_default_loop();
 
     ps_migrate(ctx->cfg.pg_url, ctx->cfg.migrations_dir);
@@ -310,12 +344,14 @@ int main(void)
     ensure_stream(&ctx->cfg);
 
     ctx->nwpg = ctx->cfg.write_conns;
-    ctx->wpg = pg_conns(ctx, ctx->nwpg, "write", ps_batch_stmts, ps_batch_nstmts, on_wpg_state);
+    ctx->wpg = pg_conns(ctx, ctx->nwpg, "write", ps_txn_stmts, ps_txn_nstmts, on_wpg_state);
     ctx->nrpg = ctx->cfg.read_conns;
     ctx->rpgs = pg_conns(ctx, ctx->nrpg, "read", ps_rpc_stmts, ps_rpc_nstmts, NULL);
     ctx->rpg = ctx->rpgs[0];
-    ctx->parts = ps_parts_create(ctx);
-    ctx->pull = ps_pull_create(ctx);
+    ctx->batches = ps_batch_create(ctx);
+    ps_parts_hooks hooks = { .owned = on_part_owned, .lost = on_part_lost, .arg = ctx };
+    ctx->parts = ps_parts_create(ctx, &hooks);
+    ctx->pull = ps_pull_create(ctx, on_pull_batch, on_pull_over, ctx);
     ctx->receipts = ps_receipts_create(ctx);
     ctx->unread = ps_unread_create(ctx);
     ctx->rpc = ps_rpc_create(ctx);

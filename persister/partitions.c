@@ -1,5 +1,6 @@
 /* partitions.c: claiming partitions with pg_try_advisory_lock (in natter_claim) on
- * the partition's write connection (ps_wpg), and starting the pull on each one won.
+ * the partition's write connection (ps_wpg); each one won or lost is reported to the
+ * hooks main gives (which start or stop its pull).
  * A partition's batches commit on the session that holds its lock, so losing that
  * connection loses the lock and the batch in flight together. */
 #include "partitions.h"
@@ -8,10 +9,8 @@
 #include <stdlib.h>
 
 #include "alloc.h"
-#include "batch.h"
 #include "log.h"
 #include "pg.h"
-#include "pull.h"
 
 struct ps_parts {
     ps_ctx *ctx;
@@ -19,6 +18,7 @@ struct ps_parts {
     ps_part *v;
     uv_timer_t timer;
     uint64_t next_gen;
+    ps_parts_hooks hooks;
 };
 
 static void parts_claim_done(PGresult *res, void *arg);
@@ -75,13 +75,14 @@ static void parts_claim_done(PGresult *res, void *arg)
     nt_info("partition %u: owned (stream_seq %llu)", part->p,
             (unsigned long long)part->committed);
     parts_set_owned_metric(parts);
-    ps_pull_start_part(parts->ctx->pull, part->p, part->gen);
+    parts->hooks.owned(parts->hooks.arg, part->p, part->gen);
 }
 
-ps_parts *ps_parts_create(ps_ctx *ctx)
+ps_parts *ps_parts_create(ps_ctx *ctx, const ps_parts_hooks *hooks)
 {
     ps_parts *parts = nt_calloc(1, sizeof(*parts));
     parts->ctx = ctx;
+    parts->hooks = *hooks;
     parts->n = ctx->cfg.partitions;
     parts->v = nt_calloc(parts->n, sizeof(*parts->v));
     for (unsigned p = 0; p < parts->n; p++) {
@@ -127,13 +128,11 @@ void ps_parts_on_pg(ps_parts *parts, unsigned k, bool up)
     unsigned lost = 0, nwpg = parts->ctx->nwpg;
     for (unsigned p = k; p < parts->n; p += nwpg) {
         ps_part *part = &parts->v[p];
-        if (part->owned) {
-            lost++;
-            ps_pull_stop_part(parts->ctx->pull, p);
-        }
+        bool was_owned = part->owned;
+        lost += was_owned;
         part->owned = false;
         part->claiming = false;
-        ps_batch_release_idle(part);
+        parts->hooks.lost(parts->hooks.arg, part, was_owned);
     }
     parts_set_owned_metric(parts);
     if (lost > 0)

@@ -20,8 +20,17 @@ typedef struct ps_part {
     ps_batch *inflight;   /* the batch being committed, at most one */
 } ps_part;
 
-/* Creates the table of NATTER_PARTITIONS partitions, none owned. */
-ps_parts *ps_parts_create(ps_ctx *ctx);
+/* What a change of ownership asks of the modules above (main wires them). Loop thread. */
+typedef struct ps_parts_hooks {
+    void (*owned)(void *arg, unsigned p, uint64_t gen); /* p was claimed under gen: pull it */
+    void (*lost)(void *arg, ps_part *part, bool was_owned); /* its write connection was lost:
+                                                 * stop pulling it if it was owned, and drop
+                                                 * its batch unless its results are awaited */
+    void *arg;
+} ps_parts_hooks;
+
+/* Creates the table of NATTER_PARTITIONS partitions, none owned; hooks is copied. */
+ps_parts *ps_parts_create(ps_ctx *ctx, const ps_parts_hooks *hooks);
 /* Starts the claim timer (first tick at once). */
 void ps_parts_start(ps_parts *parts);
 /* Stops claiming; owned partitions stay owned until the connection closes. */

@@ -13,6 +13,7 @@
 #define PS_LOCK_KEY 7233908 /* 0x6e6174: first half of the partition advisory lock */
 
 typedef struct ps_pg ps_pg;
+typedef struct ps_batches ps_batches;
 typedef struct ps_parts ps_parts;
 typedef struct ps_pull ps_pull;
 typedef struct ps_rpc ps_rpc;
@@ -88,12 +89,15 @@ typedef struct ps_ctx {
                             in order while different users' joins commit in parallel */
     unsigned nrpg;
     ps_pg *rpg;          /* rpgs[0]: also the unread flush and ANALYZE */
+    ps_batches *batches;
     ps_parts *parts;
     ps_pull *pull;
     ps_rpc *rpc;
     ps_receipts *receipts;
     ps_unread *unread;
     bool draining;       /* SIGINT/SIGTERM received */
+    void (*settled)(struct ps_ctx *ctx); /* a batch or an rpc request is finished (main:
+                                          * finishes a drain); NULL: nobody listens */
 } ps_ctx;
 
 /* The write connection of partition p. */
@@ -102,8 +106,11 @@ static inline ps_pg *ps_wpg(const ps_ctx *ctx, unsigned p)
     return ctx->wpg[p % ctx->nwpg];
 }
 
-/* Called when a batch or an rpc request is finished; main uses it to finish a
- * drain. Loop thread. */
-void ps_main_batch_settled(ps_ctx *ctx);
+/* Reports a finished batch or rpc request to ctx->settled. Loop thread. */
+static inline void ps_settled(ps_ctx *ctx)
+{
+    if (ctx->settled != NULL)
+        ctx->settled(ctx);
+}
 
 #endif

@@ -66,7 +66,7 @@ typedef struct ppart {
                                * received since its setup (a new consumer starts at 1) */
     ps_jsmsg **buf;           /* fetched, not handed out, stream order */
     int nbuf;
-    bool inflight;            /* a batch of p is with batch.c */
+    bool inflight;            /* a batch of p is with on_batch */
     uint64_t linger_until;    /* uv_now ms: the next batch does not start before */
     uint64_t retry_at;        /* uv_now ms: no setup or pull request before */
     bool idle;                /* the last request found nothing: long-poll for one */
@@ -83,6 +83,9 @@ struct ps_pull {
     unsigned closing;         /* handles not yet closed after ps_pull_quit */
     nt_bus_post_fn on_exit;
     void *exit_arg;
+    ps_pull_batch_fn on_batch;  /* a batch fetched */
+    ps_pull_over_fn on_over;    /* a request ended with nothing */
+    void *cb_arg;               /* of on_batch and on_over */
 };
 
 static void pull_reconcile(ppart *pp);
@@ -217,11 +220,11 @@ static void on_part_timer(uv_timer_t *t)
     pp->inflight = true;
     /* the next batch at the next point of the linger grid, which every partition
      * shares: batches of one write connection then become ready together and go in
-     * one transaction (batch.c) */
+     * one transaction (txn.c) */
     uint64_t lg = (uint64_t)pl->ctx->cfg.batch_linger_ms;
     pp->linger_until = n >= bmax || lg == 0 ? 0 : (now_ms(pp) / lg + 1) * lg;
     /* last: it may report the batch done at once */
-    ps_batch_start(pl->ctx, pp->p, pp->setup_gen, msgs, n);
+    pl->on_batch(pl->cb_arg, pp->p, pp->setup_gen, msgs, n);
 }
 
 /* The open request ended: satisfied, expired (408), nothing there (404), refused
@@ -231,7 +234,7 @@ static void pull_request_over(ppart *pp)
     pp->req_left = 0;
     pull_next(pp);
     if (pp->nbuf == 0)
-        ps_batch_gather_over();
+        pp->pl->on_over(pp->pl->cb_arg);
 }
 
 uint64_t ps_pull_batch_due(const ps_pull *pl, unsigned p)
@@ -517,10 +520,14 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
-ps_pull *ps_pull_create(ps_ctx *ctx)
+ps_pull *ps_pull_create(ps_ctx *ctx, ps_pull_batch_fn on_batch, ps_pull_over_fn on_over,
+                        void *arg)
 {
     ps_pull *pl = nt_calloc(1, sizeof(*pl));
     pl->ctx = ctx;
+    pl->on_batch = on_batch;
+    pl->on_over = on_over;
+    pl->cb_arg = arg;
     pl->n = ctx->cfg.partitions;
     pl->cap = 2 * ctx->cfg.batch_max;
     pl->parts = nt_calloc(pl->n, sizeof(*pl->parts));

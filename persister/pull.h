@@ -2,8 +2,8 @@
  * Consumer setup goes through the JetStream API as bus requests and fetching as
  * pull requests whose messages arrive on a bus subscription, so nothing blocks
  * and no thread is involved (pull.c). Fetched messages wait in the partition's
- * bounded buffer; a batch of them goes to ps_batch_start, one batch in flight per
- * partition. */
+ * bounded buffer; a batch of them goes to the on_batch callback, one batch in flight
+ * per partition. */
 #ifndef PS_PULL_H
 #define PS_PULL_H
 
@@ -21,15 +21,18 @@ typedef struct ps_jsmsg {
     char data[];         /* len bytes of envelope, then the reply, NUL-terminated */
 } ps_jsmsg;
 
-/* Called for every batch (at least one message, in stream order). The callee owns
- * msgs and its messages and reports ps_pull_batch_done when finished with them. */
-void ps_batch_start(ps_ctx *ctx, unsigned p, uint64_t gen, ps_jsmsg **msgs, int n);
+/* Called for every batch of p fetched under gen (at least one message, in stream
+ * order). The callee owns msgs and its messages and reports ps_pull_batch_done when
+ * finished with them. Loop thread. */
+typedef void (*ps_pull_batch_fn)(void *arg, unsigned p, uint64_t gen, ps_jsmsg **msgs, int n);
+/* A pull request ended with nothing to start a batch of: a write connection's
+ * transaction need not wait for it any longer. Loop thread. */
+typedef void (*ps_pull_over_fn)(void *arg);
 
-/* A pull request of p ended with nothing to start a batch of: a write connection's
- * transaction need not wait for it any longer (batch.c). */
-void ps_batch_gather_over(void);
-
-ps_pull *ps_pull_create(ps_ctx *ctx);
+/* Creates the pullers of NATTER_PARTITIONS partitions, none fetching; on_batch and
+ * on_over get arg. */
+ps_pull *ps_pull_create(ps_ctx *ctx, ps_pull_batch_fn on_batch, ps_pull_over_fn on_over,
+                        void *arg);
 /* Partition p is owned under `gen`: (re)create consumer natter_p<p> to start after
  * the partition's committed stream sequence (ps_part.committed) and fetch it. */
 void ps_pull_start_part(ps_pull *pl, unsigned p, uint64_t gen);

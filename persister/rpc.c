@@ -99,19 +99,37 @@ const ps_pg_stmt ps_rpc_stmts[] = {
 };
 const size_t ps_rpc_nstmts = sizeof(ps_rpc_stmts) / sizeof(ps_rpc_stmts[0]);
 
+/* The rpc kinds: the subject each is requested on, the statement it runs first
+ * with its number of parameters and the callback of its result, and the function
+ * that queues its statements (rpc_send_fn). */
+#define RPC_MAP(X)                                                                       \
+    X(JOIN, "natter.rpc.persist.join", "join", 6, on_join, send_one)                     \
+    X(LEAVE, "natter.rpc.persist.leave", "leave", 4, on_leave, send_one)                 \
+    X(HISTORY, "natter.rpc.persist.history", "access", 3, on_access, send_history)       \
+    X(LOOKUP, "natter.rpc.persist.lookup", "lookup", 3, on_lookup, send_one)             \
+    X(READ, "natter.rpc.persist.read", "read", 5, on_read, send_one)                     \
+    X(DELIVERED, "natter.rpc.persist.delivered", "delivered", 4, on_delivered, send_one) \
+    X(UNREAD, "natter.rpc.persist.unread", "unread", 2, on_unread, send_one)             \
+    X(ROOMS, "natter.rpc.persist.rooms", "rooms", 2, on_rooms, send_one)                 \
+    X(CREATE, "natter.rpc.persist.create", "create", 7, on_status, send_one)             \
+    X(DM, "natter.rpc.persist.dm", "dm", 4, on_status, send_one)                         \
+    X(ACCESS, "natter.rpc.persist.access", "access", 3, on_status, send_one)             \
+    X(MEMBER_ADD, "natter.rpc.persist.member_add", "member_add", 6, on_member, send_one) \
+    X(MEMBER_REMOVE, "natter.rpc.persist.member_remove", "member_remove", 6, on_member,  \
+      send_one)
+
 typedef enum {
-    RPC_JOIN, RPC_LEAVE, RPC_HISTORY, RPC_LOOKUP, RPC_READ, RPC_DELIVERED, RPC_UNREAD,
-    RPC_ROOMS, RPC_CREATE, RPC_DM, RPC_ACCESS, RPC_MEMBER_ADD, RPC_MEMBER_REMOVE, RPC_KINDS
+#define RPC_ENUM(name, subject, stmt, nparams, done, send) RPC_##name,
+    RPC_MAP(RPC_ENUM)
+#undef RPC_ENUM
+    RPC_KINDS
 } rpc_kind;
 
+/* The subjects, for logs and subscriptions (rpc_kinds, below, has the rest). */
 static const char *const rpc_subjects[RPC_KINDS] = {
-    "natter.rpc.persist.join", "natter.rpc.persist.leave",
-    "natter.rpc.persist.history", "natter.rpc.persist.lookup",
-    "natter.rpc.persist.read", "natter.rpc.persist.delivered",
-    "natter.rpc.persist.unread", "natter.rpc.persist.rooms",
-    "natter.rpc.persist.create", "natter.rpc.persist.dm",
-    "natter.rpc.persist.access", "natter.rpc.persist.member_add",
-    "natter.rpc.persist.member_remove",
+#define RPC_SUBJECT(name, subject, stmt, nparams, done, send) subject,
+    RPC_MAP(RPC_SUBJECT)
+#undef RPC_SUBJECT
 };
 
 #define RPC_MEMBERS_MAX 1000
@@ -167,7 +185,7 @@ static void req_free(rpc_req *q)
     ps_ctx *ctx = q->ctx;
     nt_free(q);
     if (counted)
-        ps_main_batch_settled(ctx);
+        ps_settled(ctx);
 }
 
 static void reply_env(ps_ctx *ctx, const char *reply, nt_envw *w)
@@ -782,103 +800,93 @@ static ps_pg *req_pg(const rpc_req *q)
     return ctx->rpgs[nt_partition(q->app ? q->app : "", q->user ? q->user : "", ctx->nrpg)];
 }
 
-/* Queues q's statements and their sync on pg (req_pg(q)). */
-static nt_status req_send(rpc_req *q, ps_pg *pg, const nt_envr *r, const char **bad)
+/* Queues q's statements on pg (req_pg(q)), not yet their sync. NT_EINVAL with *bad
+ * set: a bad request; another error: the connection refused them. */
+typedef nt_status rpc_send_fn(rpc_req *q, ps_pg *pg, const nt_envr *r, const char **bad);
+static rpc_send_fn send_one, send_history;
+
+static const struct {
+    const char *stmt;     /* the first statement (ps_rpc_stmts) */
+    int nparams;
+    ps_pg_result_cb done; /* its result */
+    rpc_send_fn *send;
+} rpc_kinds[RPC_KINDS] = {
+#define RPC_ROW(name, subject, stmt, nparams, done, send) { stmt, nparams, done, send },
+    RPC_MAP(RPC_ROW)
+#undef RPC_ROW
+};
+
+/* The one statement of q's kind, its parameters taken from q. */
+static nt_status send_one(rpc_req *q, ps_pg *pg, const nt_envr *r, const char **bad)
+{
+    (void)r, (void)bad;
+    const char *max = q->ctx->cfg.member_events_max;
+    const char *admin = q->actor_admin ? "true" : "false";
+    const char *const params[RPC_KINDS][7] = {
+        [RPC_JOIN] = { q->app, q->room, q->user, q->name, q->access_code, max },
+        [RPC_LEAVE] = { q->app, q->room, q->user, max },
+        [RPC_LOOKUP] = { q->app, q->user, q->cmid },
+        [RPC_READ] = { q->app, q->room, q->user, q->ids ? "0" : q->seq, q->ids },
+        [RPC_DELIVERED] = { q->app, q->room, q->user, q->seq },
+        [RPC_UNREAD] = { q->app, q->user },
+        [RPC_ROOMS] = { q->app, q->user },
+        [RPC_CREATE] = { q->app, q->room, q->name, q->visibility, q->user, q->members,
+                         q->access_code },
+        [RPC_DM] = { q->app, q->room, q->user, q->peer },
+        [RPC_ACCESS] = { q->app, q->room, q->user },
+        [RPC_MEMBER_ADD] = { q->app, q->room, q->peer, admin, q->user, max },
+        [RPC_MEMBER_REMOVE] = { q->app, q->room, q->peer, admin, q->user, max },
+    };
+    return ps_pg_prepared(pg, rpc_kinds[q->kind].stmt, rpc_kinds[q->kind].nparams,
+                          params[q->kind], rpc_kinds[q->kind].done, q);
+}
+
+/* The room's access (the kind's first statement), then the page of history asked
+ * for (before_seq, after_seq, limit). */
+static nt_status send_history(rpc_req *q, ps_pg *pg, const nt_envr *r, const char **bad)
 {
     ps_ctx *ctx = q->ctx;
-    nt_status st;
-    switch (q->kind) {
-    case RPC_JOIN: {
-        const char *p[6] = { q->app, q->room, q->user, q->name, q->access_code,
-                             ctx->cfg.member_events_max };
-        st = ps_pg_prepared(pg, "join", 6, p, on_join, q);
-        break;
+    int64_t before = 0, after = 0, limit = 0;
+    bool has_before = nt_envr_int(r, "before_seq", &before);
+    bool has_after = nt_envr_int(r, "after_seq", &after);
+    int def = RPC_HISTORY_DEFAULT < ctx->cfg.history_max ? RPC_HISTORY_DEFAULT
+                                                         : ctx->cfg.history_max;
+    if (!nt_envr_int(r, "limit", &limit) || limit == 0)
+        limit = def;
+    if (limit < 1 || limit > ctx->cfg.history_max || (has_before && before < 0) ||
+        (has_after && after < 0)) {
+        *bad = "limit, before_seq or after_seq out of range";
+        return NT_EINVAL;
     }
-    case RPC_LEAVE: {
-        const char *p[4] = { q->app, q->room, q->user, ctx->cfg.member_events_max };
-        st = ps_pg_prepared(pg, "leave", 4, p, on_leave, q);
-        break;
+    q->limit = (int)limit;
+    q->ascending = has_after;
+    char bv[24], av[24], lv[16];
+    if (has_before)
+        snprintf(bv, sizeof(bv), "%lld", (long long)before);
+    else
+        snprintf(bv, sizeof(bv), "%s", RPC_SEQ_MAX);
+    snprintf(av, sizeof(av), "%lld", (long long)(has_after ? after : 0));
+    snprintf(lv, sizeof(lv), "%d", q->limit + 1);
+    const char *pa[3] = { q->app, q->room, q->user };
+    nt_status st = ps_pg_prepared(pg, rpc_kinds[q->kind].stmt, rpc_kinds[q->kind].nparams, pa,
+                                  rpc_kinds[q->kind].done, q);
+    if (st != NT_OK)
+        return st;
+    const char *ph[5] = { q->app, q->room, bv, av, lv };
+    ps_pg_prepared(pg, q->ascending ? "hist_asc" : "hist_desc", 5, ph, on_history, q);
+    return NT_OK;
+}
+
+/* Queues q's statements (as its kind's row of rpc_kinds says) and their sync on pg
+ * (req_pg(q)). A kind without a row is a bad request. */
+static nt_status req_send(rpc_req *q, ps_pg *pg, const nt_envr *r, const char **bad)
+{
+    if ((unsigned)q->kind >= RPC_KINDS) {
+        nt_error("rpc request of unknown kind %d", (int)q->kind);
+        *bad = "unknown request";
+        return NT_EINVAL;
     }
-    case RPC_LOOKUP: {
-        const char *p[3] = { q->app, q->user, q->cmid };
-        st = ps_pg_prepared(pg, "lookup", 3, p, on_lookup, q);
-        break;
-    }
-    case RPC_READ: {
-        const char *p[5] = { q->app, q->room, q->user, q->ids ? "0" : q->seq, q->ids };
-        st = ps_pg_prepared(pg, "read", 5, p, on_read, q);
-        break;
-    }
-    case RPC_DELIVERED: {
-        const char *p[4] = { q->app, q->room, q->user, q->seq };
-        st = ps_pg_prepared(pg, "delivered", 4, p, on_delivered, q);
-        break;
-    }
-    case RPC_UNREAD: {
-        const char *p[2] = { q->app, q->user };
-        st = ps_pg_prepared(pg, "unread", 2, p, on_unread, q);
-        break;
-    }
-    case RPC_ROOMS: {
-        const char *p[2] = { q->app, q->user };
-        st = ps_pg_prepared(pg, "rooms", 2, p, on_rooms, q);
-        break;
-    }
-    case RPC_CREATE: {
-        const char *p[7] = { q->app, q->room, q->name, q->visibility, q->user, q->members,
-                             q->access_code };
-        st = ps_pg_prepared(pg, "create", 7, p, on_status, q);
-        break;
-    }
-    case RPC_DM: {
-        const char *p[4] = { q->app, q->room, q->user, q->peer };
-        st = ps_pg_prepared(pg, "dm", 4, p, on_status, q);
-        break;
-    }
-    case RPC_ACCESS: {
-        const char *p[3] = { q->app, q->room, q->user };
-        st = ps_pg_prepared(pg, "access", 3, p, on_status, q);
-        break;
-    }
-    case RPC_MEMBER_ADD:
-    case RPC_MEMBER_REMOVE: {
-        const char *p[6] = { q->app, q->room, q->peer, q->actor_admin ? "true" : "false",
-                             q->user, ctx->cfg.member_events_max };
-        st = ps_pg_prepared(pg, q->kind == RPC_MEMBER_ADD ? "member_add" : "member_remove", 6,
-                            p, on_member, q);
-        break;
-    }
-    default: {
-        int64_t before = 0, after = 0, limit = 0;
-        bool has_before = nt_envr_int(r, "before_seq", &before);
-        bool has_after = nt_envr_int(r, "after_seq", &after);
-        int def = RPC_HISTORY_DEFAULT < ctx->cfg.history_max ? RPC_HISTORY_DEFAULT
-                                                             : ctx->cfg.history_max;
-        if (!nt_envr_int(r, "limit", &limit) || limit == 0)
-            limit = def;
-        if (limit < 1 || limit > ctx->cfg.history_max || (has_before && before < 0) ||
-            (has_after && after < 0)) {
-            *bad = "limit, before_seq or after_seq out of range";
-            return NT_EINVAL;
-        }
-        q->limit = (int)limit;
-        q->ascending = has_after;
-        char bv[24], av[24], lv[16];
-        if (has_before)
-            snprintf(bv, sizeof(bv), "%lld", (long long)before);
-        else
-            snprintf(bv, sizeof(bv), "%s", RPC_SEQ_MAX);
-        snprintf(av, sizeof(av), "%lld", (long long)(has_after ? after : 0));
-        snprintf(lv, sizeof(lv), "%d", q->limit + 1);
-        const char *pa[3] = { q->app, q->room, q->user };
-        st = ps_pg_prepared(pg, "access", 3, pa, on_access, q);
-        if (st != NT_OK)
-            break;
-        const char *ph[5] = { q->app, q->room, bv, av, lv };
-        ps_pg_prepared(pg, q->ascending ? "hist_asc" : "hist_desc", 5, ph, on_history, q);
-        break;
-    }
-    }
+    nt_status st = rpc_kinds[q->kind].send(q, pg, r, bad);
     if (st == NT_OK)
         ps_pg_sync(pg, on_sync, q);
     return st;
