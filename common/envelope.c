@@ -175,7 +175,14 @@ nt_status nt_envr_parse(nt_envr *r, const char *data, size_t len)
     msgpack_unpack_return ret = msgpack_unpack_next(&r->up, data, len, &off);
     if (ret != MSGPACK_UNPACK_SUCCESS || off != len || r->up.data.type != MSGPACK_OBJECT_MAP)
         goto err;
-    r->map = &r->up.data.via.map;
+    /* The map header goes into the unpacked zone, never into *r itself, so a reader
+     * may be handed on by value (gw_rpc_ok does): the copy owns the zone, the
+     * original must then not be freed. */
+    msgpack_object_map *map = msgpack_zone_malloc(r->up.zone, sizeof *map);
+    if (map == NULL)
+        goto err;
+    *map = r->up.data.via.map;
+    r->map = map;
     return NT_OK;
 err:
     msgpack_unpacked_destroy(&r->up);

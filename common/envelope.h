@@ -44,6 +44,8 @@ void nt_envw_str_array(nt_envw *w, const char *key, const char *const *vals, siz
 /* Patches the map header; returns the encoded bytes (owned by w) and their length. */
 const char *nt_envw_finish(nt_envw *w, size_t *len);
 
+/* A parsed envelope. It holds no pointer into itself: it may be moved by value to
+ * a new owner, which then frees it (the old copy is not used or freed again). */
 typedef struct nt_envr {
     msgpack_unpacked up;
     const msgpack_object_map *map;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gw.h"
+#include "log.h"
 #include "rpc.h"
 #include "util.h"
 #include "wire.h"
@@ -42,6 +43,7 @@ bool gw_rpc_ok(nt_status st, const nt_bus_msg *msg, const char *service, nt_envr
         return gw_fail(err, GW_E_UNAVAILABLE, "%s unavailable, retry", service);
     if (nt_rpc_parse(&res, msg->data, msg->len, why, sizeof why) != NT_OK) {
         nt_rpc_result_free(&res);
+        nt_warn("%s on %s: %s", service, msg->subject, why);
         return gw_fail(err, GW_E_INTERNAL, "malformed reply from %s", service);
     }
     *r = res.env;                       /* the caller reads the subject's own fields, then frees */

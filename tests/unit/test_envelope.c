@@ -121,6 +121,38 @@ static void test_missing_key(void **state)
     nt_envw_free(&w);
 }
 
+/* Parses in a frame that returns: the reader is handed on by value, as gw_rpc_ok does. */
+static nt_envr __attribute__((noinline)) parse_elsewhere(const char *data, size_t len)
+{
+    nt_envr local;
+    assert_int_equal(nt_envr_parse(&local, data, len), NT_OK);
+    return local;
+}
+
+static void clobber_stack(void)
+{
+    volatile char junk[512];
+    memset((char *)junk, 0xA5, sizeof junk);
+}
+
+static void test_moved_by_value(void **state)
+{
+    (void)state;
+    nt_envw w;
+    nt_envw_init(&w);
+    nt_envw_int(&w, "last_seq", 42);
+    size_t len;
+    const char *data = nt_envw_finish(&w, &len);
+    nt_envr r = parse_elsewhere(data, len);
+    clobber_stack();
+    int64_t v = 0;
+    assert_true(nt_envr_int(&r, "last_seq", &v));
+    assert_int_equal(v, 42);
+    assert_int_equal(r.map->size, 1);
+    nt_envr_free(&r);
+    nt_envw_free(&w);
+}
+
 static void test_empty_map(void **state)
 {
     nt_envw w;
@@ -258,6 +290,7 @@ int main(void)
         cmocka_unit_test(test_oversized_containers),
         cmocka_unit_test(test_missing_key),
         cmocka_unit_test(test_empty_map),
+        cmocka_unit_test(test_moved_by_value),
         cmocka_unit_test(test_not_a_map),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_large_envelope),
