@@ -3,9 +3,9 @@
 
 #include <string.h>
 
-static const gw_dialect *dialects[GW_DIALECT_COUNT];
+static const gw_dialect *dialects[GW_DIALECT_SLOTS];
 
-_Static_assert(GW_DIALECT_COUNT <= 4, "gw_conn.dialect holds 2 bits");
+_Static_assert(GW_DIALECT_COUNT <= GW_DIALECT_SLOTS, "gw_conn.dialect holds 2 bits");
 
 void gw_dialect_register(gw_dialect_id id, const gw_dialect *d)
 {
@@ -14,7 +14,7 @@ void gw_dialect_register(gw_dialect_id id, const gw_dialect *d)
 
 const gw_dialect *gw_dialect_by_path(const char *path, gw_dialect_id *id)
 {
-    for (int i = 0; i < GW_DIALECT_COUNT; i++)
+    for (int i = 0; i < GW_DIALECT_SLOTS; i++)
         if (dialects[i] && strcmp(dialects[i]->path, path) == 0) {
             *id = (gw_dialect_id)i;
             return dialects[i];

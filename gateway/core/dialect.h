@@ -19,6 +19,10 @@ typedef enum {
     GW_DIALECT_COUNT
 } gw_dialect_id;
 
+/* The ids a connection can hold; the registry has a slot for each, so any id below
+ * this may be registered (the unit tests put a dialect of their own in a free one). */
+#define GW_DIALECT_SLOTS 4
+
 typedef struct gw_dialect {
     const char *name;              /* "native": logs and metrics */
     const char *path;              /* the WebSocket path it is served on ("/ws") */

@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include "command.h"
 #include "conn.h"
+#include "dialect.h"
 
 /* Registers natter_gateway_errors_total{code} (at start-up). */
 void gw_reply_metrics_init(void);
@@ -34,7 +35,7 @@ void gw_reply_native(gw_conn *c, const char *json, size_t len);
 /* The fan-out of one event to many connections, encoded at most once per dialect. */
 typedef struct gw_fanout {
     gw_buf *native;                          /* the producer's bytes (one reference held) */
-    gw_buf *enc[4];                          /* per dialect: its bytes, once asked */
+    gw_buf *enc[GW_DIALECT_SLOTS];                          /* per dialect: its bytes, once asked */
     uint8_t done;                            /* bit per dialect: enc[] computed */
 } gw_fanout;
 
