@@ -1,7 +1,7 @@
-/* rpc.c: membership, history and send lookups for gateways and routers. Each
+/* queries.c: membership, history and send lookups for gateways and routers. Each
  * request becomes one pipeline segment on the read connection; the reply is an
  * envelope with ok (and code/message when false). */
-#include "rpc.h"
+#include "queries.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +28,7 @@
     " WHERE mc.app = $1 AND mc.room = $2 LIMIT " max "::int + 1) mcs) " op " " max "::int"    \
     " END AS small"
 
-const ps_pg_stmt ps_rpc_stmts[] = {
+const ps_pg_stmt ps_queries_stmts[] = {
     /* The last column of join, leave, member_add and member_remove: whether the room
      * is small enough for member_joined / member_left (at most $N members, counted up
      * to N + 1 only, so the check costs O(N) whatever the room's size). */
@@ -97,7 +97,7 @@ const ps_pg_stmt ps_rpc_stmts[] = {
       " WHERE x.room = ANY (u.rooms)"
       " ORDER BY u.app, u.user_id", 5 },
 };
-const size_t ps_rpc_nstmts = sizeof(ps_rpc_stmts) / sizeof(ps_rpc_stmts[0]);
+const size_t ps_queries_nstmts = sizeof(ps_queries_stmts) / sizeof(ps_queries_stmts[0]);
 
 /* The rpc kinds: the subject each is requested on, the statement it runs first
  * with its number of parameters and the callback of its result, and the function
@@ -134,14 +134,14 @@ static const char *const rpc_subjects[RPC_KINDS] = {
 
 #define RPC_MEMBERS_MAX 1000
 
-struct ps_rpc {
+struct ps_queries {
     ps_ctx *ctx;
     nt_bus_sub *subs[RPC_KINDS];
     size_t pending;
 };
 
 typedef struct rpc_req {
-    ps_rpc *rpc;
+    ps_queries *qs;
     ps_ctx *ctx;
     rpc_kind kind;
     char *reply;
@@ -164,9 +164,9 @@ typedef struct rpc_req {
 
 static void req_free(rpc_req *q)
 {
-    bool counted = q->rpc != NULL;
+    bool counted = q->qs != NULL;
     if (counted)
-        q->rpc->pending--;
+        q->qs->pending--;
     nt_free(q->reply);
     nt_free(q->app);
     nt_free(q->room);
@@ -806,7 +806,7 @@ typedef nt_status rpc_send_fn(rpc_req *q, ps_pg *pg, const nt_envr *r, const cha
 static rpc_send_fn send_one, send_history;
 
 static const struct {
-    const char *stmt;     /* the first statement (ps_rpc_stmts) */
+    const char *stmt;     /* the first statement (ps_queries_stmts) */
     int nparams;
     ps_pg_result_cb done; /* its result */
     rpc_send_fn *send;
@@ -894,8 +894,8 @@ static nt_status req_send(rpc_req *q, ps_pg *pg, const nt_envr *r, const char **
 
 static void rpc_on_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
 {
-    ps_rpc *rpc = arg;
-    ps_ctx *ctx = rpc->ctx;
+    ps_queries *qs = arg;
+    ps_ctx *ctx = qs->ctx;
     if (msg->reply == NULL)
         return;
     rpc_kind kind = RPC_JOIN;
@@ -903,7 +903,7 @@ static void rpc_on_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
         kind++;
     if (kind == RPC_KINDS)
         return;
-    if (rpc->pending >= (size_t)ctx->cfg.rpc_queue_max) {
+    if (qs->pending >= (size_t)ctx->cfg.rpc_queue_max) {
         nt_metric_add(ctx->m.rpc_rejected, 1);
         reply_error(ctx, msg->reply, "unavailable", "persister busy (NATTER_RPC_QUEUE_MAX)");
         return;
@@ -931,8 +931,8 @@ static void rpc_on_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
         st = req_send(q, pg, &r, &bad);
     nt_envr_free(&r);
     if (st == NT_OK) {
-        q->rpc = rpc;
-        rpc->pending++;
+        q->qs = qs;
+        qs->pending++;
         return;
     }
     if (bad != NULL)
@@ -942,38 +942,38 @@ static void rpc_on_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
     req_free(q);
 }
 
-ps_rpc *ps_rpc_create(ps_ctx *ctx)
+ps_queries *ps_queries_create(ps_ctx *ctx)
 {
-    ps_rpc *rpc = nt_calloc(1, sizeof(*rpc));
-    rpc->ctx = ctx;
+    ps_queries *qs = nt_calloc(1, sizeof(*qs));
+    qs->ctx = ctx;
     for (int k = 0; k < RPC_KINDS; k++) {
-        rpc->subs[k] = nt_bus_subscribe(ctx->bus, rpc_subjects[k], "persister", rpc_on_msg, rpc);
-        if (rpc->subs[k] == NULL) {
+        qs->subs[k] = nt_bus_subscribe(ctx->bus, rpc_subjects[k], "persister", rpc_on_msg, qs);
+        if (qs->subs[k] == NULL) {
             nt_error("cannot subscribe %s", rpc_subjects[k]);
-            ps_rpc_destroy(rpc);
+            ps_queries_destroy(qs);
             return NULL;
         }
     }
-    return rpc;
+    return qs;
 }
 
-void ps_rpc_unsubscribe(ps_rpc *rpc)
+void ps_queries_unsubscribe(ps_queries *qs)
 {
     for (int k = 0; k < RPC_KINDS; k++) {
-        nt_bus_unsubscribe(rpc->subs[k]);
-        rpc->subs[k] = NULL;
+        nt_bus_unsubscribe(qs->subs[k]);
+        qs->subs[k] = NULL;
     }
 }
 
-void ps_rpc_destroy(ps_rpc *rpc)
+void ps_queries_destroy(ps_queries *qs)
 {
-    if (rpc == NULL)
+    if (qs == NULL)
         return;
-    ps_rpc_unsubscribe(rpc);
-    nt_free(rpc);
+    ps_queries_unsubscribe(qs);
+    nt_free(qs);
 }
 
-size_t ps_rpc_pending(const ps_rpc *rpc)
+size_t ps_queries_pending(const ps_queries *qs)
 {
-    return rpc->pending;
+    return qs->pending;
 }
