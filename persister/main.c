@@ -17,6 +17,7 @@
 #include "txn.h"
 #include "unread.h"
 #include "pull.h"
+#include "wire.h"
 
 #ifndef NATTER_MIGRATIONS_DIR
 #define NATTER_MIGRATIONS_DIR "persister/migrations"
@@ -135,7 +136,7 @@ static void ensure_stream(const ps_config *c)
     if (nt_bus_connect_plain(c->nats_url, "natter-persister", &nc, err, sizeof err) != NT_OK)
         nt_config_fatal("cannot reach NATS at %s (NATTER_NATS_URL): %s", shown, err);
     natsStatus s = natsConnection_JetStream(&js, nc, NULL);
-    const char *subjects[] = { "natter.in.>" };
+    const char *subjects[] = { NT_SUBJ_IN_ALL };
     jsStreamConfig sc;
     jsStreamConfig_Init(&sc);
     sc.Name = PS_STREAM;
