@@ -20,6 +20,7 @@
 #include "txn.h"
 #include "unread.h"
 #include "util.h"
+#include "wire.h"
 
 #define BATCH_RETRY_MIN_MS 100
 #define BATCH_RETRY_MAX_MS 5000
@@ -156,27 +157,27 @@ static void item_decode(ps_ctx *ctx, ps_item *it, const ps_jsmsg *m)
     }
     bool ok = true;
     it->kind = IT_POISON;
-    if (!nt_envr_str_eq(&r, "type", "send"))
+    if (!nt_envr_str_eq(&r, NT_KEY_TYPE, NT_TYPE_SEND))
         goto out;
-    it->post.app = env_id(&r, "app");
-    it->post.sender = env_id(&r, "sender");
-    it->post.cmid = env_text(&r, "cmid", BATCH_MAX_REF_BYTES, &ok);
+    it->post.app = env_id(&r, NT_KEY_APP);
+    it->post.sender = env_id(&r, NT_KEY_SENDER);
+    it->post.cmid = env_text(&r, NT_KEY_CMID, BATCH_MAX_REF_BYTES, &ok);
     if (it->post.app == NULL || it->post.sender == NULL || it->post.cmid == NULL || it->post.cmid[0] == '\0')
         goto out;
     it->kind = IT_BAD;
-    if (!nt_envr_int(&r, "ts", &it->ts))
+    if (!nt_envr_int(&r, NT_KEY_TS, &it->ts))
         it->ts = 0;
-    if (!nt_envr_bool(&r, "rack", &it->rack))
+    if (!nt_envr_bool(&r, NT_KEY_RACK, &it->rack))
         it->rack = false;
-    it->post.room = env_id(&r, "room");
+    it->post.room = env_id(&r, NT_KEY_ROOM);
     if (it->post.room == NULL) {
         it->bad_reason = "invalid room id";
         goto out;
     }
-    it->post.name = env_text(&r, "name", BATCH_MAX_NAME_BYTES, &ok);
-    it->post.mtype = env_text(&r, "mtype", BATCH_MAX_TYPE_BYTES, &ok);
-    it->post.reply_to = env_text(&r, "reply_to", BATCH_MAX_REF_BYTES, &ok);
-    it->post.body = env_text(&r, "body", SIZE_MAX, &ok);
+    it->post.name = env_text(&r, NT_KEY_NAME, BATCH_MAX_NAME_BYTES, &ok);
+    it->post.mtype = env_text(&r, NT_KEY_MTYPE, BATCH_MAX_TYPE_BYTES, &ok);
+    it->post.reply_to = env_text(&r, NT_KEY_REPLY_TO, BATCH_MAX_REF_BYTES, &ok);
+    it->post.body = env_text(&r, NT_KEY_BODY, SIZE_MAX, &ok);
     if (!ok) {
         it->bad_reason = "invalid field";
         goto out;
@@ -210,6 +211,17 @@ static void publish_env(ps_ctx *ctx, const char *subject, nt_envw *w)
     nt_envw_free(w);
 }
 
+/* natter.user.<app>.<sender> of it into subject[NT_SUBJ_CAP]; false (logged) when the
+ * ids make none (the decoder let only valid ids through). */
+static bool sender_subject(const ps_item *it, char *subject)
+{
+    if (nt_subj_user(subject, NT_SUBJ_CAP, it->post.app, it->post.sender) >= 0)
+        return true;
+    nt_warn("stream sequence %llu: sender %s has no subject", (unsigned long long)it->sseq,
+            it->post.sender);
+    return false;
+}
+
 /* The members of the ack data (what the sender's `ack` event carries); the message
  * event's data starts with the same ones. */
 static void ack_members(nt_jsonw *w, const ps_item *it)
@@ -231,29 +243,31 @@ static void ack_json(nt_jsonw *w, const ps_item *it)
 static void publish_ack(ps_batches *bs, const ps_item *it)
 {
     nt_jsonw *a = &bs->ack_json;
-    char subject[256];
-    snprintf(subject, sizeof(subject), "natter.user.%s.%s", it->post.app, it->post.sender);
+    char subject[NT_SUBJ_CAP];
+    if (!sender_subject(it, subject))
+        return;
     nt_jsonw_reset(a);
     ack_json(a, it);
     nt_envw w;
     nt_envw_init(&w);
-    nt_envw_cstr(&w, "type", "ack");
-    nt_envw_cstr(&w, "cmid", it->post.cmid);
-    nt_envw_cstr(&w, "json", nt_jsonw_text(a, NULL));
+    nt_envw_cstr(&w, NT_KEY_TYPE, NT_TYPE_ACK);
+    nt_envw_cstr(&w, NT_KEY_CMID, it->post.cmid);
+    nt_envw_cstr(&w, NT_KEY_JSON, nt_jsonw_text(a, NULL));
     publish_env(bs->ctx, subject, &w);
 }
 
 static void publish_send_error(ps_ctx *ctx, const ps_item *it, const char *code,
                                const char *message)
 {
-    char subject[256];
-    snprintf(subject, sizeof(subject), "natter.user.%s.%s", it->post.app, it->post.sender);
+    char subject[NT_SUBJ_CAP];
+    if (!sender_subject(it, subject))
+        return;
     nt_envw w;
     nt_envw_init(&w);
-    nt_envw_cstr(&w, "type", "send_error");
-    nt_envw_cstr(&w, "cmid", it->post.cmid);
-    nt_envw_cstr(&w, "code", code);
-    nt_envw_cstr(&w, "message", message);
+    nt_envw_cstr(&w, NT_KEY_TYPE, NT_TYPE_SEND_ERROR);
+    nt_envw_cstr(&w, NT_KEY_CMID, it->post.cmid);
+    nt_envw_cstr(&w, NT_KEY_CODE, code);
+    nt_envw_cstr(&w, NT_KEY_MESSAGE, message);
     publish_env(ctx, subject, &w);
 }
 
@@ -261,8 +275,12 @@ static void publish_send_error(ps_ctx *ctx, const ps_item *it, const char *code,
  * it from this event, which then carries sender, cmid and the ack data. */
 static void publish_room_event(ps_batches *bs, const ps_item *it, bool with_ack)
 {
-    char subject[256], channel[80];
-    snprintf(subject, sizeof(subject), "natter.room.%s.%s", it->post.app, it->post.room_id);
+    char subject[NT_SUBJ_CAP], channel[80];
+    if (nt_subj_room(subject, sizeof subject, it->post.app, it->post.room_id) < 0) {
+        nt_warn("stream sequence %llu: room %s has no subject", (unsigned long long)it->sseq,
+                it->post.room_id ? it->post.room_id : "(none)");
+        return;
+    }
     snprintf(channel, sizeof(channel), "room.%s", it->post.room_id);
     nt_jsonw *j = &bs->event_json;
     nt_jsonw_reset(j);
@@ -281,16 +299,16 @@ static void publish_room_event(ps_batches *bs, const ps_item *it, bool with_ack)
     nt_jsonw_close(j);
     nt_envw w;
     nt_envw_init(&w);
-    nt_envw_cstr(&w, "type", "event");
-    nt_envw_cstr(&w, "room", it->post.room_id);
-    nt_envw_int(&w, "seq", it->post.seq);
-    nt_envw_cstr(&w, "json", nt_jsonw_text(j, NULL));
+    nt_envw_cstr(&w, NT_KEY_TYPE, NT_TYPE_EVENT);
+    nt_envw_cstr(&w, NT_KEY_ROOM, it->post.room_id);
+    nt_envw_int(&w, NT_KEY_SEQ, it->post.seq);
+    nt_envw_cstr(&w, NT_KEY_JSON, nt_jsonw_text(j, NULL));
     if (with_ack) {
         nt_jsonw_reset(&bs->ack_json);
         ack_json(&bs->ack_json, it);
-        nt_envw_cstr(&w, "sender", it->post.sender);
-        nt_envw_cstr(&w, "cmid", it->post.cmid);
-        nt_envw_cstr(&w, "ack", nt_jsonw_text(&bs->ack_json, NULL));
+        nt_envw_cstr(&w, NT_KEY_SENDER, it->post.sender);
+        nt_envw_cstr(&w, NT_KEY_CMID, it->post.cmid);
+        nt_envw_cstr(&w, NT_KEY_ACK, nt_jsonw_text(&bs->ack_json, NULL));
     }
     publish_env(bs->ctx, subject, &w);
 }

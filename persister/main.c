@@ -13,10 +13,11 @@
 #include "persister.h"
 #include "pg.h"
 #include "receipts.h"
-#include "rpc.h"
+#include "queries.h"
 #include "txn.h"
 #include "unread.h"
 #include "pull.h"
+#include "wire.h"
 
 #ifndef NATTER_MIGRATIONS_DIR
 #define NATTER_MIGRATIONS_DIR "persister/migrations"
@@ -135,7 +136,7 @@ static void ensure_stream(const ps_config *c)
     if (nt_bus_connect_plain(c->nats_url, "natter-persister", &nc, err, sizeof err) != NT_OK)
         nt_config_fatal("cannot reach NATS at %s (NATTER_NATS_URL): %s", shown, err);
     natsStatus s = natsConnection_JetStream(&js, nc, NULL);
-    const char *subjects[] = { "natter.in.>" };
+    const char *subjects[] = { NT_SUBJ_IN_ALL };
     jsStreamConfig sc;
     jsStreamConfig_Init(&sc);
     sc.Name = PS_STREAM;
@@ -187,7 +188,7 @@ static bool ready(void *arg)
 static int64_t rpc_pending_gauge(void *arg)
 {
     ps_ctx *ctx = arg;
-    return ctx->rpc != NULL ? (int64_t)ps_rpc_pending(ctx->rpc) : 0;
+    return ctx->queries != NULL ? (int64_t)ps_queries_pending(ctx->queries) : 0;
 }
 
 static void on_wpg_state(ps_pg *pg, bool up, void *arg)
@@ -243,8 +244,8 @@ static void on_pull_exit(void *arg)
     ctx->rpgs = NULL;
     ctx->rpg = NULL;
     ctx->nrpg = 0;
-    ps_rpc_destroy(ctx->rpc);
-    ctx->rpc = NULL;
+    ps_queries_destroy(ctx->queries);
+    ctx->queries = NULL;
     ps_unread_destroy(ctx->unread);
     ctx->unread = NULL;
     ps_receipts_destroy(ctx->receipts);
@@ -284,7 +285,7 @@ static void drain_finish(uv_timer_t *t)
 static void main_settled(ps_ctx *ctx)
 {
     if (ctx->draining && !g_stopping && ps_parts_inflight(ctx->parts) == 0 &&
-        ps_rpc_pending(ctx->rpc) == 0)
+        ps_queries_pending(ctx->queries) == 0)
         uv_timer_start(&g_drain_timer, drain_finish, 0, 0);
 }
 
@@ -297,7 +298,7 @@ static void on_signal(uv_signal_t *s, int signum)
     ctx->draining = true;
     ps_parts_stop_claiming(ctx->parts);
     ps_pull_stop_all(ctx->pull);
-    ps_rpc_unsubscribe(ctx->rpc);
+    ps_queries_unsubscribe(ctx->queries);
     uv_timer_start(&g_drain_timer, drain_finish, DRAIN_TIMEOUT_MS, 0);
     main_settled(ctx);
 }
@@ -346,7 +347,7 @@ int main(void)
     ctx->nwpg = ctx->cfg.write_conns;
     ctx->wpg = pg_conns(ctx, ctx->nwpg, "write", ps_txn_stmts, ps_txn_nstmts, on_wpg_state);
     ctx->nrpg = ctx->cfg.read_conns;
-    ctx->rpgs = pg_conns(ctx, ctx->nrpg, "read", ps_rpc_stmts, ps_rpc_nstmts, NULL);
+    ctx->rpgs = pg_conns(ctx, ctx->nrpg, "read", ps_queries_stmts, ps_queries_nstmts, NULL);
     ctx->rpg = ctx->rpgs[0];
     ctx->batches = ps_batch_create(ctx);
     ps_parts_hooks hooks = { .owned = on_part_owned, .lost = on_part_lost, .arg = ctx };
@@ -354,8 +355,8 @@ int main(void)
     ctx->pull = ps_pull_create(ctx, on_pull_batch, on_pull_over, ctx);
     ctx->receipts = ps_receipts_create(ctx);
     ctx->unread = ps_unread_create(ctx);
-    ctx->rpc = ps_rpc_create(ctx);
-    if (ctx->rpc == NULL)
+    ctx->queries = ps_queries_create(ctx);
+    if (ctx->queries == NULL)
         nt_config_fatal("cannot subscribe the persister rpc subjects at %s (NATTER_NATS_URL)",
                         nats_shown);
     nt_metric_gauge_fn("natter_persister_rpc_pending", "RPC requests waiting for PostgreSQL",

@@ -16,7 +16,7 @@ typedef struct ps_pg ps_pg;
 typedef struct ps_batches ps_batches;
 typedef struct ps_parts ps_parts;
 typedef struct ps_pull ps_pull;
-typedef struct ps_rpc ps_rpc;
+typedef struct ps_queries ps_queries;
 typedef struct ps_receipts ps_receipts;
 typedef struct ps_unread ps_unread;
 
@@ -85,14 +85,14 @@ typedef struct ps_ctx {
                             commit in parallel and share WAL flushes */
     unsigned nwpg;
     ps_pg **rpgs;        /* read connections: rpc queries, each user's on rpgs[hash of
-                            (app, user) % nrpg] (ps_rpc_pg), so one user's requests stay
+                            (app, user) % nrpg] (ps_queries_pg), so one user's requests stay
                             in order while different users' joins commit in parallel */
     unsigned nrpg;
     ps_pg *rpg;          /* rpgs[0]: also the unread flush and ANALYZE */
     ps_batches *batches;
     ps_parts *parts;
     ps_pull *pull;
-    ps_rpc *rpc;
+    ps_queries *queries;
     ps_receipts *receipts;
     ps_unread *unread;
     bool draining;       /* SIGINT/SIGTERM received */

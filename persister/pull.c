@@ -28,6 +28,7 @@
 #include "alloc.h"
 #include "log.h"
 #include "partitions.h"
+#include "wire.h"
 
 #define PULL_EXPIRES_MS 500        /* long poll of one pull request */
 #define PULL_LOST_MS 5000          /* a request not ended this long after its expiry is
@@ -43,6 +44,11 @@
 #define PULL_GATHER_MS 5           /* a write connection's next transaction waits at most
                                     * this long after a no_wait request went out for the
                                     * batch it brings (ps_pull_batch_due) */
+/* The JetStream API of nats-server (not natter's subjects, which are in common/wire.h):
+ * the prefixes of its request subjects, followed by <stream>.<consumer>. */
+#define PULL_API_NEXT "$JS.API.CONSUMER.MSG.NEXT."
+#define PULL_API_CREATE "$JS.API.CONSUMER.DURABLE.CREATE."
+#define PULL_API_DELETE "$JS.API.CONSUMER.DELETE."
 
 typedef enum { PH_IDLE, PH_DELETING, PH_CREATING, PH_READY } pull_phase;
 
@@ -162,7 +168,7 @@ static void pull_request(ppart *pp)
     ps_pull *pl = pp->pl;
     int batch = pp->idle ? 1 : pl->ctx->cfg.batch_max;
     char subject[96], reply[128], body[96];
-    snprintf(subject, sizeof(subject), "$JS.API.CONSUMER.MSG.NEXT.%s.natter_p%u", PS_STREAM,
+    snprintf(subject, sizeof(subject), PULL_API_NEXT "%s.natter_p%u", PS_STREAM,
              pp->p);
     snprintf(reply, sizeof(reply), "%s.%llu", pp->inbox, (unsigned long long)(pp->req_no + 1));
     int len = pp->idle ? snprintf(body, sizeof(body), "{\"batch\":1,\"expires\":%lld}",
@@ -455,9 +461,12 @@ static void on_deleted(nt_bus *bus, nt_status st, const nt_bus_msg *m, void *arg
         pull_reconcile(pp);
         return;
     }
-    char name[32], filter[48];
+    char name[32], filter[NT_SUBJ_CAP];
     snprintf(name, sizeof(name), "natter_p%u", pp->p);
-    snprintf(filter, sizeof(filter), "natter.in.*.%u", pp->p);
+    if (nt_subj_in_filter(filter, sizeof filter, pp->p) < 0) {
+        pull_fail(pp, "creating the consumer", "no filter subject");
+        return;
+    }
     uint64_t committed = ps_parts_get(ctx->parts, pp->p)->committed;
     json_t *cfg = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s}", "durable_name", name,
                             "filter_subject", filter, "ack_policy", "all", "ack_wait",
@@ -472,7 +481,7 @@ static void on_deleted(nt_bus *bus, nt_status st, const nt_bus_msg *m, void *arg
     json_t *req = json_pack("{s:s,s:o}", "stream_name", PS_STREAM, "config", cfg);
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
-    snprintf(subject, sizeof(subject), "$JS.API.CONSUMER.DURABLE.CREATE.%s.%s", PS_STREAM, name);
+    snprintf(subject, sizeof(subject), PULL_API_CREATE "%s.%s", PS_STREAM, name);
     pull_api(pp, PH_CREATING, subject, body, on_created);
     free(body);
 }
@@ -488,7 +497,7 @@ static void pull_reconcile(ppart *pp)
         return;
     char subject[96];
     pp->setup_gen = pp->want_gen;
-    snprintf(subject, sizeof(subject), "$JS.API.CONSUMER.DELETE.%s.natter_p%u", PS_STREAM, pp->p);
+    snprintf(subject, sizeof(subject), PULL_API_DELETE "%s.natter_p%u", PS_STREAM, pp->p);
     pull_api(pp, PH_DELETING, subject, "", on_deleted);
 }
 

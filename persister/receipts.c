@@ -11,6 +11,7 @@
 #include "envelope.h"
 #include "log.h"
 #include "map.h"
+#include "wire.h"
 
 typedef struct rc_entry {
     char key[4 * 66];            /* app|room|user|r or d; the map key */
@@ -31,8 +32,11 @@ struct ps_receipts {
 
 static void publish(ps_receipts *rc, const rc_entry *e)
 {
-    char subject[200], channel[80];
-    snprintf(subject, sizeof subject, "natter.room.%s.%s", e->app, e->room);
+    char subject[NT_SUBJ_CAP], channel[80];
+    if (nt_subj_room(subject, sizeof subject, e->app, e->room) < 0) {
+        nt_warn("receipt of room %s of app %s: no subject", e->room, e->app);
+        return;
+    }
     snprintf(channel, sizeof channel, "room.%s", e->room);
     json_t *frame = json_pack("{s:s,s:s,s:{s:s,s:s,s:s,s:I,s:s}}", "event", "receipt",
                               "channel", channel, "data", "room_id", e->room, "user_id", e->user,
@@ -43,9 +47,9 @@ static void publish(ps_receipts *rc, const rc_entry *e)
     nt_envw w;
     size_t len;
     nt_envw_init(&w);
-    nt_envw_cstr(&w, "type", "event");
-    nt_envw_cstr(&w, "room", e->room);
-    nt_envw_cstr(&w, "json", js);
+    nt_envw_cstr(&w, NT_KEY_TYPE, NT_TYPE_EVENT);
+    nt_envw_cstr(&w, NT_KEY_ROOM, e->room);
+    nt_envw_cstr(&w, NT_KEY_JSON, js);
     const char *data = nt_envw_finish(&w, &len);
     if (nt_bus_publish(rc->ctx->bus, subject, NULL, data, len) != NT_OK)
         nt_warn("publish to %s failed", subject);

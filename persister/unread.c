@@ -25,6 +25,7 @@
 #include "log.h"
 #include "map.h"
 #include "pg.h"
+#include "wire.h"
 
 struct ps_unread {
     ps_ctx *ctx;
@@ -39,7 +40,7 @@ struct ps_unread {
     bool warned;
 };
 
-/* One user's event being built from result rows, and the batch for NT_UNREAD_SUBJECT
+/* One user's event being built from result rows, and the batch for NT_SUBJ_UNREAD
  * (parallel arrays). app and user strings point into the PGresult, which outlives
  * every publish of on_flushed; only the JSON frames are owned. */
 typedef struct flush_out {
@@ -63,12 +64,12 @@ static void batch_publish(ps_unread *u, flush_out *o)
     nt_envw w;
     size_t len;
     nt_envw_init(&w);
-    nt_envw_cstr(&w, "type", "unread");
-    nt_envw_str_array(&w, "apps", o->apps, o->n);
-    nt_envw_str_array(&w, "users", o->users, o->n);
-    nt_envw_str_array(&w, "jsons", (const char *const *)o->jsons, o->n);
+    nt_envw_cstr(&w, NT_KEY_TYPE, NT_TYPE_UNREAD);
+    nt_envw_str_array(&w, NT_KEY_APPS, o->apps, o->n);
+    nt_envw_str_array(&w, NT_KEY_USERS, o->users, o->n);
+    nt_envw_str_array(&w, NT_KEY_JSONS, (const char *const *)o->jsons, o->n);
     const char *data = nt_envw_finish(&w, &len);
-    if (nt_bus_publish(u->ctx->bus, NT_UNREAD_SUBJECT, NULL, data, len) != NT_OK)
+    if (nt_bus_publish(u->ctx->bus, NT_SUBJ_UNREAD, NULL, data, len) != NT_OK)
         nt_warn("publish of %zu unread events failed", o->n);
     else
         nt_metric_add(u->ctx->m.unread_events, (int64_t)o->n);

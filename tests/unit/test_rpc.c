@@ -8,8 +8,7 @@
 #include <string.h>
 
 #include "envelope.h"
-/* by path: the tests' include path puts persister/ (with its own rpc.h) before common/ */
-#include "../../common/rpc.h"
+#include "rpc.h"
 
 /* Asserts that w's bytes equal ref's (the envelope written by hand, as before rpc.h). */
 static void assert_same_bytes(nt_envw *w, nt_envw *ref)

@@ -1,7 +1,7 @@
-/* rpc.c: membership, history and send lookups for gateways and routers. Each
+/* queries.c: membership, history and send lookups for gateways and routers. Each
  * request becomes one pipeline segment on the read connection; the reply is an
  * envelope with ok (and code/message when false). */
-#include "rpc.h"
+#include "queries.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +14,7 @@
 #include "receipts.h"
 #include "unread.h"
 #include "util.h"
+#include "wire.h"
 
 #define RPC_HISTORY_DEFAULT 50
 #define RPC_SEQ_MAX "9223372036854775807"
@@ -28,7 +29,7 @@
     " WHERE mc.app = $1 AND mc.room = $2 LIMIT " max "::int + 1) mcs) " op " " max "::int"    \
     " END AS small"
 
-const ps_pg_stmt ps_rpc_stmts[] = {
+const ps_pg_stmt ps_queries_stmts[] = {
     /* The last column of join, leave, member_add and member_remove: whether the room
      * is small enough for member_joined / member_left (at most $N members, counted up
      * to N + 1 only, so the check costs O(N) whatever the room's size). */
@@ -97,25 +98,25 @@ const ps_pg_stmt ps_rpc_stmts[] = {
       " WHERE x.room = ANY (u.rooms)"
       " ORDER BY u.app, u.user_id", 5 },
 };
-const size_t ps_rpc_nstmts = sizeof(ps_rpc_stmts) / sizeof(ps_rpc_stmts[0]);
+const size_t ps_queries_nstmts = sizeof(ps_queries_stmts) / sizeof(ps_queries_stmts[0]);
 
 /* The rpc kinds: the subject each is requested on, the statement it runs first
  * with its number of parameters and the callback of its result, and the function
  * that queues its statements (rpc_send_fn). */
-#define RPC_MAP(X)                                                                       \
-    X(JOIN, "natter.rpc.persist.join", "join", 6, on_join, send_one)                     \
-    X(LEAVE, "natter.rpc.persist.leave", "leave", 4, on_leave, send_one)                 \
-    X(HISTORY, "natter.rpc.persist.history", "access", 3, on_access, send_history)       \
-    X(LOOKUP, "natter.rpc.persist.lookup", "lookup", 3, on_lookup, send_one)             \
-    X(READ, "natter.rpc.persist.read", "read", 5, on_read, send_one)                     \
-    X(DELIVERED, "natter.rpc.persist.delivered", "delivered", 4, on_delivered, send_one) \
-    X(UNREAD, "natter.rpc.persist.unread", "unread", 2, on_unread, send_one)             \
-    X(ROOMS, "natter.rpc.persist.rooms", "rooms", 2, on_rooms, send_one)                 \
-    X(CREATE, "natter.rpc.persist.create", "create", 7, on_status, send_one)             \
-    X(DM, "natter.rpc.persist.dm", "dm", 4, on_status, send_one)                         \
-    X(ACCESS, "natter.rpc.persist.access", "access", 3, on_status, send_one)             \
-    X(MEMBER_ADD, "natter.rpc.persist.member_add", "member_add", 6, on_member, send_one) \
-    X(MEMBER_REMOVE, "natter.rpc.persist.member_remove", "member_remove", 6, on_member,  \
+#define RPC_MAP(X)                                                                      \
+    X(JOIN, NT_SUBJ_RPC_PERSIST_JOIN, "join", 6, on_join, send_one)                     \
+    X(LEAVE, NT_SUBJ_RPC_PERSIST_LEAVE, "leave", 4, on_leave, send_one)                 \
+    X(HISTORY, NT_SUBJ_RPC_PERSIST_HISTORY, "access", 3, on_access, send_history)       \
+    X(LOOKUP, NT_SUBJ_RPC_PERSIST_LOOKUP, "lookup", 3, on_lookup, send_one)             \
+    X(READ, NT_SUBJ_RPC_PERSIST_READ, "read", 5, on_read, send_one)                     \
+    X(DELIVERED, NT_SUBJ_RPC_PERSIST_DELIVERED, "delivered", 4, on_delivered, send_one) \
+    X(UNREAD, NT_SUBJ_RPC_PERSIST_UNREAD, "unread", 2, on_unread, send_one)             \
+    X(ROOMS, NT_SUBJ_RPC_PERSIST_ROOMS, "rooms", 2, on_rooms, send_one)                 \
+    X(CREATE, NT_SUBJ_RPC_PERSIST_CREATE, "create", 7, on_status, send_one)             \
+    X(DM, NT_SUBJ_RPC_PERSIST_DM, "dm", 4, on_status, send_one)                         \
+    X(ACCESS, NT_SUBJ_RPC_PERSIST_ACCESS, "access", 3, on_status, send_one)             \
+    X(MEMBER_ADD, NT_SUBJ_RPC_PERSIST_MEMBER_ADD, "member_add", 6, on_member, send_one) \
+    X(MEMBER_REMOVE, NT_SUBJ_RPC_PERSIST_MEMBER_REMOVE, "member_remove", 6, on_member,  \
       send_one)
 
 typedef enum {
@@ -134,14 +135,14 @@ static const char *const rpc_subjects[RPC_KINDS] = {
 
 #define RPC_MEMBERS_MAX 1000
 
-struct ps_rpc {
+struct ps_queries {
     ps_ctx *ctx;
     nt_bus_sub *subs[RPC_KINDS];
     size_t pending;
 };
 
 typedef struct rpc_req {
-    ps_rpc *rpc;
+    ps_queries *qs;
     ps_ctx *ctx;
     rpc_kind kind;
     char *reply;
@@ -164,9 +165,9 @@ typedef struct rpc_req {
 
 static void req_free(rpc_req *q)
 {
-    bool counted = q->rpc != NULL;
+    bool counted = q->qs != NULL;
     if (counted)
-        q->rpc->pending--;
+        q->qs->pending--;
     nt_free(q->reply);
     nt_free(q->app);
     nt_free(q->room);
@@ -201,9 +202,9 @@ static void reply_error(ps_ctx *ctx, const char *reply, const char *code, const 
 {
     nt_envw w;
     nt_envw_init(&w);
-    nt_envw_bool(&w, "ok", false);
-    nt_envw_cstr(&w, "code", code);
-    nt_envw_cstr(&w, "message", message);
+    nt_envw_bool(&w, NT_KEY_OK, false);
+    nt_envw_cstr(&w, NT_KEY_CODE, code);
+    nt_envw_cstr(&w, NT_KEY_MESSAGE, message);
     reply_env(ctx, reply, &w);
 }
 
@@ -264,12 +265,12 @@ static void on_join(PGresult *res, void *arg)
     } else {
         nt_envw w;
         nt_envw_init(&w);
-        nt_envw_bool(&w, "ok", true);
-        nt_envw_cstr(&w, "room", q->room);
-        nt_envw_int(&w, "last_seq", col_int(res, 0, 1));
-        nt_envw_int(&w, "last_read_seq", col_int(res, 0, 2));
-        nt_envw_int(&w, "unread", col_int(res, 0, 3));
-        nt_envw_bool(&w, "created", strcmp(PQgetvalue(res, 0, 4), "t") == 0);
+        nt_envw_bool(&w, NT_KEY_OK, true);
+        nt_envw_cstr(&w, NT_KEY_ROOM, q->room);
+        nt_envw_int(&w, NT_KEY_LAST_SEQ, col_int(res, 0, 1));
+        nt_envw_int(&w, NT_KEY_LAST_READ_SEQ, col_int(res, 0, 2));
+        nt_envw_int(&w, NT_KEY_UNREAD, col_int(res, 0, 3));
+        nt_envw_bool(&w, NT_KEY_CREATED, strcmp(PQgetvalue(res, 0, 4), "t") == 0);
         reply_env(q->ctx, q->reply, &w);
         if (strcmp(PQgetvalue(res, 0, 5), "t") == 0 && strcmp(PQgetvalue(res, 0, 6), "t") == 0)
             member_event(q, "member_joined", q->name ? q->name : q->user);
@@ -284,7 +285,7 @@ static void on_leave(PGresult *res, void *arg)
     } else {
         nt_envw w;
         nt_envw_init(&w);
-        nt_envw_bool(&w, "ok", true);
+        nt_envw_bool(&w, NT_KEY_OK, true);
         reply_env(q->ctx, q->reply, &w);
         if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 1), "t") == 0)
             member_event(q, "member_left",
@@ -317,8 +318,8 @@ static void reply_status(rpc_req *q)
     }
     nt_envw w;
     nt_envw_init(&w);
-    nt_envw_bool(&w, "ok", true);
-    nt_envw_cstr(&w, "room", q->room);
+    nt_envw_bool(&w, NT_KEY_OK, true);
+    nt_envw_cstr(&w, NT_KEY_ROOM, q->room);
     reply_env(q->ctx, q->reply, &w);
 }
 
@@ -377,7 +378,7 @@ static void reply_access(rpc_req *q)
     if (strcmp(q->status, "ok") == 0) {
         nt_envw w;
         nt_envw_init(&w);
-        nt_envw_bool(&w, "ok", true);
+        nt_envw_bool(&w, NT_KEY_OK, true);
         reply_env(q->ctx, q->reply, &w);
         nt_envw_free(&w);
     } else if (strcmp(q->status, "not_found") == 0) {
@@ -393,16 +394,19 @@ static void reply_access(rpc_req *q)
 static void publish_frame(const rpc_req *q, const char *kind, const char *id, const char *type,
                           const char *json, bool lazy)
 {
-    char subject[256];
-    snprintf(subject, sizeof subject, "natter.%s.%s.%s", kind, q->app, id);
+    char subject[NT_SUBJ_CAP];
+    if (nt_subj_target(subject, sizeof subject, kind, q->app, id) < 0) {
+        nt_warn("no subject for %s %s of app %s", kind, id, q->app);
+        return;
+    }
     nt_envw w;
     size_t len;
     nt_envw_init(&w);
-    nt_envw_cstr(&w, "type", type);
-    nt_envw_cstr(&w, "room", q->room);
-    nt_envw_cstr(&w, "json", json);
+    nt_envw_cstr(&w, NT_KEY_TYPE, type);
+    nt_envw_cstr(&w, NT_KEY_ROOM, q->room);
+    nt_envw_cstr(&w, NT_KEY_JSON, json);
     if (lazy)
-        nt_envw_bool(&w, "lazy", true);
+        nt_envw_bool(&w, NT_KEY_LAZY, true);
     const char *data = nt_envw_finish(&w, &len);
     if (nt_bus_publish(q->ctx->bus, subject, NULL, data, len) != NT_OK)
         nt_warn("publish to %s failed", subject);
@@ -434,9 +438,9 @@ static void on_sync(PGresult *res, void *arg)
     /* The revoke first, so the removed user's gateways have cut them off before the
      * room's member_left (and anything after it) arrives: one connection, in order. */
     if (committed && q->revoke != NULL)
-        publish_frame(q, "user", q->user, "revoke", q->revoke, false);
+        publish_frame(q, NT_SUBJ_KIND_USER, q->user, NT_TYPE_REVOKE, q->revoke, false);
     if (committed && q->event != NULL)   /* an announcement: may ride with the next frame */
-        publish_frame(q, "room", q->room, "event", q->event, true);
+        publish_frame(q, NT_SUBJ_KIND_ROOM, q->room, NT_TYPE_EVENT, q->event, true);
     req_free(q);
 }
 
@@ -449,8 +453,8 @@ static void on_lookup(PGresult *res, void *arg)
     }
     nt_envw w;
     nt_envw_init(&w);
-    nt_envw_bool(&w, "ok", true);
-    nt_envw_bool(&w, "found", PQntuples(res) == 1);
+    nt_envw_bool(&w, NT_KEY_OK, true);
+    nt_envw_bool(&w, NT_KEY_FOUND, PQntuples(res) == 1);
     if (PQntuples(res) == 1) {
         json_t *o = json_object();
         json_object_set_new(o, "id", col_str(res, 0, 1));
@@ -460,7 +464,7 @@ static void on_lookup(PGresult *res, void *arg)
         json_object_set_new(o, "client_msg_id", json_string(q->cmid));
         char *js = json_dumps(o, JSON_COMPACT);
         json_decref(o);
-        nt_envw_cstr(&w, "json", js);
+        nt_envw_cstr(&w, NT_KEY_JSON, js);
         free(js);
     }
     reply_env(q->ctx, q->reply, &w);
@@ -505,8 +509,8 @@ static void reply_json(rpc_req *q, json_t *o)
     json_decref(o);
     nt_envw w;
     nt_envw_init(&w);
-    nt_envw_bool(&w, "ok", true);
-    nt_envw_cstr(&w, "json", js);
+    nt_envw_bool(&w, NT_KEY_OK, true);
+    nt_envw_cstr(&w, NT_KEY_JSON, js);
     reply_env(q->ctx, q->reply, &w);
     free(js);
 }
@@ -616,7 +620,7 @@ static bool uuid_like(const char *s, size_t len)
  * cannot be message ids are left out: they match nothing in the room anyway. */
 static const char *decode_mark(rpc_req *q, const nt_envr *r)
 {
-    const msgpack_object *ids = q->kind == RPC_READ ? nt_envr_get(r, "ids") : NULL;
+    const msgpack_object *ids = q->kind == RPC_READ ? nt_envr_get(r, NT_KEY_IDS) : NULL;
     int64_t seq = 0;
     if (ids != NULL) {
         if (ids->type != MSGPACK_OBJECT_ARRAY || ids->via.array.size > RPC_READ_MAX_IDS)
@@ -639,7 +643,7 @@ static const char *decode_mark(rpc_req *q, const nt_envr *r)
         q->ids[len] = '\0';
         return NULL;
     }
-    if (!nt_envr_int(r, "seq", &seq) || seq < 0)
+    if (!nt_envr_int(r, NT_KEY_SEQ, &seq) || seq < 0)
         return "seq must be an integer >= 0";
     snprintf(q->seq, sizeof q->seq, "%lld", (long long)seq);
     return NULL;
@@ -675,8 +679,8 @@ static void on_history(PGresult *res, void *arg)
         json_decref(o);
         nt_envw w;
         nt_envw_init(&w);
-        nt_envw_bool(&w, "ok", true);
-        nt_envw_cstr(&w, "json", js);
+        nt_envw_bool(&w, NT_KEY_OK, true);
+        nt_envw_cstr(&w, NT_KEY_JSON, js);
         reply_env(q->ctx, q->reply, &w);
         free(js);
     }
@@ -702,7 +706,7 @@ static char *field_text(const nt_envr *r, const char *key, size_t max)
  * ids need no quoting ([A-Za-z0-9_-]). */
 static const char *decode_members(rpc_req *q, const nt_envr *r)
 {
-    const msgpack_object *m = nt_envr_get(r, "members");
+    const msgpack_object *m = nt_envr_get(r, NT_KEY_MEMBERS);
     if (m == NULL || m->type == MSGPACK_OBJECT_NIL)
         return NULL;
     if (m->type != MSGPACK_OBJECT_ARRAY || m->via.array.size > RPC_MEMBERS_MAX)
@@ -726,19 +730,21 @@ static const char *decode_members(rpc_req *q, const nt_envr *r)
 
 static const char *decode_create(rpc_req *q, const nt_envr *r)
 {
-    q->room = field_id(r, "room");
-    q->user = field_id(r, "owner");
+    q->room = field_id(r, NT_KEY_ROOM);
+    q->user = field_id(r, NT_KEY_OWNER);
     if (q->room == NULL || q->user == NULL)
         return "missing or invalid room or owner";
-    if (nt_envr_str_eq(r, "visibility", "public") || nt_envr_str_eq(r, "visibility", "private"))
-        q->visibility = field_text(r, "visibility", 16);
+    if (nt_envr_str_eq(r, NT_KEY_VISIBILITY, "public") ||
+        nt_envr_str_eq(r, NT_KEY_VISIBILITY, "private"))
+        q->visibility = field_text(r, NT_KEY_VISIBILITY, 16);
     else
         return "visibility must be public or private";
     size_t len;
-    if (nt_envr_str(r, "name", &len) != NULL && (q->name = field_text(r, "name", 512)) == NULL)
+    if (nt_envr_str(r, NT_KEY_NAME, &len) != NULL &&
+        (q->name = field_text(r, NT_KEY_NAME, 512)) == NULL)
         return "invalid name";
-    if (nt_envr_str(r, "access_code", &len) != NULL) {
-        q->access_code = field_text(r, "access_code", 512);
+    if (nt_envr_str(r, NT_KEY_ACCESS_CODE, &len) != NULL) {
+        q->access_code = field_text(r, NT_KEY_ACCESS_CODE, 512);
         if (q->access_code == NULL || len < 4)
             return "invalid access_code";
         if (strcmp(q->visibility, "private") != 0)
@@ -750,44 +756,44 @@ static const char *decode_create(rpc_req *q, const nt_envr *r)
 /* Fills q from the request; returns NULL or the reason it is a bad request. */
 static const char *req_decode(rpc_req *q, const nt_envr *r)
 {
-    q->app = field_id(r, "app");
+    q->app = field_id(r, NT_KEY_APP);
     if (q->app == NULL)
         return "missing or invalid app";
     if (q->kind == RPC_LOOKUP) {
-        q->user = field_id(r, "sender");
-        q->cmid = field_text(r, "cmid", 64);
+        q->user = field_id(r, NT_KEY_SENDER);
+        q->cmid = field_text(r, NT_KEY_CMID, 64);
         if (q->user == NULL || q->cmid == NULL)
             return "missing or invalid sender or cmid";
         return NULL;
     }
     if (q->kind == RPC_UNREAD || q->kind == RPC_ROOMS) {
-        q->user = field_id(r, "user");
+        q->user = field_id(r, NT_KEY_USER);
         return q->user == NULL ? "missing or invalid user" : NULL;
     }
     if (q->kind == RPC_CREATE)
         return decode_create(q, r);
-    q->room = field_id(r, "room");
-    q->user = field_id(r, "user");
+    q->room = field_id(r, NT_KEY_ROOM);
+    q->user = field_id(r, NT_KEY_USER);
     if (q->room == NULL || q->user == NULL)
         return "missing or invalid room or user";
     if (q->kind == RPC_MEMBER_ADD || q->kind == RPC_MEMBER_REMOVE) {
-        q->peer = field_id(r, "actor");
+        q->peer = field_id(r, NT_KEY_ACTOR);
         if (q->peer == NULL)
             return "missing or invalid actor";
-        if (!nt_envr_bool(r, "admin", &q->actor_admin))
+        if (!nt_envr_bool(r, NT_KEY_ADMIN, &q->actor_admin))
             q->actor_admin = false;
         return NULL;
     }
     if (q->kind == RPC_DM) {
-        q->peer = field_id(r, "peer");
+        q->peer = field_id(r, NT_KEY_PEER);
         if (q->peer == NULL || strcmp(q->peer, q->user) == 0)
             return "missing or invalid peer";
     }
     if (q->kind == RPC_READ || q->kind == RPC_DELIVERED)
         return decode_mark(q, r);
     if (q->kind == RPC_JOIN) {
-        q->name = field_text(r, "name", 256);
-        q->access_code = field_text(r, "access_code", 512);
+        q->name = field_text(r, NT_KEY_NAME, 256);
+        q->access_code = field_text(r, NT_KEY_ACCESS_CODE, 512);
     }
     return NULL;
 }
@@ -806,7 +812,7 @@ typedef nt_status rpc_send_fn(rpc_req *q, ps_pg *pg, const nt_envr *r, const cha
 static rpc_send_fn send_one, send_history;
 
 static const struct {
-    const char *stmt;     /* the first statement (ps_rpc_stmts) */
+    const char *stmt;     /* the first statement (ps_queries_stmts) */
     int nparams;
     ps_pg_result_cb done; /* its result */
     rpc_send_fn *send;
@@ -847,11 +853,11 @@ static nt_status send_history(rpc_req *q, ps_pg *pg, const nt_envr *r, const cha
 {
     ps_ctx *ctx = q->ctx;
     int64_t before = 0, after = 0, limit = 0;
-    bool has_before = nt_envr_int(r, "before_seq", &before);
-    bool has_after = nt_envr_int(r, "after_seq", &after);
+    bool has_before = nt_envr_int(r, NT_KEY_BEFORE_SEQ, &before);
+    bool has_after = nt_envr_int(r, NT_KEY_AFTER_SEQ, &after);
     int def = RPC_HISTORY_DEFAULT < ctx->cfg.history_max ? RPC_HISTORY_DEFAULT
                                                          : ctx->cfg.history_max;
-    if (!nt_envr_int(r, "limit", &limit) || limit == 0)
+    if (!nt_envr_int(r, NT_KEY_LIMIT, &limit) || limit == 0)
         limit = def;
     if (limit < 1 || limit > ctx->cfg.history_max || (has_before && before < 0) ||
         (has_after && after < 0)) {
@@ -894,8 +900,8 @@ static nt_status req_send(rpc_req *q, ps_pg *pg, const nt_envr *r, const char **
 
 static void rpc_on_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
 {
-    ps_rpc *rpc = arg;
-    ps_ctx *ctx = rpc->ctx;
+    ps_queries *qs = arg;
+    ps_ctx *ctx = qs->ctx;
     if (msg->reply == NULL)
         return;
     rpc_kind kind = RPC_JOIN;
@@ -903,7 +909,7 @@ static void rpc_on_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
         kind++;
     if (kind == RPC_KINDS)
         return;
-    if (rpc->pending >= (size_t)ctx->cfg.rpc_queue_max) {
+    if (qs->pending >= (size_t)ctx->cfg.rpc_queue_max) {
         nt_metric_add(ctx->m.rpc_rejected, 1);
         reply_error(ctx, msg->reply, "unavailable", "persister busy (NATTER_RPC_QUEUE_MAX)");
         return;
@@ -931,8 +937,8 @@ static void rpc_on_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
         st = req_send(q, pg, &r, &bad);
     nt_envr_free(&r);
     if (st == NT_OK) {
-        q->rpc = rpc;
-        rpc->pending++;
+        q->qs = qs;
+        qs->pending++;
         return;
     }
     if (bad != NULL)
@@ -942,38 +948,38 @@ static void rpc_on_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
     req_free(q);
 }
 
-ps_rpc *ps_rpc_create(ps_ctx *ctx)
+ps_queries *ps_queries_create(ps_ctx *ctx)
 {
-    ps_rpc *rpc = nt_calloc(1, sizeof(*rpc));
-    rpc->ctx = ctx;
+    ps_queries *qs = nt_calloc(1, sizeof(*qs));
+    qs->ctx = ctx;
     for (int k = 0; k < RPC_KINDS; k++) {
-        rpc->subs[k] = nt_bus_subscribe(ctx->bus, rpc_subjects[k], "persister", rpc_on_msg, rpc);
-        if (rpc->subs[k] == NULL) {
+        qs->subs[k] = nt_bus_subscribe(ctx->bus, rpc_subjects[k], NT_QUEUE_PERSISTER, rpc_on_msg, qs);
+        if (qs->subs[k] == NULL) {
             nt_error("cannot subscribe %s", rpc_subjects[k]);
-            ps_rpc_destroy(rpc);
+            ps_queries_destroy(qs);
             return NULL;
         }
     }
-    return rpc;
+    return qs;
 }
 
-void ps_rpc_unsubscribe(ps_rpc *rpc)
+void ps_queries_unsubscribe(ps_queries *qs)
 {
     for (int k = 0; k < RPC_KINDS; k++) {
-        nt_bus_unsubscribe(rpc->subs[k]);
-        rpc->subs[k] = NULL;
+        nt_bus_unsubscribe(qs->subs[k]);
+        qs->subs[k] = NULL;
     }
 }
 
-void ps_rpc_destroy(ps_rpc *rpc)
+void ps_queries_destroy(ps_queries *qs)
 {
-    if (rpc == NULL)
+    if (qs == NULL)
         return;
-    ps_rpc_unsubscribe(rpc);
-    nt_free(rpc);
+    ps_queries_unsubscribe(qs);
+    nt_free(qs);
 }
 
-size_t ps_rpc_pending(const ps_rpc *rpc)
+size_t ps_queries_pending(const ps_queries *qs)
 {
-    return rpc->pending;
+    return qs->pending;
 }
