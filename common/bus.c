@@ -3,7 +3,6 @@
  * cnats parses them), and a non-blocking request table. */
 #include "bus.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -12,6 +11,7 @@
 #include <pthread.h>
 
 #include "alloc.h"
+#include "compat_nats.h"
 #include "config.h"
 #include "list.h"
 #include "log.h"
@@ -319,16 +319,13 @@ static void deliver(nt_bus_sub *sub, natsMsg *msg)
  * chat mix. cnats 3.4 has no public way to run handlers where it parses; it does
  * export natsConn_setFilterWithClosure (its own streaming client uses it), which
  * calls a filter on the parsing thread for every message before the subscription
- * lookup, and lets the filter take the message. With nt_bus_opts.loop_delivery the
- * bus looks it up at run time (dlsym: without it, the delivery threads are used as
- * before) and takes the messages of its exact-subject subscriptions and of its
+ * lookup, and lets the filter take the message (compat_nats.h). With
+ * nt_bus_opts.loop_delivery the bus installs it (without it, the delivery threads are
+ * used as before) and takes the messages of its exact-subject subscriptions and of its
  * inbox, on the loop thread only; everything else (wildcard subscriptions, a
  * parse on cnats's reconnect thread) goes the usual way. The filter cannot see
  * which subscription a message was for, so such a bus allows one subscription per
  * exact subject. */
-typedef void (*bus_filter_fn)(natsConnection *nc, natsMsg **msg, void *closure);
-typedef void (*bus_set_filter_fn)(natsConnection *nc, bus_filter_fn f, void *closure);
-
 static bool is_exact(const char *subject)
 {
     return !strchr(subject, '*') && !strchr(subject, '>');
@@ -962,12 +959,9 @@ nt_status nt_bus_create(uv_loop_t *loop, const nt_bus_opts *o, nt_bus **out,
     atomic_store(&bus->up, true);
     bus->want_fast = o->loop_delivery;
     if (o->loop_delivery) {
-        bus_set_filter_fn set_filter;
-        *(void **)&set_filter = dlsym(RTLD_DEFAULT, "natsConn_setFilterWithClosure");
-        if (set_filter) {
-            bus->loop_thread = uv_thread_self();
+        bus->loop_thread = uv_thread_self();
+        if (nt_nats_set_filter(bus->nc, on_filter, bus)) {
             bus->fast = true;
-            set_filter(bus->nc, on_filter, bus);
         } else {
             nt_warn("nats: this libnats has no natsConn_setFilterWithClosure: messages go "
                     "through its delivery thread");
