@@ -107,7 +107,7 @@ void gw_membership_revoked(gw_user *u, const nt_envr *r)
         return;
     memcpy(id, room, rlen);
     id[rlen] = '\0';
-    for (gw_conn *c = u->conns; c; c = c->next)
+    for (gw_conn *c = gw_user_conns(u, NULL); c; c = gw_user_conns(u, c))
         if (gw_membership_stop(c, id))
             gw_reply_native(c, json, jlen);
 }

@@ -9,6 +9,7 @@
 #include "alloc.h"
 #include "ask.h"
 #include "gw.h"
+#include "list.h"
 #include "log.h"
 #include "ratelimit.h"
 #include "reply.h"
@@ -41,13 +42,13 @@ static uint16_t held_slots[TYPING_SLOTS];   /* slots with a held change, each on
 static size_t nheld;
 /* The latest presence change of a user, held for the end of the interval. */
 typedef struct gw_presence_hold {
-    struct gw_presence_hold *next;           /* in presence_holds */
+    nt_list link;                            /* in presence_holds */
     gw_user *user;
     uint32_t len;
     char data[];                             /* the natter.ctl.presence envelope */
 } gw_presence_hold;
 
-static gw_presence_hold *presence_holds;
+static nt_list presence_holds = NT_LIST_INIT(presence_holds);
 
 static struct {
     nt_metric *typing_forwarded;         /* natter.ctl.typing published */
@@ -229,16 +230,11 @@ void gw_presence_set(gw_conn *c, const json_t *ref, const gw_presence_req *p)
         if (!h || h->len < len) {
             gw_presence_hold *n = nt_malloc(sizeof *n + len);
             if (h) {
-                for (gw_presence_hold **pp = &presence_holds; *pp; pp = &(*pp)->next)
-                    if (*pp == h) {
-                        *pp = h->next;
-                        break;
-                    }
+                nt_list_remove(&h->link);
                 nt_free(h);
             }
             n->user = u;
-            n->next = presence_holds;
-            presence_holds = n;
+            nt_list_insert_head(&presence_holds, &n->link);
             u->presence_held = h = n;
         }
         memcpy(h->data, data, len);
@@ -274,11 +270,7 @@ void gw_presence_user_gone(gw_user *u)
     gw_presence_hold *h = u->presence_held;
     if (!h)
         return;
-    for (gw_presence_hold **pp = &presence_holds; *pp; pp = &(*pp)->next)
-        if (*pp == h) {
-            *pp = h->next;
-            break;
-        }
+    nt_list_remove(&h->link);
     presence_forward_held(h, loop_ms());
 }
 
@@ -286,13 +278,12 @@ void gw_presence_sweep(void)
 {
     uint32_t now = loop_ms();
     typing_sweep(now);
-    for (gw_presence_hold **pp = &presence_holds; *pp;) {
-        gw_presence_hold *h = *pp;
-        if (!interval_passed(h->user->presence_ms, now, gw.cfg.presence_interval_ms)) {
-            pp = &h->next;
+    nt_list *n, *tmp;
+    nt_list_foreach_safe(n, tmp, &presence_holds) {
+        gw_presence_hold *h = nt_list_entry(n, gw_presence_hold, link);
+        if (!interval_passed(h->user->presence_ms, now, gw.cfg.presence_interval_ms))
             continue;
-        }
-        *pp = h->next;
+        nt_list_remove(&h->link);
         presence_forward_held(h, now);
     }
 }

@@ -7,6 +7,7 @@
 #include "alloc.h"
 #include "envelope.h"
 #include "gw.h"
+#include "list.h"
 #include "log.h"
 #include "map.h"
 #include "reply.h"
@@ -171,7 +172,9 @@ static void on_room_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
         nt_envr_bool(&r, "lazy", &lazy);
         gw_fanout fo;
         gw_fanout_init(&fo, b);
-        for (gw_member *m = room->members; m; m = m->rnext) {
+        nt_list *n;
+        nt_list_foreach(n, &room->members) {
+            gw_member *m = nt_list_entry(n, gw_member, rlink);
             const char *uid = m->conn->user ? m->conn->user->id : NULL;
             if (skip && uid && strlen(uid) == skip_len && memcmp(uid, skip, skip_len) == 0)
                 continue;
@@ -201,7 +204,7 @@ static void on_user_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
     if (b) {
         gw_fanout fo;
         gw_fanout_init(&fo, b);
-        for (gw_conn *c = u->conns; c; c = c->next)
+        for (gw_conn *c = gw_user_conns(u, NULL); c; c = gw_user_conns(u, c))
             gw_conn_enqueue(c, gw_fanout_for(&fo, c));
         gw_fanout_free(&fo);
         gw_buf_release(b);
@@ -254,7 +257,7 @@ static void on_unread_batch(nt_bus *bus, const nt_bus_msg *msg, void *arg)
         gw_buf *b = gw_buf_create(j->via.str.ptr, j->via.str.size);
         gw_fanout fo;
         gw_fanout_init(&fo, b);
-        for (gw_conn *c = u->conns; c; c = c->next)
+        for (gw_conn *c = gw_user_conns(u, NULL); c; c = gw_user_conns(u, c))
             gw_conn_enqueue_lazy(c, gw_fanout_for(&fo, c));
         gw_fanout_free(&fo);
         gw_buf_release(b);
@@ -299,6 +302,7 @@ nt_status gw_user_attach(gw_conn *c, const nt_claims *cl)
         size_t al = strlen(cl->app), il = strlen(cl->sub), sl = (size_t)n;
         u = nt_malloc(sizeof *u + sl + 1 + al + 1);
         memset(u, 0, sizeof *u);
+        nt_list_init(&u->conns);
         u->name = noname;
         memcpy(u->subject, subject, sl + 1);
         memcpy(u->subject + sl + 1, cl->app, al + 1);
@@ -315,11 +319,7 @@ nt_status gw_user_attach(gw_conn *c, const nt_claims *cl)
     }
     user_set_name(u, cl->name);
     c->user = u;
-    c->prev = NULL;
-    c->next = u->conns;
-    if (u->conns)
-        u->conns->prev = c;
-    u->conns = c;
+    nt_list_insert_head(&u->conns, &c->link);
     u->nconns++;
     return NT_OK;
 }
@@ -329,13 +329,7 @@ void gw_user_detach(gw_conn *c)
     gw_user *u = c->user;
     if (!u)
         return;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        u->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->next = c->prev = NULL;
+    nt_list_remove(&c->link);
     c->user = NULL;
     if (--u->nconns > 0)
         return;
@@ -361,7 +355,7 @@ gw_room *gw_room_acquire(const char *app, const char *room)
     r = nt_malloc(sizeof *r + (size_t)n + 1);
     memcpy(r->subject, key, (size_t)n + 1);
     r->id = r->subject + n - strlen(room);
-    r->members = NULL;
+    nt_list_init(&r->members);
     r->last_seq = 0;
     r->sub = nt_bus_subscribe(gw.bus, r->subject, NULL, on_room_msg, r);
     if (!r->sub) {
@@ -406,11 +400,7 @@ void gw_member_add(gw_conn *c, gw_room *r)
     m->replay = NULL;
     m->room = r;
     m->conn = c;
-    m->rprev = NULL;
-    m->rnext = r->members;
-    if (r->members)
-        r->members->rprev = m;
-    r->members = m;
+    nt_list_insert_head(&r->members, &m->rlink);
     m->cnext = c->rooms;
     c->rooms = m;
 }
@@ -422,12 +412,7 @@ void gw_member_remove(gw_conn *c, gw_member *m)
             *pp = m->cnext;
             break;
         }
-    if (m->rprev)
-        m->rprev->rnext = m->rnext;
-    else
-        m->room->members = m->rnext;
-    if (m->rnext)
-        m->rnext->rprev = m->rprev;
+    nt_list_remove(&m->rlink);
     gw_room_release(m->room);
     replay_free(m->replay);
     nt_free(m);

@@ -11,7 +11,7 @@
 
 struct gw_user {                  /* one user with >= 1 authenticated local connection */
     nt_bus_sub *sub;
-    gw_conn *conns;               /* linked through gw_conn.next/prev */
+    nt_list conns;                /* of gw_conn, through gw_conn.link; see gw_user_conns */
     uint32_t nconns;
     uint32_t barrier;             /* the bus barrier that confirms sub (session.c) */
     const char *app;              /* in this block, after subject */
@@ -27,7 +27,7 @@ struct gw_user {                  /* one user with >= 1 authenticated local conn
 typedef struct gw_room {
     const char *id;               /* the <room> part of subject */
     nt_bus_sub *sub;
-    gw_member *members;
+    nt_list members;              /* of gw_member, through gw_member.rlink */
     int64_t last_seq;             /* highest message seq forwarded (0 = none yet) */
     uint32_t interest;            /* memberships + joins in flight */
     char subject[];               /* natter.room.<app>.<room>; the registry key */
@@ -45,7 +45,7 @@ struct gw_member {                /* a connection receiving a room's events */
     gw_room *room;
     gw_conn *conn;
     gw_replay *replay;            /* non-NULL while replaying: live events are buffered */
-    gw_member *rnext, *rprev;     /* in the room */
+    nt_list rlink;                /* in the room */
     gw_member *cnext;             /* in the connection */
 };
 
@@ -54,6 +54,13 @@ struct gw_member {                /* a connection receiving a room's events */
 nt_status gw_user_attach(gw_conn *c, const nt_claims *cl);
 /* Unlinks; the last connection of a user drops the user subject. */
 void gw_user_detach(gw_conn *c);
+/* The user's connections, newest first: `for (c = gw_user_conns(u, NULL); c;
+ * c = gw_user_conns(u, c))`; the body must not detach c. */
+static inline gw_conn *gw_user_conns(const gw_user *u, const gw_conn *c)
+{
+    const nt_list *n = c ? c->link.next : u->conns.next;
+    return n != &u->conns ? nt_list_entry(n, gw_conn, link) : NULL;
+}
 gw_user *gw_user_find(const char *app, const char *user);
 /* Where what arrives on a user subject, and the acks riding room events, are handed. */
 typedef struct gw_rooms_hooks {

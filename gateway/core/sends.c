@@ -8,6 +8,7 @@
 
 #include "alloc.h"
 #include "gw.h"
+#include "list.h"
 #include "log.h"
 #include "presence.h"
 #include "ratelimit.h"
@@ -21,7 +22,7 @@
 
 struct gw_pending {                     /* one send_message awaiting its ack */
     gw_pending *next;                   /* in the connection */
-    gw_pending *gnext, *gprev;          /* global FIFO by deadline */
+    nt_list fifo;                       /* in the global FIFO by deadline */
     gw_conn *conn;
     json_t *ref;                        /* NULL when the client gave none */
     gw_room *room;                      /* held until answered: the ack rides its event */
@@ -35,7 +36,7 @@ typedef struct send_req {               /* context of the publish (and of a look
     char cmid[];                        /* the client_msg_id */
 } send_req;
 
-static gw_pending *fifo_head, *fifo_tail;
+static nt_list fifo = NT_LIST_INIT(fifo);   /* of gw_pending, deadline ascending */
 static uint32_t inflight;               /* pending sends of all connections */
 
 static send_req *req_new(gw_conn *c, const char *cmid)
@@ -72,12 +73,7 @@ static void pending_add(gw_conn *c, const char *cmid, const json_t *ref, gw_room
     c->pending = p;
     c->npending++;
     nt_metric_set(gw.m.sends_inflight, ++inflight);
-    p->gprev = fifo_tail;
-    if (fifo_tail)
-        fifo_tail->gnext = p;
-    else
-        fifo_head = p;
-    fifo_tail = p;
+    nt_list_insert_tail(&fifo, &p->fifo);
 }
 
 static void pending_remove(gw_pending *p)
@@ -90,14 +86,7 @@ static void pending_remove(gw_pending *p)
         }
     c->npending--;
     nt_metric_set(gw.m.sends_inflight, --inflight);
-    if (p->gprev)
-        p->gprev->gnext = p->gnext;
-    else
-        fifo_head = p->gnext;
-    if (p->gnext)
-        p->gnext->gprev = p->gprev;
-    else
-        fifo_tail = p->gprev;
+    nt_list_remove(&p->fifo);
     json_decref(p->ref);
     if (p->room)
         gw_room_release(p->room);
@@ -134,9 +123,14 @@ static void pending_answer_all(gw_conn *c, const char *cmid, size_t clen, const 
 
 void gw_sends_sweep(int64_t now_ms)
 {
-    while (fifo_head && fifo_head->deadline_ms <= now_ms)
-        pending_error(fifo_head, GW_E_UNAVAILABLE,
+    nt_list *n;
+    while ((n = nt_list_first(&fifo)) != NULL) {
+        gw_pending *p = nt_list_entry(n, gw_pending, fifo);
+        if (p->deadline_ms > now_ms)
+            break;
+        pending_error(p, GW_E_UNAVAILABLE,
                       "message not confirmed in time, retry with the same client_msg_id");
+    }
 }
 
 void gw_sends_conn_closed(gw_conn *c)
@@ -161,7 +155,7 @@ bool gw_sends_envelope(gw_user *u, const nt_envr *r)
     snprintf(text, sizeof text, "%.*s", (int)mlen, message ? message : "message refused");
     if (ack && !json)
         return true;
-    for (gw_conn *c = u->conns; c; c = c->next)
+    for (gw_conn *c = gw_user_conns(u, NULL); c; c = gw_user_conns(u, c))
         pending_answer_all(c, cmid, clen, ack ? json : NULL, jlen,
                            gw_errcode_parse(code, codelen), text);
     return true;
@@ -169,7 +163,7 @@ bool gw_sends_envelope(gw_user *u, const nt_envr *r)
 
 void gw_sends_ack(gw_user *u, const char *cmid, size_t clen, const char *json, size_t jlen)
 {
-    for (gw_conn *c = u->conns; c; c = c->next)
+    for (gw_conn *c = gw_user_conns(u, NULL); c; c = gw_user_conns(u, c))
         pending_answer_all(c, cmid, clen, json, jlen, GW_E_INTERNAL, NULL);
 }
 

@@ -10,6 +10,7 @@
 #include "dialect.h"
 #include "gw.h"
 #include "jwt.h"
+#include "list.h"
 #include "membership.h"
 #include "presence.h"
 #include "reply.h"
@@ -25,13 +26,13 @@
  * server has the user subject's SUB. One bus barrier at a time covers every user
  * subscribed before it went out; users subscribed meanwhile wait for the next. */
 typedef struct gw_hello {
-    struct gw_hello *next;
+    nt_list link;                      /* in `hellos` */
     json_t *ref;
     uint32_t barrier;
     char conn[17];
 } gw_hello;
 
-static gw_hello *hello_head, *hello_tail;    /* FIFO, barrier ascending */
+static nt_list hellos = NT_LIST_INIT(hellos); /* FIFO, barrier ascending */
 static uint32_t barrier_sent, barrier_done;  /* sequence numbers (wrap-safe compare);
                                               * unequal while one is in flight */
 
@@ -65,10 +66,12 @@ static void barrier_send(void);
 static void on_barrier(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
 {
     barrier_done = (uint32_t)(uintptr_t)arg;
-    while (hello_head && barrier_passed(hello_head->barrier)) {
-        gw_hello *h = hello_head;
-        if (!(hello_head = h->next))
-            hello_tail = NULL;
+    nt_list *n;
+    while ((n = nt_list_first(&hellos)) != NULL) {
+        gw_hello *h = nt_list_entry(n, gw_hello, link);
+        if (!barrier_passed(h->barrier))
+            break;
+        nt_list_remove(&h->link);
         gw_conn *c = gw_conn_find(h->conn);
         if (c && c->user && !c->close_code) {
             if (st == NT_OK) {
@@ -83,7 +86,7 @@ static void on_barrier(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *a
         json_decref(h->ref);
         nt_free(h);
     }
-    if (hello_head)
+    if (!nt_list_empty(&hellos))
         barrier_send();
 }
 
@@ -106,29 +109,24 @@ static void hello(gw_conn *c, const json_t *ref)
         return;
     }
     gw_hello *h = nt_malloc(sizeof *h);
-    h->next = NULL;
     h->ref = ref ? json_incref((json_t *)ref) : NULL;
     h->barrier = u->barrier;
     memcpy(h->conn, c->id, sizeof h->conn);
     gw_conn_hold(c);                    /* events for c wait for `connected` */
-    if (hello_tail)
-        hello_tail->next = h;
-    else
-        hello_head = h;
-    hello_tail = h;
+    nt_list_insert_tail(&hellos, &h->link);
     if (barrier_sent == barrier_done)    /* none in flight */
         barrier_send();
 }
 
 void gw_session_stop(void)
 {
-    while (hello_head) {
-        gw_hello *h = hello_head;
-        hello_head = h->next;
+    nt_list *n, *tmp;
+    nt_list_foreach_safe(n, tmp, &hellos) {
+        gw_hello *h = nt_list_entry(n, gw_hello, link);
+        nt_list_remove(&h->link);
         json_decref(h->ref);
         nt_free(h);
     }
-    hello_tail = NULL;
 }
 
 void gw_session_authenticate(gw_conn *c, const char *token, size_t len, const json_t *ref)
@@ -178,7 +176,7 @@ static void disconnect(gw_user *u, const nt_envr *r)
         code = GW_CLOSE_SERVER_DISCONNECT;
     nt_info("server API: closing %u connection(s) of %s/%s", u->nconns, u->app, u->id);
     /* gw_conn_close only marks: the list is not changed while walking it */
-    for (gw_conn *c = u->conns; c; c = c->next)
+    for (gw_conn *c = gw_user_conns(u, NULL); c; c = gw_user_conns(u, c))
         gw_conn_close(c, (uint16_t)code);
 }
 

@@ -11,6 +11,7 @@
 #include "alloc.h"
 #include "compat_lws.h"
 #include "gw.h"
+#include "list.h"
 #include "log.h"
 #include "map.h"
 #include "util.h"
@@ -21,7 +22,7 @@ _Static_assert(sizeof(gw_conn) <= 120, "gw_conn must stay within a 128-byte mall
 
 static nt_map conns;
 static uint64_t next_id;
-static gw_conn *auth_head, *auth_tail;
+static nt_list auth_fifo = NT_LIST_INIT(auth_fifo);   /* deadline ascending */
 static size_t sweep_slot;           /* keepalive: next slot of `conns` to visit */
 static gw_conn_hooks hooks;         /* the session's part in the deadlines (gw_conn_init) */
 
@@ -49,6 +50,7 @@ gw_conn *gw_conn_create(struct lws *wsi)
     if (!next_id && getrandom(&next_id, sizeof next_id, 0) != sizeof next_id)
         next_id = (uint64_t)uv_hrtime();
     gw_conn *c = nt_calloc(1, sizeof *c);
+    nt_list_init(&c->link);
     c->wsi = wsi;
     c->rx_s = gw_conn_clock_s();
     snprintf(c->id, sizeof c->id, "%016llx", (unsigned long long)next_id++);
@@ -477,37 +479,26 @@ int gw_conn_writeable(gw_conn *c)
 void gw_conn_auth_track(gw_conn *c, int64_t deadline_ms)
 {
     c->auth_deadline_ms = deadline_ms;
-    c->next = NULL;
-    c->prev = auth_tail;
-    if (auth_tail)
-        auth_tail->next = c;
-    else
-        auth_head = c;
-    auth_tail = c;
+    nt_list_insert_tail(&auth_fifo, &c->link);
 }
 
 void gw_conn_auth_untrack(gw_conn *c)
 {
-    /* In the FIFO only until authenticated: after that next/prev link the user's
-     * connections and the deadline's bytes are the limits' (detach clears next/prev). */
-    if (c->user || (c != auth_head && !c->prev))
+    /* In the FIFO only until authenticated: after that the link holds the user's
+     * connections and the deadline's bytes are the limits' (detach unlinks it). */
+    if (c->user || !nt_list_linked(&c->link))
         return;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        auth_head = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    else
-        auth_tail = c->prev;
-    c->next = c->prev = NULL;
+    nt_list_remove(&c->link);
     c->auth_deadline_ms = 0;
 }
 
 void gw_conn_auth_sweep(int64_t now_ms)
 {
-    while (auth_head && auth_head->auth_deadline_ms <= now_ms) {
-        gw_conn *c = auth_head;
+    nt_list *n;
+    while ((n = nt_list_first(&auth_fifo)) != NULL) {
+        gw_conn *c = nt_list_entry(n, gw_conn, link);
+        if (c->auth_deadline_ms > now_ms)
+            break;
         gw_conn_auth_untrack(c);
         hooks.auth_timeout(c);
     }

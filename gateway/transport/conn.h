@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <jansson.h>
 #include <uv.h>
+#include "list.h"
 #include "rate.h"
 
 /* At most this many bytes of queued frames go into one send(); lws is told the
@@ -42,7 +43,7 @@ typedef struct gw_rx {
 typedef struct gw_conn {         /* ordered without padding: 120 bytes, a 128-byte malloc chunk */
     struct lws *wsi;
     gw_user *user;                /* NULL until authenticated */
-    struct gw_conn *next, *prev;  /* the auth-deadline FIFO, then the user's connections */
+    nt_list link;                 /* the auth-deadline FIFO, then the user's connections */
     union {
         int64_t auth_deadline_ms; /* while unauthenticated */
         gw_conn_limits lim;       /* once authenticated (rate.h) */
