@@ -1,6 +1,6 @@
-/* main.c: natter-gateway: configuration, the loop, timers, signals and graceful stop. */
+/* main.c: natter-gateway: its settings and its modules, run by common/service.h (the loop,
+ * the bus, the metrics listener, signals and the graceful stop). */
 #include <malloc.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -26,6 +26,7 @@
 #include "server.h"
 #include "sends.h"
 #include "server_api.h"
+#include "service.h"
 #include "session.h"
 #include "util.h"
 #include "wire.h"
@@ -33,10 +34,7 @@
 #define GW_TICK_MS 250
 #define GW_DRAIN_MS 3000            /* how long a graceful stop waits for clients to go */
 
-static uv_loop_t loop;
 static uv_timer_t tick_timer, hb_timer;
-static uv_signal_t sigint_h, sigterm_h;
-static int64_t drain_deadline_ms;
 
 /* The gateway's id is NATTER_GATEWAY_ID (default gw-<host>) plus a random
  * suffix per start, so a process restarted under the same name (a container
@@ -157,11 +155,6 @@ static void read_config(void)
     cap_connections_by_fd_limit(c);
 }
 
-static bool ready(void *arg)
-{
-    return gw.bus && nt_bus_connected(gw.bus) && !gw.stopping;
-}
-
 /* A burst (a connection storm, a room fan-out to slow readers) leaves the heap
  * full of freed blocks between long-lived per-connection ones; glibc returns
  * only the top of the heap on its own, so the process would keep the burst's
@@ -198,8 +191,6 @@ static void on_tick(uv_timer_t *t)
     gw_sends_sweep(now);
     gw_presence_sweep();
     gw_revoke_tick(now);
-    if (gw.stopping && (gw_conn_count() == 0 || now >= drain_deadline_ms))
-        uv_stop(&loop);
 }
 
 static void on_heartbeat(uv_timer_t *t)
@@ -214,85 +205,121 @@ static void on_heartbeat(uv_timer_t *t)
     nt_envw_free(&w);
 }
 
-static void on_signal(uv_signal_t *s, int signum)
-{
-    if (gw.stopping)
-        return;
-    nt_info("signal %d: draining %zu connections", signum, gw_conn_count());
-    drain_deadline_ms = nt_now_ms() + GW_DRAIN_MS;
-    gw_server_drain();
-}
+/* ---- modules, in start order; destroyed in reverse (service.h) ---- */
 
-int main(void)
+/* The shared state: the loop and the bus from the service, the metrics. */
+static nt_status gateway_start(nt_service *svc, void *arg, char *err, size_t errlen)
 {
-    char err[256];
-    nt_bus_opts bo = { 0 };
-
-    if (nt_log_init("natter-gateway") != 0)
-        nt_config_fatal("NATTER_LOG_LEVEL is invalid: expected debug, info, warn or error");
-    read_config();
-    signal(SIGPIPE, SIG_IGN);
-    uv_loop_init(&loop);
-    gw.loop = &loop;
+    gw.loop = nt_service_loop(svc);
+    gw.bus = nt_service_bus(svc);
     gw_presence_metrics_init();
     gw_limits_metrics_init();
     gw_server_api_metrics_init();
     gw_metrics_register();
     gw_reply_metrics_init();
+    return NT_OK;
+}
 
-    char nats_shown[512];         /* the URL without its password, for errors */
-    nt_config_redact_url(gw.cfg.nats_url, nats_shown, sizeof nats_shown);
-    bo.url = gw.cfg.nats_url;
-    bo.name = gw.cfg.gw_id;
-    bo.loop_delivery = true;      /* rooms, users and requests: one subscription each */
-    if (nt_bus_create(&loop, &bo, &gw.bus, err, sizeof err) != NT_OK)
-        nt_config_fatal("cannot reach NATS at %s (NATTER_NATS_URL): %s", nats_shown, err);
-    nt_bus_register_metrics(gw.bus, "natter_gateway");
-    const gw_rooms_hooks rooms_hooks = { .ack = gw_sends_ack,
-                                         .user_envelope = gw_session_user_envelope };
-    if (gw_rooms_start(&rooms_hooks) != NT_OK || gw_revoke_start() != NT_OK)
-        nt_config_fatal("cannot subscribe %s at %s (NATTER_NATS_URL)", NT_SUBJ_UNREAD,
-                        nats_shown);
-    if (nt_metrics_listen(&loop, gw.cfg.metrics_listen, ready, NULL) != NT_OK)
-        nt_config_fatal("cannot listen on %s (NATTER_METRICS_LISTEN)", gw.cfg.metrics_listen);
-    gw_dialect_register(GW_DIALECT_NATIVE, &gw_native_dialect);
-    const gw_server_hooks server_hooks = { .accepts = gw_dialect_accepts,
-                                           .opened = gw_dialect_open,
-                                           .frame = gw_dialect_frame,
-                                           .closed = gw_session_closed,
-                                           .http = gw_http_callback };
-    if (gw_server_start(&server_hooks) != NT_OK)
-        nt_config_fatal("cannot listen on %s (NATTER_LISTEN)", gw.cfg.listen);
-
-    gw_conn_init(&loop, &gw_session_conn_hooks);
-    uv_timer_init(&loop, &tick_timer);
-    uv_timer_start(&tick_timer, on_tick, GW_TICK_MS, GW_TICK_MS);
-    uv_timer_init(&loop, &hb_timer);
-    uv_timer_start(&hb_timer, on_heartbeat, 0, gw.cfg.heartbeat_ms);
-    uv_signal_init(&loop, &sigint_h);
-    uv_signal_start(&sigint_h, on_signal, SIGINT);
-    uv_signal_init(&loop, &sigterm_h);
-    uv_signal_start(&sigterm_h, on_signal, SIGTERM);
-    nt_info("gateway %s listening on %s (metrics %s)", gw.cfg.gw_id, gw.cfg.listen,
-            gw.cfg.metrics_listen);
-
-    uv_run(&loop, UV_RUN_DEFAULT);
-
-    /* lws closes the listener and what is left (CLOSED publishes each conn close) */
-    gw_server_destroy();
-    nt_metrics_close();
-    gw_revoke_stop();
-    nt_bus_destroy(gw.bus);
+/* Last destroyed: what arrives on the bus until it closes finds no gateway state. */
+static void gateway_destroy(nt_service *svc, void *arg)
+{
     gw.bus = NULL;
+}
+
+/* The unread batches, user subjects' envelopes and revocations. */
+static nt_status rooms_start(nt_service *svc, void *arg, char *err, size_t errlen)
+{
+    static const gw_rooms_hooks rooms_hooks = { .ack = gw_sends_ack,
+                                                .user_envelope = gw_session_user_envelope };
+    if (gw_rooms_start(&rooms_hooks) == NT_OK && gw_revoke_start() == NT_OK)
+        return NT_OK;
+    char shown[512];
+    nt_config_redact_url(gw.cfg.nats_url, shown, sizeof shown);
+    snprintf(err, errlen, "cannot subscribe %s at %s (NATTER_NATS_URL)", NT_SUBJ_UNREAD, shown);
+    return NT_EUNAVAIL;
+}
+
+static void rooms_destroy(nt_service *svc, void *arg)
+{
+    gw_revoke_stop();
+}
+
+/* Connections, their sessions and the gateway's timers (sweeps, heartbeat). */
+static nt_status conns_start(nt_service *svc, void *arg, char *err, size_t errlen)
+{
+    gw_conn_init(gw.loop, &gw_session_conn_hooks);
+    uv_timer_init(gw.loop, &tick_timer);
+    uv_timer_start(&tick_timer, on_tick, GW_TICK_MS, GW_TICK_MS);
+    uv_timer_init(gw.loop, &hb_timer);
+    uv_timer_start(&hb_timer, on_heartbeat, 0, gw.cfg.heartbeat_ms);
+    return NT_OK;
+}
+
+static void conns_destroy(nt_service *svc, void *arg)
+{
     gw_session_stop();
     gw_conn_stop();
     uv_close((uv_handle_t *)&tick_timer, NULL);
     uv_close((uv_handle_t *)&hb_timer, NULL);
-    uv_close((uv_handle_t *)&sigint_h, NULL);
-    uv_close((uv_handle_t *)&sigterm_h, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    if (uv_loop_close(&loop) != 0)
-        nt_warn("event loop closed with handles still open");
+}
+
+/* The listener and its dialects. A stop refuses new clients and asks the connected
+ * ones to go (gw_server_drain); the drain waits for them, GW_DRAIN_MS at most. */
+static nt_status server_start(nt_service *svc, void *arg, char *err, size_t errlen)
+{
+    static const gw_server_hooks server_hooks = { .accepts = gw_dialect_accepts,
+                                                  .opened = gw_dialect_open,
+                                                  .frame = gw_dialect_frame,
+                                                  .closed = gw_session_closed,
+                                                  .http = gw_http_callback };
+    gw_dialect_register(GW_DIALECT_NATIVE, &gw_native_dialect);
+    if (gw_server_start(&server_hooks) != NT_OK) {
+        snprintf(err, errlen, "cannot listen on %s (NATTER_LISTEN)", gw.cfg.listen);
+        return NT_EUNAVAIL;
+    }
+    nt_info("gateway %s listening on %s (metrics %s)", gw.cfg.gw_id, gw.cfg.listen,
+            gw.cfg.metrics_listen);
+    return NT_OK;
+}
+
+static void server_stop_intake(nt_service *svc, void *arg)
+{
+    nt_info("signal %d: draining %zu connections", nt_service_signal(svc), gw_conn_count());
+    gw_server_drain();
+}
+
+static size_t server_pending(void *arg)
+{
+    return gw_conn_count();
+}
+
+/* lws closes the listener and what is left (CLOSED publishes each conn close, while
+ * the bus is still up). */
+static void server_destroy(nt_service *svc, void *arg)
+{
+    gw_server_destroy();
+}
+
+static const nt_module modules[] = {
+    { "gateway", gateway_start, NULL, NULL, gateway_destroy, NULL },
+    { "rooms", rooms_start, NULL, NULL, rooms_destroy, NULL },
+    { "connections", conns_start, NULL, NULL, conns_destroy, NULL },
+    { "server", server_start, server_stop_intake, server_pending, server_destroy, NULL },
+};
+
+int main(void)
+{
+    nt_service *svc = nt_service_init("natter-gateway");
+    read_config();
+    nt_service_opts so = {
+        .bus = { .url = gw.cfg.nats_url, .name = gw.cfg.gw_id,
+                 .loop_delivery = true },   /* rooms, users and requests: one subscription each */
+        .metrics_prefix = "natter_gateway",
+        .metrics_listen = gw.cfg.metrics_listen,
+        .drain_ms = GW_DRAIN_MS,
+    };
+    nt_service_start(svc, &so, modules, sizeof modules / sizeof modules[0]);
+    int code = nt_service_run(svc);
     nt_info("gateway %s stopped", gw.cfg.gw_id);
-    return 0;
+    return code;
 }

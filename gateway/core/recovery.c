@@ -69,7 +69,7 @@ static bool replay_send(gw_conn *c, replay_req *rq, const char *json, size_t len
             continue;
         char *s = json_dumps(msg, JSON_COMPACT);
         gw_reply_event(c, "message", rq->room, s, strlen(s));
-        free(s);
+        nt_free(s);
         rq->after = seq;
         rq->replayed++;
     }

@@ -46,7 +46,7 @@ void gw_reply_ack_obj(gw_conn *c, const json_t *ref, json_t *data)
 {
     char *s = json_dumps(data, JSON_COMPACT);
     gw_reply_ack(c, ref, s, strlen(s));
-    free(s);
+    nt_free(s);
     json_decref(data);
 }
 

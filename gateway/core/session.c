@@ -57,7 +57,7 @@ static void send_connected(gw_conn *c, const json_t *ref)
     gw_conn_release(c, out, lens, n, false);
     nt_free(owned[0]);
     nt_free(owned[1]);
-    free(js);
+    nt_free(js);
     json_decref(data);
 }
 

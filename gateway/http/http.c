@@ -90,7 +90,7 @@ static void respond_json(gw_http *h, unsigned status, json_t *obj)
         return;
     }
     respond(h, status, s, strlen(s));
-    free(s);
+    nt_free(s);
 }
 
 static void respond_error_retry(gw_http *h, gw_errcode code, const char *message,

@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <libwebsockets.h>
 
+#include "alloc.h"
 #include "gw.h"
 #include "log.h"
 #include "metrics.h"
@@ -159,7 +160,7 @@ static json_t *do_publish(json_t *req, const char *key_app, gw_error *err)
     char *s = json_dumps(frame, JSON_COMPACT | JSON_ENCODE_ANY);
     json_decref(frame);
     nt_status st = publish_event(kind, app, id, s, strlen(s));
-    free(s);
+    nt_free(s);
     if (st != NT_OK) {
         gw_fail(err, GW_E_UNAVAILABLE, "message bus unavailable, retry");
         return NULL;
@@ -201,13 +202,13 @@ static json_t *do_notify(json_t *req, const char *key_app, gw_error *err)
         if (dup)
             continue;
         if (publish_event("user", app, json_string_value(v), s, len) != NT_OK) {
-            free(s);
+            nt_free(s);
             gw_fail(err, GW_E_UNAVAILABLE, "message bus unavailable, retry");
             return NULL;
         }
         sent++;
     }
-    free(s);
+    nt_free(s);
     return json_pack("{s:b,s:I}", "ok", 1, "users", (json_int_t)sent);
 }
 

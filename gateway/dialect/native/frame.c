@@ -158,12 +158,12 @@ bool gw_auth_token(const gw_frame *f, const char **token, size_t *len, gw_error 
 }
 
 /* The compact JSON of a value taken from a parsed frame (so valid UTF-8), or of null;
- * never NULL. Freed with free(). */
+ * never NULL. Freed with nt_free() (jansson allocates through nt_malloc). */
 static char *dump_value(const json_t *v)
 {
     char *s = json_dumps(v ? v : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!s && !(s = strdup("null")))
-        abort();                                       /* out of memory */
+    if (!s)
+        s = nt_strdup("null");
     return s;
 }
 
@@ -223,12 +223,12 @@ static char *encode_error(const json_t *ref, gw_errcode code, const char *messag
         char *id = system_request_id(ref);
         out = concat(len, "{\"event\":\"system_response\",\"data\":{\"request_id\":", id,
                      ",\"error\":", d, dlen, "}}");
-        free(id);
+        nt_free(id);
     } else {
         char *r = ref ? dump_value(ref) : NULL;
         out = concat(len, r ? "{\"event\":\"error\",\"ref\":" : "{\"event\":\"error\"", r,
                      ",\"data\":", d, dlen, "}");
-        free(r);
+        nt_free(r);
     }
     nt_jsonw_free(&w);
     return out;
@@ -278,13 +278,13 @@ char *gw_encode_ack(const json_t *ref, const char *data_json, size_t data_len, s
         char *out = concat(len, "{\"event\":\"system_response\",\"data\":{\"request_id\":", id,
                            empty ? "" : ",", empty ? "}" : data_json + 1,
                            empty ? 1 : data_len - 1, "}");
-        free(id);
+        nt_free(id);
         return out;
     }
     char *r = ref ? dump_value(ref) : NULL;
     char *out = concat(len, r ? "{\"event\":\"ack\",\"ref\":" : "{\"event\":\"ack\"", r,
                        ",\"data\":", data_json, data_len, "}");
-    free(r);
+    nt_free(r);
     return out;
 }
 
