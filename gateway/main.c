@@ -25,6 +25,7 @@
 #include "rooms.h"
 #include "server.h"
 #include "sends.h"
+#include "routes.h"
 #include "server_api.h"
 #include "service.h"
 #include "session.h"
@@ -215,6 +216,7 @@ static nt_status gateway_start(nt_service *svc, void *arg, char *err, size_t err
     gw_presence_metrics_init();
     gw_limits_metrics_init();
     gw_server_api_metrics_init();
+    gw_http_set_routes(gw_routes, gw_nroutes);
     gw_metrics_register();
     gw_reply_metrics_init();
     return NT_OK;

@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config libuv1-dev libwebsockets-dev libwebsockets-evlib-uv
       libnats-dev nats-server redis-server libhiredis-dev libpq-dev postgresql
       libmsgpack-dev libjansson-dev libssl-dev libcmocka-dev curl valgrind
-      clang libfuzzer-14-dev)
+      clang libfuzzer-14-dev python3)
 # Node is needed only for the integration tests; keep a node that is already there.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   pkgs+=(nodejs npm)

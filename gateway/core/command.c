@@ -41,11 +41,17 @@ gw_errcode gw_errcode_parse(const char *name, size_t len)
 bool gw_fail(gw_error *err, gw_errcode code, const char *fmt, ...)
 {
     va_list ap;
+    va_start(ap, fmt);
+    gw_vfail(err, code, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+bool gw_vfail(gw_error *err, gw_errcode code, const char *fmt, va_list ap)
+{
     err->code = code;
     err->retry_after_ms = 0;
-    va_start(ap, fmt);
     int n = vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
     size_t len = strlen(err->message);
     if (n >= 0 && (size_t)n > len) {              /* cut by the buffer: end on a whole character */
         size_t lead = len;

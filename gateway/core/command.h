@@ -5,6 +5,7 @@
 #ifndef GW_COMMAND_H
 #define GW_COMMAND_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,6 +45,8 @@ typedef struct gw_error {
  * and a message longer than the buffer is cut on a character boundary. */
 bool gw_fail(gw_error *err, gw_errcode code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+bool gw_vfail(gw_error *err, gw_errcode code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /* "object", "array", "string", ... for error messages. */
 const char *gw_json_type_text(const json_t *v);

@@ -9,7 +9,6 @@
 #include "envelope.h"
 #include "command.h"
 
-struct lws;
 
 /* typing: forwards on for a subscribed room, at most one change per user per room per
  * NATTER_TYPING_INTERVAL_MS (the latest held for the interval's end); acks ref. */
@@ -22,17 +21,6 @@ void gw_presence_online_users(gw_conn *c, const json_t *ref, const char *room);
 /* c sent a message to room, unsubscribed from it or closed: its typing
  * indicator there stops (is_typing:false when one was forwarded). */
 void gw_presence_typing_stop(gw_conn *c, const char *room);
-
-/* REST: GET /api/rooms/{id}/online, GET /api/rooms/{id}/typing and
- * GET /api/users/{id}/presence (http_presence.c). Returns false when `path` is
- * none of them (nothing done). Otherwise true and either
- *   *sent == false: answer at once with err (bad id, missing/invalid token, bus down), or
- *   *sent == true: a router query is in flight with id *req_id; cb(arg) receives its
- *   reply envelope {ok, json} exactly like natter.rpc.persist.history's (answer 200
- *   with `json`, else the error), unless cancelled with nt_bus_request_cancel.
- * The Authorization: Bearer JWT is verified here; its app scopes the query. */
-bool gw_http_presence_route(struct lws *wsi, const char *path, nt_bus_reply_cb cb, void *arg,
-                            uint64_t *req_id, bool *sent, gw_error *err);
 
 /* Forwards the presence change u still holds back (its last local connection is
  * closing) and forgets u. */

@@ -23,6 +23,15 @@ static nt_status send_env(const char *subject, nt_envw *w, nt_bus_reply_cb cb, v
     return st;
 }
 
+/* Starts w with {app, room, user}: the envelope of a request about user in room. */
+static void env_room_user(nt_envw *w, const char *app, const char *room, const char *user)
+{
+    nt_envw_init(w);
+    nt_envw_cstr(w, "app", app);
+    nt_envw_cstr(w, "room", room);
+    nt_envw_cstr(w, "user", user);
+}
+
 static void env_who(nt_envw *w, const gw_rpc_who *who)
 {
     nt_envw_cstr(w, "app", who->app);
@@ -62,10 +71,7 @@ nt_status gw_rpc_history(const char *app, const char *room, const char *user,
                          uint64_t *id_out)
 {
     nt_envw w;
-    nt_envw_init(&w);
-    nt_envw_cstr(&w, "app", app);
-    nt_envw_cstr(&w, "room", room);
-    nt_envw_cstr(&w, "user", user);
+    env_room_user(&w, app, room, user);
     if (h->before_seq >= 0)
         nt_envw_int(&w, "before_seq", h->before_seq);
     if (h->after_seq >= 0)
@@ -104,10 +110,7 @@ nt_status gw_rpc_mark(const char *app, const char *room, const char *user, bool 
                       const gw_mark_req *m, nt_bus_reply_cb cb, void *arg, uint64_t *id_out)
 {
     nt_envw w;
-    nt_envw_init(&w);
-    nt_envw_cstr(&w, "app", app);
-    nt_envw_cstr(&w, "room", room);
-    nt_envw_cstr(&w, "user", user);
+    env_room_user(&w, app, room, user);
     if (m->seq >= 0)
         nt_envw_int(&w, "seq", m->seq);
     else
@@ -177,10 +180,29 @@ nt_status gw_rpc_dm(const char *app, const char *room, const char *user, const c
                     nt_bus_reply_cb cb, void *arg)
 {
     nt_envw w;
-    nt_envw_init(&w);
-    nt_envw_cstr(&w, "app", app);
-    nt_envw_cstr(&w, "room", room);
-    nt_envw_cstr(&w, "user", user);
+    env_room_user(&w, app, room, user);
     nt_envw_cstr(&w, "peer", peer);
     return send_env(NT_SUBJ_RPC_PERSIST_DM, &w, cb, arg, NULL);
+}
+
+nt_status gw_rpc_member(const char *app, const char *room, const char *user, const char *actor,
+                        bool admin, bool remove, nt_bus_reply_cb cb, void *arg,
+                        uint64_t *id_out)
+{
+    nt_envw w;
+    env_room_user(&w, app, room, user);
+    nt_envw_cstr(&w, "actor", actor);
+    nt_envw_bool(&w, "admin", admin);
+    return send_env(remove ? NT_SUBJ_RPC_PERSIST_MEMBER_REMOVE : NT_SUBJ_RPC_PERSIST_MEMBER_ADD,
+                    &w, cb, arg, id_out);
+}
+
+nt_status gw_rpc_stats(const char *app, nt_bus_reply_cb cb, void *arg, uint64_t *id_out)
+{
+    nt_envw w;
+    nt_envw_init(&w);
+    nt_envw_cstr(&w, "what", "stats");
+    if (app && app[0])
+        nt_envw_cstr(&w, "app", app);
+    return send_env(NT_SUBJ_RPC_ROUTER_STATS, &w, cb, arg, id_out);
 }

@@ -57,4 +57,13 @@ nt_status gw_rpc_lookup(const char *app, const char *sender, const char *cmid,
 nt_status gw_rpc_dm(const char *app, const char *room, const char *user, const char *peer,
                     nt_bus_reply_cb cb, void *arg);
 
+/* natter.rpc.persist.member_add (remove false) or .member_remove of user in room, asked
+ * by actor (admin: an admin token's role). */
+nt_status gw_rpc_member(const char *app, const char *room, const char *user, const char *actor,
+                        bool admin, bool remove, nt_bus_reply_cb cb, void *arg,
+                        uint64_t *id_out);
+/* natter.rpc.router.stats of the cluster, of one app unless app is NULL or ""; the ok
+ * reply's "json" is the answer. */
+nt_status gw_rpc_stats(const char *app, nt_bus_reply_cb cb, void *arg, uint64_t *id_out);
+
 #endif

@@ -1,5 +1,4 @@
-/* server_api.c: the application backend's API (PROTOCOL.md "Server API for an
- * application's backend"). publish and notify become {type:"event"} envelopes on
+/* server_api.c: the application backend's API (docs/protocol.md "Server API"). publish and notify become {type:"event"} envelopes on
  * room and user subjects, which every gateway already forwards to its local
  * connections; disconnect is a {type:"disconnect"} envelope on the user subject;
  * stats is a router query (natter.rpc.router.stats). */
@@ -12,13 +11,25 @@
 
 #include "alloc.h"
 #include "gw.h"
+#include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "revoke.h"
+#include "rpc_client.h"
+#include "session.h"
 #include "util.h"
+#include "wire.h"
 
 #define GW_NOTIFY_MAX_USERS 1000
 #define GW_EVENT_NAME_MAX 64
+
+typedef enum {
+    GW_SAPI_PUBLISH,
+    GW_SAPI_NOTIFY,
+    GW_SAPI_DISCONNECT,
+    GW_SAPI_STATS,
+    GW_SAPI_COUNT
+} gw_sapi_call;
 
 static nt_metric *calls[GW_SAPI_COUNT];
 static const char *const call_names[GW_SAPI_COUNT] = { "publish", "notify", "disconnect", "stats" };
@@ -46,7 +57,11 @@ static bool any_app_key(void)
     return false;
 }
 
-bool gw_server_api_auth(struct lws *wsi, gw_sapi_call call, char key_app[65], gw_error *err)
+/* Counts one call and checks its `Authorization: Bearer <key>` (constant time): an
+ * app's api_key (NATTER_APPS), and key_app is that app, or NATTER_API_KEY, and key_app
+ * is "" (every app without a key of its own). False with err: unavailable when no key
+ * is configured at all, unauthorized for a wrong key, forbidden for a disabled app. */
+static bool api_auth(struct lws *wsi, gw_sapi_call call, char key_app[65], gw_error *err)
 {
     char auth[1024];
     nt_metric_add(calls[call], 1);
@@ -74,10 +89,11 @@ bool gw_server_api_auth(struct lws *wsi, gw_sapi_call call, char key_app[65], gw
 static nt_status publish_event(const char *kind, const char *app, const char *id, const char *json,
                                size_t len)
 {
-    char subject[160];
+    char subject[NT_SUBJ_CAP];
     nt_envw w;
     size_t n;
-    snprintf(subject, sizeof subject, "natter.%s.%s.%s", kind, app, id);
+    if (nt_subj_target(subject, sizeof subject, kind, app, id) < 0)
+        return NT_EINVAL;
     nt_envw_init(&w);
     nt_envw_cstr(&w, "type", "event");
     nt_envw_str(&w, "json", json, len);
@@ -216,7 +232,7 @@ static json_t *do_disconnect(struct lws *wsi, json_t *req, const char *user, con
                              gw_error *err)
 {
     const char *app;
-    char qapp[80] = "", subject[160];
+    char qapp[80] = "", subject[NT_SUBJ_CAP];
     const char *q = lws_get_urlarg_by_name(wsi, "app=", qapp, sizeof qapp);
     if (!get_app(req, q, key_app, &app, err))
         return NULL;
@@ -232,7 +248,10 @@ static json_t *do_disconnect(struct lws *wsi, json_t *req, const char *user, con
     }
     nt_envw w;
     size_t n;
-    snprintf(subject, sizeof subject, "natter.user.%s.%s", app, user);
+    if (nt_subj_user(subject, sizeof subject, app, user) < 0) {
+        gw_fail(err, GW_E_BAD_REQUEST, "no subject for user '%s' of app '%s'", user, app);
+        return NULL;
+    }
     nt_envw_init(&w);
     nt_envw_cstr(&w, "type", "disconnect");
     nt_envw_cstr(&w, "app", app);
@@ -248,8 +267,12 @@ static json_t *do_disconnect(struct lws *wsi, json_t *req, const char *user, con
     return json_pack("{s:b}", "ok", 1);
 }
 
-json_t *gw_server_api_post(struct lws *wsi, gw_sapi_call call, const char *user,
-                           const char *body, size_t len, const char *key_app, gw_error *err)
+/* Runs a POST call with its body (may be empty); user is the {id} of disconnect,
+ * already validated; key_app as api_auth gave it (an app's key reaches only that app,
+ * the global key only apps without a key of their own). On success returns the 200
+ * response object, else NULL with err. */
+static json_t *api_post(struct lws *wsi, gw_sapi_call call, const char *user,
+                        const char *body, size_t len, const char *key_app, gw_error *err)
 {
     json_error_t je;
     json_t *req = NULL, *out = NULL;
@@ -266,25 +289,72 @@ json_t *gw_server_api_post(struct lws *wsi, gw_sapi_call call, const char *user,
         out = do_publish(req, key_app, err);
     else if (call == GW_SAPI_NOTIFY)
         out = do_notify(req, key_app, err);
-    else if (call == GW_SAPI_DISCONNECT)
-        out = do_disconnect(wsi, req, user, key_app, err);
     else
-        gw_fail(err, GW_E_NOT_FOUND, "no such resource");
+        out = do_disconnect(wsi, req, user, key_app, err);
     json_decref(req);
     return out;
 }
 
-nt_status gw_server_api_stats(const char *key_app, nt_bus_reply_cb cb, void *arg, uint64_t *req_id)
+/* ---- route handlers ---- */
+
+/* Authenticates call for h; false once answered. */
+static bool prepare(gw_http *h, gw_sapi_call call)
 {
-    nt_envw w;
-    size_t len;
-    nt_envw_init(&w);
-    nt_envw_cstr(&w, "what", "stats");
-    if (key_app && key_app[0])
-        nt_envw_cstr(&w, "app", key_app);
-    const char *data = nt_envw_finish(&w, &len);
-    nt_status st = nt_bus_request(gw.bus, "natter.rpc.router.stats", NULL, data, len,
-                                  (int)gw.cfg.request_timeout_ms, cb, arg, req_id);
-    nt_envw_free(&w);
-    return st;
+    gw_error err;
+    if (api_auth(h->wsi, call, h->key_app, &err))
+        return true;
+    gw_http_fail(h, err.code, "%s", err.message);
+    return false;
+}
+
+static void post_body(gw_http *h, gw_sapi_call call)
+{
+    gw_error err;
+    json_t *out = api_post(h->wsi, call, h->room, h->body.data, h->body.len, h->key_app, &err);
+    if (out)
+        gw_http_respond_json(h, 200, out);
+    else
+        gw_http_fail(h, err.code, "%s", err.message);
+}
+
+static void publish_body(gw_http *h)
+{
+    post_body(h, GW_SAPI_PUBLISH);
+}
+
+static void notify_body(gw_http *h)
+{
+    post_body(h, GW_SAPI_NOTIFY);
+}
+
+static void disconnect_body(gw_http *h)
+{
+    post_body(h, GW_SAPI_DISCONNECT);
+}
+
+void gw_server_api_publish(gw_http *h, const gw_route_params *p)
+{
+    (void)p;
+    if (prepare(h, GW_SAPI_PUBLISH))
+        gw_http_read_body(h, publish_body);
+}
+
+void gw_server_api_notify(gw_http *h, const gw_route_params *p)
+{
+    (void)p;
+    if (prepare(h, GW_SAPI_NOTIFY))
+        gw_http_read_body(h, notify_body);
+}
+
+void gw_server_api_disconnect(gw_http *h, const gw_route_params *p)
+{
+    if (prepare(h, GW_SAPI_DISCONNECT) && gw_http_id(h, "user", &p->v[0], h->room))
+        gw_http_read_body(h, disconnect_body);
+}
+
+void gw_server_api_stats(gw_http *h, const gw_route_params *p)
+{
+    (void)p;
+    if (prepare(h, GW_SAPI_STATS))
+        gw_http_await(h, gw_rpc_stats(h->key_app, gw_http_json_reply, h, &h->req_id), "router");
 }

@@ -1,8 +1,9 @@
 /* fuzz_http.c: libFuzzer harness for the pure parts of the gateway's HTTP API. The input
  * is a path line, then optionally '\n' and a request body. The line goes through the
- * UTF-8 and id helpers of util.h (jansson's UTF-8 check as the oracle), gw_channel_parse
- * and the 400 texts http.c quotes ids in; the body through json_loadb and the checks of
- * POST /api/rooms/{id}/read, /api/rooms, /api/rooms/{id}/members and /api/dev/token. */
+ * UTF-8 and id helpers of util.h (jansson's UTF-8 check as the oracle), the route
+ * matcher (route.c), gw_channel_parse and the 400 text path ids are quoted in; the
+ * body through json_loadb and the checks of POST /api/rooms/{id}/read, /api/rooms,
+ * /api/rooms/{id}/members and /api/dev/token. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "fuzz_check.h"
 #include "jsonw.h"
 #include "jwt.h"
+#include "route.h"
 #include "util.h"
 
 #define FZ_SECRET "fuzz-secret"
@@ -103,21 +105,75 @@ static void check_utf8(const char *s, size_t len)
     FZ_CHECK(nt_valid_id(s, len) == id_oracle(s, len), "nt_valid_id disagrees");
 }
 
+/* Patterns of each form the route table uses (routes.c). */
+static const char *const patterns[] = {
+    "/healthz", "/api/rooms/{}/messages", "/api/rooms/{}/members/{}/delete",
+    "/api/server/users/{}/disconnect", "/{}", "/{}/{}", "/api/server/*", "*",
+};
+
+/* gw_route_match against an oracle: a match rebuilds the path from the pattern and the
+ * segments it gave (each without '/'), and the path with its first one or two segments
+ * written {} as the pattern matches them back. */
+static void check_route(const char *path)
+{
+    gw_route_params p;
+    for (size_t i = 0; i < sizeof patterns / sizeof patterns[0]; i++) {
+        const char *pat = patterns[i];
+        if (!gw_route_match(pat, path, &p))
+            continue;
+        char rebuilt[256];
+        size_t at = 0, k = 0;
+        const char *q = pat;
+        for (; *q && *q != '*' && at < sizeof rebuilt - 1; q++) {
+            if (q[0] == '{' && q[1] == '}') {
+                FZ_CHECK(k < p.n && !memchr(p.v[k].s, '/', p.v[k].len), "segment %zu of %s", k, pat);
+                size_t n = p.v[k].len < sizeof rebuilt - 1 - at ? p.v[k].len : sizeof rebuilt - 1 - at;
+                memcpy(rebuilt + at, p.v[k].s, n);
+                at += n;
+                k++;
+                q++;
+            } else {
+                rebuilt[at++] = *q;
+            }
+        }
+        rebuilt[at] = '\0';
+        FZ_CHECK(k == p.n, "%s gave %u segments, has %zu", pat, p.n, k);
+        if (*q == '*')
+            FZ_CHECK(strncmp(path, rebuilt, at) == 0, "%s matched %s", pat, path);
+        else if (strlen(path) < sizeof rebuilt - 1)
+            FZ_CHECK(strcmp(path, rebuilt) == 0, "%s matched %s", pat, path);
+    }
+    /* "/<a>/<b>/rest": the pattern "/{}/{}/rest" must match with a and b */
+    if (path[0] != '/' || strchr(path, '{') || strchr(path, '*'))
+        return;
+    const char *a = path + 1, *b = strchr(a, '/');
+    if (!b)
+        return;
+    const char *rest = strchr(b + 1, '/');
+    char pat[256];
+    if (!rest || strlen(rest) > 200)
+        return;
+    snprintf(pat, sizeof pat, "/{}/{}%s", rest);
+    FZ_CHECK(gw_route_match(pat, path, &p) && p.n == 2 && p.v[0].s == a &&
+                 p.v[0].len == (size_t)(b - a) && p.v[1].s == b + 1 &&
+                 p.v[1].len == (size_t)(rest - b - 1),
+             "%s did not match %s", pat, path);
+}
+
 /* The path line as the ids and channels the routes take from it. */
 static void check_path(const char *p, size_t len)
 {
-    char msg[160];
     gw_channel ch;
     gw_error err;
     char *cs = nt_strndup(p, len);
     size_t cl = strlen(cs);
 
-    /* the 400 texts of route_history/read_prepare/path_id and of http_presence.c */
-    snprintf(msg, sizeof msg, "invalid room id '%.*s'", (int)nt_utf8_cut(p, len, 64), p);
-    check_error_body(GW_E_BAD_REQUEST, msg);
+    /* the 400 text of gw_http_id (every id of a route's path) */
     gw_fail(&err, GW_E_BAD_REQUEST, "invalid %s id '%.*s': expected [A-Za-z0-9_-]{1,64}", "room",
             (int)nt_utf8_cut(p, len, 64), p);
     fz_check_error_reply(NULL, &err);
+    check_error_body(err.code, err.message);
+    check_route(cs);
 
     if (gw_channel_parse(cs, &ch, &err)) {
         FZ_CHECK(ch.kind != GW_CH_NONE && nt_valid_id(ch.id, strlen(ch.id)), "channel %s", cs);
