@@ -1,4 +1,4 @@
-/* server_api.h: the application backend's API (PROTOCOL.md "Server API"), authenticated
+/* server_api.h: the application backend's API (docs/protocol.md "Server API"), authenticated
  * by NATTER_API_KEY: publish, notify, disconnect, stats. http.c owns the request
  * state (body, bus request); this module authenticates, validates and publishes. */
 #ifndef GW_SERVER_API_H
