@@ -1,4 +1,4 @@
-/* jwt.h: JWT verification (HS256 only), claims per PROTOCOL.md "Identity". */
+/* jwt.h: JWT verification (HS256 only), claims per docs/protocol.md "Identity". */
 #ifndef NT_JWT_H
 #define NT_JWT_H
 

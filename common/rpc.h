@@ -12,7 +12,7 @@
 
 /* A reply is one envelope (docs/internals.md): {ok:true, ...fields of the subject},
  * often {ok:true, json:<pre-rendered JSON text>}, or a refusal {ok:false, code,
- * message, retry_after_ms?} with code a PROTOCOL.md error code and retry_after_ms
+ * message, retry_after_ms?} with code an error code of docs/protocol.md and retry_after_ms
  * only when positive (a rate_limited refusal: when to retry). */
 
 /* Writers: each nt_envw_init's w and writes the fields named; the caller may add the

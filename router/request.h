@@ -23,7 +23,7 @@ bool rt_req_ids(const nt_envr *r, const char *const *keys, char *const *outs,
                 char *why, size_t whylen);
 
 /* Publishes {ok:false, code, message} to `reply`; nothing when reply is NULL.
- * `code` is a PROTOCOL.md error code. */
+ * `code` is an error code of docs/protocol.md. */
 void rt_reply_error(rt_router *rt, const char *reply, const char *code, const char *message);
 
 /* The same with retry_after_ms (a rate_limited refusal: when to retry), which the

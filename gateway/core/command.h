@@ -11,7 +11,8 @@
 #include <stdint.h>
 #include <jansson.h>
 
-/* Client error codes (PROTOCOL.md) and the HTTP status each maps to. */
+/* Client error codes (docs/protocol.md, "Frames and errors") and the HTTP status
+ * each maps to. */
 #define GW_ERR_MAP(X)                 \
     X(BAD_REQUEST, "bad_request", 400)    \
     X(UNAUTHORIZED, "unauthorized", 401)  \

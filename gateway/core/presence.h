@@ -1,4 +1,4 @@
-/* presence.h: presence, typing and online users (PROTOCOL.md), through the router. */
+/* presence.h: presence, typing and online users (docs/protocol.md), through the router. */
 #ifndef GW_PRESENCE_H
 #define GW_PRESENCE_H
 

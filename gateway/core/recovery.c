@@ -1,4 +1,4 @@
-/* recovery.c: since_seq recovery (DESIGN.md invariant 5). After the join the member is
+/* recovery.c: since_seq recovery (docs/protocol.md "Recovery"). After the join the member is
  * in replaying state (rooms.c buffers its live events); history pages after since_seq
  * are sent to this connection only, in seq order, until has_more is false; then the
  * ack (recovered:true) is sent and the buffered live events with a larger seq than the

@@ -1,4 +1,4 @@
-/* recovery.h: since_seq recovery of a member just added (DESIGN.md invariant 5). */
+/* recovery.h: since_seq recovery of a member just added (docs/protocol.md "Recovery"). */
 #ifndef GW_RECOVERY_H
 #define GW_RECOVERY_H
 

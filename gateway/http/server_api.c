@@ -1,4 +1,5 @@
-/* server_api.c: the application backend's API (docs/protocol.md "Server API"). publish and notify become {type:"event"} envelopes on
+/* server_api.c: the application backend's API (docs/protocol.md "Server API (for an
+ * application's backend)"). publish and notify become {type:"event"} envelopes on
  * room and user subjects, which every gateway already forwards to its local
  * connections; disconnect is a {type:"disconnect"} envelope on the user subject;
  * stats is a router query (natter.rpc.router.stats). */

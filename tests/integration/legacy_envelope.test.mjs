@@ -1,4 +1,4 @@
-// legacy_envelope.test.mjs — frames of the older envelope keep working (PROTOCOL.md):
+// legacy_envelope.test.mjs — frames of the older envelope keep working (docs/protocol.md):
 // send_message + chat_message is a message, user_action/typing is typing, and
 // system_request get_online_users / join_private_room are answered with
 // {"event":"system_response","data":{"request_id":…}}.

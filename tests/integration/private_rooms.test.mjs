@@ -1,7 +1,7 @@
 // private_rooms.test.mjs — done-when 6 of issue 3: private rooms refuse non-members
 // (subscribe, history over WS and REST, send), access codes, create_room, app
-// isolation (invariant 7), the sender id is always the token's sub; direct messages
-// (dm.<user>) and member_joined / member_left events.
+// isolation (docs/security.md, "Threat model"), the sender id is always the token's
+// sub; direct messages (dm.<user>) and member_joined / member_left events.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useCluster, uniqueRoom, waitUntil } from './lib/cluster.mjs';

@@ -1,4 +1,4 @@
-// recovery.test.mjs — done-when 5 of issue 3 (DESIGN.md invariant 5): a client drops,
+// recovery.test.mjs — done-when 5 of issue 3 (docs/protocol.md "Recovery"): a client drops,
 // 100 messages arrive, it reconnects to the OTHER gateway with since_seq and gets
 // exactly the missed messages in order, then live ones, with no gap and no repeat,
 // while a sender keeps sending throughout.

@@ -1,5 +1,5 @@
 // server_api.test.mjs — done-when 7 of issue 3 and the rest of the server API
-// (PROTOCOL.md "Server API for an application's backend"): notify reaches every
+// (docs/protocol.md "Server API (for an application's backend)"): notify reaches every
 // connection of the named users on both gateways and nobody else; publish reaches a
 // room's subscribers on both gateways with the custom event; bearer NATTER_API_KEY
 // (wrong/missing -> 401); reserved event names -> 400; disconnect closes every

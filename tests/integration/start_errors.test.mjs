@@ -1,5 +1,6 @@
 // start_errors.test.mjs: a missing required setting or an unreachable dependency at
-// start is one line on stderr naming the setting, and exit code 2 (DESIGN.md).
+// start is one line on stderr naming the setting, and exit code 2
+// (docs/architecture.md "Failure at start").
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { freePorts, runOnce, useCluster } from './lib/cluster.mjs';
