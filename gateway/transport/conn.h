@@ -51,7 +51,7 @@ typedef struct gw_conn {         /* ordered without padding: 120 bytes, a 128-by
     gw_buf **q;                   /* send queue: ring of 1 << q_shift slots; NULL while empty */
     gw_rx *rx;                    /* NULL unless a message spans several callbacks */
     gw_member *rooms;             /* live memberships (rooms.c) */
-    gw_pending *pending;          /* send_message awaiting ack (actions.c) */
+    gw_pending *pending;          /* send_message awaiting ack (core/sends.c) */
     uint32_t q_first, q_len;      /* ring index of the oldest frame; frames queued */
     uint32_t q_bytes;
     uint32_t exp_s;               /* the token's exp, s since the epoch; 0 while unauthenticated */
