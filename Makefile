@@ -1,5 +1,5 @@
 # natter developer workflow. The two commands that matter: `make run`, `make test`.
-.PHONY: all build asan run test unit deps clean distclean bench bench-smoke fuzz
+.PHONY: all build asan run test unit deps clean distclean bench bench-smoke fuzz chaos
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD_TYPE ?= RelWithDebInfo
@@ -44,6 +44,12 @@ bench-smoke:
 # FUZZ_SECONDS each (default 300); FUZZ_ONLY=frame runs one. See tests/fuzz/README.md.
 fuzz:
 	@scripts/fuzz.sh
+
+# The fault campaign (docs/reliability.md): traffic into one room while each component is
+# killed and restarted in turn, CHAOS_ROUNDS (3) times; one table, exit 1 on any loss.
+chaos: build
+	@cd tests/integration && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; }
+	@NATTER_BIN_DIR=$${NATTER_BIN_DIR:-$(CURDIR)/build} node tests/chaos/chaos.mjs
 
 clean:
 	rm -rf build build-asan build-fuzz
