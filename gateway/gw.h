@@ -48,6 +48,7 @@ typedef struct gw_config {
     uint32_t handshake_timeout_s;   /* NATTER_HANDSHAKE_TIMEOUT_S: HTTP request and upgrade */
     nt_apps apps;                   /* NATTER_APPS: tenants with their own secrets */
     uint32_t replay_max;            /* NATTER_REPLAY_MAX: messages one since_seq recovery replays */
+    uint32_t gap_repair_max;        /* NATTER_GAP_REPAIR_MAX: messages one gap repair fetches */
 } gw_config;
 
 typedef struct gw_metrics {

@@ -25,6 +25,7 @@
 #include "rooms.h"
 #include "server.h"
 #include "sends.h"
+#include "repair.h"
 #include "routes.h"
 #include "server_api.h"
 #include "service.h"
@@ -152,6 +153,7 @@ static void read_config(void)
     c->expiring_lead_s = (uint32_t)nt_config_int("NATTER_TOKEN_EXPIRING_LEAD_S", 60, 1, 3600);
     c->handshake_timeout_s = (uint32_t)nt_config_int("NATTER_HANDSHAKE_TIMEOUT_S", 10, 1, 600);
     c->replay_max = (uint32_t)nt_config_int("NATTER_REPLAY_MAX", 10000, 100, 10000000);
+    c->gap_repair_max = (uint32_t)nt_config_int("NATTER_GAP_REPAIR_MAX", 1000, 1, 1000000);
     gw_access_configure();
     cap_connections_by_fd_limit(c);
 }
@@ -192,6 +194,7 @@ static void on_tick(uv_timer_t *t)
     gw_sends_sweep(now);
     gw_presence_sweep();
     gw_revoke_tick(now);
+    gw_repair_tick(now);
 }
 
 static void on_heartbeat(uv_timer_t *t)
@@ -219,6 +222,7 @@ static nt_status gateway_start(nt_service *svc, void *arg, char *err, size_t err
     gw_http_set_routes(gw_routes, gw_nroutes);
     gw_metrics_register();
     gw_reply_metrics_init();
+    gw_repair_metrics_init();
     return NT_OK;
 }
 
@@ -232,7 +236,9 @@ static void gateway_destroy(nt_service *svc, void *arg)
 static nt_status rooms_start(nt_service *svc, void *arg, char *err, size_t errlen)
 {
     static const gw_rooms_hooks rooms_hooks = { .ack = gw_sends_ack,
-                                                .user_envelope = gw_session_user_envelope };
+                                                .user_envelope = gw_session_user_envelope,
+                                                .message = gw_repair_message,
+                                                .room_freed = gw_repair_room_freed };
     if (gw_rooms_start(&rooms_hooks) == NT_OK && gw_revoke_start() == NT_OK)
         return NT_OK;
     char shown[512];

@@ -141,24 +141,39 @@ static bool heard_elsewhere(const gw_conn *c, const char *room, const msgpack_ob
     return false;
 }
 
+void gw_room_deliver(gw_room *room, gw_buf *b, int64_t seq)
+{
+    gw_fanout fo;
+    gw_fanout_init(&fo, b);
+    nt_list *n;
+    nt_list_foreach(n, &room->members) {
+        gw_member *m = nt_list_entry(n, gw_member, rlink);
+        gw_buf *out = gw_fanout_for(&fo, m->conn);
+        if (m->replay)
+            replay_buffer(m->replay, out, seq);
+        else
+            gw_conn_enqueue(m->conn, out);
+    }
+    gw_fanout_free(&fo);
+    room->last_seq = seq;
+}
+
 static void on_room_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
 {
     gw_room *room = arg;
     nt_envr r;
     int64_t seq = -1;
     gw_buf *b = event_buf(msg, &r, "room");
-    /* A persister that takes over a partition republishes the last batch its
-     * predecessor committed: forward each message seq once. */
-    if (b && !nt_envr_int(&r, "seq", &seq))
-        seq = -1;
-    if (b && seq >= 0) {
-        /* per-member replays buffer after this room-wide filter: each seq once */
-        if (seq <= room->last_seq) {
-            gw_buf_release(b);
-            b = NULL;
-        } else {
-            room->last_seq = seq;
-        }
+    /* A message event: in seq order, each seq once (a persister that takes over a
+     * partition republishes the last batch its predecessor committed; per-member
+     * replays buffer after this room-wide order). */
+    if (b && nt_envr_int(&r, "seq", &seq) && seq >= 0) {
+        if (hooks.message)
+            hooks.message(room, b, seq);
+        else if (seq > room->last_seq)
+            gw_room_deliver(room, b, seq);
+        gw_buf_release(b);
+        b = NULL;
     }
     if (b) {
         /* "skip_user": an event for the room's other subscribers (typing). */
@@ -182,7 +197,7 @@ static void on_room_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
                 continue;
             gw_buf *out = gw_fanout_for(&fo, m->conn);
             if (m->replay)
-                replay_buffer(m->replay, out, seq);
+                replay_buffer(m->replay, out, -1);
             else if (lazy)
                 gw_conn_enqueue_lazy(m->conn, out);
             else
@@ -357,6 +372,7 @@ gw_room *gw_room_acquire(const char *app, const char *room)
     r->id = r->subject + n - strlen(room);
     nt_list_init(&r->members);
     r->last_seq = 0;
+    r->repair = NULL;
     r->sub = nt_bus_subscribe(gw.bus, r->subject, NULL, on_room_msg, r);
     if (!r->sub) {
         nt_error("cannot subscribe %s", r->subject);
@@ -378,6 +394,8 @@ void gw_room_release(gw_room *r)
 {
     if (--r->interest > 0)
         return;
+    if (hooks.room_freed)
+        hooks.room_freed(r);
     nt_bus_unsubscribe(r->sub);
     nt_map_del(&rooms, r->subject);
     nt_metric_add(gw.m.room_subjects, -1);
@@ -385,6 +403,14 @@ void gw_room_release(gw_room *r)
 }
 
 size_t gw_room_count(void) { return rooms.count; }
+
+void gw_rooms_foreach(void (*fn)(gw_room *r, void *arg), void *arg)
+{
+    size_t i = 0;
+    nt_map_entry *e;
+    while ((e = nt_map_next(&rooms, &i)) != NULL)
+        fn(e->val, arg);
+}
 
 gw_member *gw_member_find(gw_conn *c, const char *room_id)
 {

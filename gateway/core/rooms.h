@@ -29,6 +29,7 @@ typedef struct gw_room {
     nt_bus_sub *sub;
     nt_list members;              /* of gw_member, through gw_member.rlink */
     int64_t last_seq;             /* highest message seq forwarded (0 = none yet) */
+    struct gw_repair *repair;     /* a gap being filled (repair.c), or NULL */
     uint32_t interest;            /* memberships + joins in flight */
     char subject[];               /* natter.room.<app>.<room>; the registry key */
 } gw_room;
@@ -68,6 +69,11 @@ typedef struct gw_rooms_hooks {
     void (*ack)(gw_user *u, const char *cmid, size_t clen, const char *json, size_t jlen);
     /* an envelope on u's subject that is not an event (disconnect, revoke, ack, ...) */
     void (*user_envelope)(gw_user *u, const nt_envr *r);
+    /* a room's message event of seq (b borrowed), to be put in order (repair.c); NULL:
+     * each seq above the room's last is delivered at once, the others dropped */
+    void (*message)(gw_room *room, gw_buf *b, int64_t seq);
+    /* room is about to be freed */
+    void (*room_freed)(gw_room *room);
 } gw_rooms_hooks;
 /* Subscribes the subjects every gateway listens to (unread batches); h is copied. */
 nt_status gw_rooms_start(const gw_rooms_hooks *h);
@@ -81,6 +87,11 @@ void gw_room_hold(gw_room *r);
 /* Drops one reference; the last one unsubscribes and frees the room. */
 void gw_room_release(gw_room *r);
 size_t gw_room_count(void);
+/* Calls fn for every room this gateway subscribes; fn must not free rooms. */
+void gw_rooms_foreach(void (*fn)(gw_room *r, void *arg), void *arg);
+/* Delivers a message event of seq to every member of r (a replaying member buffers
+ * it) and makes seq the room's last; the caller keeps b. */
+void gw_room_deliver(gw_room *r, gw_buf *b, int64_t seq);
 
 gw_member *gw_member_find(gw_conn *c, const char *room_id);
 /* Starts live delivery of r to c, taking over one interest reference of the caller. */

@@ -38,7 +38,7 @@ static const char *const call_names[GW_SAPI_COUNT] = { "publish", "notify", "dis
 /* Event names the protocol itself sends: a backend cannot forge them. */
 static const char *const reserved_events[] = {
     "message", "ack", "error", "connected", "receipt", "unread", "presence", "typing",
-    "member_joined", "member_left", NULL
+    "member_joined", "member_left", "resync", NULL
 };
 
 void gw_server_api_metrics_init(void)

@@ -354,7 +354,7 @@ static int group_setup(void **state)
     gw_conn_hooks ch = { hook_conn, hook_conn, hook_conn };
     gw_conn_init(&loop, &ch);
     gw_dialect_register(GW_DIALECT_NATIVE, &passthrough_dialect);
-    gw_rooms_hooks rh = { hook_ack, hook_user_envelope };
+    gw_rooms_hooks rh = { .ack = hook_ack, .user_envelope = hook_user_envelope };
     assert_int_equal(gw_rooms_start(&rh), NT_OK);
     assert_int_equal(fake_sub_count(NT_SUBJ_UNREAD), 1);
     return 0;
