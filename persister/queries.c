@@ -238,7 +238,7 @@ static char *member_frame(const rpc_req *q, const char *event, const char *name)
                           "data", "room_id", q->room, "user_id", q->user, "name", name);
     char *js = o ? json_dumps(o, JSON_COMPACT) : NULL;
     char *out = nt_strdup(js ? js : "{}");
-    free(js);
+    nt_free(js);
     json_decref(o);
     return out;
 }
@@ -465,7 +465,7 @@ static void on_lookup(PGresult *res, void *arg)
         char *js = json_dumps(o, JSON_COMPACT);
         json_decref(o);
         nt_envw_cstr(&w, NT_KEY_JSON, js);
-        free(js);
+        nt_free(js);
     }
     reply_env(q->ctx, q->reply, &w);
 }
@@ -512,7 +512,7 @@ static void reply_json(rpc_req *q, json_t *o)
     nt_envw_bool(&w, NT_KEY_OK, true);
     nt_envw_cstr(&w, NT_KEY_JSON, js);
     reply_env(q->ctx, q->reply, &w);
-    free(js);
+    nt_free(js);
 }
 
 /* natter_read / natter_delivered status other than ok. */
@@ -682,7 +682,7 @@ static void on_history(PGresult *res, void *arg)
         nt_envw_bool(&w, NT_KEY_OK, true);
         nt_envw_cstr(&w, NT_KEY_JSON, js);
         reply_env(q->ctx, q->reply, &w);
-        free(js);
+        nt_free(js);
     }
 }
 

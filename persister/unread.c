@@ -75,7 +75,7 @@ static void batch_publish(ps_unread *u, flush_out *o)
         nt_metric_add(u->ctx->m.unread_events, (int64_t)o->n);
     nt_envw_free(&w);
     for (size_t i = 0; i < o->n; i++)
-        free(o->jsons[i]);
+        nt_free(o->jsons[i]);
     o->n = 0;
     o->bytes = 0;
 }
