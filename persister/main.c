@@ -37,13 +37,12 @@ static app g_app;
 
 static void read_config(ps_config *c)
 {
-    c->nats_url = nt_config_str("NATTER_NATS_URL", "nats://127.0.0.1:4222", "NATS server URL");
+    c->nats_url = nt_wire_str(NT_SET_NATS_URL);
     c->pg_url = nt_config_str("NATTER_PG_URL", NULL, "PostgreSQL connection string");
-    c->metrics_listen = nt_config_str("NATTER_METRICS_LISTEN", "127.0.0.1:9103",
-                                      "host:port for /metrics");
+    c->metrics_listen = nt_wire_metrics_listen(NT_WIRE_PERSISTER);
     c->migrations_dir = nt_config_str("NATTER_MIGRATIONS_DIR", NATTER_MIGRATIONS_DIR,
                                       "directory of NNN_name.sql migrations");
-    c->partitions = (unsigned)nt_config_int("NATTER_PARTITIONS", 4, 1, 1024);
+    c->partitions = (unsigned)nt_wire_int(NT_SET_PARTITIONS);
     c->batch_max = (int)nt_config_int("NATTER_BATCH_MAX", 500, 1, 10000);
     c->batch_linger_ms = (int)nt_config_int("NATTER_BATCH_LINGER_MS", 10, 0, 1000);
     c->claim_interval_ms = (int)nt_config_int("NATTER_CLAIM_INTERVAL_MS", 2000, 50, 600000);
@@ -53,7 +52,7 @@ static void read_config(ps_config *c)
     c->js_max_age_s = nt_config_int("NATTER_JS_MAX_AGE_S", 604800, 60, 315360000);
     c->js_duplicate_window_s = nt_config_int("NATTER_JS_DUPLICATE_WINDOW_S", 120, 1, 86400);
     c->history_max = (int)nt_config_int("NATTER_HISTORY_MAX", 100, 1, 10000);
-    c->max_message_chars = (int)nt_config_int("NATTER_MAX_MESSAGE_CHARS", 5000, 1, 1000000);
+    c->max_message_chars = (int)nt_wire_int(NT_SET_MAX_MESSAGE_CHARS);
     snprintf(c->member_events_max, sizeof c->member_events_max, "%lld",
              (long long)nt_config_int("NATTER_MEMBER_EVENTS_ROOM_MAX", 1000, 0, 100000000));
     c->rpc_queue_max = (int)nt_config_int("NATTER_RPC_QUEUE_MAX", 10000, 1, 1000000);
@@ -63,7 +62,7 @@ static void read_config(ps_config *c)
     c->receipt_interval_ms = (int)nt_config_int("NATTER_RECEIPT_INTERVAL_MS", 1000, 1, 600000);
     c->receipt_max_pending = (int)nt_config_int("NATTER_RECEIPT_MAX_PENDING", 100000, 1,
                                                 100000000);
-    c->bus_queue = (size_t)nt_config_int("NATTER_BUS_QUEUE", 65536, 16, 16777216);
+    c->bus_queue = (size_t)nt_wire_int(NT_SET_BUS_QUEUE);
     c->read_conns = (unsigned)nt_config_int("NATTER_PG_READ_CONNS", 2, 1, 64);
     if (c->js_duplicate_window_s > c->js_max_age_s)
         nt_config_fatal("NATTER_JS_DUPLICATE_WINDOW_S=%lld is invalid: must not exceed "
