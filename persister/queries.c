@@ -884,14 +884,9 @@ static nt_status send_history(rpc_req *q, ps_pg *pg, const nt_envr *r, const cha
 }
 
 /* Queues q's statements (as its kind's row of rpc_kinds says) and their sync on pg
- * (req_pg(q)). A kind without a row is a bad request. */
+ * (req_pg(q)). */
 static nt_status req_send(rpc_req *q, ps_pg *pg, const nt_envr *r, const char **bad)
 {
-    if ((unsigned)q->kind >= RPC_KINDS) {
-        nt_error("rpc request of unknown kind %d", (int)q->kind);
-        *bad = "unknown request";
-        return NT_EINVAL;
-    }
     nt_status st = rpc_kinds[q->kind].send(q, pg, r, bad);
     if (st == NT_OK)
         ps_pg_sync(pg, on_sync, q);
@@ -907,8 +902,13 @@ static void rpc_on_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
     rpc_kind kind = RPC_JOIN;
     while (kind < RPC_KINDS && strcmp(msg->subject, rpc_subjects[kind]) != 0)
         kind++;
-    if (kind == RPC_KINDS)
+    if (kind == RPC_KINDS) {      /* a subject with no row of RPC_MAP */
+        char why[160];
+        snprintf(why, sizeof why, "unknown request type %s", msg->subject);
+        nt_warn("%s", why);
+        reply_error(ctx, msg->reply, "bad_request", why);
         return;
+    }
     if (qs->pending >= (size_t)ctx->cfg.rpc_queue_max) {
         nt_metric_add(ctx->m.rpc_rejected, 1);
         reply_error(ctx, msg->reply, "unavailable", "persister busy (NATTER_RPC_QUEUE_MAX)");
