@@ -29,7 +29,7 @@ const size_t ps_txn_nstmts = sizeof(ps_txn_stmts) / sizeof(ps_txn_stmts[0]);
 
 /* A write connection's batches waiting for its transaction in flight to end. */
 typedef struct ps_wq {
-    ps_txn_batch *head, *tail;
+    nt_list batches;      /* ps_txn_batch.link, in the order queued */
     bool busy;            /* a transaction is in flight (or being queued) */
 } ps_wq;
 
@@ -60,26 +60,21 @@ typedef struct txn_run {
 static void wq_on_flush(uv_idle_t *h);
 static void wq_on_gather(uv_timer_t *t);
 
-static ps_wq *txn_wq(ps_txn *x, const ps_txn_batch *b)
+/* The batch queued first on q, or NULL. */
+static ps_txn_batch *wq_first(const ps_wq *q)
 {
-    return &x->q[b->p % x->ctx->nwpg];
+    nt_list *n = nt_list_first(&q->batches);
+    return n != NULL ? nt_list_entry(n, ps_txn_batch, link) : NULL;
+}
+
+void ps_txn_batch_init(ps_txn_batch *b)
+{
+    nt_list_init(&b->link);
 }
 
 void ps_txn_unqueue(ps_txn *x, ps_txn_batch *b)
 {
-    if (!b->queued)
-        return;
-    ps_wq *q = txn_wq(x, b);
-    ps_txn_batch **pp = &q->head, *prev = NULL;
-    while (*pp != b) {
-        prev = *pp;
-        pp = &(*pp)->qnext;
-    }
-    *pp = b->qnext;
-    if (q->tail == b)
-        q->tail = prev;
-    b->qnext = NULL;
-    b->queued = false;
+    nt_list_remove(&b->link);
 }
 
 void ps_txn_post_clear(ps_txn_post *post)
@@ -323,22 +318,25 @@ static void txn_add(txn_run *t, ps_txn_batch *b)
 static void wq_flush(ps_txn *x, unsigned k)
 {
     ps_wq *q = &x->q[k];
-    while (!q->busy && q->head != NULL) {
-        ps_txn_batch *head = q->head;
+    ps_txn_batch *head;
+    while (!q->busy && (head = wq_first(q)) != NULL) {
         int fresh = 0;
-        for (ps_txn_batch *b = head; b != NULL; b = b->qnext)
-            fresh += b->retries == 0;
+        nt_list *n, *next;
+        nt_list_foreach(n, &q->batches)
+            fresh += nt_list_entry(n, ps_txn_batch, link)->retries == 0;
         bool alone = head->retries > 0;
         txn_run *t = nt_calloc(1, sizeof(*t) + (size_t)(alone ? 1 : fresh) * sizeof(t->b[0]));
         t->x = x;
         t->ctx = x->ctx;
         t->k = k;
-        if (alone)
+        if (alone) {
             txn_add(t, head);
-        for (ps_txn_batch *b = head, *next; !alone && b != NULL; b = next) {
-            next = b->qnext;
-            if (b->retries == 0)
-                txn_add(t, b);
+        } else {
+            nt_list_foreach_safe(n, next, &q->batches) {
+                ps_txn_batch *b = nt_list_entry(n, ps_txn_batch, link);
+                if (b->retries == 0)
+                    txn_add(t, b);
+            }
         }
         q->busy = true;
         if (txn_send(t))
@@ -379,9 +377,10 @@ static void wq_start_ready(ps_txn *x)
     uint64_t wake = 0, now = uv_now(ctx->loop);
     for (unsigned k = 0; k < ctx->nwpg; k++) {
         ps_wq *q = &x->q[k];
-        if (q->busy || q->head == NULL)
+        ps_txn_batch *head = wq_first(q);
+        if (q->busy || head == NULL)
             continue;
-        uint64_t until = q->head->retries == 0 ? wq_gather_until(ctx, k) : 0;
+        uint64_t until = head->retries == 0 ? wq_gather_until(ctx, k) : 0;
         if (until == 0)
             wq_flush(x, k);
         else if (wake == 0 || until < wake)
@@ -409,14 +408,7 @@ void ps_txn_queue(ps_txn *x, ps_txn_batch *b)
     b->err[0] = '\0';
     for (int i = 0; i < b->nposts; i++)
         ps_txn_post_clear(b->posts[i]);
-    ps_wq *q = txn_wq(x, b);
-    b->qnext = NULL;
-    if (q->tail != NULL)
-        q->tail->qnext = b;
-    else
-        q->head = b;
-    q->tail = b;
-    b->queued = true;
+    nt_list_insert_tail(&x->q[b->p % x->ctx->nwpg].batches, &b->link);
     if (!uv_is_active((uv_handle_t *)&x->flush))
         uv_idle_start(&x->flush, wq_on_flush);
 }
@@ -435,6 +427,8 @@ ps_txn *ps_txn_create(ps_ctx *ctx, ps_txn_synced_fn on_synced, ps_txn_refused_fn
     x->on_synced = on_synced;
     x->on_refused = on_refused;
     x->arg = arg;
+    for (unsigned k = 0; k < ctx->nwpg; k++)
+        nt_list_init(&x->q[k].batches);
     uv_idle_init(ctx->loop, &x->flush);
     uv_timer_init(ctx->loop, &x->gather);
     x->flush.data = x;
