@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "buf.h"
 #include "pull.h"
 
 const ps_pg_stmt ps_txn_stmts[] = {
@@ -172,51 +173,32 @@ static void txn_post_done(PGresult *res, void *arg)
 /* A text-format array literal: every element double-quoted, with '"' and '\'
  * backslash-escaped, so any text (braces, commas, quotes, spaces, newlines) reads back
  * unchanged; a NULL string is the unquoted element NULL. Strings never hold NUL
- * (ps_txn_post). Grown with arr_add, finished by arr_end; the caller frees buf. */
-typedef struct arr_lit {
-    char *buf;
-    size_t len, cap;
-} arr_lit;
-
-static void arr_reserve(arr_lit *a, size_t more)
-{
-    if (a->len + more <= a->cap)
-        return;
-    size_t cap = a->cap ? a->cap : 256;
-    while (cap < a->len + more)
-        cap *= 2;
-    a->buf = nt_realloc(a->buf, cap);
-    a->cap = cap;
-}
-
-static void arr_add(arr_lit *a, const char *s)
+ * (ps_txn_post). Grown with arr_add in an unbounded nt_buf, finished by arr_end. */
+static void arr_add(nt_buf *a, const char *s)
 {
     size_t n = s != NULL ? strlen(s) : 0;
-    arr_reserve(a, 2 * n + 8);            /* separator, quotes, escapes, "}\0" */
-    char sep = a->len == 0 ? '{' : ',';
-    a->buf[a->len++] = sep;
+    (void)nt_buf_reserve(a, 2 * n + 5);   /* separator, quotes, escapes; or ",NULL" */
+    char *start = a->data + a->len, *p = start;
+    *p++ = a->len == 0 ? '{' : ',';
     if (s == NULL) {
-        memcpy(a->buf + a->len, "NULL", 4);
-        a->len += 4;
-        return;
+        memcpy(p, "NULL", 4);
+        p += 4;
+    } else {
+        *p++ = '"';
+        for (size_t i = 0; i < n; i++) {
+            if (s[i] == '"' || s[i] == '\\')
+                *p++ = '\\';
+            *p++ = s[i];
+        }
+        *p++ = '"';
     }
-    a->buf[a->len++] = '"';
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '"' || s[i] == '\\')
-            a->buf[a->len++] = '\\';
-        a->buf[a->len++] = s[i];
-    }
-    a->buf[a->len++] = '"';
+    nt_buf_commit(a, (size_t)(p - start));
 }
 
-static const char *arr_end(arr_lit *a)
+static const char *arr_end(nt_buf *a)
 {
-    arr_reserve(a, 3);
-    if (a->len == 0)
-        a->buf[a->len++] = '{';
-    a->buf[a->len++] = '}';
-    a->buf[a->len] = '\0';
-    return a->buf;
+    (void)nt_buf_append(a, a->len == 0 ? "{}" : "}", a->len == 0 ? 2 : 1);
+    return a->data;
 }
 
 static void wq_flush(ps_txn *x, unsigned k);
@@ -280,8 +262,9 @@ static bool txn_send(txn_run *t)
         b->awaiting = true;
     }
     if (t->nposts > 0) {
-        arr_lit cols[8];
-        memset(cols, 0, sizeof(cols));
+        nt_buf cols[8];
+        for (int c = 0; c < 8; c++)
+            nt_buf_init(&cols[c], 0);
         for (int i = 0; i < t->nb; i++) {
             for (int j = 0; j < t->b[i]->nposts; j++) {
                 const ps_txn_post *it = t->b[i]->posts[j];
@@ -297,7 +280,7 @@ static bool txn_send(txn_run *t)
         /* libpq copies the parameters into its output buffer */
         ps_pg_prepared(pg, "post_batch", 8, params, txn_post_done, t);
         for (int c = 0; c < 8; c++)
-            nt_free(cols[c].buf);
+            nt_buf_free(&cols[c]);
     }
     ps_pg_sync(pg, txn_synced, t);
     return true;
