@@ -539,6 +539,7 @@ void ps_batch_start(ps_batches *bs, unsigned p, uint64_t gen, ps_jsmsg **msgs, i
     b->bs = bs;
     b->ctx = ctx;
     b->part = part;
+    ps_txn_batch_init(&b->tb);
     b->tb.p = p;
     b->gen = gen;
     b->msgs = msgs;

@@ -1,6 +1,6 @@
-/* main.c: natter-persister: settings, start-up (migrations, JetStream stream,
- * connections), the event loop, and the graceful drain on SIGINT/SIGTERM. */
-#include <signal.h>
+/* main.c: natter-persister: its settings, the start-up steps before the loop (migrations,
+ * the JetStream stream) and the list of its modules, run by common/service.h (the loop,
+ * the bus, the metrics listener, signals and the graceful drain). */
 #include <stdio.h>
 #include <string.h>
 
@@ -12,33 +12,37 @@
 #include "partitions.h"
 #include "persister.h"
 #include "pg.h"
-#include "receipts.h"
+#include "pull.h"
 #include "queries.h"
+#include "receipts.h"
+#include "service.h"
 #include "txn.h"
 #include "unread.h"
-#include "pull.h"
 #include "wire.h"
 
 #ifndef NATTER_MIGRATIONS_DIR
 #define NATTER_MIGRATIONS_DIR "persister/migrations"
 #endif
 
-#define DRAIN_TIMEOUT_MS 10000
+#define DRAIN_TIMEOUT_MS 10000   /* longest wait for batches and rpc requests in flight */
 
-static ps_ctx g_ctx;
-static uv_signal_t g_sigint, g_sigterm;
-static uv_timer_t g_drain_timer;
-static bool g_stopping;   /* phase two of the drain has begun */
+/* The process: the context its modules share, and the service that runs them. */
+typedef struct app {
+    ps_ctx ctx;
+    nt_service *svc;
+    char nats_shown[512];         /* NATTER_NATS_URL without its password */
+} app;
+
+static app g_app;
 
 static void read_config(ps_config *c)
 {
-    c->nats_url = nt_config_str("NATTER_NATS_URL", "nats://127.0.0.1:4222", "NATS server URL");
+    c->nats_url = nt_wire_str(NT_SET_NATS_URL);
     c->pg_url = nt_config_str("NATTER_PG_URL", NULL, "PostgreSQL connection string");
-    c->metrics_listen = nt_config_str("NATTER_METRICS_LISTEN", "127.0.0.1:9103",
-                                      "host:port for /metrics");
+    c->metrics_listen = nt_wire_metrics_listen(NT_WIRE_PERSISTER);
     c->migrations_dir = nt_config_str("NATTER_MIGRATIONS_DIR", NATTER_MIGRATIONS_DIR,
                                       "directory of NNN_name.sql migrations");
-    c->partitions = (unsigned)nt_config_int("NATTER_PARTITIONS", 4, 1, 1024);
+    c->partitions = (unsigned)nt_wire_int(NT_SET_PARTITIONS);
     c->batch_max = (int)nt_config_int("NATTER_BATCH_MAX", 500, 1, 10000);
     c->batch_linger_ms = (int)nt_config_int("NATTER_BATCH_LINGER_MS", 10, 0, 1000);
     c->claim_interval_ms = (int)nt_config_int("NATTER_CLAIM_INTERVAL_MS", 2000, 50, 600000);
@@ -48,7 +52,7 @@ static void read_config(ps_config *c)
     c->js_max_age_s = nt_config_int("NATTER_JS_MAX_AGE_S", 604800, 60, 315360000);
     c->js_duplicate_window_s = nt_config_int("NATTER_JS_DUPLICATE_WINDOW_S", 120, 1, 86400);
     c->history_max = (int)nt_config_int("NATTER_HISTORY_MAX", 100, 1, 10000);
-    c->max_message_chars = (int)nt_config_int("NATTER_MAX_MESSAGE_CHARS", 5000, 1, 1000000);
+    c->max_message_chars = (int)nt_wire_int(NT_SET_MAX_MESSAGE_CHARS);
     snprintf(c->member_events_max, sizeof c->member_events_max, "%lld",
              (long long)nt_config_int("NATTER_MEMBER_EVENTS_ROOM_MAX", 1000, 0, 100000000));
     c->rpc_queue_max = (int)nt_config_int("NATTER_RPC_QUEUE_MAX", 10000, 1, 1000000);
@@ -58,7 +62,7 @@ static void read_config(ps_config *c)
     c->receipt_interval_ms = (int)nt_config_int("NATTER_RECEIPT_INTERVAL_MS", 1000, 1, 600000);
     c->receipt_max_pending = (int)nt_config_int("NATTER_RECEIPT_MAX_PENDING", 100000, 1,
                                                 100000000);
-    c->bus_queue = (size_t)nt_config_int("NATTER_BUS_QUEUE", 65536, 16, 16777216);
+    c->bus_queue = (size_t)nt_wire_int(NT_SET_BUS_QUEUE);
     c->read_conns = (unsigned)nt_config_int("NATTER_PG_READ_CONNS", 2, 1, 64);
     if (c->js_duplicate_window_s > c->js_max_age_s)
         nt_config_fatal("NATTER_JS_DUPLICATE_WINDOW_S=%lld is invalid: must not exceed "
@@ -174,10 +178,12 @@ static void ensure_stream(const ps_config *c)
     natsConnection_Destroy(nc);
 }
 
+/* /readyz beyond what the service checks (not stopping, NATS connected): every write
+ * connection up. */
 static bool ready(void *arg)
 {
     ps_ctx *ctx = arg;
-    if (ctx->draining || !nt_bus_connected(ctx->bus))
+    if (ctx->wpg == NULL)
         return false;
     for (unsigned k = 0; k < ctx->nwpg; k++)
         if (!ps_pg_up(ctx->wpg[k]))
@@ -229,81 +235,13 @@ static void on_pull_over(void *arg)
     ps_batch_gather_over(ctx->batches);
 }
 
-static void on_closed_noop(uv_handle_t *h)
+/* ctx->settled: a batch or an rpc request is finished, so the drain may be over. */
+static void on_settled(ps_ctx *ctx)
 {
+    nt_service_drain_check(g_app.svc);
 }
 
-static void on_pull_exit(void *arg)
-{
-    ps_ctx *ctx = arg;
-    ps_pull_destroy(ctx->pull);
-    ctx->pull = NULL;
-    for (unsigned k = 0; k < ctx->nrpg; k++)
-        ps_pg_destroy(ctx->rpgs[k]);
-    nt_free(ctx->rpgs);
-    ctx->rpgs = NULL;
-    ctx->rpg = NULL;
-    ctx->nrpg = 0;
-    ps_queries_destroy(ctx->queries);
-    ctx->queries = NULL;
-    ps_unread_destroy(ctx->unread);
-    ctx->unread = NULL;
-    ps_receipts_destroy(ctx->receipts);
-    ctx->receipts = NULL;
-    ps_parts_destroy(ctx->parts);
-    nt_metrics_close();
-    uv_close((uv_handle_t *)&g_sigint, on_closed_noop);
-    uv_close((uv_handle_t *)&g_sigterm, on_closed_noop);
-    uv_close((uv_handle_t *)&g_drain_timer, on_closed_noop);
-    nt_bus_destroy(ctx->bus);
-    nt_info("stopped");
-}
-
-/* Phase two: no batch in flight (or the wait ran out). Close the write connection,
- * which drops any batch still in flight unacked, then stop pulling. */
-static void drain_finish(uv_timer_t *t)
-{
-    ps_ctx *ctx = t->data;
-    if (g_stopping)
-        return;
-    g_stopping = true;
-    if (ps_parts_inflight(ctx->parts) > 0)
-        nt_warn("drain timed out: %u batches dropped unacked", ps_parts_inflight(ctx->parts));
-    for (unsigned k = 0; k < ctx->nwpg; k++)
-        ps_pg_destroy(ctx->wpg[k]);
-    for (unsigned p = 0; p < ctx->cfg.partitions; p++)
-        ps_batch_release_idle(ps_parts_get(ctx->parts, p));
-    ps_batch_destroy(ctx->batches);
-    ctx->batches = NULL;
-    nt_free(ctx->wpg);
-    ctx->wpg = NULL;
-    ctx->nwpg = 0;
-    ps_pull_quit(ctx->pull, on_pull_exit, ctx);
-}
-
-/* ctx->settled: the drain's phase two once nothing is in flight. */
-static void main_settled(ps_ctx *ctx)
-{
-    if (ctx->draining && !g_stopping && ps_parts_inflight(ctx->parts) == 0 &&
-        ps_queries_pending(ctx->queries) == 0)
-        uv_timer_start(&g_drain_timer, drain_finish, 0, 0);
-}
-
-static void on_signal(uv_signal_t *s, int signum)
-{
-    ps_ctx *ctx = s->data;
-    if (ctx->draining)
-        return;
-    nt_info("signal %d: draining", signum);
-    ctx->draining = true;
-    ps_parts_stop_claiming(ctx->parts);
-    ps_pull_stop_all(ctx->pull);
-    ps_queries_unsubscribe(ctx->queries);
-    uv_timer_start(&g_drain_timer, drain_finish, DRAIN_TIMEOUT_MS, 0);
-    main_settled(ctx);
-}
-
-/* n connections labelled "<kind> <k>" (their application_name), not started. */
+/* n connections labelled "<kind> <k>" (their application_name), started. */
 static ps_pg **pg_conns(ps_ctx *ctx, unsigned n, const char *kind, const ps_pg_stmt *stmts,
                         size_t nstmts, ps_pg_state_cb cb)
 {
@@ -313,76 +251,251 @@ static ps_pg **pg_conns(ps_ctx *ctx, unsigned n, const char *kind, const ps_pg_s
         snprintf(label, sizeof label, "%s %u", kind, k);
         pgs[k] = ps_pg_create(ctx->loop, ctx->cfg.pg_url, label, stmts, nstmts, cb, ctx,
                               ctx->m.pg_reconnects);
+        ps_pg_start(pgs[k]);
     }
     return pgs;
 }
 
+/* Fails what is pending on the n connections (their callbacks run now) and frees them. */
+static void pg_conns_destroy(ps_pg **pgs, unsigned n)
+{
+    for (unsigned k = 0; k < n; k++)
+        ps_pg_destroy(pgs[k]);
+    nt_free(pgs);
+}
+
+/* ---- modules, in start order; stop_intake in this order, destroy in reverse ----
+ * Each destroy fails its work back into the modules listed before it, which still
+ * exist: the write connections drop the batches in flight (batches), the batches
+ * report done to the pull, the read connections answer the rpc requests still waiting
+ * (queries) and end an unread flush (unread). */
+
+/* The shared state: the loop and the bus from the service, the JetStream stream. */
+static nt_status persister_start(nt_service *svc, void *arg, char *err, size_t errlen)
+{
+    ps_ctx *ctx = arg;
+    ctx->loop = nt_service_loop(svc);
+    ctx->bus = nt_service_bus(svc);
+    ctx->settled = on_settled;
+    ensure_stream(&ctx->cfg);
+    nt_metric_gauge_fn("natter_persister_rpc_pending", "RPC requests waiting for PostgreSQL",
+                       rpc_pending_gauge, ctx);
+    return NT_OK;
+}
+
+static void persister_stop_intake(nt_service *svc, void *arg)
+{
+    ps_ctx *ctx = arg;
+    nt_info("signal %d: draining", nt_service_signal(svc));
+    ctx->draining = true;
+}
+
+/* Last destroyed: nothing publishes any more. */
+static void persister_destroy(nt_service *svc, void *arg)
+{
+    ps_ctx *ctx = arg;
+    ctx->bus = NULL;
+}
+
+/* Partition ownership. Claiming starts with the write connections (wpg_start). */
+static nt_status parts_start(nt_service *svc, void *arg, char *err, size_t errlen)
+{
+    ps_ctx *ctx = arg;
+    ps_parts_hooks hooks = { .owned = on_part_owned, .lost = on_part_lost, .arg = ctx };
+    ctx->parts = ps_parts_create(ctx, &hooks);
+    return NT_OK;
+}
+
+static void parts_stop_intake(nt_service *svc, void *arg)
+{
+    ps_parts_stop_claiming(((ps_ctx *)arg)->parts);
+}
+
+static void parts_destroy(nt_service *svc, void *arg)
+{
+    ps_ctx *ctx = arg;
+    ps_parts_destroy(ctx->parts);
+    ctx->parts = NULL;
+}
+
+/* The modules that are one ps_<kind> object created on the context and destroyed:
+ * defines <field>_start and <field>_destroy. */
+#define PS_OBJECT_MODULE(field, kind)                                                       \
+    static nt_status field##_start(nt_service *svc, void *arg, char *err, size_t errlen)    \
+    {                                                                                       \
+        ps_ctx *ctx = arg;                                                                  \
+        ctx->field = ps_##kind##_create(ctx);                                               \
+        return NT_OK;                                                                       \
+    }                                                                                       \
+    static void field##_destroy(nt_service *svc, void *arg)                                 \
+    {                                                                                       \
+        ps_ctx *ctx = arg;                                                                  \
+        ps_##kind##_destroy(ctx->field);                                                    \
+        ctx->field = NULL;                                                                  \
+    }
+
+PS_OBJECT_MODULE(receipts, receipts)
+PS_OBJECT_MODULE(unread, unread)
+
+/* The rpc subjects: a stop unsubscribes them, and the drain waits for the requests
+ * already taken. */
+static nt_status queries_start(nt_service *svc, void *arg, char *err, size_t errlen)
+{
+    ps_ctx *ctx = arg;
+    ctx->queries = ps_queries_create(ctx);
+    if (ctx->queries != NULL)
+        return NT_OK;
+    snprintf(err, errlen, "cannot subscribe the persister rpc subjects at %s (NATTER_NATS_URL)",
+             g_app.nats_shown);
+    return NT_EUNAVAIL;
+}
+
+static void queries_stop_intake(nt_service *svc, void *arg)
+{
+    ps_queries_unsubscribe(((ps_ctx *)arg)->queries);
+}
+
+static size_t queries_pending(void *arg)
+{
+    return ps_queries_pending(((ps_ctx *)arg)->queries);
+}
+
+static void queries_destroy(nt_service *svc, void *arg)
+{
+    ps_ctx *ctx = arg;
+    ps_queries_destroy(ctx->queries);
+    ctx->queries = NULL;
+}
+
+/* The read connections (rpc queries, the unread flush, ANALYZE). */
+static nt_status rpg_start(nt_service *svc, void *arg, char *err, size_t errlen)
+{
+    ps_ctx *ctx = arg;
+    ctx->nrpg = ctx->cfg.read_conns;
+    ctx->rpgs = pg_conns(ctx, ctx->nrpg, "read", ps_queries_stmts, ps_queries_nstmts, NULL);
+    ctx->rpg = ctx->rpgs[0];
+    return NT_OK;
+}
+
+static void rpg_destroy(nt_service *svc, void *arg)
+{
+    ps_ctx *ctx = arg;
+    pg_conns_destroy(ctx->rpgs, ctx->nrpg);
+    ctx->rpgs = NULL;
+    ctx->rpg = NULL;
+    ctx->nrpg = 0;
+}
+
+/* The JetStream pull consumers. A stop stops fetching; destroy closes their handles and
+ * holds the service until they are closed. */
+static nt_status pull_start(nt_service *svc, void *arg, char *err, size_t errlen)
+{
+    ps_ctx *ctx = arg;
+    ctx->pull = ps_pull_create(ctx, on_pull_batch, on_pull_over, ctx);
+    return NT_OK;
+}
+
+static void pull_stop_intake(nt_service *svc, void *arg)
+{
+    ps_pull_stop_all(((ps_ctx *)arg)->pull);
+}
+
+static void on_pull_exit(void *arg)
+{
+    ps_ctx *ctx = arg;
+    ps_pull_destroy(ctx->pull);
+    ctx->pull = NULL;
+    nt_service_release(g_app.svc);
+}
+
+static void pull_destroy(nt_service *svc, void *arg)
+{
+    nt_service_hold(svc);
+    ps_pull_quit(((ps_ctx *)arg)->pull, on_pull_exit, arg);
+}
+
+/* The batches being committed: the drain waits for every one in flight to be committed
+ * and published (DRAIN_TIMEOUT_MS at most); destroy drops what is left unacked
+ * (JetStream redelivers it). */
+static nt_status batches_start(nt_service *svc, void *arg, char *err, size_t errlen)
+{
+    ps_ctx *ctx = arg;
+    ctx->batches = ps_batch_create(ctx);
+    return NT_OK;
+}
+
+static size_t batches_pending(void *arg)
+{
+    return ps_parts_inflight(((ps_ctx *)arg)->parts);
+}
+
+static void batches_destroy(nt_service *svc, void *arg)
+{
+    ps_ctx *ctx = arg;
+    for (unsigned p = 0; p < ctx->cfg.partitions; p++)
+        ps_batch_release_idle(ps_parts_get(ctx->parts, p));
+    ps_batch_destroy(ctx->batches);
+    ctx->batches = NULL;
+}
+
+/* The write connections, each holding its partitions' locks; claiming starts with them.
+ * Destroyed first: that drops any batch still in flight unacked. */
+static nt_status wpg_start(nt_service *svc, void *arg, char *err, size_t errlen)
+{
+    ps_ctx *ctx = arg;
+    ctx->wpg = pg_conns(ctx, ctx->nwpg, "write", ps_txn_stmts, ps_txn_nstmts, on_wpg_state);
+    ps_parts_start(ctx->parts);
+    return NT_OK;
+}
+
+static void wpg_destroy(nt_service *svc, void *arg)
+{
+    ps_ctx *ctx = arg;
+    unsigned inflight = ps_parts_inflight(ctx->parts);
+    if (inflight > 0)
+        nt_warn("drain timed out: %u batches dropped unacked", inflight);
+    pg_conns_destroy(ctx->wpg, ctx->nwpg);
+    ctx->wpg = NULL;
+}
+
+static const nt_module modules[] = {
+    { "persister", persister_start, persister_stop_intake, NULL, persister_destroy, &g_app.ctx },
+    { "partitions", parts_start, parts_stop_intake, NULL, parts_destroy, &g_app.ctx },
+    { "receipts", receipts_start, NULL, NULL, receipts_destroy, &g_app.ctx },
+    { "unread", unread_start, NULL, NULL, unread_destroy, &g_app.ctx },
+    { "queries", queries_start, queries_stop_intake, queries_pending, queries_destroy,
+      &g_app.ctx },
+    { "read connections", rpg_start, NULL, NULL, rpg_destroy, &g_app.ctx },
+    { "pull", pull_start, pull_stop_intake, NULL, pull_destroy, &g_app.ctx },
+    { "batches", batches_start, NULL, batches_pending, batches_destroy, &g_app.ctx },
+    { "write connections", wpg_start, NULL, NULL, wpg_destroy, &g_app.ctx },
+};
+
 int main(void)
 {
-    ps_ctx *ctx = &g_ctx;
-    signal(SIGPIPE, SIG_IGN);
-    if (nt_log_init("persister") != 0)
-        nt_config_fatal("NATTER_LOG_LEVEL is invalid: expected debug, info, warn or error");
+    ps_ctx *ctx = &g_app.ctx;
+    g_app.svc = nt_service_init("persister");
     read_config(&ctx->cfg);
-    ctx->settled = main_settled;
-    ctx->loop = uv_default_loop();
+    ctx->nwpg = ctx->cfg.write_conns;
+    nt_config_redact_url(ctx->cfg.nats_url, g_app.nats_shown, sizeof g_app.nats_shown);
 
     ps_migrate(ctx->cfg.pg_url, ctx->cfg.migrations_dir);
     register_metrics(&ctx->m);
 
-    char err[256] = "", nats_shown[512];
-    nt_config_redact_url(ctx->cfg.nats_url, nats_shown, sizeof nats_shown);
-    nt_bus_opts bo = {
-        .url = ctx->cfg.nats_url,
-        .name = "natter-persister",
-        .queue_capacity = ctx->cfg.bus_queue,
-        .sub_pending_msgs = 65536,
-        .max_requests = 1024,
+    nt_service_opts so = {
+        .bus = { .url = ctx->cfg.nats_url, .name = "natter-persister",
+                 .queue_capacity = ctx->cfg.bus_queue, .sub_pending_msgs = 65536,
+                 .max_requests = 1024 },
+        .metrics_prefix = "natter_persister",
+        .metrics_listen = ctx->cfg.metrics_listen,
+        .ready = ready,
+        .ready_arg = ctx,
+        .drain_ms = DRAIN_TIMEOUT_MS,
     };
-    if (nt_bus_create(ctx->loop, &bo, &ctx->bus, err, sizeof(err)) != NT_OK)
-        nt_config_fatal("cannot reach NATS at %s (NATTER_NATS_URL): %s", nats_shown, err);
-    nt_bus_register_metrics(ctx->bus, "natter_persister");
-    ensure_stream(&ctx->cfg);
-
-    ctx->nwpg = ctx->cfg.write_conns;
-    ctx->wpg = pg_conns(ctx, ctx->nwpg, "write", ps_txn_stmts, ps_txn_nstmts, on_wpg_state);
-    ctx->nrpg = ctx->cfg.read_conns;
-    ctx->rpgs = pg_conns(ctx, ctx->nrpg, "read", ps_queries_stmts, ps_queries_nstmts, NULL);
-    ctx->rpg = ctx->rpgs[0];
-    ctx->batches = ps_batch_create(ctx);
-    ps_parts_hooks hooks = { .owned = on_part_owned, .lost = on_part_lost, .arg = ctx };
-    ctx->parts = ps_parts_create(ctx, &hooks);
-    ctx->pull = ps_pull_create(ctx, on_pull_batch, on_pull_over, ctx);
-    ctx->receipts = ps_receipts_create(ctx);
-    ctx->unread = ps_unread_create(ctx);
-    ctx->queries = ps_queries_create(ctx);
-    if (ctx->queries == NULL)
-        nt_config_fatal("cannot subscribe the persister rpc subjects at %s (NATTER_NATS_URL)",
-                        nats_shown);
-    nt_metric_gauge_fn("natter_persister_rpc_pending", "RPC requests waiting for PostgreSQL",
-                       rpc_pending_gauge, ctx);
-    nt_status st = nt_metrics_listen(ctx->loop, ctx->cfg.metrics_listen, ready, ctx);
-    if (st != NT_OK)
-        nt_config_fatal("cannot listen on %s (NATTER_METRICS_LISTEN): %s",
-                        ctx->cfg.metrics_listen, nt_status_text(st));
-
-    uv_timer_init(ctx->loop, &g_drain_timer);
-    g_drain_timer.data = ctx;
-    uv_signal_init(ctx->loop, &g_sigint);
-    uv_signal_init(ctx->loop, &g_sigterm);
-    g_sigint.data = g_sigterm.data = ctx;
-    uv_signal_start(&g_sigint, on_signal, SIGINT);
-    uv_signal_start(&g_sigterm, on_signal, SIGTERM);
-
-    for (unsigned k = 0; k < ctx->nwpg; k++)
-        ps_pg_start(ctx->wpg[k]);
-    for (unsigned k = 0; k < ctx->nrpg; k++)
-        ps_pg_start(ctx->rpgs[k]);
-    ps_parts_start(ctx->parts);
+    nt_service_start(g_app.svc, &so, modules, sizeof modules / sizeof modules[0]);
     nt_info("started: %u partitions on %u write connections, batch max %d, metrics on %s",
             ctx->cfg.partitions, ctx->nwpg, ctx->cfg.batch_max, ctx->cfg.metrics_listen);
-
-    uv_run(ctx->loop, UV_RUN_DEFAULT);
-    uv_loop_close(ctx->loop);
-    return 0;
+    int code = nt_service_run(g_app.svc);
+    nt_info("stopped");
+    return code;
 }

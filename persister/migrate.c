@@ -11,6 +11,7 @@
 #include <libpq-fe.h>
 
 #include "alloc.h"
+#include "buf.h"
 #include "config.h"
 #include "log.h"
 #include "persister.h"
@@ -47,24 +48,20 @@ static char *read_file(const char *path)
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         return NULL;
-    size_t cap = 4096, len = 0;
-    char *buf = nt_malloc(cap);
+    nt_buf b = NT_BUF_INIT(0);
     size_t n;
-    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (cap - len - 1 == 0) {
-            cap *= 2;
-            buf = nt_realloc(buf, cap);
-        }
-    }
+    do {
+        (void)nt_buf_reserve(&b, 4096);
+        n = fread(b.data + b.len, 1, b.cap - b.len - 1, f);
+        nt_buf_commit(&b, n);
+    } while (n > 0);
     int err = ferror(f);
     fclose(f);
     if (err) {
-        nt_free(buf);
+        nt_buf_free(&b);
         return NULL;
     }
-    buf[len] = '\0';
-    return buf;
+    return nt_buf_detach(&b, NULL);
 }
 
 static size_t list_migrations(const char *dir, migration *out, size_t max)

@@ -95,9 +95,9 @@ typedef struct ps_ctx {
     ps_queries *queries;
     ps_receipts *receipts;
     ps_unread *unread;
-    bool draining;       /* SIGINT/SIGTERM received */
+    bool draining;       /* SIGINT/SIGTERM received: no new batch, no new claim */
     void (*settled)(struct ps_ctx *ctx); /* a batch or an rpc request is finished (main:
-                                          * finishes a drain); NULL: nobody listens */
+                                          * the drain may be over); NULL: nobody listens */
 } ps_ctx;
 
 /* The write connection of partition p. */

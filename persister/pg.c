@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "list.h"
 #include "log.h"
 
 #define PG_BACKOFF_MIN_MS 100
@@ -23,7 +24,7 @@
 typedef enum { PG_DOWN, PG_CONNECTING, PG_PREPARING, PG_UP, PG_CLOSED } pg_state;
 
 typedef struct pg_entry {
-    struct pg_entry *next;
+    nt_list link;         /* in ps_pg.entries */
     bool sync;            /* a pipeline sync point rather than a query */
     ps_pg_result_cb cb;
     void *arg;
@@ -52,7 +53,7 @@ struct ps_pg {
     bool destroyed;
     int handles;          /* open uv handles; freed at zero once destroyed */
 
-    pg_entry *head, *tail;
+    nt_list entries;      /* pg_entry.link: queries and syncs sent, in the order sent */
     size_t pending;
 
     bool replan;          /* drop cached plans before the next statement */
@@ -126,14 +127,18 @@ static void pg_entry_finish(ps_pg *pg, pg_entry *e, PGresult *res)
     nt_free(e);
 }
 
+/* The oldest entry, whose result comes next, or NULL. */
+static pg_entry *pg_head(const ps_pg *pg)
+{
+    nt_list *n = nt_list_first(&pg->entries);
+    return n != NULL ? nt_list_entry(n, pg_entry, link) : NULL;
+}
+
 static pg_entry *pg_pop(ps_pg *pg)
 {
-    pg_entry *e = pg->head;
-    if (e != NULL) {
-        pg->head = e->next;
-        if (pg->head == NULL)
-            pg->tail = NULL;
-    }
+    pg_entry *e = pg_head(pg);
+    if (e != NULL)
+        nt_list_remove(&e->link);
     return e;
 }
 
@@ -143,11 +148,7 @@ static void pg_push(ps_pg *pg, bool sync, ps_pg_result_cb cb, void *arg)
     e->sync = sync;
     e->cb = cb;
     e->arg = arg;
-    if (pg->tail != NULL)
-        pg->tail->next = e;
-    else
-        pg->head = e;
-    pg->tail = e;
+    nt_list_insert_tail(&pg->entries, &e->link);
     pg->pending++;
 }
 
@@ -222,9 +223,9 @@ static void pg_flush(ps_pg *pg)
 static void pg_dispatch(ps_pg *pg)
 {
     int nulls = 0;
-    while (pg->conn != NULL && !pg->failing && pg->head != NULL && !PQisBusy(pg->conn)) {
+    pg_entry *e;
+    while (pg->conn != NULL && !pg->failing && (e = pg_head(pg)) != NULL && !PQisBusy(pg->conn)) {
         PGresult *r = PQgetResult(pg->conn);
-        pg_entry *e = pg->head;
         if (r == NULL) {
             if (e->sync || e->res == NULL) {
                 if (++nulls >= 2)
@@ -394,6 +395,7 @@ ps_pg *ps_pg_create(uv_loop_t *loop, const char *conninfo, const char *label,
     pg->state_arg = arg;
     pg->reconnects = reconnects;
     pg->state = PG_DOWN;
+    nt_list_init(&pg->entries);
     pg->backoff_ms = PG_BACKOFF_MIN_MS;
     uv_timer_init(loop, &pg->timer);
     pg->timer.data = pg;

@@ -483,7 +483,7 @@ static void on_deleted(nt_bus *bus, nt_status st, const nt_bus_msg *m, void *arg
     json_decref(req);
     snprintf(subject, sizeof(subject), PULL_API_CREATE "%s.%s", PS_STREAM, name);
     pull_api(pp, PH_CREATING, subject, body, on_created);
-    free(body);
+    nt_free(body);
 }
 
 /* Tears down a consumer set up for another generation, and sets one up when p is

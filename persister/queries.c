@@ -12,6 +12,7 @@
 #include "envelope.h"
 #include "log.h"
 #include "receipts.h"
+#include "rpc.h"
 #include "unread.h"
 #include "util.h"
 #include "wire.h"
@@ -189,22 +190,17 @@ static void req_free(rpc_req *q)
         ps_settled(ctx);
 }
 
+/* Sends the reply envelope w (common/rpc.h) and frees it. */
 static void reply_env(ps_ctx *ctx, const char *reply, nt_envw *w)
 {
-    size_t len;
-    const char *data = nt_envw_finish(w, &len);
-    nt_bus_publish(ctx->bus, reply, NULL, data, len);
-    nt_envw_free(w);
+    nt_rpc_send(ctx->bus, reply, w);
     nt_metric_add(ctx->m.rpc_requests, 1);
 }
 
 static void reply_error(ps_ctx *ctx, const char *reply, const char *code, const char *message)
 {
     nt_envw w;
-    nt_envw_init(&w);
-    nt_envw_bool(&w, NT_KEY_OK, false);
-    nt_envw_cstr(&w, NT_KEY_CODE, code);
-    nt_envw_cstr(&w, NT_KEY_MESSAGE, message);
+    nt_rpc_error_init(&w, code, message, 0);
     reply_env(ctx, reply, &w);
 }
 
@@ -238,7 +234,7 @@ static char *member_frame(const rpc_req *q, const char *event, const char *name)
                           "data", "room_id", q->room, "user_id", q->user, "name", name);
     char *js = o ? json_dumps(o, JSON_COMPACT) : NULL;
     char *out = nt_strdup(js ? js : "{}");
-    free(js);
+    nt_free(js);
     json_decref(o);
     return out;
 }
@@ -264,8 +260,7 @@ static void on_join(PGresult *res, void *arg)
         reply_error(q->ctx, q->reply, "forbidden", msg);
     } else {
         nt_envw w;
-        nt_envw_init(&w);
-        nt_envw_bool(&w, NT_KEY_OK, true);
+        nt_rpc_ok_init(&w);
         nt_envw_cstr(&w, NT_KEY_ROOM, q->room);
         nt_envw_int(&w, NT_KEY_LAST_SEQ, col_int(res, 0, 1));
         nt_envw_int(&w, NT_KEY_LAST_READ_SEQ, col_int(res, 0, 2));
@@ -284,8 +279,7 @@ static void on_leave(PGresult *res, void *arg)
         reply_pg_failure(q, res);
     } else {
         nt_envw w;
-        nt_envw_init(&w);
-        nt_envw_bool(&w, NT_KEY_OK, true);
+        nt_rpc_ok_init(&w);
         reply_env(q->ctx, q->reply, &w);
         if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 1), "t") == 0)
             member_event(q, "member_left",
@@ -317,8 +311,7 @@ static void reply_status(rpc_req *q)
         return;
     }
     nt_envw w;
-    nt_envw_init(&w);
-    nt_envw_bool(&w, NT_KEY_OK, true);
+    nt_rpc_ok_init(&w);
     nt_envw_cstr(&w, NT_KEY_ROOM, q->room);
     reply_env(q->ctx, q->reply, &w);
 }
@@ -377,10 +370,8 @@ static void reply_access(rpc_req *q)
     char msg[160];
     if (strcmp(q->status, "ok") == 0) {
         nt_envw w;
-        nt_envw_init(&w);
-        nt_envw_bool(&w, NT_KEY_OK, true);
+        nt_rpc_ok_init(&w);
         reply_env(q->ctx, q->reply, &w);
-        nt_envw_free(&w);
     } else if (strcmp(q->status, "not_found") == 0) {
         snprintf(msg, sizeof msg, "room %s does not exist", q->room);
         reply_error(q->ctx, q->reply, "not_found", msg);
@@ -452,8 +443,7 @@ static void on_lookup(PGresult *res, void *arg)
         return;
     }
     nt_envw w;
-    nt_envw_init(&w);
-    nt_envw_bool(&w, NT_KEY_OK, true);
+    nt_rpc_ok_init(&w);
     nt_envw_bool(&w, NT_KEY_FOUND, PQntuples(res) == 1);
     if (PQntuples(res) == 1) {
         json_t *o = json_object();
@@ -465,7 +455,7 @@ static void on_lookup(PGresult *res, void *arg)
         char *js = json_dumps(o, JSON_COMPACT);
         json_decref(o);
         nt_envw_cstr(&w, NT_KEY_JSON, js);
-        free(js);
+        nt_free(js);
     }
     reply_env(q->ctx, q->reply, &w);
 }
@@ -508,11 +498,9 @@ static void reply_json(rpc_req *q, json_t *o)
     char *js = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     nt_envw w;
-    nt_envw_init(&w);
-    nt_envw_bool(&w, NT_KEY_OK, true);
-    nt_envw_cstr(&w, NT_KEY_JSON, js);
+    nt_rpc_ok_json_init(&w, js, js != NULL ? strlen(js) : 0);
     reply_env(q->ctx, q->reply, &w);
-    free(js);
+    nt_free(js);
 }
 
 /* natter_read / natter_delivered status other than ok. */
@@ -675,14 +663,7 @@ static void on_history(PGresult *res, void *arg)
         json_t *o = json_object();
         json_object_set_new(o, "messages", list);
         json_object_set_new(o, "has_more", json_boolean(has_more));
-        char *js = json_dumps(o, JSON_COMPACT);
-        json_decref(o);
-        nt_envw w;
-        nt_envw_init(&w);
-        nt_envw_bool(&w, NT_KEY_OK, true);
-        nt_envw_cstr(&w, NT_KEY_JSON, js);
-        reply_env(q->ctx, q->reply, &w);
-        free(js);
+        reply_json(q, o);
     }
 }
 
@@ -884,14 +865,9 @@ static nt_status send_history(rpc_req *q, ps_pg *pg, const nt_envr *r, const cha
 }
 
 /* Queues q's statements (as its kind's row of rpc_kinds says) and their sync on pg
- * (req_pg(q)). A kind without a row is a bad request. */
+ * (req_pg(q)). */
 static nt_status req_send(rpc_req *q, ps_pg *pg, const nt_envr *r, const char **bad)
 {
-    if ((unsigned)q->kind >= RPC_KINDS) {
-        nt_error("rpc request of unknown kind %d", (int)q->kind);
-        *bad = "unknown request";
-        return NT_EINVAL;
-    }
     nt_status st = rpc_kinds[q->kind].send(q, pg, r, bad);
     if (st == NT_OK)
         ps_pg_sync(pg, on_sync, q);
@@ -907,8 +883,13 @@ static void rpc_on_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
     rpc_kind kind = RPC_JOIN;
     while (kind < RPC_KINDS && strcmp(msg->subject, rpc_subjects[kind]) != 0)
         kind++;
-    if (kind == RPC_KINDS)
+    if (kind == RPC_KINDS) {      /* a subject with no row of RPC_MAP */
+        char why[160];
+        snprintf(why, sizeof why, "unknown request type %s", msg->subject);
+        nt_warn("%s", why);
+        reply_error(ctx, msg->reply, "bad_request", why);
         return;
+    }
     if (qs->pending >= (size_t)ctx->cfg.rpc_queue_max) {
         nt_metric_add(ctx->m.rpc_rejected, 1);
         reply_error(ctx, msg->reply, "unavailable", "persister busy (NATTER_RPC_QUEUE_MAX)");

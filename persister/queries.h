@@ -11,7 +11,9 @@
 extern const ps_pg_stmt ps_queries_stmts[];
 extern const size_t ps_queries_nstmts;
 
-/* Subscribes the rpc subjects. NULL when a subscription fails. */
+/* Subscribes the rpc subjects, one per row of queries.c's RPC_MAP (subject, statement,
+ * result callback, sender); a request whose subject has no row is answered bad_request
+ * naming it. NULL when a subscription fails. */
 ps_queries *ps_queries_create(ps_ctx *ctx);
 /* Stops taking requests; pending ones are still answered. */
 void ps_queries_unsubscribe(ps_queries *qs);

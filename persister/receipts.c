@@ -56,7 +56,7 @@ static void publish(ps_receipts *rc, const rc_entry *e)
     else
         nt_metric_add(rc->ctx->m.receipts, 1);
     nt_envw_free(&w);
-    free(js);
+    nt_free(js);
 }
 
 static void on_tick(uv_timer_t *t)

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "buf.h"
 #include "pull.h"
 
 const ps_pg_stmt ps_txn_stmts[] = {
@@ -29,7 +30,7 @@ const size_t ps_txn_nstmts = sizeof(ps_txn_stmts) / sizeof(ps_txn_stmts[0]);
 
 /* A write connection's batches waiting for its transaction in flight to end. */
 typedef struct ps_wq {
-    ps_txn_batch *head, *tail;
+    nt_list batches;      /* ps_txn_batch.link, in the order queued */
     bool busy;            /* a transaction is in flight (or being queued) */
 } ps_wq;
 
@@ -60,26 +61,21 @@ typedef struct txn_run {
 static void wq_on_flush(uv_idle_t *h);
 static void wq_on_gather(uv_timer_t *t);
 
-static ps_wq *txn_wq(ps_txn *x, const ps_txn_batch *b)
+/* The batch queued first on q, or NULL. */
+static ps_txn_batch *wq_first(const ps_wq *q)
 {
-    return &x->q[b->p % x->ctx->nwpg];
+    nt_list *n = nt_list_first(&q->batches);
+    return n != NULL ? nt_list_entry(n, ps_txn_batch, link) : NULL;
+}
+
+void ps_txn_batch_init(ps_txn_batch *b)
+{
+    nt_list_init(&b->link);
 }
 
 void ps_txn_unqueue(ps_txn *x, ps_txn_batch *b)
 {
-    if (!b->queued)
-        return;
-    ps_wq *q = txn_wq(x, b);
-    ps_txn_batch **pp = &q->head, *prev = NULL;
-    while (*pp != b) {
-        prev = *pp;
-        pp = &(*pp)->qnext;
-    }
-    *pp = b->qnext;
-    if (q->tail == b)
-        q->tail = prev;
-    b->qnext = NULL;
-    b->queued = false;
+    nt_list_remove(&b->link);
 }
 
 void ps_txn_post_clear(ps_txn_post *post)
@@ -177,51 +173,32 @@ static void txn_post_done(PGresult *res, void *arg)
 /* A text-format array literal: every element double-quoted, with '"' and '\'
  * backslash-escaped, so any text (braces, commas, quotes, spaces, newlines) reads back
  * unchanged; a NULL string is the unquoted element NULL. Strings never hold NUL
- * (ps_txn_post). Grown with arr_add, finished by arr_end; the caller frees buf. */
-typedef struct arr_lit {
-    char *buf;
-    size_t len, cap;
-} arr_lit;
-
-static void arr_reserve(arr_lit *a, size_t more)
-{
-    if (a->len + more <= a->cap)
-        return;
-    size_t cap = a->cap ? a->cap : 256;
-    while (cap < a->len + more)
-        cap *= 2;
-    a->buf = nt_realloc(a->buf, cap);
-    a->cap = cap;
-}
-
-static void arr_add(arr_lit *a, const char *s)
+ * (ps_txn_post). Grown with arr_add in an unbounded nt_buf, finished by arr_end. */
+static void arr_add(nt_buf *a, const char *s)
 {
     size_t n = s != NULL ? strlen(s) : 0;
-    arr_reserve(a, 2 * n + 8);            /* separator, quotes, escapes, "}\0" */
-    char sep = a->len == 0 ? '{' : ',';
-    a->buf[a->len++] = sep;
+    (void)nt_buf_reserve(a, 2 * n + 5);   /* separator, quotes, escapes; or ",NULL" */
+    char *start = a->data + a->len, *p = start;
+    *p++ = a->len == 0 ? '{' : ',';
     if (s == NULL) {
-        memcpy(a->buf + a->len, "NULL", 4);
-        a->len += 4;
-        return;
+        memcpy(p, "NULL", 4);
+        p += 4;
+    } else {
+        *p++ = '"';
+        for (size_t i = 0; i < n; i++) {
+            if (s[i] == '"' || s[i] == '\\')
+                *p++ = '\\';
+            *p++ = s[i];
+        }
+        *p++ = '"';
     }
-    a->buf[a->len++] = '"';
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '"' || s[i] == '\\')
-            a->buf[a->len++] = '\\';
-        a->buf[a->len++] = s[i];
-    }
-    a->buf[a->len++] = '"';
+    nt_buf_commit(a, (size_t)(p - start));
 }
 
-static const char *arr_end(arr_lit *a)
+static const char *arr_end(nt_buf *a)
 {
-    arr_reserve(a, 3);
-    if (a->len == 0)
-        a->buf[a->len++] = '{';
-    a->buf[a->len++] = '}';
-    a->buf[a->len] = '\0';
-    return a->buf;
+    (void)nt_buf_append(a, a->len == 0 ? "{}" : "}", a->len == 0 ? 2 : 1);
+    return a->data;
 }
 
 static void wq_flush(ps_txn *x, unsigned k);
@@ -285,8 +262,9 @@ static bool txn_send(txn_run *t)
         b->awaiting = true;
     }
     if (t->nposts > 0) {
-        arr_lit cols[8];
-        memset(cols, 0, sizeof(cols));
+        nt_buf cols[8];
+        for (int c = 0; c < 8; c++)
+            nt_buf_init(&cols[c], 0);
         for (int i = 0; i < t->nb; i++) {
             for (int j = 0; j < t->b[i]->nposts; j++) {
                 const ps_txn_post *it = t->b[i]->posts[j];
@@ -302,7 +280,7 @@ static bool txn_send(txn_run *t)
         /* libpq copies the parameters into its output buffer */
         ps_pg_prepared(pg, "post_batch", 8, params, txn_post_done, t);
         for (int c = 0; c < 8; c++)
-            nt_free(cols[c].buf);
+            nt_buf_free(&cols[c]);
     }
     ps_pg_sync(pg, txn_synced, t);
     return true;
@@ -323,22 +301,25 @@ static void txn_add(txn_run *t, ps_txn_batch *b)
 static void wq_flush(ps_txn *x, unsigned k)
 {
     ps_wq *q = &x->q[k];
-    while (!q->busy && q->head != NULL) {
-        ps_txn_batch *head = q->head;
+    ps_txn_batch *head;
+    while (!q->busy && (head = wq_first(q)) != NULL) {
         int fresh = 0;
-        for (ps_txn_batch *b = head; b != NULL; b = b->qnext)
-            fresh += b->retries == 0;
+        nt_list *n, *next;
+        nt_list_foreach(n, &q->batches)
+            fresh += nt_list_entry(n, ps_txn_batch, link)->retries == 0;
         bool alone = head->retries > 0;
         txn_run *t = nt_calloc(1, sizeof(*t) + (size_t)(alone ? 1 : fresh) * sizeof(t->b[0]));
         t->x = x;
         t->ctx = x->ctx;
         t->k = k;
-        if (alone)
+        if (alone) {
             txn_add(t, head);
-        for (ps_txn_batch *b = head, *next; !alone && b != NULL; b = next) {
-            next = b->qnext;
-            if (b->retries == 0)
-                txn_add(t, b);
+        } else {
+            nt_list_foreach_safe(n, next, &q->batches) {
+                ps_txn_batch *b = nt_list_entry(n, ps_txn_batch, link);
+                if (b->retries == 0)
+                    txn_add(t, b);
+            }
         }
         q->busy = true;
         if (txn_send(t))
@@ -379,9 +360,10 @@ static void wq_start_ready(ps_txn *x)
     uint64_t wake = 0, now = uv_now(ctx->loop);
     for (unsigned k = 0; k < ctx->nwpg; k++) {
         ps_wq *q = &x->q[k];
-        if (q->busy || q->head == NULL)
+        ps_txn_batch *head = wq_first(q);
+        if (q->busy || head == NULL)
             continue;
-        uint64_t until = q->head->retries == 0 ? wq_gather_until(ctx, k) : 0;
+        uint64_t until = head->retries == 0 ? wq_gather_until(ctx, k) : 0;
         if (until == 0)
             wq_flush(x, k);
         else if (wake == 0 || until < wake)
@@ -409,14 +391,7 @@ void ps_txn_queue(ps_txn *x, ps_txn_batch *b)
     b->err[0] = '\0';
     for (int i = 0; i < b->nposts; i++)
         ps_txn_post_clear(b->posts[i]);
-    ps_wq *q = txn_wq(x, b);
-    b->qnext = NULL;
-    if (q->tail != NULL)
-        q->tail->qnext = b;
-    else
-        q->head = b;
-    q->tail = b;
-    b->queued = true;
+    nt_list_insert_tail(&x->q[b->p % x->ctx->nwpg].batches, &b->link);
     if (!uv_is_active((uv_handle_t *)&x->flush))
         uv_idle_start(&x->flush, wq_on_flush);
 }
@@ -435,6 +410,8 @@ ps_txn *ps_txn_create(ps_ctx *ctx, ps_txn_synced_fn on_synced, ps_txn_refused_fn
     x->on_synced = on_synced;
     x->on_refused = on_refused;
     x->arg = arg;
+    for (unsigned k = 0; k < ctx->nwpg; k++)
+        nt_list_init(&x->q[k].batches);
     uv_idle_init(ctx->loop, &x->flush);
     uv_timer_init(ctx->loop, &x->gather);
     x->flush.data = x;

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "list.h"
 #include "persister.h"
 #include "pg.h"
 
@@ -27,9 +28,10 @@ typedef struct ps_txn_post {
     char *created_at;
 } ps_txn_post;
 
-/* A partition's batch as a transaction writes it. Its owner (batch.c) sets p, the
- * stream sequences, posts and retries, and keeps it (and the posts) until its
- * transaction reported it (ps_txn_synced_fn, ps_txn_refused_fn) or it is unqueued. */
+/* A partition's batch as a transaction writes it. Its owner (batch.c) initialises it
+ * (ps_txn_batch_init), sets p, the stream sequences, posts and retries, and keeps it (and
+ * the posts) until its transaction reported it (ps_txn_synced_fn, ps_txn_refused_fn) or
+ * it is unqueued. */
 typedef struct ps_txn_batch {
     unsigned p;           /* partition: written on its write connection, ps_wpg */
     uint64_t max_sseq;
@@ -41,8 +43,7 @@ typedef struct ps_txn_batch {
     bool failed;          /* its transaction failed (err says why) */
     char err[256];
     uint64_t t0;          /* uv_now when its statements were queued */
-    struct ps_txn_batch *qnext; /* next in its write connection's queue */
-    bool queued;          /* waiting in that queue */
+    nt_list link;         /* in its write connection's queue while waiting there */
     int ord0;             /* its posts are ords ord0 + 1 .. ord0 + nposts of the call */
 } ps_txn_batch;
 
@@ -63,6 +64,8 @@ ps_txn *ps_txn_create(ps_ctx *ctx, ps_txn_synced_fn on_synced, ps_txn_refused_fn
  * a transaction any more (at stop). */
 void ps_txn_destroy(ps_txn *x);
 
+/* Makes zeroed storage a batch that is not queued. */
+void ps_txn_batch_init(ps_txn_batch *tb);
 /* Queues tb (not queued, not in a transaction) on its write connection, its earlier
  * error and its posts' results cleared; it goes at the end of this loop iteration if
  * that connection is idle then. */

@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "alloc.h"
+#include "buf.h"
 #include "envelope.h"
 #include "log.h"
 #include "map.h"
@@ -75,7 +76,7 @@ static void batch_publish(ps_unread *u, flush_out *o)
         nt_metric_add(u->ctx->m.unread_events, (int64_t)o->n);
     nt_envw_free(&w);
     for (size_t i = 0; i < o->n; i++)
-        free(o->jsons[i]);
+        nt_free(o->jsons[i]);
     o->n = 0;
     o->bytes = 0;
 }
@@ -142,31 +143,19 @@ static void on_flushed(PGresult *res, void *arg)
         uv_timer_start(u->gap, on_gap, u->gap_ms, 0);
 }
 
-typedef struct lit {
-    char *buf;
-    size_t len, cap;
-} lit;
-
-static void lit_push(lit *l, const char *s, size_t n)
+/* Appends s[0..n) as the next element of the array literal in l ("{a,b"). */
+static void lit_push(nt_buf *l, const char *s, size_t n)
 {
-    if (l->len + n + 3 > l->cap) {
-        l->cap = (l->len + n + 3) * 2;
-        l->buf = nt_realloc(l->buf, l->cap);
-    }
-    char sep = l->len == 0 ? '{' : ',';
-    l->buf[l->len++] = sep;
-    memcpy(l->buf + l->len, s, n);
-    l->len += n;
-    l->buf[l->len] = '\0';
+    (void)nt_buf_append(l, l->len == 0 ? "{" : ",", 1);
+    (void)nt_buf_append(l, s, n);
 }
 
-static const char *lit_end(lit *l)
+static const char *lit_end(nt_buf *l)
 {
     if (l->len == 0)
         lit_push(l, "", 0);
-    l->buf[l->len] = '}';
-    l->buf[l->len + 1] = '\0';
-    return l->buf;
+    (void)nt_buf_append(l, "}", 1);
+    return l->data;
 }
 
 static void free_set(nt_map *m);
@@ -174,7 +163,7 @@ static void free_set(nt_map *m);
 /* Splits the next `max` "a b c" keys of the cycle set (from *pos on) into the
  * literals, one per field; the set is not changed while its cycle lasts, and is
  * freed (count 0) once the cursor has passed its end. */
-static void drain_set(nt_map *m, size_t *pos, lit *cols, int ncols, size_t max)
+static void drain_set(nt_map *m, size_t *pos, nt_buf *cols, int ncols, size_t max)
 {
     nt_map_entry *e = NULL;
     for (size_t n = 0; n < max && (e = nt_map_next(m, pos)) != NULL; n++) {
@@ -201,8 +190,9 @@ static void flush_chunk(ps_unread *u)
         !ps_pg_up(ctx->rpg))
         return;
     size_t max = (size_t)ctx->cfg.unread_chunk;
-    lit cols[5];
-    memset(cols, 0, sizeof cols);
+    nt_buf cols[5];
+    for (int c = 0; c < 5; c++)
+        nt_buf_init(&cols[c], 0);
     drain_set(&u->cyc_users, &u->pos_users, cols, 3, max);
     drain_set(&u->cyc_rooms, &u->pos_rooms, cols + 3, 2, max);
     const char *p[5];
@@ -213,7 +203,7 @@ static void flush_chunk(ps_unread *u)
         ps_pg_sync(ctx->rpg, NULL, NULL);
     }
     for (int c = 0; c < 5; c++)
-        nt_free(cols[c].buf);
+        nt_buf_free(&cols[c]);
 }
 
 static void on_tick(uv_timer_t *t)
