@@ -1,5 +1,5 @@
 # natter developer workflow. The two commands that matter: `make run`, `make test`.
-.PHONY: all build asan run test unit deps clean distclean bench bench-smoke fuzz chaos
+.PHONY: all build asan run test unit deps clean distclean bench bench-smoke fuzz chaos soak
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD_TYPE ?= RelWithDebInfo
@@ -50,6 +50,12 @@ fuzz:
 chaos: build
 	@cd tests/integration && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; }
 	@NATTER_BIN_DIR=$${NATTER_BIN_DIR:-$(CURDIR)/build} node tests/chaos/chaos.mjs
+
+# The chat mix for SOAK_MINUTES (30) against a whole local cluster, sampling every
+# process's RSS and open fds; build/soak/soak.{csv,png}; fails when one keeps growing.
+soak: build
+	@cd tests/integration && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; }
+	@NATTER_BIN_DIR=$${NATTER_BIN_DIR:-$(CURDIR)/build} SOAK_S=$$(( $${SOAK_MINUTES:-30} * 60 )) node tests/soak/soak.mjs
 
 clean:
 	rm -rf build build-asan build-fuzz

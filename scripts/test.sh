@@ -121,6 +121,13 @@ else
   stage "benchmark smoke (make bench-smoke)" env BENCH_BIN_DIR=build make --no-print-directory bench-smoke
 fi
 
+# ---- soak (2 minutes of the chat mix; RSS and open fds of every process must level off)
+if [ -n "${NATTER_TEST_SKIP_SOAK:-}" ] && [ "${NATTER_TEST_SKIP_SOAK}" != 0 ]; then
+  banner "soak skipped (NATTER_TEST_SKIP_SOAK=$NATTER_TEST_SKIP_SOAK)"
+else
+  stage "soak, 2 minutes (tests/soak)" env NATTER_BIN_DIR="$root/build" SOAK_S=120 SOAK_SAMPLE_S=3 node tests/soak/soak.mjs
+fi
+
 # ---- sanitizer build
 if [ -n "${NATTER_TEST_SKIP_ASAN:-}" ] && [ "${NATTER_TEST_SKIP_ASAN}" != 0 ]; then
   banner "sanitizer pass skipped (NATTER_TEST_SKIP_ASAN=$NATTER_TEST_SKIP_ASAN)"
