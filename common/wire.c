@@ -166,3 +166,14 @@ const char *nt_wire_metrics_listen(nt_wire_proc proc)
     }
     return nt_config_str("NATTER_METRICS_LISTEN", defaults[proc], NULL);
 }
+
+int64_t nt_msg_digest(const char *room, const char *text, size_t text_len)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (const unsigned char *p = (const unsigned char *)room; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    h = (h ^ 0u) * 1099511628211ull;
+    for (size_t i = 0; i < text_len; i++)
+        h = (h ^ (unsigned char)text[i]) * 1099511628211ull;
+    return (int64_t)h;
+}

@@ -96,7 +96,8 @@
     X(BEFORE, "before")                                                      \
     X(APPS, "apps")                                                          \
     X(USERS, "users")                                                        \
-    X(JSONS, "jsons")
+    X(JSONS, "jsons")                                                        \
+    X(DIGEST, "digest")
 
 /* Values of the "type" key. X(NAME, value): each becomes NT_TYPE_<NAME>. */
 #define NT_TYPE_MAP(X)                                                       \
@@ -229,5 +230,12 @@ typedef enum { NT_WIRE_GATEWAY, NT_WIRE_ROUTER, NT_WIRE_PERSISTER } nt_wire_proc
 /* NATTER_METRICS_LISTEN: one name, a port of its own per process by default
  * (gateway 127.0.0.1:9101, router :9102, persister :9103). Never freed. */
 const char *nt_wire_metrics_listen(nt_wire_proc proc);
+
+/* ---- message identity ---- */
+
+/* The digest of a message's room and text (FNV-1a 64 of room, a NUL, then text): a
+ * resend with the same client_msg_id must have the same one, or it is a `conflict`.
+ * The gateway sends it with a lookup, the persister compares it with the stored row. */
+int64_t nt_msg_digest(const char *room, const char *text, size_t text_len);
 
 #endif

@@ -353,6 +353,14 @@ static void item_publish(ps_batches *bs, const ps_item *it)
             publish_room_event(bs, it, false);
         }
         publish_ack(bs, it);
+    } else if (strcmp(it->post.status, "conflict") == 0) {
+        nt_metric_add(ctx->m.refused, 1);
+        char text[320];
+        snprintf(text, sizeof text, "client_msg_id %s was already used for message %s (seq %lld "
+                 "in room %s): a resend must have the same room and text; use a new "
+                 "client_msg_id", it->post.cmid, it->post.id ? it->post.id : "?",
+                 (long long)it->post.seq, it->post.room_id ? it->post.room_id : "?");
+        publish_send_error(ctx, it, "conflict", text);
     } else if (strcmp(it->post.status, "not_found") == 0) {
         nt_metric_add(ctx->m.refused, 1);
         snprintf(msg, sizeof(msg), "room %s does not exist", it->post.room);

@@ -42,7 +42,7 @@ const ps_pg_stmt ps_queries_stmts[] = {
     { "create", "SELECT * FROM natter_create($1, $2, $3, $4, $5, $6::text[], $7)", 7 },
     { "dm", "SELECT * FROM natter_dm($1, $2, $3, $4)", 4 },
     { "lookup",
-      "SELECT room, id, seq, natter_ts(created_at) FROM messages"
+      "SELECT room, id, seq, natter_ts(created_at), body FROM messages"
       " WHERE app = $1 AND sender = $2 AND client_msg_id = $3", 3 },
     { "access", "SELECT natter_room_access($1, $2, $3)", 3 },
     { "member_add", "SELECT m.*, " ROOM_SMALL("m.status = 'ok'", "<", "$6")
@@ -148,6 +148,8 @@ typedef struct rpc_req {
     rpc_kind kind;
     char *reply;
     char *app, *room, *user, *name, *access_code, *cmid;
+    bool has_digest;      /* lookup: the resend's nt_msg_digest, to tell a conflict */
+    int64_t digest;
     bool ascending;       /* history paging forward from after_seq */
     int limit;
     char *ids;            /* read: message ids as an array literal, NULL for seq */
@@ -440,6 +442,16 @@ static void on_lookup(PGresult *res, void *arg)
     rpc_req *q = arg;
     if (!ps_pg_ok(res)) {
         reply_pg_failure(q, res);
+        return;
+    }
+    if (PQntuples(res) == 1 && q->has_digest &&
+        nt_msg_digest(PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 4), (size_t)PQgetlength(res, 0, 4)) !=
+            q->digest) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "client_msg_id %s was already used for message %s (seq %s in "
+                 "room %s): a resend must have the same room and text; use a new client_msg_id",
+                 q->cmid, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 0));
+        reply_error(q->ctx, q->reply, "conflict", msg);
         return;
     }
     nt_envw w;
@@ -745,6 +757,7 @@ static const char *req_decode(rpc_req *q, const nt_envr *r)
         q->cmid = field_text(r, NT_KEY_CMID, 64);
         if (q->user == NULL || q->cmid == NULL)
             return "missing or invalid sender or cmid";
+        q->has_digest = nt_envr_int(r, NT_KEY_DIGEST, &q->digest);
         return NULL;
     }
     if (q->kind == RPC_UNREAD || q->kind == RPC_ROOMS) {

@@ -20,6 +20,7 @@
     X(NOT_FOUND, "not_found", 404)        \
     X(RATE_LIMITED, "rate_limited", 429)  \
     X(TOO_LARGE, "too_large", 413)        \
+    X(CONFLICT, "conflict", 409)          \
     X(UNAVAILABLE, "unavailable", 503)    \
     X(INTERNAL, "internal", 500)
 

@@ -165,7 +165,7 @@ nt_status gw_rpc_leave(const gw_rpc_who *who, const char *room, nt_bus_reply_cb 
     return send_env(NT_SUBJ_RPC_ROUTER_LEAVE, &w, cb, arg, NULL);
 }
 
-nt_status gw_rpc_lookup(const char *app, const char *sender, const char *cmid,
+nt_status gw_rpc_lookup(const char *app, const char *sender, const char *cmid, int64_t digest,
                         nt_bus_reply_cb cb, void *arg)
 {
     nt_envw w;
@@ -173,6 +173,7 @@ nt_status gw_rpc_lookup(const char *app, const char *sender, const char *cmid,
     nt_envw_cstr(&w, "app", app);
     nt_envw_cstr(&w, "sender", sender);
     nt_envw_cstr(&w, "cmid", cmid);
+    nt_envw_int(&w, NT_KEY_DIGEST, digest);
     return send_env(NT_SUBJ_RPC_PERSIST_LOOKUP, &w, cb, arg, NULL);
 }
 

@@ -50,8 +50,9 @@ nt_status gw_rpc_join(const gw_rpc_who *who, const char *name, const char *room,
                       const char *access_code, nt_bus_reply_cb cb, void *arg);
 /* natter.rpc.router.leave of room by who (the membership ends). */
 nt_status gw_rpc_leave(const gw_rpc_who *who, const char *room, nt_bus_reply_cb cb, void *arg);
-/* natter.rpc.persist.lookup of the message app/sender stored with cmid. */
-nt_status gw_rpc_lookup(const char *app, const char *sender, const char *cmid,
+/* natter.rpc.persist.lookup of the message app/sender stored with cmid; digest is the
+ * resend's nt_msg_digest (another room or text: a `conflict` error naming the first). */
+nt_status gw_rpc_lookup(const char *app, const char *sender, const char *cmid, int64_t digest,
                         nt_bus_reply_cb cb, void *arg);
 /* natter.rpc.persist.dm: finds or creates the direct-message room of user and peer. */
 nt_status gw_rpc_dm(const char *app, const char *room, const char *user, const char *peer,

@@ -28,22 +28,25 @@ struct gw_pending {                     /* one send_message awaiting its ack */
     gw_room *room;                      /* held until answered: the ack rides its event */
     int64_t received_ms;
     int64_t deadline_ms;
+    int64_t digest;                     /* nt_msg_digest of its room and text */
     char cmid[];
 };
 
 typedef struct send_req {               /* context of the publish (and of a lookup) */
     char conn[17];                      /* connection id, looked up on reply */
+    int64_t digest;                     /* the send's nt_msg_digest */
     char cmid[];                        /* the client_msg_id */
 } send_req;
 
 static nt_list fifo = NT_LIST_INIT(fifo);   /* of gw_pending, deadline ascending */
 static uint32_t inflight;               /* pending sends of all connections */
 
-static send_req *req_new(gw_conn *c, const char *cmid)
+static send_req *req_new(gw_conn *c, const char *cmid, int64_t digest)
 {
     size_t n = strlen(cmid) + 1;
     send_req *q = nt_calloc(1, sizeof *q + n);
     memcpy(q->conn, c->id, sizeof q->conn);
+    q->digest = digest;
     memcpy(q->cmid, cmid, n);
     return q;
 }
@@ -58,11 +61,13 @@ static gw_pending *pending_find(gw_conn *c, const char *cmid, size_t len)
 
 /* room: the room whose message event will carry the ack (NULL: the user subject
  * will); the pending send owns one interest reference on it until answered. */
-static void pending_add(gw_conn *c, const char *cmid, const json_t *ref, gw_room *room)
+static void pending_add(gw_conn *c, const char *cmid, const json_t *ref, gw_room *room,
+                        int64_t digest)
 {
     size_t n = strlen(cmid) + 1;
     gw_pending *p = nt_calloc(1, sizeof *p + n);
     memcpy(p->cmid, cmid, n);
+    p->digest = digest;
     p->conn = c;
     p->ref = ref ? json_incref((json_t *)ref) : NULL;
     p->room = room;
@@ -181,11 +186,13 @@ static void on_lookup(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *ar
     gw_error err;
     bool found = false;
     size_t len;
-    if (gw_rpc_ok(st, msg, "message store", &r, &err) && p &&
-        nt_envr_bool(&r, "found", &found) && found) {
+    if (gw_rpc_ok(st, msg, "message store", &r, &err)) {
         const char *json = nt_envr_str(&r, "json", &len);
-        if (json)
+        if (p && nt_envr_bool(&r, "found", &found) && found && json)
             pending_answer_all(p->conn, q->cmid, strlen(q->cmid), json, len, GW_E_INTERNAL, NULL);
+    } else if (p && err.code == GW_E_CONFLICT) {
+        /* the client_msg_id names another message: this send is not stored */
+        pending_answer_all(p->conn, q->cmid, strlen(q->cmid), NULL, 0, err.code, err.message);
     }
     nt_envr_free(&r);
     nt_free(q);
@@ -215,7 +222,7 @@ static void on_puback(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *ar
         nt_free(q);
     } else if (json_is_true(json_object_get(ack, "duplicate"))) {
         gw_conn *c = p->conn;
-        if (gw_rpc_lookup(c->user->app, c->user->id, q->cmid, on_lookup, q) != NT_OK)
+        if (gw_rpc_lookup(c->user->app, c->user->id, q->cmid, q->digest, on_lookup, q) != NT_OK)
             nt_free(q);                /* the ack event or the sweep answers */
     } else {
         nt_free(q);                    /* stored: the persister's ack event answers */
@@ -244,10 +251,18 @@ void gw_sends_send(gw_conn *c, const json_t *ref, const char *room, const gw_sen
                 "%u messages are awaiting acknowledgement; wait for their acks", c->npending);
         return gw_reply_fail(c, ref, &err);
     }
-    if (pending_find(c, cmid, strlen(cmid))) {
+    int64_t digest = nt_msg_digest(room, s->message, s->message_len);
+    gw_pending *first = pending_find(c, cmid, strlen(cmid));
+    if (first && first->digest != digest) {
+        gw_fail(&err, GW_E_CONFLICT, "client_msg_id %s is awaiting the ack of another message "
+                "(another room or text); a resend must have the same room and text: use a new "
+                "client_msg_id", cmid);
+        return gw_reply_fail(c, ref, &err);
+    }
+    if (first) {
         /* A resend while the first is in flight: its ref is answered with the
          * first one's ack; nothing is published twice. */
-        pending_add(c, cmid, ref, NULL);
+        pending_add(c, cmid, ref, NULL, digest);
         return;
     }
     if (inflight >= gw.cfg.max_inflight_sends) {
@@ -288,7 +303,7 @@ void gw_sends_send(gw_conn *c, const json_t *ref, const char *room, const gw_sen
     nt_subj_in(subject, sizeof subject, c->user->app,
                nt_partition(c->user->app, room, gw.cfg.partitions));
     snprintf(msgid, sizeof msgid, "%s:%s:%s", c->user->app, c->user->id, cmid);
-    send_req *q = req_new(c, cmid);
+    send_req *q = req_new(c, cmid, digest);
     nt_status st = nt_bus_request(gw.bus, subject, msgid, data, len,
                                   (int)gw.cfg.request_timeout_ms, on_puback, q, NULL);
     nt_envw_free(&w);
@@ -299,7 +314,7 @@ void gw_sends_send(gw_conn *c, const json_t *ref, const char *room, const gw_sen
         gw_fail(&err, GW_E_UNAVAILABLE, "message store unavailable, retry with the same client_msg_id");
         return gw_reply_fail(c, ref, &err);
     }
-    pending_add(c, cmid, ref, pin);
+    pending_add(c, cmid, ref, pin, digest);
     nt_metric_add(gw.m.messages_sent, 1);
     gw_presence_typing_stop(c, room);
 }

@@ -176,6 +176,23 @@ static void test_settings_out_of_range(void **state)
     assert_non_null(strstr(out, "NATTER_PARTITIONS=4096 is invalid: expected an integer in [1, 1024]"));
 }
 
+/* The digest the gateway and the persister both compute: the same for the same room and
+ * text, different when either differs (the NUL between them keeps "ab"+"c" from "a"+"bc"),
+ * and binary-safe in the text. */
+static void test_msg_digest(void **state)
+{
+    (void)state;
+    int64_t d = nt_msg_digest("lobby", "hello", 5);
+    assert_true(d == nt_msg_digest("lobby", "hello", 5));
+    assert_true(d != nt_msg_digest("lobby2", "hello", 5));
+    assert_true(d != nt_msg_digest("lobby", "hellO", 5));
+    assert_true(d != nt_msg_digest("lobby", "hell", 4));
+    assert_true(nt_msg_digest("ab", "c", 1) != nt_msg_digest("a", "bc", 2));
+    assert_true(nt_msg_digest("r", "a\0b", 3) != nt_msg_digest("r", "a\0c", 3));
+    /* FNV-1a 64 of "r\0": a fixed value, so both sides stay the same function */
+    assert_true((uint64_t)nt_msg_digest("r", "", 0) == 0x08dc7407b57bcdefull);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "read-partitions") == 0) {
@@ -185,6 +202,7 @@ int main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_builders),
+        cmocka_unit_test(test_msg_digest),
         cmocka_unit_test(test_builders_refuse_overflow),
         cmocka_unit_test(test_builders_refuse_bad_ids),
         cmocka_unit_test(test_parse_room),
