@@ -14,6 +14,8 @@
 #include "log.h"
 #include "reply.h"
 #include "rpc_client.h"
+#include "sends.h"
+#include "wire.h"
 
 #define GW_REPAIR_PAGE 100              /* messages per history request */
 #define GW_REPAIR_RETRY_MS 1000         /* a failed request is asked again after this */
@@ -151,6 +153,34 @@ static const gw_user *reader(const gw_room *room)
 
 static void fetch(gw_repair *rp);
 
+/* The message event that was lost carried its send's ack: a sender of this gateway
+ * still waiting for it gets the same ack, built from the stored row. */
+static void repaired_ack(const gw_room *room, const json_t *msg)
+{
+    const char *sender = json_string_value(json_object_get(msg, "sender_id"));
+    json_t *cmid = json_object_get(msg, "client_msg_id");
+    nt_subj_parts parts;
+    char app[65];
+    if (!sender || !json_is_string(cmid) ||
+        !nt_subj_parse_room(room->subject, strlen(room->subject), &parts) ||
+        parts.app_len >= sizeof app)
+        return;
+    memcpy(app, parts.app, parts.app_len);
+    app[parts.app_len] = '\0';
+    gw_user *u = gw_user_find(app, sender);
+    if (!u)
+        return;
+    json_t *ack = json_pack("{s:O?,s:O?,s:O?,s:O?,s:O}", "id", json_object_get(msg, "id"),
+                            "room_id", json_object_get(msg, "room_id"), "seq",
+                            json_object_get(msg, "seq"), "created_at",
+                            json_object_get(msg, "created_at"), "client_msg_id", cmid);
+    char *s = ack ? json_dumps(ack, JSON_COMPACT) : NULL;
+    json_decref(ack);
+    if (s)
+        gw_sends_ack(u, json_string_value(cmid), json_string_length(cmid), s, strlen(s));
+    nt_free(s);
+}
+
 /* Delivers a page's messages past the room's last seq; false when malformed. */
 static bool deliver_page(gw_repair *rp, const char *json, size_t len, bool *more)
 {
@@ -179,6 +209,7 @@ static bool deliver_page(gw_repair *rp, const char *json, size_t len, bool *more
         nt_free(s);
         gw_room_deliver(room, b, seq);
         gw_buf_release(b);
+        repaired_ack(room, msg);
         rp->fetched++;
         nt_metric_add(m_repaired, 1);
     }

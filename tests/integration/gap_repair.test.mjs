@@ -123,3 +123,35 @@ test('a gap larger than NATTER_GAP_REPAIR_MAX is answered with resync, then live
     assert.equal(page.messages.length, 62 - from);
     await Promise.all([alice.close(), bob.close()]);
   });
+
+test('a send whose ack was lost with its message event (gw1 away) is acked by the repair',
+  { timeout: 120_000 }, async () => {
+    const room = uniqueRoom('gapack');
+    const ch = `room.${room}`;
+    const bob = await c.client(0, `${room}_bob`);                // gw1: behind the proxy
+    await bob.subscribe(ch);
+    await bob.ack('send_message', ch, { message: 'a0', client_msg_id: 'a0' });
+    // The persister waits while bob's send reaches JetStream; then gw1 is cut off, and
+    // the message event that carries the ack is published while it is away.
+    const pid = c.procs.persister.child.pid;
+    process.kill(pid, 'SIGSTOP');
+    let reply;
+    try {
+      reply = bob.request('send_message', ch, { message: 'a1', client_msg_id: 'a1' }, { timeoutMs: 60_000 });
+      await sleep(500);                                          // published, PubAck back
+      await cutOff();
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    await waitUntil(async () => (await c.query('SELECT 1 FROM messages WHERE room = $1 AND seq = 2', [room])).length === 1,
+      { timeoutMs: 20_000, what: 'a1 committed' });
+    await sleep(300);                                            // its event went out, gw1 away
+    await heal();
+    const ev = await reply;
+    assert.equal(ev.event, 'ack', JSON.stringify(ev));
+    assert.equal(ev.data.seq, 2);
+    assert.equal(ev.data.client_msg_id, 'a1');
+    await waitUntil(() => seqsOf(bob, room).length === 2, { what: 'bob got a1 too' });
+    assert.deepEqual(seqsOf(bob, room), [1, 2]);
+    await bob.close();
+  });
