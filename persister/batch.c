@@ -30,6 +30,7 @@
 #define BATCH_SLOW_MS 1000        /* a commit slower than this is counted and logged */
 #define BATCH_SLOW_LOG_MS 10000
 #define BATCH_ANALYZE_EVERY_MS 600000  /* statistics refreshed after a slow commit at most this often */
+#define BATCH_CONFIRM_TIMEOUT_MS 5000  /* a bus barrier confirming publishes: unanswered, the marker stays */
 
 typedef enum {
     IT_POISON,   /* cannot be decoded or answered */
@@ -56,6 +57,11 @@ struct ps_batches {
     nt_jsonw ack_json;        /* reused: building it with jansson was 42 % of the CPU */
     uint64_t analyze_next_ms; /* no ANALYZE before (0: the first one may run at once) */
     nt_log_limit slow;        /* the slow commit warning */
+    /* The outbox: one bus barrier at a time confirms what was published before it;
+     * confirm[p] is partition p's committed point when it went out (under gen[p]). */
+    bool confirming;
+    uint64_t confirm_id;
+    uint64_t *confirm, *confirm_gen;
 };
 
 struct ps_batch {
@@ -419,6 +425,42 @@ static void batch_note_slow(const ps_batch *b, uint64_t ms)
                 (unsigned long long)n, BATCH_SLOW_MS);
 }
 
+static void outbox_confirm(ps_batches *bs);
+
+/* The barrier is back: everything published before it reached nats-server. */
+static void on_confirmed(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
+{
+    ps_batches *bs = arg;
+    (void)bus, (void)msg;
+    bs->confirming = false;
+    if (st != NT_OK)
+        return;                    /* a consumer set up again starts from the marker */
+    for (unsigned p = 0; p < bs->ctx->cfg.partitions; p++) {
+        ps_part *part = ps_parts_get(bs->ctx->parts, p);
+        if (part->owned && part->gen == bs->confirm_gen[p] && bs->confirm[p] > part->published)
+            part->published = bs->confirm[p];
+    }
+    outbox_confirm(bs);            /* what was published meanwhile */
+}
+
+/* Sends a barrier after what was published, unless one is out or nothing waits. */
+static void outbox_confirm(ps_batches *bs)
+{
+    ps_ctx *ctx = bs->ctx;
+    bool any = false;
+    if (bs->confirming)
+        return;
+    for (unsigned p = 0; p < ctx->cfg.partitions; p++) {
+        const ps_part *part = ps_parts_get(ctx->parts, p);
+        bs->confirm[p] = part->committed;
+        bs->confirm_gen[p] = part->gen;
+        any |= part->owned && part->published < part->committed;
+    }
+    if (any && nt_bus_barrier(ctx->bus, BATCH_CONFIRM_TIMEOUT_MS, on_confirmed, bs,
+                              &bs->confirm_id) == NT_OK)
+        bs->confirming = true;
+}
+
 /* The transaction is committed (or nothing needed writing): ack, then publish. */
 static void batch_committed(ps_batch *b, bool wrote)
 {
@@ -433,6 +475,7 @@ static void batch_committed(ps_batch *b, bool wrote)
     b->published_ms = nt_now_ms();
     for (int i = 0; i < b->n; i++)
         item_publish(b->bs, &b->items[i]);
+    outbox_confirm(b->bs);
     if (wrote) {
         uint64_t ms = uv_now(ctx->loop) - b->tb.t0;
         if (ms >= BATCH_SLOW_MS)
@@ -517,6 +560,8 @@ ps_batches *ps_batch_create(ps_ctx *ctx)
     bs->txn = ps_txn_create(ctx, batch_synced, batch_refused, bs);
     nt_jsonw_init(&bs->event_json);
     nt_jsonw_init(&bs->ack_json);
+    bs->confirm = nt_calloc(ctx->cfg.partitions, sizeof *bs->confirm);
+    bs->confirm_gen = nt_calloc(ctx->cfg.partitions, sizeof *bs->confirm_gen);
     return bs;
 }
 
@@ -524,9 +569,13 @@ void ps_batch_destroy(ps_batches *bs)
 {
     if (bs == NULL)
         return;
+    if (bs->confirming && bs->ctx->bus != NULL)
+        nt_bus_request_cancel(bs->ctx->bus, bs->confirm_id);
     ps_txn_destroy(bs->txn);
     nt_jsonw_free(&bs->event_json);
     nt_jsonw_free(&bs->ack_json);
+    nt_free(bs->confirm);
+    nt_free(bs->confirm_gen);
     nt_free(bs);
 }
 

@@ -72,6 +72,7 @@ static void parts_claim_done(PGresult *res, void *arg)
     part->owned = true;
     part->gen = ++parts->next_gen;
     part->committed = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    part->published = part->committed;
     nt_info("partition %u: owned (stream_seq %llu)", part->p,
             (unsigned long long)part->committed);
     parts_set_owned_metric(parts);

@@ -17,6 +17,9 @@ typedef struct ps_part {
     bool claiming;        /* a claim query is in flight */
     uint64_t gen;         /* bumped on every acquisition */
     uint64_t committed;   /* partitions.stream_seq as last committed by us */
+    uint64_t published;   /* the outbox marker: every ack and event of the messages at or
+                             below it reached nats-server (a bus barrier came back after
+                             them); a new consumer starts after it (batch.c) */
     ps_batch *inflight;   /* the batch being committed, at most one */
 } ps_part;
 

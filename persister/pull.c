@@ -467,7 +467,11 @@ static void on_deleted(nt_bus *bus, nt_status st, const nt_bus_msg *m, void *arg
         pull_fail(pp, "creating the consumer", "no filter subject");
         return;
     }
-    uint64_t committed = ps_parts_get(ctx->parts, pp->p)->committed;
+    /* After the outbox marker: what was committed but may not have been published
+     * (the connection went with the publishes in it) is redelivered, and goes out again
+     * through the duplicate path (batch.c). */
+    const ps_part *part = ps_parts_get(ctx->parts, pp->p);
+    uint64_t committed = part->published < part->committed ? part->published : part->committed;
     json_t *cfg = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s}", "durable_name", name,
                             "filter_subject", filter, "ack_policy", "all", "ack_wait",
                             (json_int_t)PULL_ACK_WAIT_S * 1000000000, "max_ack_pending",
@@ -511,7 +515,13 @@ static void on_tick(uv_timer_t *t)
     pl->reconnects = reconnects;
     for (unsigned p = 0; p < pl->n; p++) {
         ppart *pp = &pl->parts[p];
-        if (reconnected && pp->phase == PH_READY && pp->req_left > 0) {
+        const ps_part *part = ps_parts_get(pl->ctx->parts, p);
+        if (reconnected && pp->phase == PH_READY && part->published < part->committed) {
+            /* the old connection may have taken acks and events with it after
+             * JetStream's ack: set the consumer up again from the outbox marker */
+            pull_lost(pp, false, "reconnected with publishes not confirmed; setting the "
+                      "consumer up again from the last confirmed one");
+        } else if (reconnected && pp->phase == PH_READY && pp->req_left > 0) {
             pull_request_over(pp);
         } else if (pp->phase == PH_READY && pp->req_left > 0 &&
                    (now >= pp->req_deadline ||
