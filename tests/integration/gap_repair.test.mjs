@@ -153,5 +153,10 @@ test('a send whose ack was lost with its message event (gw1 away) is acked by th
     assert.equal(ev.data.client_msg_id, 'a1');
     await waitUntil(() => seqsOf(bob, room).length === 2, { what: 'bob got a1 too' });
     assert.deepEqual(seqsOf(bob, room), [1, 2]);
+    // and a resend of it, as a client whose ack was lost sends it, gets the same ack
+    const again = await bob.ack('send_message', ch, { message: 'a1', client_msg_id: 'a1' });
+    assert.deepEqual(again, ev.data);
+    await sleep(300);
+    assert.deepEqual(seqsOf(bob, room), [1, 2]);
     await bob.close();
   });
