@@ -1,4 +1,4 @@
-/* gw.h: gateway-wide configuration, shared handles and metrics (one gateway per process). */
+/* gw.h: the gateway context: configuration, shared handles and metrics. */
 #ifndef GW_H
 #define GW_H
 
@@ -69,18 +69,33 @@ typedef struct gw_metrics {
     nt_metric *http_requests;
 } gw_metrics;
 
-typedef struct gw_global {
+typedef struct gw_ctx {
     gw_config cfg;
     gw_metrics m;
     uv_loop_t *loop;
-    nt_bus *bus;
+    nt_bus *bus;                    /* NULL once the gateway module is destroyed */
     struct lws_context *lws;
     bool stopping;                  /* graceful stop in progress */
-} gw_global;
+} gw_ctx;
 
-extern gw_global gw;
+/* The process's context, from gw_ctx_create to gw_ctx_destroy (NULL outside). Loop
+ * thread only. */
+extern gw_ctx *gw;
 
-/* Registers the gateway-wide metrics of gw.m and the errors by code (at start-up). */
-void gw_metrics_register(void);
+/* A zeroed context (the caller fills cfg, loop and bus), made the process's `gw`.
+ * One at a time. */
+gw_ctx *gw_ctx_create(void);
+/* Frees ctx (its modules destroyed first) and clears `gw`. */
+void gw_ctx_destroy(gw_ctx *ctx);
+
+/* Registers the gateway-wide metrics of ctx->m (at start-up). */
+void gw_metrics_register(gw_ctx *ctx);
+
+/* Compatibility for code still written against the former global struct (`gw.cfg`):
+ * gateway/http/ until it takes the context, and the older unit tests. Such a file is
+ * compiled with GW_CTX_COMPAT defined, and reads `gw.x` as `gw->x`. */
+#ifdef GW_CTX_COMPAT
+#define gw (*gw)
+#endif
 
 #endif

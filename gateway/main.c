@@ -40,7 +40,7 @@ static uv_timer_t tick_timer, hb_timer;
  * suffix per start, so a process restarted under the same name (a container
  * restart in the same pod) is a new incarnation: the router expires the old
  * one's connections instead of mistaking the new heartbeats for them. */
-static void read_gateway_id(void)
+static void read_gateway_id(gw_config *c)
 {
     const char *id = nt_config_str("NATTER_GATEWAY_ID", "", "gateway id");
     char base[56] = "gw-host";
@@ -59,7 +59,7 @@ static void read_gateway_id(void)
         snprintf(base, sizeof base, "gw-%.48s", host);
     }
     nt_uuid(uuid);
-    snprintf(gw.cfg.gw_id, sizeof gw.cfg.gw_id, "%s-%.8s", base, uuid);
+    snprintf(c->gw_id, sizeof c->gw_id, "%s-%.8s", base, uuid);
 }
 
 /* Every WebSocket costs one file descriptor. libwebsockets stops accepting when
@@ -101,15 +101,14 @@ static const char *app_jwt_secret(const char *app, const char *kid, void *arg, c
     return a ? a->jwt_secret : NULL;
 }
 
-static void read_config(void)
+static void read_config(gw_config *c)
 {
-    gw_config *c = &gw.cfg;
     c->listen = nt_config_str("NATTER_LISTEN", "0.0.0.0:8080", "gateway listen address");
     c->metrics_listen = nt_wire_metrics_listen(NT_WIRE_GATEWAY);
     c->nats_url = nt_wire_str(NT_SET_NATS_URL);
     c->jwt_secret = nt_config_str("NATTER_JWT_SECRET", NULL, "HS256 secret for client tokens");
     c->api_key = nt_config_str("NATTER_API_KEY", "", "bearer key of the server API");
-    read_gateway_id();
+    read_gateway_id(c);
     c->dev_tokens = nt_config_bool("NATTER_DEV_TOKENS", 0);
     c->max_frame = (uint32_t)nt_config_int("NATTER_MAX_FRAME", 65536, 1024, 16 << 20);
     c->max_message_chars = (uint32_t)nt_wire_int(NT_SET_MAX_MESSAGE_CHARS);
@@ -198,10 +197,10 @@ static void on_heartbeat(uv_timer_t *t)
     nt_envw w;
     size_t len;
     nt_envw_init(&w);
-    nt_envw_cstr(&w, "gw", gw.cfg.gw_id);
+    nt_envw_cstr(&w, "gw", gw->cfg.gw_id);
     nt_envw_int(&w, "conns", (int64_t)gw_conn_count());
     const char *data = nt_envw_finish(&w, &len);
-    nt_bus_publish(gw.bus, NT_SUBJ_CTL_HB, NULL, data, len);
+    nt_bus_publish(gw->bus, NT_SUBJ_CTL_HB, NULL, data, len);
     nt_envw_free(&w);
 }
 
@@ -210,20 +209,21 @@ static void on_heartbeat(uv_timer_t *t)
 /* The shared state: the loop and the bus from the service, the metrics. */
 static nt_status gateway_start(nt_service *svc, void *arg, char *err, size_t errlen)
 {
-    gw.loop = nt_service_loop(svc);
-    gw.bus = nt_service_bus(svc);
+    gw->loop = nt_service_loop(svc);
+    gw->bus = nt_service_bus(svc);
     gw_presence_metrics_init();
     gw_limits_metrics_init();
     gw_server_api_metrics_init();
-    gw_metrics_register();
+    gw_metrics_register(gw);
     gw_reply_metrics_init();
     return NT_OK;
 }
 
-/* Last destroyed: what arrives on the bus until it closes finds no gateway state. */
+/* Last destroyed: what arrives on the bus until it closes finds no gateway state (the
+ * context itself is freed once the service has ended). */
 static void gateway_destroy(nt_service *svc, void *arg)
 {
-    gw.bus = NULL;
+    gw->bus = NULL;
 }
 
 /* The unread batches, user subjects' envelopes and revocations. */
@@ -234,7 +234,7 @@ static nt_status rooms_start(nt_service *svc, void *arg, char *err, size_t errle
     if (gw_rooms_start(&rooms_hooks) == NT_OK && gw_revoke_start() == NT_OK)
         return NT_OK;
     char shown[512];
-    nt_config_redact_url(gw.cfg.nats_url, shown, sizeof shown);
+    nt_config_redact_url(gw->cfg.nats_url, shown, sizeof shown);
     snprintf(err, errlen, "cannot subscribe %s at %s (NATTER_NATS_URL)", NT_SUBJ_UNREAD, shown);
     return NT_EUNAVAIL;
 }
@@ -247,11 +247,11 @@ static void rooms_destroy(nt_service *svc, void *arg)
 /* Connections, their sessions and the gateway's timers (sweeps, heartbeat). */
 static nt_status conns_start(nt_service *svc, void *arg, char *err, size_t errlen)
 {
-    gw_conn_init(gw.loop, &gw_session_conn_hooks);
-    uv_timer_init(gw.loop, &tick_timer);
+    gw_conn_init(gw->loop, &gw_session_conn_hooks);
+    uv_timer_init(gw->loop, &tick_timer);
     uv_timer_start(&tick_timer, on_tick, GW_TICK_MS, GW_TICK_MS);
-    uv_timer_init(gw.loop, &hb_timer);
-    uv_timer_start(&hb_timer, on_heartbeat, 0, gw.cfg.heartbeat_ms);
+    uv_timer_init(gw->loop, &hb_timer);
+    uv_timer_start(&hb_timer, on_heartbeat, 0, gw->cfg.heartbeat_ms);
     return NT_OK;
 }
 
@@ -274,11 +274,11 @@ static nt_status server_start(nt_service *svc, void *arg, char *err, size_t errl
                                                   .http = gw_http_callback };
     gw_dialect_register(GW_DIALECT_NATIVE, &gw_native_dialect);
     if (gw_server_start(&server_hooks) != NT_OK) {
-        snprintf(err, errlen, "cannot listen on %s (NATTER_LISTEN)", gw.cfg.listen);
+        snprintf(err, errlen, "cannot listen on %s (NATTER_LISTEN)", gw->cfg.listen);
         return NT_EUNAVAIL;
     }
-    nt_info("gateway %s listening on %s (metrics %s)", gw.cfg.gw_id, gw.cfg.listen,
-            gw.cfg.metrics_listen);
+    nt_info("gateway %s listening on %s (metrics %s)", gw->cfg.gw_id, gw->cfg.listen,
+            gw->cfg.metrics_listen);
     return NT_OK;
 }
 
@@ -310,16 +310,18 @@ static const nt_module modules[] = {
 int main(void)
 {
     nt_service *svc = nt_service_init("natter-gateway");
-    read_config();
+    gw_ctx *ctx = gw_ctx_create();
+    read_config(&ctx->cfg);
     nt_service_opts so = {
-        .bus = { .url = gw.cfg.nats_url, .name = gw.cfg.gw_id,
+        .bus = { .url = ctx->cfg.nats_url, .name = ctx->cfg.gw_id,
                  .loop_delivery = true },   /* rooms, users and requests: one subscription each */
         .metrics_prefix = "natter_gateway",
-        .metrics_listen = gw.cfg.metrics_listen,
+        .metrics_listen = ctx->cfg.metrics_listen,
         .drain_ms = GW_DRAIN_MS,
     };
     nt_service_start(svc, &so, modules, sizeof modules / sizeof modules[0]);
     int code = nt_service_run(svc);
-    nt_info("gateway %s stopped", gw.cfg.gw_id);
+    nt_info("gateway %s stopped", ctx->cfg.gw_id);
+    gw_ctx_destroy(ctx);
     return code;
 }

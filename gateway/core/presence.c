@@ -97,17 +97,17 @@ static void publish_typing(gw_conn *c, const char *room, bool on)
     nt_envw_cstr(&w, "user", c->user->id);
     nt_envw_cstr(&w, "name", c->user->name);
     nt_envw_bool(&w, "is_typing", on);
-    nt_envw_cstr(&w, "gw", gw.cfg.gw_id);
+    nt_envw_cstr(&w, "gw", gw->cfg.gw_id);
     nt_envw_cstr(&w, "conn", c->id);
     const char *data = nt_envw_finish(&w, &len);
-    if (nt_bus_publish(gw.bus, NT_SUBJ_CTL_TYPING, NULL, data, len) != NT_OK)
+    if (nt_bus_publish(gw->bus, NT_SUBJ_CTL_TYPING, NULL, data, len) != NT_OK)
         nt_warn("cannot publish natter.ctl.typing for connection %s", c->id);
     else
         nt_metric_add(pm.typing_forwarded, 1);
     nt_envw_free(&w);
 }
 
-static uint32_t loop_ms(void) { return (uint32_t)uv_now(gw.loop); }
+static uint32_t loop_ms(void) { return (uint32_t)uv_now(gw->loop); }
 
 /* last_ms is a loop time with its low bit set (0 = never), so it may be 1 ms past now. */
 static bool interval_passed(uint32_t last_ms, uint32_t now, uint32_t interval)
@@ -121,7 +121,7 @@ static bool typing_admit(gw_conn *c, const char *room, uint64_t key, bool on, ui
 {
     size_t slot = key & (TYPING_SLOTS - 1);
     typing_rec *r = &typing_table[slot];
-    uint32_t interval = gw.cfg.typing_interval_ms;
+    uint32_t interval = gw->cfg.typing_interval_ms;
     if (r->key != key) {                 /* unknown (or evicted): forward */
         r->key = key;
         r->on = r->want = on;
@@ -187,7 +187,7 @@ static void typing_sweep(uint32_t now)
     size_t keep = 0;
     for (size_t i = 0; i < nheld; i++) {
         typing_rec *r = &typing_table[held_slots[i]];
-        if (r->held && !interval_passed(r->last_ms, now, gw.cfg.typing_interval_ms)) {
+        if (r->held && !interval_passed(r->last_ms, now, gw->cfg.typing_interval_ms)) {
             held_slots[keep++] = held_slots[i];
             continue;
         }
@@ -219,12 +219,12 @@ void gw_presence_set(gw_conn *c, const json_t *ref, const gw_presence_req *p)
         nt_envw_cstr(&w, "device", device);
     if (text)
         nt_envw_cstr(&w, "status_text", text);
-    nt_envw_cstr(&w, "gw", gw.cfg.gw_id);
+    nt_envw_cstr(&w, "gw", gw->cfg.gw_id);
     nt_envw_cstr(&w, "conn", c->id);
     const char *data = nt_envw_finish(&w, &len);
     gw_user *u = c->user;
     uint32_t now = loop_ms();
-    if (u->presence_held || !interval_passed(u->presence_ms, now, gw.cfg.presence_interval_ms)) {
+    if (u->presence_held || !interval_passed(u->presence_ms, now, gw->cfg.presence_interval_ms)) {
         /* Within the interval: held, the latest change winning, forwarded when it ends. */
         gw_presence_hold *h = u->presence_held;
         if (!h || h->len < len) {
@@ -243,7 +243,7 @@ void gw_presence_set(gw_conn *c, const json_t *ref, const gw_presence_req *p)
         nt_metric_add(pm.presence_held, 1);
         return gw_reply_ack(c, ref, "{}", 2);
     }
-    nt_status st = nt_bus_publish(gw.bus, NT_SUBJ_CTL_PRESENCE, NULL, data, len);
+    nt_status st = nt_bus_publish(gw->bus, NT_SUBJ_CTL_PRESENCE, NULL, data, len);
     nt_envw_free(&w);
     if (st != NT_OK)
         return gw_reply_error(c, ref, GW_E_UNAVAILABLE, "router unavailable, retry");
@@ -256,7 +256,7 @@ void gw_presence_set(gw_conn *c, const json_t *ref, const gw_presence_req *p)
 static void presence_forward_held(gw_presence_hold *h, uint32_t now)
 {
     gw_user *u = h->user;
-    if (nt_bus_publish(gw.bus, NT_SUBJ_CTL_PRESENCE, NULL, h->data, h->len) != NT_OK)
+    if (nt_bus_publish(gw->bus, NT_SUBJ_CTL_PRESENCE, NULL, h->data, h->len) != NT_OK)
         nt_warn("cannot publish the held presence change of %s/%s", u->app, u->id);
     else
         nt_metric_add(pm.presence_sets, 1);
@@ -281,7 +281,7 @@ void gw_presence_sweep(void)
     nt_list *n, *tmp;
     nt_list_foreach_safe(n, tmp, &presence_holds) {
         gw_presence_hold *h = nt_list_entry(n, gw_presence_hold, link);
-        if (!interval_passed(h->user->presence_ms, now, gw.cfg.presence_interval_ms))
+        if (!interval_passed(h->user->presence_ms, now, gw->cfg.presence_interval_ms))
             continue;
         nt_list_remove(&h->link);
         presence_forward_held(h, now);

@@ -34,7 +34,7 @@ void gw_limits_configure(void)
     char why[96];
     for (int i = 0; i < GW_L_COUNT; i++) {
         const char *v = nt_config_str(table[i].setting, table[i].def, table[i].what);
-        if (!gw_rate_parse(v, &gw.cfg.rates[i], why, sizeof why))
+        if (!gw_rate_parse(v, &gw->cfg.rates[i], why, sizeof why))
             nt_config_fatal("%s=%s is invalid: %s", table[i].setting, v, why);
     }
 }
@@ -68,7 +68,7 @@ void gw_limit_refuse(gw_conn *c, const json_t *ref, const char *what, uint32_t r
     if (!c->user || c->close_code)
         return;
     uint32_t ignored;
-    if (!gw_rate_take(&c->user->lim.tat[GW_L_USER_REFUSALS - GW_L_FIRST_USER], &gw.cfg.rates[GW_L_USER_REFUSALS],
+    if (!gw_rate_take(&c->user->lim.tat[GW_L_USER_REFUSALS - GW_L_FIRST_USER], &gw->cfg.rates[GW_L_USER_REFUSALS],
                       gw_rate_now(), &ignored)) {
         nt_metric_add(lm.abuse_closed, 1);
         nt_info("closing connection %s of %s/%s with 4029: refused too often (NATTER_ABUSE_REFUSALS)",
@@ -80,7 +80,7 @@ void gw_limit_refuse(gw_conn *c, const json_t *ref, const char *what, uint32_t r
 static bool refuse_rate(gw_conn *c, const json_t *ref, gw_limit l, uint32_t retry_ms)
 {
     char msg[200];
-    const gw_rate *r = &gw.cfg.rates[l];
+    const gw_rate *r = &gw->cfg.rates[l];
     snprintf(msg, sizeof msg, "rate limited: at most %u %s %s (burst %u, %s); retry in %u ms",
              r->count, table[l].what, r->period_ms == 1000 ? "a second" : "a minute", r->burst,
              table[l].setting, retry_ms);
@@ -92,7 +92,7 @@ static bool refuse_rate(gw_conn *c, const json_t *ref, gw_limit l, uint32_t retr
 bool gw_limit_admit_user(gw_conn *c, const json_t *ref, gw_limit user_limit)
 {
     uint32_t retry;
-    if (!gw_rate_take(&c->user->lim.tat[user_limit - GW_L_FIRST_USER], &gw.cfg.rates[user_limit], gw_rate_now(),
+    if (!gw_rate_take(&c->user->lim.tat[user_limit - GW_L_FIRST_USER], &gw->cfg.rates[user_limit], gw_rate_now(),
                       &retry))
         return refuse_rate(c, ref, user_limit, retry);
     return true;
@@ -103,9 +103,9 @@ bool gw_limit_admit(gw_conn *c, const json_t *ref, gw_limit conn_limit, gw_limit
     uint32_t now = gw_rate_now(), retry;
     uint32_t *ctat = conn_limit == GW_L_CONN_SENDS ? &c->lim.sends_tat : &c->lim.subscribes_tat;
     uint32_t csaved = *ctat;
-    if (!gw_rate_take(ctat, &gw.cfg.rates[conn_limit], now, &retry))
+    if (!gw_rate_take(ctat, &gw->cfg.rates[conn_limit], now, &retry))
         return refuse_rate(c, ref, conn_limit, retry);
-    if (!gw_rate_take(&c->user->lim.tat[user_limit - GW_L_FIRST_USER], &gw.cfg.rates[user_limit], now, &retry)) {
+    if (!gw_rate_take(&c->user->lim.tat[user_limit - GW_L_FIRST_USER], &gw->cfg.rates[user_limit], now, &retry)) {
         *ctat = csaved;                                /* nothing taken when refused */
         return refuse_rate(c, ref, user_limit, retry);
     }
@@ -114,12 +114,12 @@ bool gw_limit_admit(gw_conn *c, const json_t *ref, gw_limit conn_limit, gw_limit
 
 bool gw_limit_req_begin(gw_conn *c, const json_t *ref)
 {
-    if (c->nreq >= gw.cfg.max_requests_per_conn) {
+    if (c->nreq >= gw->cfg.max_requests_per_conn) {
         char msg[160];
         snprintf(msg, sizeof msg,
                  "rate limited: %u requests of this connection are awaiting their answer; the "
                  "limit is %u (NATTER_MAX_REQUESTS_PER_CONN)", c->nreq,
-                 gw.cfg.max_requests_per_conn);
+                 gw->cfg.max_requests_per_conn);
         nt_metric_add(lm.requests_refused, 1);
         gw_limit_refuse(c, ref, msg, 100);
         return false;

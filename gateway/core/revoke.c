@@ -99,10 +99,10 @@ static void ask(int64_t now_ms)
     nt_envw w;
     size_t len;
     nt_envw_init(&w);
-    nt_envw_cstr(&w, "gw", gw.cfg.gw_id);
+    nt_envw_cstr(&w, "gw", gw->cfg.gw_id);
     const char *data = nt_envw_finish(&w, &len);
     rv.asked_ms = now_ms;
-    rv.asking = nt_bus_request(gw.bus, SUBJ_LIST, NULL, data, len, (int)gw.cfg.request_timeout_ms,
+    rv.asking = nt_bus_request(gw->bus, SUBJ_LIST, NULL, data, len, (int)gw->cfg.request_timeout_ms,
                                on_list, NULL, NULL) == NT_OK;
     nt_envw_free(&w);
 }
@@ -112,7 +112,7 @@ nt_status gw_revoke_start(void)
     rv.refused = nt_metric_counter("natter_gateway_tokens_revoked_refused_total",
                                    "Tokens refused because their user was revoked after they were issued");
     rv.entries = nt_metric_gauge("natter_gateway_revocations", "Token revocations kept");
-    rv.sub = nt_bus_subscribe(gw.bus, SUBJ_REVOKE, NULL, on_revoke, NULL);
+    rv.sub = nt_bus_subscribe(gw->bus, SUBJ_REVOKE, NULL, on_revoke, NULL);
     if (!rv.sub)
         return NT_EUNAVAIL;
     ask(nt_now_ms());
@@ -134,7 +134,7 @@ bool gw_revoke_refused(const nt_claims *cl)
     revocation *r = nt_map_get(&rv.table, key);
     if (!r)
         return false;
-    if (r->before < nt_now_ms() / 1000 - gw.cfg.jwt.max_lifetime_s) {   /* nothing it refuses is valid */
+    if (r->before < nt_now_ms() / 1000 - gw->cfg.jwt.max_lifetime_s) {   /* nothing it refuses is valid */
         nt_map_del(&rv.table, r->key);
         nt_free(r);
         nt_metric_set(rv.entries, (int64_t)rv.table.count);
@@ -155,7 +155,7 @@ nt_status gw_revoke_publish(const char *app, const char *user, int64_t before)
     nt_envw_cstr(&w, "user", user);
     nt_envw_int(&w, "before", before);
     const char *data = nt_envw_finish(&w, &len);
-    nt_status st = nt_bus_publish(gw.bus, SUBJ_REVOKE, NULL, data, len);
+    nt_status st = nt_bus_publish(gw->bus, SUBJ_REVOKE, NULL, data, len);
     nt_envw_free(&w);
     if (st == NT_OK)
         record(app, strlen(app), user, strlen(user), before);   /* this gateway at once */

@@ -268,7 +268,7 @@ static void on_unread_batch(nt_bus *bus, const nt_bus_msg *msg, void *arg)
 nt_status gw_rooms_start(const gw_rooms_hooks *h)
 {
     hooks = *h;
-    return nt_bus_subscribe(gw.bus, NT_SUBJ_UNREAD, NULL, on_unread_batch, NULL) ? NT_OK
+    return nt_bus_subscribe(gw->bus, NT_SUBJ_UNREAD, NULL, on_unread_batch, NULL) ? NT_OK
                                                                                   : NT_EUNAVAIL;
 }
 
@@ -308,14 +308,14 @@ nt_status gw_user_attach(gw_conn *c, const nt_claims *cl)
         memcpy(u->subject + sl + 1, cl->app, al + 1);
         u->app = u->subject + sl + 1;
         u->id = u->subject + sl - il;
-        u->sub = nt_bus_subscribe(gw.bus, u->subject, NULL, on_user_msg, u);
+        u->sub = nt_bus_subscribe(gw->bus, u->subject, NULL, on_user_msg, u);
         if (!u->sub) {
             nt_error("cannot subscribe %s", u->subject);
             nt_free(u);
             return NT_EUNAVAIL;
         }
         nt_map_put(&users, u->subject, u);
-        nt_metric_add(gw.m.user_subjects, 1);
+        nt_metric_add(gw->m.user_subjects, 1);
     }
     user_set_name(u, cl->name);
     c->user = u;
@@ -335,7 +335,7 @@ void gw_user_detach(gw_conn *c)
         return;
     nt_bus_unsubscribe(u->sub);
     nt_map_del(&users, u->subject);
-    nt_metric_add(gw.m.user_subjects, -1);
+    nt_metric_add(gw->m.user_subjects, -1);
     if (u->name != noname)
         nt_free(u->name);
     nt_free(u);
@@ -357,7 +357,7 @@ gw_room *gw_room_acquire(const char *app, const char *room)
     r->id = r->subject + n - strlen(room);
     nt_list_init(&r->members);
     r->last_seq = 0;
-    r->sub = nt_bus_subscribe(gw.bus, r->subject, NULL, on_room_msg, r);
+    r->sub = nt_bus_subscribe(gw->bus, r->subject, NULL, on_room_msg, r);
     if (!r->sub) {
         nt_error("cannot subscribe %s", r->subject);
         nt_free(r);
@@ -365,7 +365,7 @@ gw_room *gw_room_acquire(const char *app, const char *room)
     }
     r->interest = 1;
     nt_map_put(&rooms, r->subject, r);
-    nt_metric_add(gw.m.room_subjects, 1);
+    nt_metric_add(gw->m.room_subjects, 1);
     return r;
 }
 
@@ -380,7 +380,7 @@ void gw_room_release(gw_room *r)
         return;
     nt_bus_unsubscribe(r->sub);
     nt_map_del(&rooms, r->subject);
-    nt_metric_add(gw.m.room_subjects, -1);
+    nt_metric_add(gw->m.room_subjects, -1);
     nt_free(r);
 }
 

@@ -44,7 +44,7 @@ static void send_connected(gw_conn *c, const json_t *ref)
     const gw_dialect *d = gw_dialect_of(c);
     json_t *data = json_pack("{s:s,s:s,s:s,s:i}", "connection_id", c->id, "user_id",
                              c->user->id, "app", c->user->app, "ping_interval",
-                             (int)gw.cfg.ping_interval_s);
+                             (int)gw->cfg.ping_interval_s);
     char *js = json_dumps(data, JSON_COMPACT);
     size_t jlen = strlen(js);
     const char *out[2];
@@ -93,9 +93,9 @@ static void on_barrier(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *a
 static void barrier_send(void)
 {
     uint32_t b = ++barrier_sent;
-    if (nt_bus_barrier(gw.bus, (int)gw.cfg.request_timeout_ms, on_barrier, (void *)(uintptr_t)b,
+    if (nt_bus_barrier(gw->bus, (int)gw->cfg.request_timeout_ms, on_barrier, (void *)(uintptr_t)b,
                        NULL) != NT_OK)   /* the request table is full: answer them now */
-        on_barrier(gw.bus, NT_EFULL, NULL, (void *)(uintptr_t)b);
+        on_barrier(gw->bus, NT_EFULL, NULL, (void *)(uintptr_t)b);
 }
 
 /* Sends "connected" now, or once the barrier covering c's user subject is back. */
@@ -134,7 +134,7 @@ void gw_session_authenticate(gw_conn *c, const char *token, size_t len, const js
     nt_claims cl;
     char why[128] = "invalid token";
     int64_t now = nt_now_ms() / 1000;
-    if (nt_jwt_verify_rules(token, len, &gw.cfg.jwt, now, &cl, why, sizeof why) != NT_OK ||
+    if (nt_jwt_verify_rules(token, len, &gw->cfg.jwt, now, &cl, why, sizeof why) != NT_OK ||
         (gw_revoke_refused(&cl) && snprintf(why, sizeof why, "token revoked") > 0)) {
         gw_reply_error(c, ref, GW_E_UNAUTHORIZED, why);
         gw_conn_close(c, 4001);
@@ -156,7 +156,7 @@ void gw_session_refresh(gw_conn *c, const json_t *ref, const char *token, size_t
     nt_claims cl;
     char why[128] = "invalid token", ack[64];
     int64_t now = nt_now_ms() / 1000;
-    if (nt_jwt_verify_rules(token, len, &gw.cfg.jwt, now, &cl, why, sizeof why) != NT_OK)
+    if (nt_jwt_verify_rules(token, len, &gw->cfg.jwt, now, &cl, why, sizeof why) != NT_OK)
         return gw_reply_error(c, ref, GW_E_UNAUTHORIZED, why);
     if (gw_revoke_refused(&cl))
         return gw_reply_error(c, ref, GW_E_UNAUTHORIZED, "token revoked");
@@ -207,7 +207,7 @@ static void auth_timeout(gw_conn *c)
 {
     char msg[96];
     snprintf(msg, sizeof msg, "authentication timed out: no valid auth frame within %u ms",
-             gw.cfg.auth_timeout_ms);
+             gw->cfg.auth_timeout_ms);
     gw_reply_error(c, NULL, GW_E_UNAUTHORIZED, msg);
     gw_conn_close(c, 4001);
 }

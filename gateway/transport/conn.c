@@ -55,7 +55,7 @@ gw_conn *gw_conn_create(struct lws *wsi)
     c->rx_s = gw_conn_clock_s();
     snprintf(c->id, sizeof c->id, "%016llx", (unsigned long long)next_id++);
     nt_map_put(&conns, c->id, c);
-    nt_metric_add(gw.m.connections, 1);
+    nt_metric_add(gw->m.connections, 1);
     return c;
 }
 
@@ -69,7 +69,7 @@ static void queue_drop(gw_conn *c)
     c->q_first = c->q_len = 0;
     c->q_shift = 0;
     c->lazy_only = 0;
-    nt_metric_add(gw.m.bytes_queued, -(int64_t)c->q_bytes);
+    nt_metric_add(gw->m.bytes_queued, -(int64_t)c->q_bytes);
     c->q_bytes = 0;
 }
 
@@ -160,7 +160,7 @@ static void lazy_later(gw_conn *c)
     if (c->lazy_listed)
         return;
     if (lazyq.len == 0)
-        uv_timer_start(&lazy_timer, on_lazy, gw.cfg.lazy_flush_ms, 0);
+        uv_timer_start(&lazy_timer, on_lazy, gw->cfg.lazy_flush_ms, 0);
     conn_list_add(&lazyq, c);
     c->lazy_listed = 1;
 }
@@ -215,7 +215,7 @@ void gw_conn_destroy(gw_conn *c)
     queue_drop(c);
     nt_free(c->rx);
     nt_map_del(&conns, c->id);
-    nt_metric_add(gw.m.connections, -1);
+    nt_metric_add(gw->m.connections, -1);
     nt_free(c);
 }
 
@@ -276,16 +276,16 @@ void gw_conn_close(gw_conn *c, uint16_t code)
 static bool over_limit(gw_conn *c, uint32_t add)
 {
     uint64_t bytes = (uint64_t)c->q_bytes + add;
-    if (bytes > gw.cfg.send_queue_hard_bytes)
+    if (bytes > gw->cfg.send_queue_hard_bytes)
         return true;
-    if (bytes <= gw.cfg.send_queue_bytes)
+    if (bytes <= gw->cfg.send_queue_bytes)
         return false;
-    uint16_t now = (uint16_t)(uv_now(gw.loop) / 100) | 1;   /* wraps in 109 min: grace <= 60 s */
+    uint16_t now = (uint16_t)(uv_now(gw->loop) / 100) | 1;   /* wraps in 109 min: grace <= 60 s */
     if (!c->over_since) {
         c->over_since = now;
         return false;
     }
-    return (uint32_t)(uint16_t)(now - c->over_since) * 100 > gw.cfg.slow_grace_ms;
+    return (uint32_t)(uint16_t)(now - c->over_since) * 100 > gw->cfg.slow_grace_ms;
 }
 
 static bool enqueue(gw_conn *c, gw_buf *b, bool lazy)
@@ -294,7 +294,7 @@ static bool enqueue(gw_conn *c, gw_buf *b, bool lazy)
         return false;
     if (over_limit(c, b->len)) {
         nt_warn("connection %s is a slow consumer (%u bytes queued), closing", c->id, c->q_bytes);
-        nt_metric_add(gw.m.slow_closed, 1);
+        nt_metric_add(gw->m.slow_closed, 1);
         queue_drop(c);
         gw_conn_close(c, 1008);
         return false;
@@ -326,7 +326,7 @@ static bool enqueue(gw_conn *c, gw_buf *b, bool lazy)
     c->q[(c->q_first + c->q_len) & ((1u << c->q_shift) - 1)] = b;
     c->q_len++;
     c->q_bytes += b->len;
-    nt_metric_add(gw.m.bytes_queued, b->len);
+    nt_metric_add(gw->m.bytes_queued, b->len);
     if (!unasked || c->held)
         return true;
     if (lazy) {
@@ -342,7 +342,7 @@ bool gw_conn_enqueue(gw_conn *c, gw_buf *b) { return enqueue(c, b, false); }
 
 bool gw_conn_enqueue_lazy(gw_conn *c, gw_buf *b)
 {
-    return enqueue(c, b, gw.cfg.lazy_flush_ms > 0);
+    return enqueue(c, b, gw->cfg.lazy_flush_ms > 0);
 }
 
 void gw_conn_hold(gw_conn *c)
@@ -369,7 +369,7 @@ void gw_conn_release(gw_conn *c, const char *const *payloads, const size_t *lens
     c->q_first = c->q_len = c->q_bytes = 0;
     c->q_shift = 0;
     c->lazy_only = 0;
-    nt_metric_add(gw.m.bytes_queued, -(int64_t)bytes);
+    nt_metric_add(gw->m.bytes_queued, -(int64_t)bytes);
     for (size_t i = 0; i < n; i++)
         gw_conn_send(c, payloads[i], lens[i]);
     for (uint32_t i = 0; i < len; i++) {
@@ -398,7 +398,7 @@ static void queue_pop(gw_conn *c)
     gw_buf *b = c->q[c->q_first];
     c->q_first = (c->q_first + 1) & ((1u << c->q_shift) - 1);
     c->q_bytes -= b->len;
-    nt_metric_add(gw.m.bytes_queued, -(int64_t)b->len);
+    nt_metric_add(gw->m.bytes_queued, -(int64_t)b->len);
     gw_buf_release(b);
     if (--c->q_len == 0) {
         nt_free(c->q);
@@ -448,7 +448,7 @@ int gw_conn_writeable(gw_conn *c)
                 break;
             /* Larger than the batch limit: lws frames it from its own headroom. */
             int w = lws_write(c->wsi, b->data + LWS_PRE, b->len, LWS_WRITE_TEXT);
-            nt_metric_add(gw.m.writes, 1);
+            nt_metric_add(gw->m.writes, 1);
             uint32_t len = b->len;
             queue_pop(c);
             if (w < (int)len)
@@ -463,13 +463,13 @@ int gw_conn_writeable(gw_conn *c)
         queue_pop(c);
     }
     if (used > 0) {
-        nt_metric_add(gw.m.writes, 1);
+        nt_metric_add(gw->m.writes, 1);
         if (!gw_lws_write_raw(c->wsi, out + LWS_PRE, used))
             return -1;
     }
     c->congested = gw_lws_congested(c->wsi);
-    nt_metric_add(gw.m.frames_out, frames);
-    if (c->q_bytes <= gw.cfg.send_queue_bytes)
+    nt_metric_add(gw->m.frames_out, frames);
+    if (c->q_bytes <= gw->cfg.send_queue_bytes)
         c->over_since = 0;
     if ((c->q_len && !c->held) || c->close_code)
         lws_callback_on_writable(c->wsi);
@@ -507,13 +507,13 @@ void gw_conn_auth_sweep(int64_t now_ms)
 /* Keepalive. lws's own (retry_and_idle_policy) keeps one timer per connection in
  * one sorted list per thread, so every ping or pong re-inserts in O(connections);
  * instead one walk per second over the registry, spread over the ticks. */
-uint16_t gw_conn_clock_s(void) { return (uint16_t)(uv_now(gw.loop) / 1000); }
+uint16_t gw_conn_clock_s(void) { return (uint16_t)(uv_now(gw->loop) / 1000); }
 
 void gw_conn_token_set(gw_conn *c, int64_t exp, int64_t now)
 {
     int64_t lead = (exp - now) / 2;
-    if (lead > gw.cfg.expiring_lead_s)
-        lead = gw.cfg.expiring_lead_s;
+    if (lead > gw->cfg.expiring_lead_s)
+        lead = gw->cfg.expiring_lead_s;
     c->exp_s = exp > UINT32_MAX ? UINT32_MAX : (uint32_t)exp;
     c->expiring_lead_s = (uint16_t)(lead > 0 ? lead : 0);
     c->expiring_sent = 0;
@@ -542,8 +542,8 @@ static void keepalive_check(gw_conn *c, uint16_t now_s, int64_t now)
     if (c->close_code)
         return;
     uint16_t age = (uint16_t)(now_s - c->rx_s);
-    if (age >= gw.cfg.ping_timeout_s) {
-        nt_metric_add(gw.m.ping_closed, 1);
+    if (age >= gw->cfg.ping_timeout_s) {
+        nt_metric_add(gw->m.ping_closed, 1);
         c->ping_timeout = 1;
         gw_conn_close(c, 1001);
         return;
@@ -553,8 +553,8 @@ static void keepalive_check(gw_conn *c, uint16_t now_s, int64_t now)
     /* Connections that arrived together (a storm, a reconnect wave) would all be
      * pinged in the same second: each waits interval minus a stagger taken from
      * its address (consecutive 128-byte blocks), up to a fifth of the interval. */
-    uint32_t spread = gw.cfg.ping_interval_s / 5;
-    uint32_t due = gw.cfg.ping_interval_s -
+    uint32_t spread = gw->cfg.ping_interval_s / 5;
+    uint32_t due = gw->cfg.ping_interval_s -
                    (spread ? (uint32_t)(((uintptr_t)c >> 7) % spread) : 0);
     if (age < due)
         return;

@@ -33,14 +33,14 @@ static int confirm_upgrade(struct lws *wsi)
         lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
         return 1;
     }
-    if (gw.stopping || gw_conn_count() >= gw.cfg.max_connections) {
+    if (gw->stopping || gw_conn_count() >= gw->cfg.max_connections) {
         static nt_log_limit refusals;
         uint64_t n;
-        nt_metric_add(gw.m.refused, 1);
-        if (nt_log_limit_due(&refusals, uv_now(gw.loop), 1000, &n))   /* one line a second */
+        nt_metric_add(gw->m.refused, 1);
+        if (nt_log_limit_due(&refusals, uv_now(gw->loop), 1000, &n))   /* one line a second */
             nt_warn("refused %llu upgrade(s): %s (%zu connections, limit %u)",
-                    (unsigned long long)n, gw.stopping ? "stopping" : "connection limit",
-                    gw_conn_count(), gw.cfg.max_connections);
+                    (unsigned long long)n, gw->stopping ? "stopping" : "connection limit",
+                    gw_conn_count(), gw->cfg.max_connections);
         lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, NULL);
         return 1;
     }
@@ -95,7 +95,7 @@ static int receive(struct lws *wsi, gw_conn *c, const char *in, size_t len)
     bool final = lws_is_final_fragment(wsi);
     if (!final || c->rx) {
         uint32_t have = c->rx ? c->rx->len : 0;
-        if ((uint64_t)have + len > gw.cfg.max_frame)
+        if ((uint64_t)have + len > gw->cfg.max_frame)
             return close_soon(c, 1009);
         c->rx = nt_realloc(c->rx, sizeof *c->rx + have + len);
         memcpy(c->rx->data + have, in, len);
@@ -105,7 +105,7 @@ static int receive(struct lws *wsi, gw_conn *c, const char *in, size_t len)
         in = c->rx->data;
         len = c->rx->len;
     }
-    if (len > gw.cfg.max_frame)
+    if (len > gw->cfg.max_frame)
         return close_soon(c, 1009);
     if (!nt_valid_utf8(in, len))
         return close_soon(c, 1007);
@@ -175,11 +175,11 @@ nt_status gw_server_start(const gw_server_hooks *h)
     struct rlimit rl;
     char host[256];
     int port;
-    void *loops[] = { gw.loop };
+    void *loops[] = { gw->loop };
 
     hooks = *h;
-    if (nt_config_split_hostport(gw.cfg.listen, host, sizeof host, &port) != 0)
-        nt_config_fatal("NATTER_LISTEN=%s is invalid: expected host:port", gw.cfg.listen);
+    if (nt_config_split_hostport(gw->cfg.listen, host, sizeof host, &port) != 0)
+        nt_config_fatal("NATTER_LISTEN=%s is invalid: expected host:port", gw->cfg.listen);
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
     memset(&info, 0, sizeof info);
     info.port = port;
@@ -195,9 +195,9 @@ nt_status gw_server_start(const gw_server_hooks *h)
     info.max_http_header_data = 8192;
     /* A client that sends its request (or upgrade) slowly holds a header table, and
      * lws waits timeout_secs_ah_idle for it: NATTER_HANDSHAKE_TIMEOUT_S for all three. */
-    info.keepalive_timeout = (int)gw.cfg.handshake_timeout_s;
-    info.timeout_secs_ah_idle = gw.cfg.handshake_timeout_s;
-    info.timeout_secs = gw.cfg.handshake_timeout_s;   /* a slow handshake holds nothing for long */
+    info.keepalive_timeout = (int)gw->cfg.handshake_timeout_s;
+    info.timeout_secs_ah_idle = gw->cfg.handshake_timeout_s;
+    info.timeout_secs = gw->cfg.handshake_timeout_s;   /* a slow handshake holds nothing for long */
     /* lws stops accepting when its fd table is full; keep that below the process
      * limit so accept(2) never fails with EMFILE (which lws would retry hot).
      * Not with info.fd_limit_per_thread: below RLIMIT_NOFILE it switches lws 4.1
@@ -229,7 +229,7 @@ nt_status gw_server_start(const gw_server_hooks *h)
         nt_warn("cannot restore the open-files limit to %llu", (unsigned long long)rl.rlim_cur);
     if (!ctx)
         return NT_EIO;
-    gw.lws = ctx;
+    gw->lws = ctx;
     return NT_OK;
 }
 
@@ -240,7 +240,7 @@ static void close_going_away(gw_conn *c, void *arg)
 
 void gw_server_drain(void)
 {
-    gw.stopping = true;
+    gw->stopping = true;
     gw_conn_foreach(close_going_away, NULL);
 }
 
@@ -249,5 +249,5 @@ void gw_server_destroy(void)
     if (ctx)
         lws_context_destroy(ctx);
     ctx = NULL;
-    gw.lws = NULL;
+    gw->lws = NULL;
 }

@@ -1,4 +1,6 @@
 /* test_gw_core.c: the gateway core (send queues, room/user fan-out, dialect fan-out, replies) over a fake bus. */
+/* the tests read the context as `gw.x` (gw.h) */
+#define GW_CTX_COMPAT
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -338,7 +340,7 @@ static uv_loop_t loop;
 static int group_setup(void **state)
 {
     (void)state;
-    memset(&gw, 0, sizeof gw);
+    gw_ctx_create();
     assert_int_equal(uv_loop_init(&loop), 0);
     gw.loop = &loop;
     gw.bus = &fake_bus_obj;
@@ -349,7 +351,7 @@ static int group_setup(void **state)
     gw.cfg.recovery_buffer = 100;
     gw.cfg.ping_interval_s = 30;
     gw.cfg.ping_timeout_s = 60;
-    gw_metrics_register();
+    gw_metrics_register(&gw);
     gw_reply_metrics_init();
     gw_conn_hooks ch = { hook_conn, hook_conn, hook_conn };
     gw_conn_init(&loop, &ch);
@@ -367,6 +369,7 @@ static int group_teardown(void **state)
     uv_run(&loop, UV_RUN_DEFAULT);     /* the close callbacks; no lws work is queued */
     int rc = uv_loop_close(&loop);
     fake_reset();                      /* the unread subscription rooms.c never drops */
+    gw_ctx_destroy(&gw);
     return rc == 0 ? 0 : -1;
 }
 
