@@ -69,6 +69,11 @@ typedef struct gw_metrics {
     nt_metric *http_requests;
 } gw_metrics;
 
+/* Each module's own state: opaque, created by the module's start and freed by its
+ * stop or destroy, NULL outside them. */
+struct gw_conns;                    /* transport/conn.c */
+struct gw_server;                   /* transport/server.c */
+
 typedef struct gw_ctx {
     gw_config cfg;
     gw_metrics m;
@@ -76,6 +81,8 @@ typedef struct gw_ctx {
     nt_bus *bus;                    /* NULL once the gateway module is destroyed */
     struct lws_context *lws;
     bool stopping;                  /* graceful stop in progress */
+    struct gw_conns *conns;
+    struct gw_server *server;
 } gw_ctx;
 
 /* The process's context, from gw_ctx_create to gw_ctx_destroy (NULL outside). Loop

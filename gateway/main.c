@@ -34,7 +34,16 @@
 #define GW_TICK_MS 250
 #define GW_DRAIN_MS 3000            /* how long a graceful stop waits for clients to go */
 
-static uv_timer_t tick_timer, hb_timer;
+/* The process: its context and the timers of the connections module (every module's
+ * arg). */
+typedef struct app {
+    gw_ctx *ctx;
+    uv_timer_t tick_timer, hb_timer;
+    size_t heap_high;              /* trim_heap: bytes in use at the last trim or peak */
+    unsigned trim_ticks;
+} app;
+
+static app g_app;
 
 /* The gateway's id is NATTER_GATEWAY_ID (default gw-<host>) plus a random
  * suffix per start, so a process restarted under the same name (a container
@@ -164,27 +173,25 @@ static void read_config(gw_config *c)
 #define GW_TRIM_EVERY_TICKS 4
 #define GW_TRIM_MIN_DROP ((size_t)4 << 20)
 
-static void trim_heap(void)
+static void trim_heap(app *a)
 {
-    static size_t high;
-    static unsigned ticks;
-    if (++ticks < GW_TRIM_EVERY_TICKS)
+    if (++a->trim_ticks < GW_TRIM_EVERY_TICKS)
         return;
-    ticks = 0;
+    a->trim_ticks = 0;
     struct mallinfo2 mi = mallinfo2();
     size_t used = mi.uordblks;
-    if (used > high)
-        high = used;
-    if (high - used >= GW_TRIM_MIN_DROP && high - used >= high / 8) {
+    if (used > a->heap_high)
+        a->heap_high = used;
+    if (a->heap_high - used >= GW_TRIM_MIN_DROP && a->heap_high - used >= a->heap_high / 8) {
         malloc_trim(0);
-        high = used;
+        a->heap_high = used;
     }
 }
 
 static void on_tick(uv_timer_t *t)
 {
     int64_t now = nt_now_ms();
-    trim_heap();
+    trim_heap(t->data);
     gw_conn_auth_sweep(now);
     gw_conn_keepalive_sweep(1000 / GW_TICK_MS);
     gw_sends_sweep(now);
@@ -194,13 +201,14 @@ static void on_tick(uv_timer_t *t)
 
 static void on_heartbeat(uv_timer_t *t)
 {
+    gw_ctx *ctx = ((app *)t->data)->ctx;
     nt_envw w;
     size_t len;
     nt_envw_init(&w);
-    nt_envw_cstr(&w, "gw", gw->cfg.gw_id);
+    nt_envw_cstr(&w, "gw", ctx->cfg.gw_id);
     nt_envw_int(&w, "conns", (int64_t)gw_conn_count());
     const char *data = nt_envw_finish(&w, &len);
-    nt_bus_publish(gw->bus, NT_SUBJ_CTL_HB, NULL, data, len);
+    nt_bus_publish(ctx->bus, NT_SUBJ_CTL_HB, NULL, data, len);
     nt_envw_free(&w);
 }
 
@@ -209,12 +217,13 @@ static void on_heartbeat(uv_timer_t *t)
 /* The shared state: the loop and the bus from the service, the metrics. */
 static nt_status gateway_start(nt_service *svc, void *arg, char *err, size_t errlen)
 {
-    gw->loop = nt_service_loop(svc);
-    gw->bus = nt_service_bus(svc);
+    gw_ctx *ctx = ((app *)arg)->ctx;
+    ctx->loop = nt_service_loop(svc);
+    ctx->bus = nt_service_bus(svc);
     gw_presence_metrics_init();
     gw_limits_metrics_init();
     gw_server_api_metrics_init();
-    gw_metrics_register(gw);
+    gw_metrics_register(ctx);
     gw_reply_metrics_init();
     return NT_OK;
 }
@@ -223,7 +232,7 @@ static nt_status gateway_start(nt_service *svc, void *arg, char *err, size_t err
  * context itself is freed once the service has ended). */
 static void gateway_destroy(nt_service *svc, void *arg)
 {
-    gw->bus = NULL;
+    ((app *)arg)->ctx->bus = NULL;
 }
 
 /* The unread batches, user subjects' envelopes and revocations. */
@@ -231,10 +240,11 @@ static nt_status rooms_start(nt_service *svc, void *arg, char *err, size_t errle
 {
     static const gw_rooms_hooks rooms_hooks = { .ack = gw_sends_ack,
                                                 .user_envelope = gw_session_user_envelope };
+    gw_ctx *ctx = ((app *)arg)->ctx;
     if (gw_rooms_start(&rooms_hooks) == NT_OK && gw_revoke_start() == NT_OK)
         return NT_OK;
     char shown[512];
-    nt_config_redact_url(gw->cfg.nats_url, shown, sizeof shown);
+    nt_config_redact_url(ctx->cfg.nats_url, shown, sizeof shown);
     snprintf(err, errlen, "cannot subscribe %s at %s (NATTER_NATS_URL)", NT_SUBJ_UNREAD, shown);
     return NT_EUNAVAIL;
 }
@@ -247,20 +257,24 @@ static void rooms_destroy(nt_service *svc, void *arg)
 /* Connections, their sessions and the gateway's timers (sweeps, heartbeat). */
 static nt_status conns_start(nt_service *svc, void *arg, char *err, size_t errlen)
 {
-    gw_conn_init(gw->loop, &gw_session_conn_hooks);
-    uv_timer_init(gw->loop, &tick_timer);
-    uv_timer_start(&tick_timer, on_tick, GW_TICK_MS, GW_TICK_MS);
-    uv_timer_init(gw->loop, &hb_timer);
-    uv_timer_start(&hb_timer, on_heartbeat, 0, gw->cfg.heartbeat_ms);
+    app *a = arg;
+    gw_conn_init(a->ctx, &gw_session_conn_hooks);
+    uv_timer_init(a->ctx->loop, &a->tick_timer);
+    a->tick_timer.data = a;
+    uv_timer_start(&a->tick_timer, on_tick, GW_TICK_MS, GW_TICK_MS);
+    uv_timer_init(a->ctx->loop, &a->hb_timer);
+    a->hb_timer.data = a;
+    uv_timer_start(&a->hb_timer, on_heartbeat, 0, a->ctx->cfg.heartbeat_ms);
     return NT_OK;
 }
 
 static void conns_destroy(nt_service *svc, void *arg)
 {
+    app *a = arg;
     gw_session_stop();
-    gw_conn_stop();
-    uv_close((uv_handle_t *)&tick_timer, NULL);
-    uv_close((uv_handle_t *)&hb_timer, NULL);
+    gw_conn_stop(a->ctx);
+    uv_close((uv_handle_t *)&a->tick_timer, NULL);
+    uv_close((uv_handle_t *)&a->hb_timer, NULL);
 }
 
 /* The listener and its dialects. A stop refuses new clients and asks the connected
@@ -272,20 +286,21 @@ static nt_status server_start(nt_service *svc, void *arg, char *err, size_t errl
                                                   .frame = gw_dialect_frame,
                                                   .closed = gw_session_closed,
                                                   .http = gw_http_callback };
+    gw_ctx *ctx = ((app *)arg)->ctx;
     gw_dialect_register(GW_DIALECT_NATIVE, &gw_native_dialect);
-    if (gw_server_start(&server_hooks) != NT_OK) {
-        snprintf(err, errlen, "cannot listen on %s (NATTER_LISTEN)", gw->cfg.listen);
+    if (gw_server_start(ctx, &server_hooks) != NT_OK) {
+        snprintf(err, errlen, "cannot listen on %s (NATTER_LISTEN)", ctx->cfg.listen);
         return NT_EUNAVAIL;
     }
-    nt_info("gateway %s listening on %s (metrics %s)", gw->cfg.gw_id, gw->cfg.listen,
-            gw->cfg.metrics_listen);
+    nt_info("gateway %s listening on %s (metrics %s)", ctx->cfg.gw_id, ctx->cfg.listen,
+            ctx->cfg.metrics_listen);
     return NT_OK;
 }
 
 static void server_stop_intake(nt_service *svc, void *arg)
 {
     nt_info("signal %d: draining %zu connections", nt_service_signal(svc), gw_conn_count());
-    gw_server_drain();
+    gw_server_drain(((app *)arg)->ctx);
 }
 
 static size_t server_pending(void *arg)
@@ -297,20 +312,20 @@ static size_t server_pending(void *arg)
  * the bus is still up). */
 static void server_destroy(nt_service *svc, void *arg)
 {
-    gw_server_destroy();
+    gw_server_destroy(((app *)arg)->ctx);
 }
 
 static const nt_module modules[] = {
-    { "gateway", gateway_start, NULL, NULL, gateway_destroy, NULL },
-    { "rooms", rooms_start, NULL, NULL, rooms_destroy, NULL },
-    { "connections", conns_start, NULL, NULL, conns_destroy, NULL },
-    { "server", server_start, server_stop_intake, server_pending, server_destroy, NULL },
+    { "gateway", gateway_start, NULL, NULL, gateway_destroy, &g_app },
+    { "rooms", rooms_start, NULL, NULL, rooms_destroy, &g_app },
+    { "connections", conns_start, NULL, NULL, conns_destroy, &g_app },
+    { "server", server_start, server_stop_intake, server_pending, server_destroy, &g_app },
 };
 
 int main(void)
 {
     nt_service *svc = nt_service_init("natter-gateway");
-    gw_ctx *ctx = gw_ctx_create();
+    gw_ctx *ctx = g_app.ctx = gw_ctx_create();
     read_config(&ctx->cfg);
     nt_service_opts so = {
         .bus = { .url = ctx->cfg.nats_url, .name = ctx->cfg.gw_id,

@@ -354,7 +354,7 @@ static int group_setup(void **state)
     gw_metrics_register(&gw);
     gw_reply_metrics_init();
     gw_conn_hooks ch = { hook_conn, hook_conn, hook_conn };
-    gw_conn_init(&loop, &ch);
+    gw_conn_init(&gw, &ch);
     gw_dialect_register(GW_DIALECT_NATIVE, &passthrough_dialect);
     gw_rooms_hooks rh = { hook_ack, hook_user_envelope };
     assert_int_equal(gw_rooms_start(&rh), NT_OK);
@@ -365,7 +365,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    gw_conn_stop();
+    gw_conn_stop(&gw);
     uv_run(&loop, UV_RUN_DEFAULT);     /* the close callbacks; no lws work is queued */
     int rc = uv_loop_close(&loop);
     fake_reset();                      /* the unread subscription rooms.c never drops */
