@@ -1,4 +1,4 @@
-/* gw.h: the gateway context: configuration, shared handles and metrics. */
+/* gw.h: the gateway context: configuration, shared handles, metrics and each module's state. */
 #ifndef GW_H
 #define GW_H
 
@@ -69,10 +69,16 @@ typedef struct gw_metrics {
     nt_metric *http_requests;
 } gw_metrics;
 
-/* Each module's own state: opaque, created by the module's start and freed by its
- * stop or destroy, NULL outside them. */
+/* Each module's own state: opaque, created by the module's start (_create, _init,
+ * _start) and freed by its _destroy or _stop, NULL outside them. */
 struct gw_conns;                    /* transport/conn.c */
 struct gw_server;                   /* transport/server.c */
+struct gw_dialects;                 /* core/dialect.c */
+struct gw_replies;                  /* core/reply.c */
+struct gw_rooms;                    /* core/rooms.c */
+struct gw_sends;                    /* core/sends.c */
+struct gw_sessions;                 /* core/session.c */
+struct gw_presence;                 /* core/presence.c */
 
 typedef struct gw_ctx {
     gw_config cfg;
@@ -83,10 +89,19 @@ typedef struct gw_ctx {
     bool stopping;                  /* graceful stop in progress */
     struct gw_conns *conns;
     struct gw_server *server;
+    struct gw_dialects *dialects;
+    struct gw_replies *replies;
+    struct gw_rooms *rooms;
+    struct gw_sends *sends;
+    struct gw_sessions *sessions;
+    struct gw_presence *presence;
 } gw_ctx;
 
-/* The process's context, from gw_ctx_create to gw_ctx_destroy (NULL outside). Loop
- * thread only. */
+/* The process's context, from gw_ctx_create to gw_ctx_destroy (NULL outside). A
+ * module's start and stop take the context as a parameter, its libuv handles carry its
+ * state; every other call (a frame queued, a fan-out, a reply) reaches it here instead
+ * of through every signature (docs/architecture.md, "The core's modules"). Loop thread
+ * only. */
 extern gw_ctx *gw;
 
 /* A zeroed context (the caller fills cfg, loop and bus), made the process's `gw`.

@@ -214,17 +214,20 @@ static void on_heartbeat(uv_timer_t *t)
 
 /* ---- modules, in start order; destroyed in reverse (service.h) ---- */
 
-/* The shared state: the loop and the bus from the service, the metrics. */
+/* The shared state: the loop and the bus from the service, the metrics, and the core
+ * modules the others call into (dialects, replies, sends, presence). */
 static nt_status gateway_start(nt_service *svc, void *arg, char *err, size_t errlen)
 {
     gw_ctx *ctx = ((app *)arg)->ctx;
     ctx->loop = nt_service_loop(svc);
     ctx->bus = nt_service_bus(svc);
-    gw_presence_metrics_init();
+    gw_presence_create(ctx);
     gw_limits_metrics_init();
     gw_server_api_metrics_init();
     gw_metrics_register(ctx);
-    gw_reply_metrics_init();
+    gw_reply_create(ctx);
+    gw_dialects_create(ctx);
+    gw_sends_create(ctx);
     return NT_OK;
 }
 
@@ -232,7 +235,12 @@ static nt_status gateway_start(nt_service *svc, void *arg, char *err, size_t err
  * context itself is freed once the service has ended). */
 static void gateway_destroy(nt_service *svc, void *arg)
 {
-    ((app *)arg)->ctx->bus = NULL;
+    gw_ctx *ctx = ((app *)arg)->ctx;
+    gw_sends_destroy(ctx);
+    gw_dialects_destroy(ctx);
+    gw_reply_destroy(ctx);
+    gw_presence_destroy(ctx);
+    ctx->bus = NULL;
 }
 
 /* The unread batches, user subjects' envelopes and revocations. */
@@ -241,7 +249,7 @@ static nt_status rooms_start(nt_service *svc, void *arg, char *err, size_t errle
     static const gw_rooms_hooks rooms_hooks = { .ack = gw_sends_ack,
                                                 .user_envelope = gw_session_user_envelope };
     gw_ctx *ctx = ((app *)arg)->ctx;
-    if (gw_rooms_start(&rooms_hooks) == NT_OK && gw_revoke_start() == NT_OK)
+    if (gw_rooms_start(ctx, &rooms_hooks) == NT_OK && gw_revoke_start() == NT_OK)
         return NT_OK;
     char shown[512];
     nt_config_redact_url(ctx->cfg.nats_url, shown, sizeof shown);
@@ -252,12 +260,14 @@ static nt_status rooms_start(nt_service *svc, void *arg, char *err, size_t errle
 static void rooms_destroy(nt_service *svc, void *arg)
 {
     gw_revoke_stop();
+    gw_rooms_stop(((app *)arg)->ctx);
 }
 
 /* Connections, their sessions and the gateway's timers (sweeps, heartbeat). */
 static nt_status conns_start(nt_service *svc, void *arg, char *err, size_t errlen)
 {
     app *a = arg;
+    gw_session_create(a->ctx);
     gw_conn_init(a->ctx, &gw_session_conn_hooks);
     uv_timer_init(a->ctx->loop, &a->tick_timer);
     a->tick_timer.data = a;
@@ -271,7 +281,7 @@ static nt_status conns_start(nt_service *svc, void *arg, char *err, size_t errle
 static void conns_destroy(nt_service *svc, void *arg)
 {
     app *a = arg;
-    gw_session_stop();
+    gw_session_destroy(a->ctx);
     gw_conn_stop(a->ctx);
     uv_close((uv_handle_t *)&a->tick_timer, NULL);
     uv_close((uv_handle_t *)&a->hb_timer, NULL);

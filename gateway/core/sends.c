@@ -36,8 +36,24 @@ typedef struct send_req {               /* context of the publish (and of a look
     char cmid[];                        /* the client_msg_id */
 } send_req;
 
-static nt_list fifo = NT_LIST_INIT(fifo);   /* of gw_pending, deadline ascending */
-static uint32_t inflight;               /* pending sends of all connections */
+/* This module's state (gw->sends). */
+typedef struct gw_sends {
+    nt_list fifo;                       /* of gw_pending, deadline ascending */
+    uint32_t inflight;                  /* pending sends of all connections */
+} gw_sends;
+
+void gw_sends_create(gw_ctx *ctx)
+{
+    gw_sends *s = nt_calloc(1, sizeof *s);
+    nt_list_init(&s->fifo);
+    ctx->sends = s;
+}
+
+void gw_sends_destroy(gw_ctx *ctx)
+{
+    nt_free(ctx->sends);
+    ctx->sends = NULL;
+}
 
 static send_req *req_new(gw_conn *c, const char *cmid)
 {
@@ -72,8 +88,9 @@ static void pending_add(gw_conn *c, const char *cmid, const json_t *ref, gw_room
     p->next = c->pending;
     c->pending = p;
     c->npending++;
-    nt_metric_set(gw->m.sends_inflight, ++inflight);
-    nt_list_insert_tail(&fifo, &p->fifo);
+    gw_sends *s = gw->sends;
+    nt_metric_set(gw->m.sends_inflight, ++s->inflight);
+    nt_list_insert_tail(&s->fifo, &p->fifo);
 }
 
 static void pending_remove(gw_pending *p)
@@ -85,7 +102,7 @@ static void pending_remove(gw_pending *p)
             break;
         }
     c->npending--;
-    nt_metric_set(gw->m.sends_inflight, --inflight);
+    nt_metric_set(gw->m.sends_inflight, --gw->sends->inflight);
     nt_list_remove(&p->fifo);
     json_decref(p->ref);
     if (p->room)
@@ -124,7 +141,7 @@ static void pending_answer_all(gw_conn *c, const char *cmid, size_t clen, const 
 void gw_sends_sweep(int64_t now_ms)
 {
     nt_list *n;
-    while ((n = nt_list_first(&fifo)) != NULL) {
+    while ((n = nt_list_first(&gw->sends->fifo)) != NULL) {
         gw_pending *p = nt_list_entry(n, gw_pending, fifo);
         if (p->deadline_ms > now_ms)
             break;
@@ -250,6 +267,7 @@ void gw_sends_send(gw_conn *c, const json_t *ref, const char *room, const gw_sen
         pending_add(c, cmid, ref, NULL);
         return;
     }
+    uint32_t inflight = gw->sends->inflight;
     if (inflight >= gw->cfg.max_inflight_sends) {
         /* The store is behind (down, or slower than the senders): refused before
          * publishing, so what one gateway holds for it stays bounded. */

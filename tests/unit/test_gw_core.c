@@ -337,40 +337,64 @@ static void hook_conn(gw_conn *c) { (void)c; fail_msg("a conn deadline hook ran"
 
 static uv_loop_t loop;
 
+/* A gateway context over the fake bus with the modules under test, as main.c's
+ * gateway, rooms and connections modules start them. */
+static gw_ctx *ctx_create(void)
+{
+    gw_ctx *ctx = gw_ctx_create();
+    assert_ptr_equal(&gw, ctx);
+    assert_int_equal(uv_loop_init(&loop), 0);
+    ctx->loop = &loop;
+    ctx->bus = &fake_bus_obj;
+    ctx->cfg.send_queue_bytes = 64u << 20;
+    ctx->cfg.send_queue_hard_bytes = 128u << 20;
+    ctx->cfg.slow_grace_ms = 10000;
+    ctx->cfg.lazy_flush_ms = 50;
+    ctx->cfg.recovery_buffer = 100;
+    ctx->cfg.ping_interval_s = 30;
+    ctx->cfg.ping_timeout_s = 60;
+    gw_metrics_register(ctx);
+    gw_reply_create(ctx);
+    gw_dialects_create(ctx);
+    gw_conn_hooks ch = { hook_conn, hook_conn, hook_conn };
+    gw_conn_init(ctx, &ch);
+    gw_dialect_register(GW_DIALECT_NATIVE, &passthrough_dialect);
+    gw_rooms_hooks rh = { hook_ack, hook_user_envelope };
+    assert_int_equal(gw_rooms_start(ctx, &rh), NT_OK);
+    assert_int_equal(fake_sub_count(NT_SUBJ_UNREAD), 1);
+    return ctx;
+}
+
+/* Its modules in reverse order, the loop closed, the context freed: 0, or -1 when the
+ * loop still had handles. */
+static int ctx_destroy(gw_ctx *ctx)
+{
+    gw_rooms_stop(ctx);
+    gw_conn_stop(ctx);
+    uv_run(&loop, UV_RUN_DEFAULT);     /* the close callbacks; no lws work is queued */
+    int rc = uv_loop_close(&loop);
+    gw_dialects_destroy(ctx);
+    gw_reply_destroy(ctx);
+    gw_ctx_destroy(ctx);
+    return rc == 0 ? 0 : -1;
+}
+
+static gw_ctx *group_ctx;
+
 static int group_setup(void **state)
 {
     (void)state;
-    gw_ctx_create();
-    assert_int_equal(uv_loop_init(&loop), 0);
-    gw.loop = &loop;
-    gw.bus = &fake_bus_obj;
-    gw.cfg.send_queue_bytes = 64u << 20;
-    gw.cfg.send_queue_hard_bytes = 128u << 20;
-    gw.cfg.slow_grace_ms = 10000;
-    gw.cfg.lazy_flush_ms = 50;
-    gw.cfg.recovery_buffer = 100;
-    gw.cfg.ping_interval_s = 30;
-    gw.cfg.ping_timeout_s = 60;
-    gw_metrics_register(&gw);
-    gw_reply_metrics_init();
-    gw_conn_hooks ch = { hook_conn, hook_conn, hook_conn };
-    gw_conn_init(&gw, &ch);
-    gw_dialect_register(GW_DIALECT_NATIVE, &passthrough_dialect);
-    gw_rooms_hooks rh = { hook_ack, hook_user_envelope };
-    assert_int_equal(gw_rooms_start(&rh), NT_OK);
-    assert_int_equal(fake_sub_count(NT_SUBJ_UNREAD), 1);
+    group_ctx = ctx_create();
     return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    gw_conn_stop(&gw);
-    uv_run(&loop, UV_RUN_DEFAULT);     /* the close callbacks; no lws work is queued */
-    int rc = uv_loop_close(&loop);
-    fake_reset();                      /* the unread subscription rooms.c never drops */
-    gw_ctx_destroy(&gw);
-    return rc == 0 ? 0 : -1;
+    int rc = ctx_destroy(group_ctx);
+    group_ctx = NULL;
+    fake_reset();
+    return rc;
 }
 
 static int test_setup(void **state)
