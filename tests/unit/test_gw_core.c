@@ -1,5 +1,5 @@
 /* test_gw_core.c: the gateway core (send queues, room/user fan-out, dialect fan-out, replies) over a fake bus. */
-/* the tests read the context as `gw.x` (gw.h) */
+/* the tests read the context as `gw.x` (gw.h): the test of two cycles uses it as a pointer */
 #define GW_CTX_COMPAT
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1201,6 +1201,78 @@ static void test_reply_error(void **state)
     assert_clean();
 }
 
+/* ---- the context's life ---- */
+
+/* One cycle: a context, a room with two members, an event delivered to them (and the
+ * lazy timer run), the connections gone, the context destroyed; what it left on the
+ * fake bus. */
+static int ctx_cycle(int n)
+{
+    gw_ctx *ctx = ctx_create();
+    assert_int_equal(gw_conn_count(), 0);
+    assert_int_equal(gw_room_count(), 0);
+    assert_null(gw_user_find("app1", "alice"));
+    assert_int_equal(nt_metric_get(ctx->m.connections), 0);
+    gw_conn *a = user_conn("app1", "alice"), *b = user_conn("app1", "bob");
+    gw_member *ma = join(a, "app1", "r1");
+    join(b, "app1", "r1");
+    assert_int_equal(gw_member_replay_start(ma, 10), 1);   /* generations start again */
+    gw_member_replay_finish(ma, 0);
+    DELIVER(room_subject("app1", "r1"), .json = "hello", .seq = n);
+    ASSERT_QUEUE(a, "hello");
+    assert_ptr_equal(q_at(a, 0), q_at(b, 0));
+    DELIVER(user_subject("app1", "bob"), .json = "u");
+    const char *const apps[] = { "app1" }, *const users[] = { "bob" },
+                      *const jsons[] = { "unread" };
+    deliver_unread(apps, users, jsons, 1, 1);
+    gw_reply_error(a, NULL, GW_E_FORBIDDEN, "no");
+    ASSERT_QUEUE(b, "hello", "u", "unread");
+    assert_int_equal(b->lazy_listed, 0);                   /* asked for a write already */
+    gw_conn *c = user_conn("app1", "carol");
+    deliver_unread(apps, (const char *const[]){ "carol" }, jsons, 1, 1);
+    assert_int_equal(c->lazy_listed, 1);                   /* the lazy timer is running */
+    conn_free(a);
+    conn_free(b);
+    conn_free(c);
+    uv_run(&loop, UV_RUN_NOWAIT);                          /* the flush finds them gone */
+    assert_int_equal(gw_conn_count(), 0);
+    assert_int_equal(gw_room_count(), 0);
+    assert_int_equal(nt_metric_get(ctx->m.bytes_queued), 0);
+    assert_int_equal(nt_metric_get(ctx->m.user_subjects), 0);
+    int rc = ctx_destroy(ctx);
+    return rc != 0 ? -1 : fake_sub_total();
+}
+
+/* Two full create/use/destroy cycles in one process (run under valgrind: no leak):
+ * every module's state lives in the context, nothing is left for the next. */
+static int life_setup(void **state)
+{
+    (void)state;
+    memset(&R, 0, sizeof R);
+    memset(&H, 0, sizeof H);
+    fake_fail_subscribe = 0;
+    return 0;
+}
+
+static void test_ctx_two_cycles(void **state)
+{
+    (void)state;
+    int64_t f0 = metric_value("natter_gateway_errors_total{code=\"forbidden\"}");
+    for (int n = 1; n <= 2; n++)
+        assert_int_equal(ctx_cycle(n), 0);    /* loop closed, no subscription left */
+    /* the metrics are the process's: created again, the same series go on counting */
+    gw_ctx *ctx = ctx_create();
+    assert_int_equal(metric_value("natter_gateway_errors_total{code=\"forbidden\"}"), f0 + 2);
+    size_t len;
+    char *text = nt_metrics_render(&len);
+    const char *first = strstr(text, "\nnatter_gateway_connections ");
+    assert_non_null(first);
+    assert_null(strstr(first + 1, "\nnatter_gateway_connections "));   /* registered once */
+    nt_free(text);
+    assert_int_equal(ctx_destroy(ctx), 0);
+    fake_reset();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1219,5 +1291,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reply_ack, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_reply_error, test_setup, test_teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    const struct CMUnitTest life[] = {
+        cmocka_unit_test_setup(test_ctx_two_cycles, life_setup),
+    };
+    int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return failed + cmocka_run_group_tests(life, NULL, NULL);
 }
