@@ -73,12 +73,15 @@ typedef struct gw_metrics {
  * _start) and freed by its _destroy or _stop, NULL outside them. */
 struct gw_conns;                    /* transport/conn.c */
 struct gw_server;                   /* transport/server.c */
+struct gw_access;                   /* transport/access.c */
 struct gw_dialects;                 /* core/dialect.c */
 struct gw_replies;                  /* core/reply.c */
 struct gw_rooms;                    /* core/rooms.c */
 struct gw_sends;                    /* core/sends.c */
 struct gw_sessions;                 /* core/session.c */
 struct gw_presence;                 /* core/presence.c */
+struct gw_revoke;                   /* core/revoke.c */
+struct gw_limits;                   /* core/ratelimit.c */
 
 typedef struct gw_ctx {
     gw_config cfg;
@@ -89,12 +92,15 @@ typedef struct gw_ctx {
     bool stopping;                  /* graceful stop in progress */
     struct gw_conns *conns;
     struct gw_server *server;
+    struct gw_access *access;
     struct gw_dialects *dialects;
     struct gw_replies *replies;
     struct gw_rooms *rooms;
     struct gw_sends *sends;
     struct gw_sessions *sessions;
     struct gw_presence *presence;
+    struct gw_revoke *revoke;
+    struct gw_limits *limits;
 } gw_ctx;
 
 /* The process's context, from gw_ctx_create to gw_ctx_destroy (NULL outside). A

@@ -110,8 +110,9 @@ static const char *app_jwt_secret(const char *app, const char *kid, void *arg, c
     return a ? a->jwt_secret : NULL;
 }
 
-static void read_config(gw_config *c)
+static void read_config(gw_ctx *ctx)
 {
+    gw_config *c = &ctx->cfg;
     c->listen = nt_config_str("NATTER_LISTEN", "0.0.0.0:8080", "gateway listen address");
     c->metrics_listen = nt_wire_metrics_listen(NT_WIRE_GATEWAY);
     c->nats_url = nt_wire_str(NT_SET_NATS_URL);
@@ -159,7 +160,7 @@ static void read_config(gw_config *c)
     c->expiring_lead_s = (uint32_t)nt_config_int("NATTER_TOKEN_EXPIRING_LEAD_S", 60, 1, 3600);
     c->handshake_timeout_s = (uint32_t)nt_config_int("NATTER_HANDSHAKE_TIMEOUT_S", 10, 1, 600);
     c->replay_max = (uint32_t)nt_config_int("NATTER_REPLAY_MAX", 10000, 100, 10000000);
-    gw_access_configure();
+    gw_access_configure(ctx);
     cap_connections_by_fd_limit(c);
 }
 
@@ -222,7 +223,7 @@ static nt_status gateway_start(nt_service *svc, void *arg, char *err, size_t err
     ctx->loop = nt_service_loop(svc);
     ctx->bus = nt_service_bus(svc);
     gw_presence_create(ctx);
-    gw_limits_metrics_init();
+    gw_limits_create(ctx);
     gw_server_api_metrics_init();
     gw_metrics_register(ctx);
     gw_reply_create(ctx);
@@ -240,6 +241,7 @@ static void gateway_destroy(nt_service *svc, void *arg)
     gw_dialects_destroy(ctx);
     gw_reply_destroy(ctx);
     gw_presence_destroy(ctx);
+    gw_limits_destroy(ctx);
     ctx->bus = NULL;
 }
 
@@ -249,7 +251,7 @@ static nt_status rooms_start(nt_service *svc, void *arg, char *err, size_t errle
     static const gw_rooms_hooks rooms_hooks = { .ack = gw_sends_ack,
                                                 .user_envelope = gw_session_user_envelope };
     gw_ctx *ctx = ((app *)arg)->ctx;
-    if (gw_rooms_start(ctx, &rooms_hooks) == NT_OK && gw_revoke_start() == NT_OK)
+    if (gw_rooms_start(ctx, &rooms_hooks) == NT_OK && gw_revoke_start(ctx) == NT_OK)
         return NT_OK;
     char shown[512];
     nt_config_redact_url(ctx->cfg.nats_url, shown, sizeof shown);
@@ -259,7 +261,7 @@ static nt_status rooms_start(nt_service *svc, void *arg, char *err, size_t errle
 
 static void rooms_destroy(nt_service *svc, void *arg)
 {
-    gw_revoke_stop();
+    gw_revoke_stop(((app *)arg)->ctx);
     gw_rooms_stop(((app *)arg)->ctx);
 }
 
@@ -336,7 +338,7 @@ int main(void)
 {
     nt_service *svc = nt_service_init("natter-gateway");
     gw_ctx *ctx = g_app.ctx = gw_ctx_create();
-    read_config(&ctx->cfg);
+    read_config(ctx);
     nt_service_opts so = {
         .bus = { .url = ctx->cfg.nats_url, .name = ctx->cfg.gw_id,
                  .loop_delivery = true },   /* rooms, users and requests: one subscription each */
@@ -347,6 +349,7 @@ int main(void)
     nt_service_start(svc, &so, modules, sizeof modules / sizeof modules[0]);
     int code = nt_service_run(svc);
     nt_info("gateway %s stopped", ctx->cfg.gw_id);
+    gw_access_destroy(ctx);
     gw_ctx_destroy(ctx);
     return code;
 }
