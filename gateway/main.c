@@ -216,7 +216,7 @@ static void on_heartbeat(uv_timer_t *t)
 /* ---- modules, in start order; destroyed in reverse (service.h) ---- */
 
 /* The shared state: the loop and the bus from the service, the metrics, and the core
- * modules the others call into (dialects, replies, sends, presence). */
+ * modules the others call into (dialects, replies, sends, presence, limits). */
 static nt_status gateway_start(nt_service *svc, void *arg, char *err, size_t errlen)
 {
     gw_ctx *ctx = ((app *)arg)->ctx;
