@@ -18,6 +18,7 @@ void gw_ctx_destroy(gw_ctx *ctx)
         return;
     if (gw == ctx)
         gw = NULL;
+    nt_apps_free(&ctx->cfg.apps);   /* NATTER_APPS, read into it by main.c */
     nt_free(ctx);
 }
 

@@ -113,7 +113,8 @@ extern gw_ctx *gw;
 /* A zeroed context (the caller fills cfg, loop and bus), made the process's `gw`.
  * One at a time. */
 gw_ctx *gw_ctx_create(void);
-/* Frees ctx (its modules destroyed first) and clears `gw`. */
+/* Frees ctx with what its configuration holds (cfg.apps; its modules destroyed first)
+ * and clears `gw`. */
 void gw_ctx_destroy(gw_ctx *ctx);
 
 /* Registers the gateway-wide metrics of ctx->m (at start-up). */

@@ -1203,12 +1203,15 @@ static void test_reply_error(void **state)
 
 /* ---- the context's life ---- */
 
-/* One cycle: a context, a room with two members, an event delivered to them (and the
- * lazy timer run), the connections gone, the context destroyed; what it left on the
- * fake bus. */
+/* One cycle: a context (with NATTER_APPS, which it owns), a room with two members, an
+ * event delivered to them (and the lazy timer run), the connections gone, the context
+ * destroyed; what it left on the fake bus. */
 static int ctx_cycle(int n)
 {
     gw_ctx *ctx = ctx_create();
+    char why[128];
+    const char *apps = "[{\"id\":\"app1\",\"jwt_secret\":\"j\",\"api_key\":\"k\"}]";
+    assert_true(nt_apps_parse(apps, strlen(apps), &ctx->cfg.apps, why, sizeof why));
     assert_int_equal(gw_conn_count(), 0);
     assert_int_equal(gw_room_count(), 0);
     assert_null(gw_user_find("app1", "alice"));
@@ -1222,14 +1225,14 @@ static int ctx_cycle(int n)
     ASSERT_QUEUE(a, "hello");
     assert_ptr_equal(q_at(a, 0), q_at(b, 0));
     DELIVER(user_subject("app1", "bob"), .json = "u");
-    const char *const apps[] = { "app1" }, *const users[] = { "bob" },
+    const char *const unread_apps[] = { "app1" }, *const users[] = { "bob" },
                       *const jsons[] = { "unread" };
-    deliver_unread(apps, users, jsons, 1, 1);
+    deliver_unread(unread_apps, users, jsons, 1, 1);
     gw_reply_error(a, NULL, GW_E_FORBIDDEN, "no");
     ASSERT_QUEUE(b, "hello", "u", "unread");
     assert_int_equal(b->lazy_listed, 0);                   /* asked for a write already */
     gw_conn *c = user_conn("app1", "carol");
-    deliver_unread(apps, (const char *const[]){ "carol" }, jsons, 1, 1);
+    deliver_unread(unread_apps, (const char *const[]){ "carol" }, jsons, 1, 1);
     assert_int_equal(c->lazy_listed, 1);                   /* the lazy timer is running */
     conn_free(a);
     conn_free(b);
