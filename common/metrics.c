@@ -40,6 +40,13 @@ static nt_metric *metric_register(const char *name, const char *help, metric_kin
 {
     pthread_mutex_lock(&metrics_lock);
     size_t i = atomic_load(&metrics_count);
+    for (size_t k = 0; k < i; k++)
+        if (metrics[k].kind == kind && strcmp(metrics[k].name, name) == 0) {
+            metrics[k].fn = fn;          /* a module created again: the same series */
+            metrics[k].arg = arg;
+            pthread_mutex_unlock(&metrics_lock);
+            return &metrics[k];
+        }
     if (i == METRICS_MAX) {
         nt_log(NT_LOG_ERROR, "metric registry full (%d) registering %s", METRICS_MAX, name);
         abort();

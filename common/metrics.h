@@ -11,7 +11,9 @@ typedef int64_t (*nt_metric_fn)(void *arg);
 
 /* Registers a metric (at start-up, loop thread). `name` may carry labels:
  * "natter_gateway_closed_total{reason=\"slow\"}"; HELP/TYPE are written once per
- * base name. The registry owns the metric for the life of the process. */
+ * base name. The registry owns the metric for the life of the process: registering a
+ * name again (a context created again in one process) returns the same metric, its
+ * value kept and its fn and arg replaced. */
 nt_metric *nt_metric_counter(const char *name, const char *help);
 nt_metric *nt_metric_gauge(const char *name, const char *help);
 /* A gauge whose value is fn(arg), read at scrape time on the loop thread. */

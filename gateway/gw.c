@@ -1,12 +1,30 @@
 /* gw.c: the gateway's context (configuration, shared handles) and its metrics. */
 #include "gw.h"
 
+#include "alloc.h"
 
-gw_global gw;
+gw_ctx *gw;
 
-void gw_metrics_register(void)
+gw_ctx *gw_ctx_create(void)
 {
-    gw_metrics *m = &gw.m;
+    gw_ctx *ctx = nt_calloc(1, sizeof *ctx);
+    gw = ctx;
+    return ctx;
+}
+
+void gw_ctx_destroy(gw_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    if (gw == ctx)
+        gw = NULL;
+    nt_apps_free(&ctx->cfg.apps);   /* NATTER_APPS, read into it by main.c */
+    nt_free(ctx);
+}
+
+void gw_metrics_register(gw_ctx *ctx)
+{
+    gw_metrics *m = &ctx->m;
     m->connections = nt_metric_gauge("natter_gateway_connections", "Open WebSocket connections");
     m->frames_in = nt_metric_counter("natter_gateway_frames_in_total", "Client frames received");
     m->frames_out = nt_metric_counter("natter_gateway_frames_out_total", "Frames written to clients");

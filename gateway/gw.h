@@ -1,4 +1,4 @@
-/* gw.h: gateway-wide configuration, shared handles and metrics (one gateway per process). */
+/* gw.h: the gateway context: configuration, shared handles, metrics and each module's state. */
 #ifndef GW_H
 #define GW_H
 
@@ -68,20 +68,64 @@ typedef struct gw_metrics {
     nt_metric *user_subjects;       /* gauge: user subjects subscribed */
     nt_metric *bytes_queued;        /* gauge: bytes in all send queues */
     nt_metric *http_requests;
+    nt_metric *server_api_calls[4]; /* by call: publish, notify, disconnect, stats */
 } gw_metrics;
 
-typedef struct gw_global {
+/* Each module's own state: opaque, created by the module's start (_create, _init,
+ * _start) and freed by its _destroy or _stop, NULL outside them. */
+struct gw_conns;                    /* transport/conn.c */
+struct gw_server;                   /* transport/server.c */
+struct gw_access;                   /* transport/access.c */
+struct gw_dialects;                 /* core/dialect.c */
+struct gw_replies;                  /* core/reply.c */
+struct gw_rooms;                    /* core/rooms.c */
+struct gw_sends;                    /* core/sends.c */
+struct gw_sessions;                 /* core/session.c */
+struct gw_presence;                 /* core/presence.c */
+struct gw_revoke;                   /* core/revoke.c */
+struct gw_limits;                   /* core/ratelimit.c */
+struct gw_repairs;                  /* core/repair.c */
+struct gw_route;                    /* http/route.h */
+
+typedef struct gw_ctx {
     gw_config cfg;
     gw_metrics m;
     uv_loop_t *loop;
-    nt_bus *bus;
+    nt_bus *bus;                    /* NULL once the gateway module is destroyed */
     struct lws_context *lws;
     bool stopping;                  /* graceful stop in progress */
-} gw_global;
+    struct gw_conns *conns;
+    struct gw_server *server;
+    struct gw_access *access;
+    struct gw_dialects *dialects;
+    struct gw_replies *replies;
+    struct gw_rooms *rooms;
+    struct gw_sends *sends;
+    struct gw_sessions *sessions;
+    struct gw_presence *presence;
+    struct gw_revoke *revoke;
+    struct gw_limits *limits;
+    struct gw_repairs *repairs;
+    const struct gw_route *routes;  /* the REST routes (http/routes.c), nroutes of them */
+    size_t nroutes;
+} gw_ctx;
 
-extern gw_global gw;
+/* The process's context, from gw_ctx_create to gw_ctx_destroy (NULL outside). A
+ * module's start and stop take the context as a parameter, its libuv handles carry its
+ * state; every other call (a frame queued, a fan-out, a reply) reaches it here instead
+ * of through every signature (docs/architecture.md, "The core's modules"). Loop thread
+ * only. */
+extern gw_ctx *gw;
 
-/* Registers the gateway-wide metrics of gw.m and the errors by code (at start-up). */
-void gw_metrics_register(void);
+/* A zeroed context (the caller fills cfg, loop and bus), made the process's `gw`.
+ * One at a time. */
+gw_ctx *gw_ctx_create(void);
+/* Frees ctx with what its configuration holds (cfg.apps; its modules destroyed first)
+ * and clears `gw`. */
+void gw_ctx_destroy(gw_ctx *ctx);
+
+/* Registers the gateway-wide metrics of ctx->m (at start-up). */
+void gw_metrics_register(gw_ctx *ctx);
+
 
 #endif

@@ -36,13 +36,22 @@
 #define GW_TICK_MS 250
 #define GW_DRAIN_MS 3000            /* how long a graceful stop waits for clients to go */
 
-static uv_timer_t tick_timer, hb_timer;
+/* The process: its context and the timers of the connections module (every module's
+ * arg). */
+typedef struct app {
+    gw_ctx *ctx;
+    uv_timer_t tick_timer, hb_timer;
+    size_t heap_high;              /* trim_heap: bytes in use at the last trim or peak */
+    unsigned trim_ticks;
+} app;
+
+static app g_app;
 
 /* The gateway's id is NATTER_GATEWAY_ID (default gw-<host>) plus a random
  * suffix per start, so a process restarted under the same name (a container
  * restart in the same pod) is a new incarnation: the router expires the old
  * one's connections instead of mistaking the new heartbeats for them. */
-static void read_gateway_id(void)
+static void read_gateway_id(gw_config *c)
 {
     const char *id = nt_config_str("NATTER_GATEWAY_ID", "", "gateway id");
     char base[56] = "gw-host";
@@ -61,7 +70,7 @@ static void read_gateway_id(void)
         snprintf(base, sizeof base, "gw-%.48s", host);
     }
     nt_uuid(uuid);
-    snprintf(gw.cfg.gw_id, sizeof gw.cfg.gw_id, "%s-%.8s", base, uuid);
+    snprintf(c->gw_id, sizeof c->gw_id, "%s-%.8s", base, uuid);
 }
 
 /* Every WebSocket costs one file descriptor. libwebsockets stops accepting when
@@ -103,15 +112,15 @@ static const char *app_jwt_secret(const char *app, const char *kid, void *arg, c
     return a ? a->jwt_secret : NULL;
 }
 
-static void read_config(void)
+static void read_config(gw_ctx *ctx)
 {
-    gw_config *c = &gw.cfg;
+    gw_config *c = &ctx->cfg;
     c->listen = nt_config_str("NATTER_LISTEN", "0.0.0.0:8080", "gateway listen address");
     c->metrics_listen = nt_wire_metrics_listen(NT_WIRE_GATEWAY);
     c->nats_url = nt_wire_str(NT_SET_NATS_URL);
     c->jwt_secret = nt_config_str("NATTER_JWT_SECRET", NULL, "HS256 secret for client tokens");
     c->api_key = nt_config_str("NATTER_API_KEY", "", "bearer key of the server API");
-    read_gateway_id();
+    read_gateway_id(c);
     c->dev_tokens = nt_config_bool("NATTER_DEV_TOKENS", 0);
     c->max_frame = (uint32_t)nt_config_int("NATTER_MAX_FRAME", 65536, 1024, 16 << 20);
     c->max_message_chars = (uint32_t)nt_wire_int(NT_SET_MAX_MESSAGE_CHARS);
@@ -153,8 +162,8 @@ static void read_config(void)
     c->expiring_lead_s = (uint32_t)nt_config_int("NATTER_TOKEN_EXPIRING_LEAD_S", 60, 1, 3600);
     c->handshake_timeout_s = (uint32_t)nt_config_int("NATTER_HANDSHAKE_TIMEOUT_S", 10, 1, 600);
     c->replay_max = (uint32_t)nt_config_int("NATTER_REPLAY_MAX", 10000, 100, 10000000);
-    c->gap_repair_max = (uint32_t)nt_config_int("NATTER_GAP_REPAIR_MAX", 1000, 1, 1000000);
-    gw_access_configure();
+    c->gap_repair_max = (uint32_t)nt_config_int("NATTER_GAP_REPAIR_MAX", 10000, 1, 10000000);
+    gw_access_configure(ctx);
     cap_connections_by_fd_limit(c);
 }
 
@@ -168,27 +177,25 @@ static void read_config(void)
 #define GW_TRIM_EVERY_TICKS 4
 #define GW_TRIM_MIN_DROP ((size_t)4 << 20)
 
-static void trim_heap(void)
+static void trim_heap(app *a)
 {
-    static size_t high;
-    static unsigned ticks;
-    if (++ticks < GW_TRIM_EVERY_TICKS)
+    if (++a->trim_ticks < GW_TRIM_EVERY_TICKS)
         return;
-    ticks = 0;
+    a->trim_ticks = 0;
     struct mallinfo2 mi = mallinfo2();
     size_t used = mi.uordblks;
-    if (used > high)
-        high = used;
-    if (high - used >= GW_TRIM_MIN_DROP && high - used >= high / 8) {
+    if (used > a->heap_high)
+        a->heap_high = used;
+    if (a->heap_high - used >= GW_TRIM_MIN_DROP && a->heap_high - used >= a->heap_high / 8) {
         malloc_trim(0);
-        high = used;
+        a->heap_high = used;
     }
 }
 
 static void on_tick(uv_timer_t *t)
 {
     int64_t now = nt_now_ms();
-    trim_heap();
+    trim_heap(t->data);
     gw_conn_auth_sweep(now);
     gw_conn_keepalive_sweep(1000 / GW_TICK_MS);
     gw_sends_sweep(now);
@@ -199,37 +206,48 @@ static void on_tick(uv_timer_t *t)
 
 static void on_heartbeat(uv_timer_t *t)
 {
+    gw_ctx *ctx = ((app *)t->data)->ctx;
     nt_envw w;
     size_t len;
     nt_envw_init(&w);
-    nt_envw_cstr(&w, "gw", gw.cfg.gw_id);
+    nt_envw_cstr(&w, "gw", ctx->cfg.gw_id);
     nt_envw_int(&w, "conns", (int64_t)gw_conn_count());
     const char *data = nt_envw_finish(&w, &len);
-    nt_bus_publish(gw.bus, NT_SUBJ_CTL_HB, NULL, data, len);
+    nt_bus_publish(ctx->bus, NT_SUBJ_CTL_HB, NULL, data, len);
     nt_envw_free(&w);
 }
 
 /* ---- modules, in start order; destroyed in reverse (service.h) ---- */
 
-/* The shared state: the loop and the bus from the service, the metrics. */
+/* The shared state: the loop and the bus from the service, the metrics, and the core
+ * modules the others call into (dialects, replies, sends, presence, limits). */
 static nt_status gateway_start(nt_service *svc, void *arg, char *err, size_t errlen)
 {
-    gw.loop = nt_service_loop(svc);
-    gw.bus = nt_service_bus(svc);
-    gw_presence_metrics_init();
-    gw_limits_metrics_init();
-    gw_server_api_metrics_init();
-    gw_http_set_routes(gw_routes, gw_nroutes);
-    gw_metrics_register();
-    gw_reply_metrics_init();
-    gw_repair_metrics_init();
+    gw_ctx *ctx = ((app *)arg)->ctx;
+    ctx->loop = nt_service_loop(svc);
+    ctx->bus = nt_service_bus(svc);
+    gw_presence_create(ctx);
+    gw_limits_create(ctx);
+    gw_server_api_metrics_init(ctx);
+    gw_http_set_routes(ctx, gw_routes, gw_nroutes);
+    gw_metrics_register(ctx);
+    gw_reply_create(ctx);
+    gw_dialects_create(ctx);
+    gw_sends_create(ctx);
     return NT_OK;
 }
 
-/* Last destroyed: what arrives on the bus until it closes finds no gateway state. */
+/* Last destroyed: what arrives on the bus until it closes finds no gateway state (the
+ * context itself is freed once the service has ended). */
 static void gateway_destroy(nt_service *svc, void *arg)
 {
-    gw.bus = NULL;
+    gw_ctx *ctx = ((app *)arg)->ctx;
+    gw_sends_destroy(ctx);
+    gw_dialects_destroy(ctx);
+    gw_reply_destroy(ctx);
+    gw_presence_destroy(ctx);
+    gw_limits_destroy(ctx);
+    ctx->bus = NULL;
 }
 
 /* The unread batches, user subjects' envelopes and revocations. */
@@ -239,36 +257,45 @@ static nt_status rooms_start(nt_service *svc, void *arg, char *err, size_t errle
                                                 .user_envelope = gw_session_user_envelope,
                                                 .message = gw_repair_message,
                                                 .room_freed = gw_repair_room_freed };
-    if (gw_rooms_start(&rooms_hooks) == NT_OK && gw_revoke_start() == NT_OK)
+    gw_ctx *ctx = ((app *)arg)->ctx;
+    gw_repair_create(ctx);
+    if (gw_rooms_start(ctx, &rooms_hooks) == NT_OK && gw_revoke_start(ctx) == NT_OK)
         return NT_OK;
     char shown[512];
-    nt_config_redact_url(gw.cfg.nats_url, shown, sizeof shown);
+    nt_config_redact_url(ctx->cfg.nats_url, shown, sizeof shown);
     snprintf(err, errlen, "cannot subscribe %s at %s (NATTER_NATS_URL)", NT_SUBJ_UNREAD, shown);
     return NT_EUNAVAIL;
 }
 
 static void rooms_destroy(nt_service *svc, void *arg)
 {
-    gw_revoke_stop();
+    gw_revoke_stop(((app *)arg)->ctx);
+    gw_repair_destroy(((app *)arg)->ctx);
+    gw_rooms_stop(((app *)arg)->ctx);
 }
 
 /* Connections, their sessions and the gateway's timers (sweeps, heartbeat). */
 static nt_status conns_start(nt_service *svc, void *arg, char *err, size_t errlen)
 {
-    gw_conn_init(gw.loop, &gw_session_conn_hooks);
-    uv_timer_init(gw.loop, &tick_timer);
-    uv_timer_start(&tick_timer, on_tick, GW_TICK_MS, GW_TICK_MS);
-    uv_timer_init(gw.loop, &hb_timer);
-    uv_timer_start(&hb_timer, on_heartbeat, 0, gw.cfg.heartbeat_ms);
+    app *a = arg;
+    gw_session_create(a->ctx);
+    gw_conn_init(a->ctx, &gw_session_conn_hooks);
+    uv_timer_init(a->ctx->loop, &a->tick_timer);
+    a->tick_timer.data = a;
+    uv_timer_start(&a->tick_timer, on_tick, GW_TICK_MS, GW_TICK_MS);
+    uv_timer_init(a->ctx->loop, &a->hb_timer);
+    a->hb_timer.data = a;
+    uv_timer_start(&a->hb_timer, on_heartbeat, 0, a->ctx->cfg.heartbeat_ms);
     return NT_OK;
 }
 
 static void conns_destroy(nt_service *svc, void *arg)
 {
-    gw_session_stop();
-    gw_conn_stop();
-    uv_close((uv_handle_t *)&tick_timer, NULL);
-    uv_close((uv_handle_t *)&hb_timer, NULL);
+    app *a = arg;
+    gw_session_destroy(a->ctx);
+    gw_conn_stop(a->ctx);
+    uv_close((uv_handle_t *)&a->tick_timer, NULL);
+    uv_close((uv_handle_t *)&a->hb_timer, NULL);
 }
 
 /* The listener and its dialects. A stop refuses new clients and asks the connected
@@ -280,20 +307,21 @@ static nt_status server_start(nt_service *svc, void *arg, char *err, size_t errl
                                                   .frame = gw_dialect_frame,
                                                   .closed = gw_session_closed,
                                                   .http = gw_http_callback };
+    gw_ctx *ctx = ((app *)arg)->ctx;
     gw_dialect_register(GW_DIALECT_NATIVE, &gw_native_dialect);
-    if (gw_server_start(&server_hooks) != NT_OK) {
-        snprintf(err, errlen, "cannot listen on %s (NATTER_LISTEN)", gw.cfg.listen);
+    if (gw_server_start(ctx, &server_hooks) != NT_OK) {
+        snprintf(err, errlen, "cannot listen on %s (NATTER_LISTEN)", ctx->cfg.listen);
         return NT_EUNAVAIL;
     }
-    nt_info("gateway %s listening on %s (metrics %s)", gw.cfg.gw_id, gw.cfg.listen,
-            gw.cfg.metrics_listen);
+    nt_info("gateway %s listening on %s (metrics %s)", ctx->cfg.gw_id, ctx->cfg.listen,
+            ctx->cfg.metrics_listen);
     return NT_OK;
 }
 
 static void server_stop_intake(nt_service *svc, void *arg)
 {
     nt_info("signal %d: draining %zu connections", nt_service_signal(svc), gw_conn_count());
-    gw_server_drain();
+    gw_server_drain(((app *)arg)->ctx);
 }
 
 static size_t server_pending(void *arg)
@@ -305,29 +333,32 @@ static size_t server_pending(void *arg)
  * the bus is still up). */
 static void server_destroy(nt_service *svc, void *arg)
 {
-    gw_server_destroy();
+    gw_server_destroy(((app *)arg)->ctx);
 }
 
 static const nt_module modules[] = {
-    { "gateway", gateway_start, NULL, NULL, gateway_destroy, NULL },
-    { "rooms", rooms_start, NULL, NULL, rooms_destroy, NULL },
-    { "connections", conns_start, NULL, NULL, conns_destroy, NULL },
-    { "server", server_start, server_stop_intake, server_pending, server_destroy, NULL },
+    { "gateway", gateway_start, NULL, NULL, gateway_destroy, &g_app },
+    { "rooms", rooms_start, NULL, NULL, rooms_destroy, &g_app },
+    { "connections", conns_start, NULL, NULL, conns_destroy, &g_app },
+    { "server", server_start, server_stop_intake, server_pending, server_destroy, &g_app },
 };
 
 int main(void)
 {
     nt_service *svc = nt_service_init("natter-gateway");
-    read_config();
+    gw_ctx *ctx = g_app.ctx = gw_ctx_create();
+    read_config(ctx);
     nt_service_opts so = {
-        .bus = { .url = gw.cfg.nats_url, .name = gw.cfg.gw_id,
+        .bus = { .url = ctx->cfg.nats_url, .name = ctx->cfg.gw_id,
                  .loop_delivery = true },   /* rooms, users and requests: one subscription each */
         .metrics_prefix = "natter_gateway",
-        .metrics_listen = gw.cfg.metrics_listen,
+        .metrics_listen = ctx->cfg.metrics_listen,
         .drain_ms = GW_DRAIN_MS,
     };
     nt_service_start(svc, &so, modules, sizeof modules / sizeof modules[0]);
     int code = nt_service_run(svc);
-    nt_info("gateway %s stopped", gw.cfg.gw_id);
+    nt_info("gateway %s stopped", ctx->cfg.gw_id);
+    gw_access_destroy(ctx);
+    gw_ctx_destroy(ctx);
     return code;
 }

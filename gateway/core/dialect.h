@@ -48,6 +48,9 @@ typedef struct gw_dialect {
 
 /* Makes d the dialect id (at start-up, before the transport starts). */
 void gw_dialect_register(gw_dialect_id id, const gw_dialect *d);
+/* Creates the (empty) registry in ctx; frees it. */
+void gw_dialects_create(gw_ctx *ctx);
+void gw_dialects_destroy(gw_ctx *ctx);
 /* The dialect served on a WebSocket path, or NULL. */
 const gw_dialect *gw_dialect_by_path(const char *path, gw_dialect_id *id);
 /* The transport's hooks (server.h): whether a WebSocket path is served; a connection

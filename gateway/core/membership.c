@@ -55,11 +55,11 @@ static void publish_unsub(const char *app, const char *user, const char *conn, c
     nt_envw_cstr(&w, "type", "unsub");
     nt_envw_cstr(&w, "app", app);
     nt_envw_cstr(&w, "user", user);
-    nt_envw_cstr(&w, "gw", gw.cfg.gw_id);
+    nt_envw_cstr(&w, "gw", gw->cfg.gw_id);
     nt_envw_cstr(&w, "conn", conn);
     nt_envw_cstr(&w, "room", room);
     const char *data = nt_envw_finish(&w, &len);
-    if (nt_bus_publish(gw.bus, NT_SUBJ_CTL_LIVE, NULL, data, len) != NT_OK)
+    if (nt_bus_publish(gw->bus, NT_SUBJ_CTL_LIVE, NULL, data, len) != NT_OK)
         nt_warn("cannot publish natter.ctl.live unsub of %s for connection %s", room, conn);
     nt_envw_free(&w);
 }
@@ -73,14 +73,14 @@ void gw_membership_publish_ctl(const char *subject, const char *type, const gw_c
     nt_envw_cstr(&w, "type", type);
     nt_envw_cstr(&w, "app", c->user->app);
     nt_envw_cstr(&w, "user", c->user->id);
-    nt_envw_cstr(&w, "gw", gw.cfg.gw_id);
+    nt_envw_cstr(&w, "gw", gw->cfg.gw_id);
     nt_envw_cstr(&w, "conn", c->id);
     if (room)
         nt_envw_cstr(&w, "room", room);
     else
         nt_envw_cstr(&w, "name", c->user->name);
     const char *data = nt_envw_finish(&w, &len);
-    if (nt_bus_publish(gw.bus, subject, NULL, data, len) != NT_OK)
+    if (nt_bus_publish(gw->bus, subject, NULL, data, len) != NT_OK)
         nt_warn("cannot publish %s %s for connection %s", subject, type, c->id);
     nt_envw_free(&w);
 }
@@ -183,9 +183,9 @@ void gw_membership_subscribe(gw_conn *c, const json_t *ref, const char *room,
     gw_error err;
     if (!gw_limit_admit(c, ref, GW_L_CONN_SUBSCRIBES, GW_L_USER_SUBSCRIBES))
         return;
-    if (!gw_member_find(c, room) && c->nrooms >= gw.cfg.max_rooms_per_conn) {
+    if (!gw_member_find(c, room) && c->nrooms >= gw->cfg.max_rooms_per_conn) {
         gw_fail(&err, GW_E_RATE_LIMITED, "this connection is in %u rooms; the limit is %u",
-                c->nrooms, gw.cfg.max_rooms_per_conn);
+                c->nrooms, gw->cfg.max_rooms_per_conn);
         return gw_reply_fail(c, ref, &err);
     }
     if (!gw_limit_req_begin(c, ref))

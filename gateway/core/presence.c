@@ -37,9 +37,6 @@ typedef struct typing_rec {
     char room[65];
 } typing_rec;
 
-static typing_rec typing_table[TYPING_SLOTS];
-static uint16_t held_slots[TYPING_SLOTS];   /* slots with a held change, each once */
-static size_t nheld;
 /* The latest presence change of a user, held for the end of the interval. */
 typedef struct gw_presence_hold {
     nt_list link;                            /* in presence_holds */
@@ -48,25 +45,47 @@ typedef struct gw_presence_hold {
     char data[];                             /* the natter.ctl.presence envelope */
 } gw_presence_hold;
 
-static nt_list presence_holds = NT_LIST_INIT(presence_holds);
-
-static struct {
+/* This module's state (gw->presence). */
+typedef struct gw_presence {
+    typing_rec typing_table[TYPING_SLOTS];
+    uint16_t held_slots[TYPING_SLOTS];   /* slots with a held change, each once */
+    size_t nheld;
+    nt_list presence_holds;              /* of gw_presence_hold */
     nt_metric *typing_forwarded;         /* natter.ctl.typing published */
     nt_metric *typing_throttled;         /* typing frames acknowledged but not forwarded */
     nt_metric *presence_sets;            /* natter.ctl.presence published */
     nt_metric *presence_held;            /* presence changes held for the interval */
-} pm;
+} gw_presence;
 
-void gw_presence_metrics_init(void)
+void gw_presence_create(gw_ctx *ctx)
 {
-    pm.typing_forwarded = nt_metric_counter("natter_gateway_typing_forwarded_total",
+    gw_presence *pm = nt_calloc(1, sizeof *pm);
+    nt_list_init(&pm->presence_holds);
+    ctx->presence = pm;
+    pm->typing_forwarded = nt_metric_counter("natter_gateway_typing_forwarded_total",
                                             "Typing changes forwarded to the router");
-    pm.typing_throttled = nt_metric_counter("natter_gateway_typing_throttled_total",
+    pm->typing_throttled = nt_metric_counter("natter_gateway_typing_throttled_total",
                                             "Typing frames not forwarded at once (repeated, or held for NATTER_TYPING_INTERVAL_MS)");
-    pm.presence_sets = nt_metric_counter("natter_gateway_presence_sets_total",
+    pm->presence_sets = nt_metric_counter("natter_gateway_presence_sets_total",
                                          "Presence actions forwarded to the router");
-    pm.presence_held = nt_metric_counter("natter_gateway_presence_held_total",
-                                         "Presence changes held for NATTER_PRESENCE_INTERVAL_MS (the latest is forwarded)");
+    pm->presence_held = nt_metric_counter("natter_gateway_presence_held_total",
+                                          "Presence changes held for NATTER_PRESENCE_INTERVAL_MS (the latest is forwarded)");
+}
+
+void gw_presence_destroy(gw_ctx *ctx)
+{
+    gw_presence *pm = ctx->presence;
+    if (!pm)
+        return;
+    nt_list *n, *tmp;
+    nt_list_foreach_safe(n, tmp, &pm->presence_holds) {   /* users are gone first: none */
+        gw_presence_hold *h = nt_list_entry(n, gw_presence_hold, link);
+        h->user->presence_held = NULL;
+        nt_list_remove(&h->link);
+        nt_free(h);
+    }
+    nt_free(pm);
+    ctx->presence = NULL;
 }
 
 static uint64_t typing_key(const gw_conn *c, const char *room)
@@ -83,7 +102,7 @@ static uint64_t typing_key(const gw_conn *c, const char *room)
 
 static typing_rec *typing_find(uint64_t key)
 {
-    typing_rec *r = &typing_table[key & (TYPING_SLOTS - 1)];
+    typing_rec *r = &gw->presence->typing_table[key & (TYPING_SLOTS - 1)];
     return r->key == key ? r : NULL;
 }
 
@@ -97,17 +116,17 @@ static void publish_typing(gw_conn *c, const char *room, bool on)
     nt_envw_cstr(&w, "user", c->user->id);
     nt_envw_cstr(&w, "name", c->user->name);
     nt_envw_bool(&w, "is_typing", on);
-    nt_envw_cstr(&w, "gw", gw.cfg.gw_id);
+    nt_envw_cstr(&w, "gw", gw->cfg.gw_id);
     nt_envw_cstr(&w, "conn", c->id);
     const char *data = nt_envw_finish(&w, &len);
-    if (nt_bus_publish(gw.bus, NT_SUBJ_CTL_TYPING, NULL, data, len) != NT_OK)
+    if (nt_bus_publish(gw->bus, NT_SUBJ_CTL_TYPING, NULL, data, len) != NT_OK)
         nt_warn("cannot publish natter.ctl.typing for connection %s", c->id);
     else
-        nt_metric_add(pm.typing_forwarded, 1);
+        nt_metric_add(gw->presence->typing_forwarded, 1);
     nt_envw_free(&w);
 }
 
-static uint32_t loop_ms(void) { return (uint32_t)uv_now(gw.loop); }
+static uint32_t loop_ms(void) { return (uint32_t)uv_now(gw->loop); }
 
 /* last_ms is a loop time with its low bit set (0 = never), so it may be 1 ms past now. */
 static bool interval_passed(uint32_t last_ms, uint32_t now, uint32_t interval)
@@ -119,9 +138,10 @@ static bool interval_passed(uint32_t last_ms, uint32_t now, uint32_t interval)
  * have been held for the end of the interval. */
 static bool typing_admit(gw_conn *c, const char *room, uint64_t key, bool on, uint32_t now)
 {
+    gw_presence *pm = gw->presence;
     size_t slot = key & (TYPING_SLOTS - 1);
-    typing_rec *r = &typing_table[slot];
-    uint32_t interval = gw.cfg.typing_interval_ms;
+    typing_rec *r = &pm->typing_table[slot];
+    uint32_t interval = gw->cfg.typing_interval_ms;
     if (r->key != key) {                 /* unknown (or evicted): forward */
         r->key = key;
         r->on = r->want = on;
@@ -142,7 +162,7 @@ static bool typing_admit(gw_conn *c, const char *room, uint64_t key, bool on, ui
         r->held = true;
         if (!r->listed) {
             r->listed = true;
-            held_slots[nheld++] = (uint16_t)slot;
+            pm->held_slots[pm->nheld++] = (uint16_t)slot;
         }
         return false;
     }
@@ -162,7 +182,7 @@ void gw_presence_typing(gw_conn *c, const json_t *ref, const char *room, bool on
     if (typing_admit(c, room, typing_key(c, room), on, loop_ms())) {
         publish_typing(c, room, on);
     } else {
-        nt_metric_add(pm.typing_throttled, 1);
+        nt_metric_add(gw->presence->typing_throttled, 1);
     }
     gw_reply_ack(c, ref, "{}", 2);
 }
@@ -182,13 +202,13 @@ void gw_presence_typing_stop(gw_conn *c, const char *room)
 }
 
 /* Forwards the held typing changes whose interval has passed. */
-static void typing_sweep(uint32_t now)
+static void typing_sweep(gw_presence *pm, uint32_t now)
 {
     size_t keep = 0;
-    for (size_t i = 0; i < nheld; i++) {
-        typing_rec *r = &typing_table[held_slots[i]];
-        if (r->held && !interval_passed(r->last_ms, now, gw.cfg.typing_interval_ms)) {
-            held_slots[keep++] = held_slots[i];
+    for (size_t i = 0; i < pm->nheld; i++) {
+        typing_rec *r = &pm->typing_table[pm->held_slots[i]];
+        if (r->held && !interval_passed(r->last_ms, now, gw->cfg.typing_interval_ms)) {
+            pm->held_slots[keep++] = pm->held_slots[i];
             continue;
         }
         r->listed = false;
@@ -202,7 +222,7 @@ static void typing_sweep(uint32_t now)
         r->last_ms = now | 1;
         publish_typing(c, r->room, r->on);
     }
-    nheld = keep;
+    pm->nheld = keep;
 }
 
 void gw_presence_set(gw_conn *c, const json_t *ref, const gw_presence_req *p)
@@ -219,12 +239,12 @@ void gw_presence_set(gw_conn *c, const json_t *ref, const gw_presence_req *p)
         nt_envw_cstr(&w, "device", device);
     if (text)
         nt_envw_cstr(&w, "status_text", text);
-    nt_envw_cstr(&w, "gw", gw.cfg.gw_id);
+    nt_envw_cstr(&w, "gw", gw->cfg.gw_id);
     nt_envw_cstr(&w, "conn", c->id);
     const char *data = nt_envw_finish(&w, &len);
     gw_user *u = c->user;
     uint32_t now = loop_ms();
-    if (u->presence_held || !interval_passed(u->presence_ms, now, gw.cfg.presence_interval_ms)) {
+    if (u->presence_held || !interval_passed(u->presence_ms, now, gw->cfg.presence_interval_ms)) {
         /* Within the interval: held, the latest change winning, forwarded when it ends. */
         gw_presence_hold *h = u->presence_held;
         if (!h || h->len < len) {
@@ -234,21 +254,21 @@ void gw_presence_set(gw_conn *c, const json_t *ref, const gw_presence_req *p)
                 nt_free(h);
             }
             n->user = u;
-            nt_list_insert_head(&presence_holds, &n->link);
+            nt_list_insert_head(&gw->presence->presence_holds, &n->link);
             u->presence_held = h = n;
         }
         memcpy(h->data, data, len);
         h->len = (uint32_t)len;
         nt_envw_free(&w);
-        nt_metric_add(pm.presence_held, 1);
+        nt_metric_add(gw->presence->presence_held, 1);
         return gw_reply_ack(c, ref, "{}", 2);
     }
-    nt_status st = nt_bus_publish(gw.bus, NT_SUBJ_CTL_PRESENCE, NULL, data, len);
+    nt_status st = nt_bus_publish(gw->bus, NT_SUBJ_CTL_PRESENCE, NULL, data, len);
     nt_envw_free(&w);
     if (st != NT_OK)
         return gw_reply_error(c, ref, GW_E_UNAVAILABLE, "router unavailable, retry");
     u->presence_ms = now | 1;
-    nt_metric_add(pm.presence_sets, 1);
+    nt_metric_add(gw->presence->presence_sets, 1);
     gw_reply_ack(c, ref, "{}", 2);
 }
 
@@ -256,10 +276,10 @@ void gw_presence_set(gw_conn *c, const json_t *ref, const gw_presence_req *p)
 static void presence_forward_held(gw_presence_hold *h, uint32_t now)
 {
     gw_user *u = h->user;
-    if (nt_bus_publish(gw.bus, NT_SUBJ_CTL_PRESENCE, NULL, h->data, h->len) != NT_OK)
+    if (nt_bus_publish(gw->bus, NT_SUBJ_CTL_PRESENCE, NULL, h->data, h->len) != NT_OK)
         nt_warn("cannot publish the held presence change of %s/%s", u->app, u->id);
     else
-        nt_metric_add(pm.presence_sets, 1);
+        nt_metric_add(gw->presence->presence_sets, 1);
     u->presence_held = NULL;
     u->presence_ms = now | 1;
     nt_free(h);
@@ -276,12 +296,13 @@ void gw_presence_user_gone(gw_user *u)
 
 void gw_presence_sweep(void)
 {
+    gw_presence *pm = gw->presence;
     uint32_t now = loop_ms();
-    typing_sweep(now);
+    typing_sweep(pm, now);
     nt_list *n, *tmp;
-    nt_list_foreach_safe(n, tmp, &presence_holds) {
+    nt_list_foreach_safe(n, tmp, &pm->presence_holds) {
         gw_presence_hold *h = nt_list_entry(n, gw_presence_hold, link);
-        if (!interval_passed(h->user->presence_ms, now, gw.cfg.presence_interval_ms))
+        if (!interval_passed(h->user->presence_ms, now, gw->cfg.presence_interval_ms))
             continue;
         nt_list_remove(&h->link);
         presence_forward_held(h, now);

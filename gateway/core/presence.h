@@ -27,7 +27,9 @@ void gw_presence_typing_stop(gw_conn *c, const char *room);
 void gw_presence_user_gone(gw_user *u);
 /* Forwards the typing and presence changes whose interval has passed (each tick). */
 void gw_presence_sweep(void);
-/* Registers this module's metrics (at start-up). */
-void gw_presence_metrics_init(void);
+/* Creates this module's state in ctx (the throttles) and registers its metrics (at
+ * start-up); frees it, once every user is gone. */
+void gw_presence_create(gw_ctx *ctx);
+void gw_presence_destroy(gw_ctx *ctx);
 
 #endif

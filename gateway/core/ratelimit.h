@@ -12,6 +12,8 @@
 #include <jansson.h>
 #include "rate.h"
 
+typedef struct gw_ctx gw_ctx;
+
 struct gw_conn;
 
 /* Reads every NATTER_RATE_* setting ("<n>/s" or "<n>/min", optionally ":<burst>");
@@ -35,7 +37,9 @@ void gw_limit_req_end(struct gw_conn *c);
  * refusal against c's user (closing c with 4029 past NATTER_ABUSE_REFUSALS). */
 void gw_limit_refuse(struct gw_conn *c, const json_t *ref, const char *what, uint32_t retry_ms);
 
-/* Registers the limits' metrics (at start-up). */
-void gw_limits_metrics_init(void);
+/* Creates this module's state in ctx: registers the limits' metrics (at start-up);
+ * frees it. */
+void gw_limits_create(gw_ctx *ctx);
+void gw_limits_destroy(gw_ctx *ctx);
 
 #endif

@@ -97,12 +97,12 @@ static void on_replay_page(nt_bus *bus, nt_status st, const nt_bus_msg *msg, voi
         replay_fail(c, rq, GW_E_INTERNAL, "malformed reply from message store");
     } else if (m->replay->overflow) {
         replay_fail(c, rq, GW_E_UNAVAILABLE, "too many messages to recover; retry");
-    } else if (more && rq->replayed >= gw.cfg.replay_max) {
+    } else if (more && rq->replayed >= gw->cfg.replay_max) {
         /* Paged, not unbounded: past the bound the client catches up with history. */
         char text[200];
         snprintf(text, sizeof text, "more than %u messages missed: %u replayed up to seq %lld; fetch "
                  "the rest with history (after_seq) and subscribe again with a later since_seq "
-                 "(NATTER_REPLAY_MAX)", gw.cfg.replay_max, rq->replayed, (long long)rq->after);
+                 "(NATTER_REPLAY_MAX)", gw->cfg.replay_max, rq->replayed, (long long)rq->after);
         replay_fail(c, rq, GW_E_TOO_LARGE, text);
     } else if (more) {
         replay_page(c, rq);
@@ -138,6 +138,6 @@ void gw_recovery_begin(gw_conn *c, gw_member *m, const json_t *ref, int64_t sinc
     rq->last_seq = last_seq;
     rq->last_read = last_read;
     rq->unread = unread;
-    rq->gen = gw_member_replay_start(m, gw.cfg.recovery_buffer);
+    rq->gen = gw_member_replay_start(m, gw->cfg.recovery_buffer);
     replay_page(c, rq);
 }

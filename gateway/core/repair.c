@@ -31,23 +31,30 @@ typedef struct gw_repair {
     held *v;                            /* live events past the gap, seq ascending, unique */
     uint32_t n, cap;
     uint32_t fetched;                   /* messages delivered from the store so far */
-    bool fetching;                      /* a history request is out */
+    bool fetching;                      /* a history request (req_id) is out */
+    uint64_t req_id;
     bool until_live;                    /* after a reconnect: no live event bounds the gap */
     int64_t retry_at_ms;                /* when to ask again after a failure; 0: not waiting */
 } gw_repair;
 
-static nt_list active = NT_LIST_INIT(active);   /* every gw_repair */
-static uint64_t reconnects_seen;
-static nt_metric *m_repaired, *m_gaps, *m_resyncs;
+/* This module's state (gw->repairs), from gw_repair_create to gw_repair_destroy. */
+typedef struct gw_repairs {
+    nt_list active;                     /* every gw_repair */
+    uint64_t reconnects_seen;           /* nt_bus_reconnects when last looked at */
+    nt_metric *repaired, *gaps, *resyncs;
+} gw_repairs;
 
-void gw_repair_metrics_init(void)
+void gw_repair_create(gw_ctx *ctx)
 {
-    m_gaps = nt_metric_counter("natter_gateway_gaps_total",
-                               "Gaps in a room's message seqs found, and reconnects checked for one");
-    m_repaired = nt_metric_counter("natter_gateway_gap_repaired_total",
-                                   "Messages a gap repair fetched from the store and delivered");
-    m_resyncs = nt_metric_counter("natter_gateway_resyncs_total",
-                                  "Gaps larger than NATTER_GAP_REPAIR_MAX, answered with resync events");
+    gw_repairs *s = nt_calloc(1, sizeof *s);
+    nt_list_init(&s->active);
+    s->gaps = nt_metric_counter("natter_gateway_gaps_total",
+                                "Gaps in a room's message seqs found, and reconnects checked for one");
+    s->repaired = nt_metric_counter("natter_gateway_gap_repaired_total",
+                                    "Messages a gap repair fetched from the store and delivered");
+    s->resyncs = nt_metric_counter("natter_gateway_resyncs_total",
+                                   "Gaps larger than NATTER_GAP_REPAIR_MAX, answered with resync events");
+    ctx->repairs = s;
 }
 
 static gw_repair *repair_new(gw_room *room, bool until_live)
@@ -56,8 +63,8 @@ static gw_repair *repair_new(gw_room *room, bool until_live)
     rp->room = room;
     rp->until_live = until_live;
     room->repair = rp;
-    nt_list_insert_tail(&active, &rp->link);
-    nt_metric_add(m_gaps, 1);
+    nt_list_insert_tail(&gw->repairs->active, &rp->link);
+    nt_metric_add(gw->repairs->gaps, 1);
     return rp;
 }
 
@@ -123,8 +130,8 @@ static void resync(gw_repair *rp, int64_t before_seq)
                    room->id, (long long)room->last_seq);
     nt_warn("room %s: %s messages after seq %lld missed, more than NATTER_GAP_REPAIR_MAX (%u): "
             "resync", room->subject, before_seq > 0 ? "the" : "unknown", (long long)room->last_seq,
-            gw.cfg.gap_repair_max);
-    nt_metric_add(m_resyncs, 1);
+            gw->cfg.gap_repair_max);
+    nt_metric_add(gw->repairs->resyncs, 1);
     nt_list *l;
     nt_list_foreach(l, &room->members) {
         gw_member *m = nt_list_entry(l, gw_member, rlink);
@@ -211,7 +218,7 @@ static bool deliver_page(gw_repair *rp, const char *json, size_t len, bool *more
         gw_buf_release(b);
         repaired_ack(room, msg);
         rp->fetched++;
-        nt_metric_add(m_repaired, 1);
+        nt_metric_add(gw->repairs->repaired, 1);
     }
     *more = json_is_true(json_object_get(o, "has_more")) && json_array_size(list) > 0;
     json_decref(o);
@@ -229,8 +236,8 @@ static void advance(gw_repair *rp, bool answered, bool more)
         return;
     }
     int64_t gap = rp->n > 0 ? rp->v[0].seq - room->last_seq - 1 : 0;
-    if (rp->fetched + (uint64_t)gap > gw.cfg.gap_repair_max || rp->n > gw.cfg.gap_repair_max ||
-        (rp->n == 0 && rp->fetched >= gw.cfg.gap_repair_max)) {
+    if (rp->fetched + (uint64_t)gap > gw->cfg.gap_repair_max || rp->n > gw->cfg.gap_repair_max ||
+        (rp->n == 0 && rp->fetched >= gw->cfg.gap_repair_max)) {
         resync(rp, rp->n > 0 ? rp->v[0].seq : 0);
         if (rp->n == 0) {
             repair_free(rp);
@@ -293,14 +300,14 @@ static void fetch(gw_repair *rp)
     /* at most the gap, a page, and what NATTER_GAP_REPAIR_MAX leaves (advance resyncs
      * before that reaches 0) */
     int64_t limit = rp->n > 0 ? rp->v[0].seq - room->last_seq - 1 : GW_REPAIR_PAGE;
-    int64_t left = (int64_t)gw.cfg.gap_repair_max - rp->fetched;
+    int64_t left = (int64_t)gw->cfg.gap_repair_max - rp->fetched;
     if (limit > GW_REPAIR_PAGE)
         limit = GW_REPAIR_PAGE;
     if (limit > left)
         limit = left;
     gw_history_req h = { .before_seq = -1, .after_seq = room->last_seq, .limit = limit };
     gw_room_hold(room);
-    if (gw_rpc_history(u->app, room->id, u->id, &h, on_page, room, NULL) != NT_OK) {
+    if (gw_rpc_history(u->app, room->id, u->id, &h, on_page, room, &rp->req_id) != NT_OK) {
         gw_room_release(room);
         rp->retry_at_ms = nt_now_ms() + GW_REPAIR_RETRY_MS;
         return;
@@ -315,7 +322,7 @@ void gw_repair_message(gw_room *room, gw_buf *b, int64_t seq)
         return;                                 /* a repeat */
     if (rp) {
         hold(rp, b, seq);
-        if (rp->n > gw.cfg.gap_repair_max || (!rp->fetching && rp->retry_at_ms == 0))
+        if (rp->n > gw->cfg.gap_repair_max || (!rp->fetching && rp->retry_at_ms == 0))
             advance(rp, false, false);
         return;
     }
@@ -337,17 +344,38 @@ static void check_room(gw_room *room, void *arg)
 
 void gw_repair_tick(int64_t now_ms)
 {
-    uint64_t rc = nt_bus_reconnects(gw.bus);
-    if (rc != reconnects_seen) {
+    gw_repairs *s = gw->repairs;
+    uint64_t rc = nt_bus_reconnects(gw->bus);
+    if (rc != s->reconnects_seen) {
         /* What was published while the gateway was away is not sent again. */
-        reconnects_seen = rc;
+        s->reconnects_seen = rc;
         gw_rooms_foreach(check_room, NULL);
     }
     nt_list *l, *next;
-    for (l = active.next; l != &active; l = next) {
+    for (l = s->active.next; l != &s->active; l = next) {
         next = l->next;
         gw_repair *rp = nt_list_entry(l, gw_repair, link);
         if (rp->retry_at_ms && rp->retry_at_ms <= now_ms)
             fetch(rp);
     }
+}
+
+void gw_repair_destroy(gw_ctx *ctx)
+{
+    gw_repairs *s = ctx->repairs;
+    nt_list *l;
+    if (!s)
+        return;
+    while ((l = nt_list_first(&s->active)) != NULL) {
+        gw_repair *rp = nt_list_entry(l, gw_repair, link);
+        gw_room *room = rp->room;
+        bool fetching = rp->fetching;
+        if (fetching)
+            nt_bus_request_cancel(ctx->bus, rp->req_id);
+        repair_free(rp);
+        if (fetching)
+            gw_room_release(room);              /* the request's reference */
+    }
+    nt_free(s);
+    ctx->repairs = NULL;
 }

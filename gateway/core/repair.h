@@ -12,8 +12,14 @@
 
 #include <stdint.h>
 #include "conn.h"
+#include "gw.h"
 #include "rooms.h"
 
+/* Creates this module's state (gw->repairs) and registers its metrics. */
+void gw_repair_create(gw_ctx *ctx);
+/* Ends every repair (a request in flight is forgotten and its room reference dropped)
+ * and frees the state; before the rooms module stops. */
+void gw_repair_destroy(gw_ctx *ctx);
 /* A room's message event of seq (rooms.c's `message` hook): delivered now, dropped as
  * a repeat, or held until the gap before it is filled. Borrows b. */
 void gw_repair_message(gw_room *room, gw_buf *b, int64_t seq);
@@ -22,7 +28,5 @@ void gw_repair_room_freed(gw_room *room);
 /* Each tick: fetches that failed are retried; after a NATS reconnect every room asks
  * for what came after its last message. */
 void gw_repair_tick(int64_t now_ms);
-/* Registers natter_gateway_gap_* metrics (at start-up). */
-void gw_repair_metrics_init(void);
 
 #endif

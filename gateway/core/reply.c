@@ -9,20 +9,31 @@
 #include "dialect.h"
 #include "gw.h"
 
-static nt_metric *errors_by_code[GW_E_COUNT];
+/* This module's state (gw->replies). */
+typedef struct gw_replies {
+    nt_metric *errors_by_code[GW_E_COUNT];
+} gw_replies;
 
-void gw_reply_metrics_init(void)
+void gw_reply_create(gw_ctx *ctx)
 {
     char name[96];
+    gw_replies *s = nt_calloc(1, sizeof *s);
     for (int i = 0; i < GW_E_COUNT; i++) {
         snprintf(name, sizeof name, "natter_gateway_errors_total{code=\"%s\"}", gw_errcode_name((gw_errcode)i));
-        errors_by_code[i] = nt_metric_counter(name, "Error events and responses sent, by code");
+        s->errors_by_code[i] = nt_metric_counter(name, "Error events and responses sent, by code");
     }
+    ctx->replies = s;
+}
+
+void gw_reply_destroy(gw_ctx *ctx)
+{
+    nt_free(ctx->replies);
+    ctx->replies = NULL;
 }
 
 void gw_reply_count(gw_errcode code)
 {
-    nt_metric_add(errors_by_code[(unsigned)code < GW_E_COUNT ? code : GW_E_INTERNAL], 1);
+    nt_metric_add(gw->replies->errors_by_code[(unsigned)code < GW_E_COUNT ? code : GW_E_INTERNAL], 1);
 }
 
 static void send_owned(gw_conn *c, char *s, size_t len)

@@ -10,8 +10,10 @@
 #include "conn.h"
 #include "dialect.h"
 
-/* Registers natter_gateway_errors_total{code} (at start-up). */
-void gw_reply_metrics_init(void);
+/* Creates this module's state in ctx: registers natter_gateway_errors_total{code}
+ * (at start-up); frees it. */
+void gw_reply_create(gw_ctx *ctx);
+void gw_reply_destroy(gw_ctx *ctx);
 /* Counts one error sent to a client, by code (also the REST side's). */
 void gw_reply_count(gw_errcode code);
 /* The answer to a command that carried ref, with data_json (a JSON value); without

@@ -12,9 +12,11 @@
 #include "jwt.h"
 #include "status.h"
 
-/* Subscribes natter.ctl.revoke and asks for the list; NT_EUNAVAIL when the
- * subscription failed. */
-nt_status gw_revoke_start(void);
+typedef struct gw_ctx gw_ctx;
+
+/* Creates this module's state in ctx (the table), subscribes natter.ctl.revoke and
+ * asks for the list; NT_EUNAVAIL (and no state) when the subscription failed. */
+nt_status gw_revoke_start(gw_ctx *ctx);
 /* Asks for the list again while it has not come (each tick; at most every 2 s). */
 void gw_revoke_tick(int64_t now_ms);
 /* True when cl's token was issued (iat; a token without iat counts as issued at 0)
@@ -22,7 +24,7 @@ void gw_revoke_tick(int64_t now_ms);
 bool gw_revoke_refused(const nt_claims *cl);
 /* Publishes the revocation of app/user for tokens issued up to `before` (s). */
 nt_status gw_revoke_publish(const char *app, const char *user, int64_t before);
-/* Frees the table (process exit). */
-void gw_revoke_stop(void);
+/* Frees the table and the state (process exit); a list answered later is dropped. */
+void gw_revoke_stop(gw_ctx *ctx);
 
 #endif

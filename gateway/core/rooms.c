@@ -13,8 +13,14 @@
 #include "reply.h"
 #include "wire.h"
 
-static nt_map rooms, users;
-static gw_rooms_hooks hooks;        /* what user-subject envelopes and acks go to */
+/* This module's state (gw->rooms), from gw_rooms_start to gw_rooms_stop. */
+typedef struct gw_rooms {
+    nt_map rooms, users;            /* by subject */
+    gw_rooms_hooks hooks;           /* what user-subject envelopes and acks go to */
+    nt_bus_sub *unread;             /* NT_SUBJ_UNREAD */
+    uint64_t replay_gens;           /* the last replay generation handed out */
+    char noname[1];                 /* the empty display name, shared */
+} gw_rooms;
 
 /* Queues an envelope's pre-rendered json to each connection in a list, encoded once. */
 static gw_buf *event_buf(const nt_bus_msg *msg, nt_envr *r, const char *what)
@@ -66,10 +72,9 @@ static void replay_free(gw_replay *rp)
 
 uint64_t gw_member_replay_start(gw_member *m, uint32_t max)
 {
-    static uint64_t gens;
     replay_free(m->replay);
     m->replay = nt_calloc(1, sizeof *m->replay);
-    m->replay->gen = ++gens;
+    m->replay->gen = ++gw->rooms->replay_gens;
     m->replay->max = max;
     return m->replay->gen;
 }
@@ -107,7 +112,7 @@ static void room_event_ack(const gw_room *room, const nt_envr *r)
     user[slen] = '\0';
     gw_user *u = gw_user_find(app, user);
     if (u)
-        hooks.ack(u, cmid, clen, ack, alen);
+        gw->rooms->hooks.ack(u, cmid, clen, ack, alen);
 }
 
 /* A room event carrying `rooms` (a presence event the router published to each of
@@ -168,8 +173,8 @@ static void on_room_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
      * partition republishes the last batch its predecessor committed; per-member
      * replays buffer after this room-wide order). */
     if (b && nt_envr_int(&r, "seq", &seq) && seq >= 0) {
-        if (hooks.message)
-            hooks.message(room, b, seq);
+        if (gw->rooms->hooks.message)
+            gw->rooms->hooks.message(room, b, seq);
         else if (seq > room->last_seq)
             gw_room_deliver(room, b, seq);
         gw_buf_release(b);
@@ -224,7 +229,7 @@ static void on_user_msg(nt_bus *bus, const nt_bus_msg *msg, void *arg)
         gw_fanout_free(&fo);
         gw_buf_release(b);
     } else if (r.map) {
-        hooks.user_envelope(u, &r);
+        gw->rooms->hooks.user_envelope(u, &r);
     }
     nt_envr_free(&r);
 }
@@ -280,24 +285,42 @@ static void on_unread_batch(nt_bus *bus, const nt_bus_msg *msg, void *arg)
     nt_envr_free(&r);
 }
 
-nt_status gw_rooms_start(const gw_rooms_hooks *h)
+nt_status gw_rooms_start(gw_ctx *ctx, const gw_rooms_hooks *h)
 {
-    hooks = *h;
-    return nt_bus_subscribe(gw.bus, NT_SUBJ_UNREAD, NULL, on_unread_batch, NULL) ? NT_OK
-                                                                                  : NT_EUNAVAIL;
+    gw_rooms *s = nt_calloc(1, sizeof *s);
+    s->hooks = *h;
+    s->unread = nt_bus_subscribe(ctx->bus, NT_SUBJ_UNREAD, NULL, on_unread_batch, NULL);
+    if (!s->unread) {
+        nt_free(s);
+        return NT_EUNAVAIL;
+    }
+    ctx->rooms = s;
+    return NT_OK;
+}
+
+void gw_rooms_stop(gw_ctx *ctx)
+{
+    gw_rooms *s = ctx->rooms;
+    if (!s)
+        return;
+    nt_bus_unsubscribe(s->unread);
+    nt_map_free(&s->rooms);
+    nt_map_free(&s->users);
+    nt_free(s);
+    ctx->rooms = NULL;
 }
 
 gw_user *gw_user_find(const char *app, const char *user)
 {
     char key[NT_SUBJ_CAP];
-    return nt_subj_user(key, sizeof key, app, user) < 0 ? NULL : nt_map_get(&users, key);
+    return nt_subj_user(key, sizeof key, app, user) < 0 ? NULL
+                                                        : nt_map_get(&gw->rooms->users, key);
 }
-
-static char noname[1];
 
 /* Keeps the latest token's display name; the empty name costs no block. */
 static void user_set_name(gw_user *u, const char *name)
 {
+    char *noname = gw->rooms->noname;
     if (strcmp(u->name, name) == 0)
         return;
     if (u->name != noname)
@@ -318,19 +341,19 @@ nt_status gw_user_attach(gw_conn *c, const nt_claims *cl)
         u = nt_malloc(sizeof *u + sl + 1 + al + 1);
         memset(u, 0, sizeof *u);
         nt_list_init(&u->conns);
-        u->name = noname;
+        u->name = gw->rooms->noname;
         memcpy(u->subject, subject, sl + 1);
         memcpy(u->subject + sl + 1, cl->app, al + 1);
         u->app = u->subject + sl + 1;
         u->id = u->subject + sl - il;
-        u->sub = nt_bus_subscribe(gw.bus, u->subject, NULL, on_user_msg, u);
+        u->sub = nt_bus_subscribe(gw->bus, u->subject, NULL, on_user_msg, u);
         if (!u->sub) {
             nt_error("cannot subscribe %s", u->subject);
             nt_free(u);
             return NT_EUNAVAIL;
         }
-        nt_map_put(&users, u->subject, u);
-        nt_metric_add(gw.m.user_subjects, 1);
+        nt_map_put(&gw->rooms->users, u->subject, u);
+        nt_metric_add(gw->m.user_subjects, 1);
     }
     user_set_name(u, cl->name);
     c->user = u;
@@ -349,9 +372,9 @@ void gw_user_detach(gw_conn *c)
     if (--u->nconns > 0)
         return;
     nt_bus_unsubscribe(u->sub);
-    nt_map_del(&users, u->subject);
-    nt_metric_add(gw.m.user_subjects, -1);
-    if (u->name != noname)
+    nt_map_del(&gw->rooms->users, u->subject);
+    nt_metric_add(gw->m.user_subjects, -1);
+    if (u->name != gw->rooms->noname)
         nt_free(u->name);
     nt_free(u);
 }
@@ -362,7 +385,7 @@ gw_room *gw_room_acquire(const char *app, const char *room)
     int n = nt_subj_room(key, sizeof key, app, room);
     if (n < 0)
         return NULL;
-    gw_room *r = nt_map_get(&rooms, key);
+    gw_room *r = nt_map_get(&gw->rooms->rooms, key);
     if (r) {
         r->interest++;
         return r;
@@ -373,15 +396,15 @@ gw_room *gw_room_acquire(const char *app, const char *room)
     nt_list_init(&r->members);
     r->last_seq = 0;
     r->repair = NULL;
-    r->sub = nt_bus_subscribe(gw.bus, r->subject, NULL, on_room_msg, r);
+    r->sub = nt_bus_subscribe(gw->bus, r->subject, NULL, on_room_msg, r);
     if (!r->sub) {
         nt_error("cannot subscribe %s", r->subject);
         nt_free(r);
         return NULL;
     }
     r->interest = 1;
-    nt_map_put(&rooms, r->subject, r);
-    nt_metric_add(gw.m.room_subjects, 1);
+    nt_map_put(&gw->rooms->rooms, r->subject, r);
+    nt_metric_add(gw->m.room_subjects, 1);
     return r;
 }
 
@@ -394,21 +417,21 @@ void gw_room_release(gw_room *r)
 {
     if (--r->interest > 0)
         return;
-    if (hooks.room_freed)
-        hooks.room_freed(r);
+    if (gw->rooms->hooks.room_freed)
+        gw->rooms->hooks.room_freed(r);
     nt_bus_unsubscribe(r->sub);
-    nt_map_del(&rooms, r->subject);
-    nt_metric_add(gw.m.room_subjects, -1);
+    nt_map_del(&gw->rooms->rooms, r->subject);
+    nt_metric_add(gw->m.room_subjects, -1);
     nt_free(r);
 }
 
-size_t gw_room_count(void) { return rooms.count; }
+size_t gw_room_count(void) { return gw->rooms->rooms.count; }
 
 void gw_rooms_foreach(void (*fn)(gw_room *r, void *arg), void *arg)
 {
     size_t i = 0;
     nt_map_entry *e;
-    while ((e = nt_map_next(&rooms, &i)) != NULL)
+    while ((e = nt_map_next(&gw->rooms->rooms, &i)) != NULL)
         fn(e->val, arg);
 }
 

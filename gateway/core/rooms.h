@@ -9,6 +9,8 @@
 #include "envelope.h"
 #include "jwt.h"
 
+typedef struct gw_ctx gw_ctx;
+
 struct gw_user {                  /* one user with >= 1 authenticated local connection */
     nt_bus_sub *sub;
     nt_list conns;                /* of gw_conn, through gw_conn.link; see gw_user_conns */
@@ -16,7 +18,7 @@ struct gw_user {                  /* one user with >= 1 authenticated local conn
     uint32_t barrier;             /* the bus barrier that confirms sub (session.c) */
     const char *app;              /* in this block, after subject */
     const char *id;               /* the <user> part of subject */
-    char *name;                   /* display name from the latest token; gw_user_noname or owned */
+    char *name;                   /* display name from the latest token; owned, or the shared "" */
     gw_user_limits lim;           /* per-user rate limits on this gateway (ratelimit.h) */
     uint32_t presence_ms;         /* loop ms a presence change was last forwarded; 0: never */
     struct gw_presence_hold *presence_held; /* the latest change held back by the interval
@@ -75,8 +77,11 @@ typedef struct gw_rooms_hooks {
     /* room is about to be freed */
     void (*room_freed)(gw_room *room);
 } gw_rooms_hooks;
-/* Subscribes the subjects every gateway listens to (unread batches); h is copied. */
-nt_status gw_rooms_start(const gw_rooms_hooks *h);
+/* Creates this module's state in ctx and subscribes the subjects every gateway listens
+ * to (unread batches); h is copied. NT_EUNAVAIL (and no state) when that fails. */
+nt_status gw_rooms_start(gw_ctx *ctx, const gw_rooms_hooks *h);
+/* Drops those subscriptions and frees the state; every user and room is gone first. */
+void gw_rooms_stop(gw_ctx *ctx);
 
 /* Takes one interest reference on a room, subscribing its subject first when this
  * gateway had none. NULL when the subscription failed. */

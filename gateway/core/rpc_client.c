@@ -17,8 +17,8 @@ static nt_status send_env(const char *subject, nt_envw *w, nt_bus_reply_cb cb, v
 {
     size_t len;
     const char *data = nt_envw_finish(w, &len);
-    nt_status st = nt_bus_request(gw.bus, subject, NULL, data, len,
-                                  (int)gw.cfg.request_timeout_ms, cb, arg, id_out);
+    nt_status st = nt_bus_request(gw->bus, subject, NULL, data, len,
+                                  (int)gw->cfg.request_timeout_ms, cb, arg, id_out);
     nt_envw_free(w);
     return st;
 }
@@ -36,7 +36,7 @@ static void env_who(nt_envw *w, const gw_rpc_who *who)
 {
     nt_envw_cstr(w, "app", who->app);
     nt_envw_cstr(w, "user", who->user);
-    nt_envw_cstr(w, "gw", gw.cfg.gw_id);
+    nt_envw_cstr(w, "gw", gw->cfg.gw_id);
     nt_envw_cstr(w, "conn", who->conn);
 }
 

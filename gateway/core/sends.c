@@ -38,8 +38,24 @@ typedef struct send_req {               /* context of the publish (and of a look
     char cmid[];                        /* the client_msg_id */
 } send_req;
 
-static nt_list fifo = NT_LIST_INIT(fifo);   /* of gw_pending, deadline ascending */
-static uint32_t inflight;               /* pending sends of all connections */
+/* This module's state (gw->sends). */
+typedef struct gw_sends {
+    nt_list fifo;                       /* of gw_pending, deadline ascending */
+    uint32_t inflight;                  /* pending sends of all connections */
+} gw_sends;
+
+void gw_sends_create(gw_ctx *ctx)
+{
+    gw_sends *s = nt_calloc(1, sizeof *s);
+    nt_list_init(&s->fifo);
+    ctx->sends = s;
+}
+
+void gw_sends_destroy(gw_ctx *ctx)
+{
+    nt_free(ctx->sends);
+    ctx->sends = NULL;
+}
 
 static send_req *req_new(gw_conn *c, const char *cmid, int64_t digest)
 {
@@ -71,14 +87,15 @@ static void pending_add(gw_conn *c, const char *cmid, const json_t *ref, gw_room
     p->conn = c;
     p->ref = ref ? json_incref((json_t *)ref) : NULL;
     p->room = room;
-    int64_t wait = 6 * (int64_t)gw.cfg.request_timeout_ms;
+    int64_t wait = 6 * (int64_t)gw->cfg.request_timeout_ms;
     p->received_ms = nt_now_ms();
     p->deadline_ms = p->received_ms + (wait > GW_SEND_CONFIRM_MIN_MS ? wait : GW_SEND_CONFIRM_MIN_MS);
     p->next = c->pending;
     c->pending = p;
     c->npending++;
-    nt_metric_set(gw.m.sends_inflight, ++inflight);
-    nt_list_insert_tail(&fifo, &p->fifo);
+    gw_sends *s = gw->sends;
+    nt_metric_set(gw->m.sends_inflight, ++s->inflight);
+    nt_list_insert_tail(&s->fifo, &p->fifo);
 }
 
 static void pending_remove(gw_pending *p)
@@ -90,7 +107,7 @@ static void pending_remove(gw_pending *p)
             break;
         }
     c->npending--;
-    nt_metric_set(gw.m.sends_inflight, --inflight);
+    nt_metric_set(gw->m.sends_inflight, --gw->sends->inflight);
     nt_list_remove(&p->fifo);
     json_decref(p->ref);
     if (p->room)
@@ -101,8 +118,8 @@ static void pending_remove(gw_pending *p)
 static void pending_ack(gw_pending *p, const char *json, size_t len)
 {
     gw_reply_ack(p->conn, p->ref, json, len);
-    nt_metric_add(gw.m.acks, 1);
-    nt_metric_add(gw.m.ack_ms_sum, nt_now_ms() - p->received_ms);
+    nt_metric_add(gw->m.acks, 1);
+    nt_metric_add(gw->m.ack_ms_sum, nt_now_ms() - p->received_ms);
     pending_remove(p);
 }
 
@@ -129,7 +146,7 @@ static void pending_answer_all(gw_conn *c, const char *cmid, size_t clen, const 
 void gw_sends_sweep(int64_t now_ms)
 {
     nt_list *n;
-    while ((n = nt_list_first(&fifo)) != NULL) {
+    while ((n = nt_list_first(&gw->sends->fifo)) != NULL) {
         gw_pending *p = nt_list_entry(n, gw_pending, fifo);
         if (p->deadline_ms > now_ms)
             break;
@@ -246,7 +263,7 @@ void gw_sends_send(gw_conn *c, const json_t *ref, const char *room, const gw_sen
         snprintf(cmid, sizeof cmid, "%s", s->client_msg_id);
     else
         nt_uuid(cmid);
-    if (c->npending >= gw.cfg.max_pending_sends) {
+    if (c->npending >= gw->cfg.max_pending_sends) {
         gw_fail(&err, GW_E_RATE_LIMITED,
                 "%u messages are awaiting acknowledgement; wait for their acks", c->npending);
         return gw_reply_fail(c, ref, &err);
@@ -265,10 +282,11 @@ void gw_sends_send(gw_conn *c, const json_t *ref, const char *room, const gw_sen
         pending_add(c, cmid, ref, NULL, digest);
         return;
     }
-    if (inflight >= gw.cfg.max_inflight_sends) {
+    uint32_t inflight = gw->sends->inflight;
+    if (inflight >= gw->cfg.max_inflight_sends) {
         /* The store is behind (down, or slower than the senders): refused before
          * publishing, so what one gateway holds for it stays bounded. */
-        nt_metric_add(gw.m.sends_shed, 1);
+        nt_metric_add(gw->m.sends_shed, 1);
         gw_fail(&err, GW_E_UNAVAILABLE, "message store overloaded: %u sends on this gateway are "
                 "awaiting storage; retry shortly with the same client_msg_id", inflight);
         return gw_reply_fail(c, ref, &err);
@@ -287,7 +305,7 @@ void gw_sends_send(gw_conn *c, const json_t *ref, const char *room, const gw_sen
     nt_envw_str(&w, "body", s->message, s->message_len);
     if (s->reply_to)
         nt_envw_cstr(&w, "reply_to", s->reply_to);
-    nt_envw_cstr(&w, "gw", gw.cfg.gw_id);
+    nt_envw_cstr(&w, "gw", gw->cfg.gw_id);
     nt_envw_cstr(&w, "conn", c->id);
     nt_envw_int(&w, "ts", nt_now_ms());
     /* The pending send holds the room's subject (a dm send without a subscription
@@ -301,11 +319,11 @@ void gw_sends_send(gw_conn *c, const json_t *ref, const char *room, const gw_sen
         nt_envw_bool(&w, "rack", true);
     const char *data = nt_envw_finish(&w, &len);
     nt_subj_in(subject, sizeof subject, c->user->app,
-               nt_partition(c->user->app, room, gw.cfg.partitions));
+               nt_partition(c->user->app, room, gw->cfg.partitions));
     snprintf(msgid, sizeof msgid, "%s:%s:%s", c->user->app, c->user->id, cmid);
     send_req *q = req_new(c, cmid, digest);
-    nt_status st = nt_bus_request(gw.bus, subject, msgid, data, len,
-                                  (int)gw.cfg.request_timeout_ms, on_puback, q, NULL);
+    nt_status st = nt_bus_request(gw->bus, subject, msgid, data, len,
+                                  (int)gw->cfg.request_timeout_ms, on_puback, q, NULL);
     nt_envw_free(&w);
     if (st != NT_OK) {
         nt_free(q);
@@ -315,6 +333,6 @@ void gw_sends_send(gw_conn *c, const json_t *ref, const char *room, const gw_sen
         return gw_reply_fail(c, ref, &err);
     }
     pending_add(c, cmid, ref, pin, digest);
-    nt_metric_add(gw.m.messages_sent, 1);
+    nt_metric_add(gw->m.messages_sent, 1);
     gw_presence_typing_stop(c, room);
 }

@@ -14,6 +14,11 @@
 
 struct gw_user;
 
+/* Creates this module's state in ctx (the sends awaiting their ack); frees it, once
+ * every connection is gone. */
+void gw_sends_create(gw_ctx *ctx);
+void gw_sends_destroy(gw_ctx *ctx);
+
 /* Sends s to room for c (need_sub: c must be subscribed to the room; a direct-message
  * send needs not). ref is answered with the ack once stored, or with an error. */
 void gw_sends_send(gw_conn *c, const json_t *ref, const char *room, const gw_send_req *s,

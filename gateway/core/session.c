@@ -32,11 +32,14 @@ typedef struct gw_hello {
     char conn[17];
 } gw_hello;
 
-static nt_list hellos = NT_LIST_INIT(hellos); /* FIFO, barrier ascending */
-static uint32_t barrier_sent, barrier_done;  /* sequence numbers (wrap-safe compare);
-                                              * unequal while one is in flight */
+/* This module's state (gw->sessions). */
+typedef struct gw_sessions {
+    nt_list hellos;                    /* FIFO, barrier ascending */
+    uint32_t barrier_sent, barrier_done; /* sequence numbers (wrap-safe compare);
+                                          * unequal while one is in flight */
+} gw_sessions;
 
-static bool barrier_passed(uint32_t b) { return (int32_t)(b - barrier_done) <= 0; }
+static bool barrier_passed(uint32_t b) { return (int32_t)(b - gw->sessions->barrier_done) <= 0; }
 
 /* `connected`, then the authenticate ack; ahead of anything held for c meanwhile. */
 static void send_connected(gw_conn *c, const json_t *ref)
@@ -44,7 +47,7 @@ static void send_connected(gw_conn *c, const json_t *ref)
     const gw_dialect *d = gw_dialect_of(c);
     json_t *data = json_pack("{s:s,s:s,s:s,s:i}", "connection_id", c->id, "user_id",
                              c->user->id, "app", c->user->app, "ping_interval",
-                             (int)gw.cfg.ping_interval_s);
+                             (int)gw->cfg.ping_interval_s);
     char *js = json_dumps(data, JSON_COMPACT);
     size_t jlen = strlen(js);
     const char *out[2];
@@ -65,9 +68,12 @@ static void barrier_send(void);
 
 static void on_barrier(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *arg)
 {
-    barrier_done = (uint32_t)(uintptr_t)arg;
+    gw_sessions *s = gw ? gw->sessions : NULL;
+    if (!s)
+        return;                         /* after gw_session_destroy: nobody waits */
+    s->barrier_done = (uint32_t)(uintptr_t)arg;
     nt_list *n;
-    while ((n = nt_list_first(&hellos)) != NULL) {
+    while ((n = nt_list_first(&s->hellos)) != NULL) {
         gw_hello *h = nt_list_entry(n, gw_hello, link);
         if (!barrier_passed(h->barrier))
             break;
@@ -86,24 +92,25 @@ static void on_barrier(nt_bus *bus, nt_status st, const nt_bus_msg *msg, void *a
         json_decref(h->ref);
         nt_free(h);
     }
-    if (!nt_list_empty(&hellos))
+    if (!nt_list_empty(&s->hellos))
         barrier_send();
 }
 
 static void barrier_send(void)
 {
-    uint32_t b = ++barrier_sent;
-    if (nt_bus_barrier(gw.bus, (int)gw.cfg.request_timeout_ms, on_barrier, (void *)(uintptr_t)b,
+    uint32_t b = ++gw->sessions->barrier_sent;
+    if (nt_bus_barrier(gw->bus, (int)gw->cfg.request_timeout_ms, on_barrier, (void *)(uintptr_t)b,
                        NULL) != NT_OK)   /* the request table is full: answer them now */
-        on_barrier(gw.bus, NT_EFULL, NULL, (void *)(uintptr_t)b);
+        on_barrier(gw->bus, NT_EFULL, NULL, (void *)(uintptr_t)b);
 }
 
 /* Sends "connected" now, or once the barrier covering c's user subject is back. */
 static void hello(gw_conn *c, const json_t *ref)
 {
+    gw_sessions *s = gw->sessions;
     gw_user *u = c->user;
     if (u->nconns == 1)                 /* just subscribed: the next barrier covers it */
-        u->barrier = barrier_sent + 1;
+        u->barrier = s->barrier_sent + 1;
     if (barrier_passed(u->barrier)) {
         send_connected(c, ref);
         return;
@@ -113,20 +120,32 @@ static void hello(gw_conn *c, const json_t *ref)
     h->barrier = u->barrier;
     memcpy(h->conn, c->id, sizeof h->conn);
     gw_conn_hold(c);                    /* events for c wait for `connected` */
-    nt_list_insert_tail(&hellos, &h->link);
-    if (barrier_sent == barrier_done)    /* none in flight */
+    nt_list_insert_tail(&s->hellos, &h->link);
+    if (s->barrier_sent == s->barrier_done)    /* none in flight */
         barrier_send();
 }
 
-void gw_session_stop(void)
+void gw_session_create(gw_ctx *ctx)
 {
+    gw_sessions *s = nt_calloc(1, sizeof *s);
+    nt_list_init(&s->hellos);
+    ctx->sessions = s;
+}
+
+void gw_session_destroy(gw_ctx *ctx)
+{
+    gw_sessions *s = ctx->sessions;
+    if (!s)
+        return;
     nt_list *n, *tmp;
-    nt_list_foreach_safe(n, tmp, &hellos) {
+    nt_list_foreach_safe(n, tmp, &s->hellos) {
         gw_hello *h = nt_list_entry(n, gw_hello, link);
         nt_list_remove(&h->link);
         json_decref(h->ref);
         nt_free(h);
     }
+    nt_free(s);
+    ctx->sessions = NULL;
 }
 
 void gw_session_authenticate(gw_conn *c, const char *token, size_t len, const json_t *ref)
@@ -134,7 +153,7 @@ void gw_session_authenticate(gw_conn *c, const char *token, size_t len, const js
     nt_claims cl;
     char why[128] = "invalid token";
     int64_t now = nt_now_ms() / 1000;
-    if (nt_jwt_verify_rules(token, len, &gw.cfg.jwt, now, &cl, why, sizeof why) != NT_OK ||
+    if (nt_jwt_verify_rules(token, len, &gw->cfg.jwt, now, &cl, why, sizeof why) != NT_OK ||
         (gw_revoke_refused(&cl) && snprintf(why, sizeof why, "token revoked") > 0)) {
         gw_reply_error(c, ref, GW_E_UNAUTHORIZED, why);
         gw_conn_close(c, 4001);
@@ -156,7 +175,7 @@ void gw_session_refresh(gw_conn *c, const json_t *ref, const char *token, size_t
     nt_claims cl;
     char why[128] = "invalid token", ack[64];
     int64_t now = nt_now_ms() / 1000;
-    if (nt_jwt_verify_rules(token, len, &gw.cfg.jwt, now, &cl, why, sizeof why) != NT_OK)
+    if (nt_jwt_verify_rules(token, len, &gw->cfg.jwt, now, &cl, why, sizeof why) != NT_OK)
         return gw_reply_error(c, ref, GW_E_UNAUTHORIZED, why);
     if (gw_revoke_refused(&cl))
         return gw_reply_error(c, ref, GW_E_UNAUTHORIZED, "token revoked");
@@ -207,7 +226,7 @@ static void auth_timeout(gw_conn *c)
 {
     char msg[96];
     snprintf(msg, sizeof msg, "authentication timed out: no valid auth frame within %u ms",
-             gw.cfg.auth_timeout_ms);
+             gw->cfg.auth_timeout_ms);
     gw_reply_error(c, NULL, GW_E_UNAUTHORIZED, msg);
     gw_conn_close(c, 4001);
 }

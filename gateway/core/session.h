@@ -26,7 +26,10 @@ void gw_session_user_envelope(struct gw_user *u, const nt_envr *r);
 void gw_session_closed(gw_conn *c);
 /* What the deadlines of conn.c do to the client (gw_conn_init). */
 extern const gw_conn_hooks gw_session_conn_hooks;
-/* Frees the "connected" replies still waiting (process exit, after the bus is gone). */
-void gw_session_stop(void);
+/* Creates this module's state in ctx (the "connected" replies waiting for a barrier). */
+void gw_session_create(gw_ctx *ctx);
+/* Frees it with the replies still waiting (process exit); a barrier answered later
+ * finds nothing to do. */
+void gw_session_destroy(gw_ctx *ctx);
 
 #endif

@@ -21,13 +21,10 @@
 
 enum { H_READ, H_WAIT, H_HEADERS, H_BODY };
 
-static const gw_route *routes;
-static size_t nroutes;
-
-void gw_http_set_routes(const gw_route *table, size_t n)
+void gw_http_set_routes(gw_ctx *ctx, const gw_route *table, size_t n)
 {
-    routes = table;
-    nroutes = n;
+    ctx->routes = table;
+    ctx->nroutes = n;
 }
 
 static void http_free(gw_http **hp)
@@ -36,7 +33,7 @@ static void http_free(gw_http **hp)
     if (!h)
         return;
     if (h->in_flight)
-        nt_bus_request_cancel(gw.bus, h->req_id);
+        nt_bus_request_cancel(gw->bus, h->req_id);
     nt_buf_free(&h->body);
     nt_free(h->resp);
     nt_free(h);
@@ -153,7 +150,7 @@ bool gw_http_bearer(struct lws *wsi, nt_claims *cl, gw_error *err)
         err->retry_after_ms = retry;
         return false;
     }
-    if (nt_jwt_verify_rules(auth + 7, (size_t)n - 7, &gw.cfg.jwt, nt_now_ms() / 1000, cl, why,
+    if (nt_jwt_verify_rules(auth + 7, (size_t)n - 7, &gw->cfg.jwt, nt_now_ms() / 1000, cl, why,
                             sizeof why) != NT_OK)
         return gw_fail(err, GW_E_UNAUTHORIZED, "%s", why);
     if (gw_revoke_refused(cl))
@@ -283,7 +280,7 @@ static gw_http_method method_of(struct lws *wsi)
 static void route(gw_http *h, const char *path)
 {
     gw_route_params p;
-    const gw_route *r = gw_route_find(routes, nroutes, method_of(h->wsi), path, &p);
+    const gw_route *r = gw_route_find(gw->routes, gw->nroutes, method_of(h->wsi), path, &p);
     if (r)
         r->handler(h, &p);
     else
@@ -300,7 +297,7 @@ int gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, gw_http 
         h = *hp = nt_calloc(1, sizeof *h);
         h->wsi = wsi;
         nt_buf_init(&h->body, GW_HTTP_MAX_BODY);
-        nt_metric_add(gw.m.http_requests, 1);
+        nt_metric_add(gw->m.http_requests, 1);
         if (!gw_access_origin(wsi, h->origin, sizeof h->origin)) {
             char sb[64];
             gw_error err;

@@ -14,6 +14,7 @@
 #include "buf.h"
 #include "bus.h"
 #include "command.h"
+#include "gw.h"
 #include "jwt.h"
 #include "route.h"
 
@@ -44,7 +45,7 @@ struct gw_http {
 
 /* The route table every request is matched against (routes.c gives it at start-up);
  * a request no route takes is answered 404. */
-void gw_http_set_routes(const gw_route *table, size_t n);
+void gw_http_set_routes(gw_ctx *ctx, const gw_route *table, size_t n);
 
 /* Handles the HTTP callback reasons for one connection whose request state lives
  * in *state (NULL between requests). Returns what the lws callback must return. */

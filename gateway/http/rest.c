@@ -22,9 +22,9 @@ void gw_rest_healthz(gw_http *h, const gw_route_params *p)
 void gw_rest_readyz(gw_http *h, const gw_route_params *p)
 {
     (void)p;
-    if (nt_bus_connected(gw.bus) && !gw.stopping)
+    if (nt_bus_connected(gw->bus) && !gw->stopping)
         return gw_http_respond(h, 200, "{\"status\":\"ready\"}", 18);
-    gw_http_fail(h, GW_E_UNAVAILABLE, "%s", gw.stopping ? "shutting down" : "NATS is not connected");
+    gw_http_fail(h, GW_E_UNAVAILABLE, "%s", gw->stopping ? "shutting down" : "NATS is not connected");
 }
 
 void gw_rest_history(gw_http *h, const gw_route_params *p)
@@ -213,7 +213,7 @@ static void dev_token_body(gw_http *h)
         gw_http_fail(h, GW_E_BAD_REQUEST, "field 'app' must be 1-64 characters of [A-Za-z0-9_-]");
     } else {
         int64_t now = nt_now_ms() / 1000;
-        char *tok = nt_jwt_sign_at(gw.cfg.jwt_secret, json_string_value(user),
+        char *tok = nt_jwt_sign_at(gw->cfg.jwt_secret, json_string_value(user),
                                    json_is_string(app) ? json_string_value(app) : "default",
                                    json_is_string(name) ? json_string_value(name) : NULL, NULL,
                                    now, now + GW_DEV_TOKEN_TTL_S);
@@ -226,7 +226,7 @@ static void dev_token_body(gw_http *h)
 /* Without NATTER_DEV_TOKENS the route does not exist (404 once the body is read). */
 void gw_rest_dev_token(gw_http *h, const gw_route_params *p)
 {
-    if (!gw.cfg.dev_tokens)
+    if (!gw->cfg.dev_tokens)
         return gw_http_not_found_after_body(h, p);
     gw_http_read_body(h, dev_token_body);
 }

@@ -32,7 +32,9 @@ typedef enum {
     GW_SAPI_COUNT
 } gw_sapi_call;
 
-static nt_metric *calls[GW_SAPI_COUNT];
+_Static_assert(GW_SAPI_COUNT == sizeof ((gw_metrics *)0)->server_api_calls /
+                                   sizeof ((gw_metrics *)0)->server_api_calls[0],
+               "a counter per server API call");
 static const char *const call_names[GW_SAPI_COUNT] = { "publish", "notify", "disconnect", "stats" };
 
 /* Event names the protocol itself sends: a backend cannot forge them. */
@@ -41,19 +43,19 @@ static const char *const reserved_events[] = {
     "member_joined", "member_left", "resync", NULL
 };
 
-void gw_server_api_metrics_init(void)
+void gw_server_api_metrics_init(gw_ctx *ctx)
 {
     char name[96];
     for (int i = 0; i < GW_SAPI_COUNT; i++) {
         snprintf(name, sizeof name, "natter_gateway_server_api_calls_total{call=\"%s\"}", call_names[i]);
-        calls[i] = nt_metric_counter(name, "Server API calls received, by call");
+        ctx->m.server_api_calls[i] = nt_metric_counter(name, "Server API calls received, by call");
     }
 }
 
 static bool any_app_key(void)
 {
-    for (size_t i = 0; i < gw.cfg.apps.n; i++)
-        if (gw.cfg.apps.v[i].api_key)
+    for (size_t i = 0; i < gw->cfg.apps.n; i++)
+        if (gw->cfg.apps.v[i].api_key)
             return true;
     return false;
 }
@@ -65,9 +67,9 @@ static bool any_app_key(void)
 static bool api_auth(struct lws *wsi, gw_sapi_call call, char key_app[65], gw_error *err)
 {
     char auth[1024];
-    nt_metric_add(calls[call], 1);
+    nt_metric_add(gw->m.server_api_calls[call], 1);
     key_app[0] = '\0';
-    const char *key = gw.cfg.api_key;
+    const char *key = gw->cfg.api_key;
     bool global = key && *key;
     if (!global && !any_app_key())
         return gw_fail(err, GW_E_UNAVAILABLE,
@@ -75,7 +77,7 @@ static bool api_auth(struct lws *wsi, gw_sapi_call call, char key_app[65], gw_er
     int n = lws_hdr_copy(wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION);
     if (n <= 7 || strncasecmp(auth, "Bearer ", 7) != 0)
         return gw_fail(err, GW_E_UNAUTHORIZED, "missing header 'Authorization: Bearer <API key>'");
-    const nt_app *app = nt_apps_by_api_key(&gw.cfg.apps, auth + 7, (size_t)n - 7);
+    const nt_app *app = nt_apps_by_api_key(&gw->cfg.apps, auth + 7, (size_t)n - 7);
     bool is_global = global && nt_consttime_eq(auth + 7, (size_t)n - 7, key, strlen(key));
     if (!app && !is_global)
         return gw_fail(err, GW_E_UNAUTHORIZED, "invalid API key");
@@ -99,7 +101,7 @@ static nt_status publish_event(const char *kind, const char *app, const char *id
     nt_envw_cstr(&w, "type", "event");
     nt_envw_str(&w, "json", json, len);
     const char *data = nt_envw_finish(&w, &n);
-    nt_status st = nt_bus_publish(gw.bus, subject, NULL, data, n);
+    nt_status st = nt_bus_publish(gw->bus, subject, NULL, data, n);
     nt_envw_free(&w);
     return st;
 }
@@ -122,7 +124,7 @@ static bool get_app(json_t *req, const char *query_app, const char *key_app, con
     }
     if (key_app && key_app[0] && strcmp(*app, key_app) != 0)
         return gw_fail(err, GW_E_FORBIDDEN, "this API key is for app %s, not %s", key_app, *app);
-    const nt_app *own = nt_apps_find(&gw.cfg.apps, *app);
+    const nt_app *own = nt_apps_find(&gw->cfg.apps, *app);
     if ((!key_app || !key_app[0]) && own && own->api_key)
         return gw_fail(err, GW_E_FORBIDDEN, "app %s has an API key of its own (NATTER_APPS)", *app);
     if (own && !own->enabled)
@@ -259,7 +261,7 @@ static json_t *do_disconnect(struct lws *wsi, json_t *req, const char *user, con
     nt_envw_cstr(&w, "user", user);
     nt_envw_int(&w, "code", GW_CLOSE_SERVER_DISCONNECT);
     const char *data = nt_envw_finish(&w, &n);
-    nt_status st = nt_bus_publish(gw.bus, subject, NULL, data, n);
+    nt_status st = nt_bus_publish(gw->bus, subject, NULL, data, n);
     nt_envw_free(&w);
     if (st != NT_OK) {
         gw_fail(err, GW_E_UNAVAILABLE, "message bus unavailable, retry");

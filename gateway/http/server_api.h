@@ -4,10 +4,11 @@
 #ifndef GW_SERVER_API_H
 #define GW_SERVER_API_H
 
+#include "gw.h"
 #include "route.h"
 
 /* Registers the calls' counters (at start-up). */
-void gw_server_api_metrics_init(void);
+void gw_server_api_metrics_init(gw_ctx *ctx);
 
 void gw_server_api_publish(gw_http *h, const gw_route_params *p);     /* POST /api/server/publish */
 void gw_server_api_notify(gw_http *h, const gw_route_params *p);      /* POST /api/server/notify */

@@ -29,7 +29,8 @@ typedef struct slot {                       /* one address's or token's bucket *
     uint32_t tat;
 } slot;
 
-static struct {
+/* This module's state (gw->access), from gw_access_configure to gw_access_destroy. */
+typedef struct gw_access {
     bool any_origin;
     char *origins[ACCESS_MAX_ORIGINS];
     size_t norigins;
@@ -40,7 +41,7 @@ static struct {
     slot by_addr[ACCESS_SLOTS];
     slot by_token[ACCESS_SLOTS];
     nt_metric *origin_refused, *connects_refused, *http_refused;
-} acc;
+} gw_access;
 
 bool gw_access_parse_cidr(const char *s, uint8_t addr[16], unsigned *prefix)
 {
@@ -83,33 +84,34 @@ static bool cidr_has(const cidr *c, const uint8_t a[16])
     return rest == 0 || ((c->addr[full] ^ a[full]) & (0xff << (8 - rest))) == 0;
 }
 
-static bool is_trusted(const char *ip)
+static bool is_trusted(const gw_access *acc, const char *ip)
 {
     uint8_t a[16];
     unsigned prefix;
     if (!gw_access_parse_cidr(ip, a, &prefix))
         return false;
-    for (size_t i = 0; i < acc.nproxies; i++)
-        if (cidr_has(&acc.proxies[i], a))
+    for (size_t i = 0; i < acc->nproxies; i++)
+        if (cidr_has(&acc->proxies[i], a))
             return true;
     return false;
 }
 
-void gw_access_configure(void)
+void gw_access_configure(gw_ctx *ctx)
 {
+    gw_access *acc = ctx->access = nt_calloc(1, sizeof *ctx->access);
     const char *o = nt_config_str("NATTER_ALLOWED_ORIGINS", "*", "origins allowed to connect");
-    acc.any_origin = strcmp(o, "*") == 0;
-    for (const char *p = o; !acc.any_origin && *p;) {
+    acc->any_origin = strcmp(o, "*") == 0;
+    for (const char *p = o; !acc->any_origin && *p;) {
         size_t n = strcspn(p, ",");
         while (n && p[n - 1] == ' ')
             n--;
         if (n) {
-            if (acc.norigins == ACCESS_MAX_ORIGINS)
+            if (acc->norigins == ACCESS_MAX_ORIGINS)
                 nt_config_fatal("NATTER_ALLOWED_ORIGINS is invalid: more than %d origins", ACCESS_MAX_ORIGINS);
             if (strncmp(p, "http://", 7) != 0 && strncmp(p, "https://", 8) != 0)
                 nt_config_fatal("NATTER_ALLOWED_ORIGINS is invalid: '%.*s' is not an origin "
                                 "(scheme://host[:port], or * for any)", (int)n, p);
-            acc.origins[acc.norigins++] = nt_strndup(p, n);
+            acc->origins[acc->norigins++] = nt_strndup(p, n);
         }
         p += strcspn(p, ",");
         while (*p == ',' || *p == ' ')
@@ -122,12 +124,12 @@ void gw_access_configure(void)
         if (n && n < sizeof one) {
             memcpy(one, p, n);
             one[n] = '\0';
-            if (acc.nproxies == ACCESS_MAX_PROXIES ||
-                !gw_access_parse_cidr(one, acc.proxies[acc.nproxies].addr,
-                                      &acc.proxies[acc.nproxies].prefix))
+            if (acc->nproxies == ACCESS_MAX_PROXIES ||
+                !gw_access_parse_cidr(one, acc->proxies[acc->nproxies].addr,
+                                      &acc->proxies[acc->nproxies].prefix))
                 nt_config_fatal("NATTER_TRUSTED_PROXIES is invalid: '%s' is not an address or "
                                 "CIDR block (at most %d)", one, ACCESS_MAX_PROXIES);
-            acc.nproxies++;
+            acc->nproxies++;
         } else if (n) {
             nt_config_fatal("NATTER_TRUSTED_PROXIES is invalid: '%.*s' is too long", (int)n, p);
         }
@@ -137,35 +139,47 @@ void gw_access_configure(void)
     }
     char why[96];
     const char *cr = nt_config_str("NATTER_RATE_CONNECTS_PER_IP", "20/s:100", "new connections per address");
-    if (!gw_rate_parse(cr, &acc.connects, why, sizeof why))
+    if (!gw_rate_parse(cr, &acc->connects, why, sizeof why))
         nt_config_fatal("NATTER_RATE_CONNECTS_PER_IP=%s is invalid: %s", cr, why);
     const char *hr = nt_config_str("NATTER_RATE_HTTP", "20/s:100", "HTTP requests per token");
-    if (!gw_rate_parse(hr, &acc.http, why, sizeof why))
+    if (!gw_rate_parse(hr, &acc->http, why, sizeof why))
         nt_config_fatal("NATTER_RATE_HTTP=%s is invalid: %s", hr, why);
-    if (getrandom(&acc.seed, sizeof acc.seed, 0) != sizeof acc.seed)
-        acc.seed = (uint64_t)uv_hrtime();
-    acc.origin_refused = nt_metric_counter("natter_gateway_origin_refused_total",
+    if (getrandom(&acc->seed, sizeof acc->seed, 0) != sizeof acc->seed)
+        acc->seed = (uint64_t)uv_hrtime();
+    acc->origin_refused = nt_metric_counter("natter_gateway_origin_refused_total",
                                            "Upgrades and requests refused for their Origin");
-    acc.connects_refused = nt_metric_counter("natter_gateway_connects_rate_limited_total",
+    acc->connects_refused = nt_metric_counter("natter_gateway_connects_rate_limited_total",
                                              "Upgrades refused over NATTER_RATE_CONNECTS_PER_IP");
-    acc.http_refused = nt_metric_counter("natter_gateway_http_rate_limited_total",
+    acc->http_refused = nt_metric_counter("natter_gateway_http_rate_limited_total",
                                          "HTTP requests refused over NATTER_RATE_HTTP");
+}
+
+void gw_access_destroy(gw_ctx *ctx)
+{
+    gw_access *acc = ctx->access;
+    if (!acc)
+        return;
+    for (size_t i = 0; i < acc->norigins; i++)
+        nt_free(acc->origins[i]);
+    nt_free(acc);
+    ctx->access = NULL;
 }
 
 bool gw_access_origin(struct lws *wsi, char *origin, size_t cap)
 {
+    const gw_access *acc = gw->access;
     origin[0] = '\0';
     int n = lws_hdr_copy(wsi, origin, (int)cap, WSI_TOKEN_ORIGIN);
     if (n <= 0) {
         origin[0] = '\0';
         return lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0;   /* too long to copy: refused */
     }
-    if (acc.any_origin)
+    if (acc->any_origin)
         return true;
-    for (size_t i = 0; i < acc.norigins; i++)
-        if (strcmp(acc.origins[i], origin) == 0)
+    for (size_t i = 0; i < acc->norigins; i++)
+        if (strcmp(acc->origins[i], origin) == 0)
             return true;
-    nt_metric_add(acc.origin_refused, 1);
+    nt_metric_add(acc->origin_refused, 1);
     return false;
 }
 
@@ -174,12 +188,13 @@ int gw_access_cors_headers(struct lws *wsi, const char *origin, bool preflight,
 {
     static const char methods[] = "GET, POST, DELETE, OPTIONS";
     static const char headers[] = "Authorization, Content-Type";
+    const gw_access *acc = gw->access;
     if (!origin[0])
         return 0;
-    const char *allow = acc.any_origin ? "*" : origin;
+    const char *allow = acc->any_origin ? "*" : origin;
     if (lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-origin:",
                                     (const unsigned char *)allow, (int)strlen(allow), p, end) ||
-        (!acc.any_origin &&
+        (!acc->any_origin &&
          lws_add_http_header_by_name(wsi, (const unsigned char *)"vary:",
                                      (const unsigned char *)"Origin", 6, p, end)))
         return -1;
@@ -207,8 +222,9 @@ static void peer_addr(struct lws *wsi, char *out, size_t cap)
 
 void gw_access_client_addr(struct lws *wsi, char *out, size_t cap)
 {
+    const gw_access *acc = gw->access;
     peer_addr(wsi, out, cap);
-    if (!acc.nproxies || !is_trusted(out))
+    if (!acc->nproxies || !is_trusted(acc, out))
         return;
     char xff[512];
     if (lws_hdr_copy(wsi, xff, sizeof xff, WSI_TOKEN_X_FORWARDED_FOR) <= 0)
@@ -226,15 +242,15 @@ void gw_access_client_addr(struct lws *wsi, char *out, size_t cap)
         if (!n)
             return;
         snprintf(out, cap, "%s", hop);
-        if (!is_trusted(hop) || !comma)
+        if (!is_trusted(acc, hop) || !comma)
             return;
         *comma = '\0';
     }
 }
 
-static uint64_t hash(const void *data, size_t len)
+static uint64_t hash(const gw_access *acc, const void *data, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL ^ acc.seed;      /* FNV-1a, seeded */
+    uint64_t h = 1469598103934665603ULL ^ acc->seed;     /* FNV-1a, seeded */
     for (const unsigned char *p = data; len--; p++)
         h = (h ^ *p) * 1099511628211ULL;
     return h ? h : 1;
@@ -252,18 +268,20 @@ static bool admit(slot *table, uint64_t key, const gw_rate *r, uint32_t *retry_m
 
 bool gw_access_connect_admit(struct lws *wsi, uint32_t *retry_ms)
 {
+    gw_access *acc = gw->access;
     char addr[80];
     gw_access_client_addr(wsi, addr, sizeof addr);
-    if (admit(acc.by_addr, hash(addr, strlen(addr)), &acc.connects, retry_ms))
+    if (admit(acc->by_addr, hash(acc, addr, strlen(addr)), &acc->connects, retry_ms))
         return true;
-    nt_metric_add(acc.connects_refused, 1);
+    nt_metric_add(acc->connects_refused, 1);
     return false;
 }
 
 bool gw_access_http_admit(const char *token, size_t len, uint32_t *retry_ms)
 {
-    if (admit(acc.by_token, hash(token, len), &acc.http, retry_ms))
+    gw_access *acc = gw->access;
+    if (admit(acc->by_token, hash(acc, token, len), &acc->http, retry_ms))
         return true;
-    nt_metric_add(acc.http_refused, 1);
+    nt_metric_add(acc->http_refused, 1);
     return false;
 }

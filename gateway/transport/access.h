@@ -12,11 +12,15 @@
 #include <stdint.h>
 
 struct lws;
+typedef struct gw_ctx gw_ctx;
 
-/* Reads NATTER_ALLOWED_ORIGINS ("*", the default, or a comma-separated list of
- * origins such as https://app.example.com) and NATTER_TRUSTED_PROXIES (comma-separated
- * IPv4/IPv6 addresses or CIDR blocks); a bad one is fatal (exit 2). */
-void gw_access_configure(void);
+/* Creates this module's state in ctx (the settings, the admission tables, the metrics):
+ * reads NATTER_ALLOWED_ORIGINS ("*", the default, or a comma-separated list of origins
+ * such as https://app.example.com), NATTER_TRUSTED_PROXIES (comma-separated IPv4/IPv6
+ * addresses or CIDR blocks) and the two rates; a bad one is fatal (exit 2). */
+void gw_access_configure(gw_ctx *ctx);
+/* Frees it (after the transport is gone). */
+void gw_access_destroy(gw_ctx *ctx);
 
 /* The request's Origin header into origin ("" when absent); true when absent or
  * allowed. */

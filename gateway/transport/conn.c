@@ -20,12 +20,6 @@
 
 _Static_assert(sizeof(gw_conn) <= 120, "gw_conn must stay within a 128-byte malloc chunk");
 
-static nt_map conns;
-static uint64_t next_id;
-static nt_list auth_fifo = NT_LIST_INIT(auth_fifo);   /* deadline ascending */
-static size_t sweep_slot;           /* keepalive: next slot of `conns` to visit */
-static gw_conn_hooks hooks;         /* the session's part in the deadlines (gw_conn_init) */
-
 gw_buf *gw_buf_create(const char *payload, size_t len)
 {
     gw_buf *b = nt_malloc(sizeof *b + LWS_PRE + len);
@@ -45,20 +39,6 @@ void gw_buf_release(gw_buf *b)
 
 const unsigned char *gw_buf_payload(const gw_buf *b) { return b->data + LWS_PRE; }
 
-gw_conn *gw_conn_create(struct lws *wsi)
-{
-    if (!next_id && getrandom(&next_id, sizeof next_id, 0) != sizeof next_id)
-        next_id = (uint64_t)uv_hrtime();
-    gw_conn *c = nt_calloc(1, sizeof *c);
-    nt_list_init(&c->link);
-    c->wsi = wsi;
-    c->rx_s = gw_conn_clock_s();
-    snprintf(c->id, sizeof c->id, "%016llx", (unsigned long long)next_id++);
-    nt_map_put(&conns, c->id, c);
-    nt_metric_add(gw.m.connections, 1);
-    return c;
-}
-
 static void queue_drop(gw_conn *c)
 {
     uint32_t mask = (1u << c->q_shift) - 1;
@@ -69,7 +49,7 @@ static void queue_drop(gw_conn *c)
     c->q_first = c->q_len = 0;
     c->q_shift = 0;
     c->lazy_only = 0;
-    nt_metric_add(gw.m.bytes_queued, -(int64_t)c->q_bytes);
+    nt_metric_add(gw->m.bytes_queued, -(int64_t)c->q_bytes);
     c->q_bytes = 0;
 }
 
@@ -109,14 +89,38 @@ static void conn_list_free(conn_list *l)
     *l = (conn_list){ 0 };
 }
 
-static conn_list flushq;
-static uv_check_t flush_check;
+/* This module's state (gw->conns), from gw_conn_init until its handles are closed. */
+typedef struct gw_conns {
+    nt_map conns;                   /* by id */
+    uint64_t next_id;
+    nt_list auth_fifo;              /* unauthenticated, deadline ascending */
+    size_t sweep_slot;              /* keepalive: next slot of `conns` to visit */
+    gw_conn_hooks hooks;            /* the session's part in the deadlines (gw_conn_init) */
+    conn_list flushq;               /* written after this loop turn (flush_check) */
+    conn_list lazyq;                /* written when lazy_timer fires */
+    uv_check_t flush_check;
+    uv_timer_t lazy_timer;
+    int open_handles;               /* freed when the last one is closed */
+} gw_conns;
+
+gw_conn *gw_conn_create(struct lws *wsi)
+{
+    gw_conns *s = gw->conns;
+    gw_conn *c = nt_calloc(1, sizeof *c);
+    nt_list_init(&c->link);
+    c->wsi = wsi;
+    c->rx_s = gw_conn_clock_s();
+    snprintf(c->id, sizeof c->id, "%016llx", (unsigned long long)s->next_id++);
+    nt_map_put(&s->conns, c->id, c);
+    nt_metric_add(gw->m.connections, 1);
+    return c;
+}
 
 static void flush_later(gw_conn *c)
 {
     if (c->flush_pending)
         return;
-    conn_list_add(&flushq, c);
+    conn_list_add(&gw->conns->flushq, c);
     c->flush_pending = 1;
 }
 
@@ -136,14 +140,11 @@ static void write_soon(gw_conn *c)
  * when the lazy timer fires (NATTER_LAZY_FLUSH_MS after the first such frame of a
  * round). In the chat mix every user gets one a second and a message every 200 ms, so
  * most ride along. lazyq, like flushq, holds each connection at most once. */
-static conn_list lazyq;
-static uv_timer_t lazy_timer;
-
 static void on_lazy(uv_timer_t *t)
 {
-    (void)t;
-    for (size_t i = 0; i < lazyq.len; i++) {
-        gw_conn *c = lazyq.v[i];
+    conn_list *lazyq = &((gw_conns *)t->data)->lazyq;
+    for (size_t i = 0; i < lazyq->len; i++) {
+        gw_conn *c = lazyq->v[i];
         if (!c)
             continue;                  /* destroyed meanwhile */
         c->lazy_listed = 0;
@@ -151,7 +152,7 @@ static void on_lazy(uv_timer_t *t)
             write_soon(c);
         c->lazy_only = 0;
     }
-    lazyq.len = 0;
+    lazyq->len = 0;
 }
 
 static void lazy_later(gw_conn *c)
@@ -159,17 +160,18 @@ static void lazy_later(gw_conn *c)
     c->lazy_only = 1;
     if (c->lazy_listed)
         return;
-    if (lazyq.len == 0)
-        uv_timer_start(&lazy_timer, on_lazy, gw.cfg.lazy_flush_ms, 0);
-    conn_list_add(&lazyq, c);
+    gw_conns *s = gw->conns;
+    if (s->lazyq.len == 0)
+        uv_timer_start(&s->lazy_timer, on_lazy, gw->cfg.lazy_flush_ms, 0);
+    conn_list_add(&s->lazyq, c);
     c->lazy_listed = 1;
 }
 
 static void on_flush(uv_check_t *h)
 {
-    (void)h;
-    for (size_t i = 0; i < flushq.len; i++) {
-        gw_conn *c = flushq.v[i];
+    conn_list *flushq = &((gw_conns *)h->data)->flushq;
+    for (size_t i = 0; i < flushq->len; i++) {
+        gw_conn *c = flushq->v[i];
         if (!c)
             continue;                  /* destroyed meanwhile */
         c->flush_pending = 0;
@@ -182,51 +184,76 @@ static void on_flush(uv_check_t *h)
         else if (gw_conn_writeable(c) < 0)
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
     }
-    flushq.len = 0;                    /* the capacity stays: at most one slot per connection */
+    flushq->len = 0;                   /* the capacity stays: at most one slot per connection */
 }
 
-void gw_conn_init(uv_loop_t *loop, const gw_conn_hooks *h)
+void gw_conn_init(gw_ctx *ctx, const gw_conn_hooks *h)
 {
-    hooks = *h;
-    uv_check_init(loop, &flush_check);
-    uv_check_start(&flush_check, on_flush);
-    uv_unref((uv_handle_t *)&flush_check);
-    uv_timer_init(loop, &lazy_timer);
-    uv_unref((uv_handle_t *)&lazy_timer);
+    gw_conns *s = nt_calloc(1, sizeof *s);
+    s->hooks = *h;
+    nt_list_init(&s->auth_fifo);
+    if (getrandom(&s->next_id, sizeof s->next_id, 0) != sizeof s->next_id)
+        s->next_id = (uint64_t)uv_hrtime();
+    uv_check_init(ctx->loop, &s->flush_check);
+    s->flush_check.data = s;
+    uv_check_start(&s->flush_check, on_flush);
+    uv_unref((uv_handle_t *)&s->flush_check);
+    uv_timer_init(ctx->loop, &s->lazy_timer);
+    s->lazy_timer.data = s;
+    uv_unref((uv_handle_t *)&s->lazy_timer);
+    s->open_handles = 2;
+    ctx->conns = s;
 }
 
-void gw_conn_stop(void)
+static void on_handle_closed(uv_handle_t *h)
 {
-    uv_check_stop(&flush_check);
-    uv_close((uv_handle_t *)&flush_check, NULL);
-    conn_list_free(&flushq);
-    uv_timer_stop(&lazy_timer);
-    uv_close((uv_handle_t *)&lazy_timer, NULL);
-    conn_list_free(&lazyq);
+    gw_conns *s = h->data;
+    if (--s->open_handles == 0)
+        nt_free(s);
+}
+
+void gw_conn_stop(gw_ctx *ctx)
+{
+    gw_conns *s = ctx->conns;
+    if (!s)
+        return;
+    ctx->conns = NULL;
+    uv_check_stop(&s->flush_check);
+    uv_close((uv_handle_t *)&s->flush_check, on_handle_closed);
+    conn_list_free(&s->flushq);
+    uv_timer_stop(&s->lazy_timer);
+    uv_close((uv_handle_t *)&s->lazy_timer, on_handle_closed);
+    conn_list_free(&s->lazyq);
+    nt_map_free(&s->conns);
 }
 
 void gw_conn_destroy(gw_conn *c)
 {
+    gw_conns *s = gw->conns;
     if (c->flush_pending)
-        conn_list_forget(&flushq, c);
+        conn_list_forget(&s->flushq, c);
     if (c->lazy_listed)
-        conn_list_forget(&lazyq, c);
+        conn_list_forget(&s->lazyq, c);
     gw_conn_auth_untrack(c);
     queue_drop(c);
     nt_free(c->rx);
-    nt_map_del(&conns, c->id);
-    nt_metric_add(gw.m.connections, -1);
+    nt_map_del(&s->conns, c->id);
+    nt_metric_add(gw->m.connections, -1);
     nt_free(c);
 }
 
-gw_conn *gw_conn_find(const char *id) { return nt_map_get(&conns, id); }
+/* NULL once the module is stopped: a late reply finds no connection. */
+gw_conn *gw_conn_find(const char *id)
+{
+    return gw && gw->conns ? nt_map_get(&gw->conns->conns, id) : NULL;
+}
 
-size_t gw_conn_count(void) { return conns.count; }
+size_t gw_conn_count(void) { return gw && gw->conns ? gw->conns->conns.count : 0; }
 
 void gw_conn_foreach(void (*fn)(gw_conn *c, void *arg), void *arg)
 {
     nt_map_entry *e;
-    for (size_t i = 0; (e = nt_map_next(&conns, &i));)
+    for (size_t i = 0; (e = nt_map_next(&gw->conns->conns, &i));)
         fn(e->val, arg);
 }
 
@@ -276,16 +303,16 @@ void gw_conn_close(gw_conn *c, uint16_t code)
 static bool over_limit(gw_conn *c, uint32_t add)
 {
     uint64_t bytes = (uint64_t)c->q_bytes + add;
-    if (bytes > gw.cfg.send_queue_hard_bytes)
+    if (bytes > gw->cfg.send_queue_hard_bytes)
         return true;
-    if (bytes <= gw.cfg.send_queue_bytes)
+    if (bytes <= gw->cfg.send_queue_bytes)
         return false;
-    uint16_t now = (uint16_t)(uv_now(gw.loop) / 100) | 1;   /* wraps in 109 min: grace <= 60 s */
+    uint16_t now = (uint16_t)(uv_now(gw->loop) / 100) | 1;   /* wraps in 109 min: grace <= 60 s */
     if (!c->over_since) {
         c->over_since = now;
         return false;
     }
-    return (uint32_t)(uint16_t)(now - c->over_since) * 100 > gw.cfg.slow_grace_ms;
+    return (uint32_t)(uint16_t)(now - c->over_since) * 100 > gw->cfg.slow_grace_ms;
 }
 
 static bool enqueue(gw_conn *c, gw_buf *b, bool lazy)
@@ -294,7 +321,7 @@ static bool enqueue(gw_conn *c, gw_buf *b, bool lazy)
         return false;
     if (over_limit(c, b->len)) {
         nt_warn("connection %s is a slow consumer (%u bytes queued), closing", c->id, c->q_bytes);
-        nt_metric_add(gw.m.slow_closed, 1);
+        nt_metric_add(gw->m.slow_closed, 1);
         queue_drop(c);
         gw_conn_close(c, 1008);
         return false;
@@ -326,7 +353,7 @@ static bool enqueue(gw_conn *c, gw_buf *b, bool lazy)
     c->q[(c->q_first + c->q_len) & ((1u << c->q_shift) - 1)] = b;
     c->q_len++;
     c->q_bytes += b->len;
-    nt_metric_add(gw.m.bytes_queued, b->len);
+    nt_metric_add(gw->m.bytes_queued, b->len);
     if (!unasked || c->held)
         return true;
     if (lazy) {
@@ -342,7 +369,7 @@ bool gw_conn_enqueue(gw_conn *c, gw_buf *b) { return enqueue(c, b, false); }
 
 bool gw_conn_enqueue_lazy(gw_conn *c, gw_buf *b)
 {
-    return enqueue(c, b, gw.cfg.lazy_flush_ms > 0);
+    return enqueue(c, b, gw->cfg.lazy_flush_ms > 0);
 }
 
 void gw_conn_hold(gw_conn *c)
@@ -369,7 +396,7 @@ void gw_conn_release(gw_conn *c, const char *const *payloads, const size_t *lens
     c->q_first = c->q_len = c->q_bytes = 0;
     c->q_shift = 0;
     c->lazy_only = 0;
-    nt_metric_add(gw.m.bytes_queued, -(int64_t)bytes);
+    nt_metric_add(gw->m.bytes_queued, -(int64_t)bytes);
     for (size_t i = 0; i < n; i++)
         gw_conn_send(c, payloads[i], lens[i]);
     for (uint32_t i = 0; i < len; i++) {
@@ -398,7 +425,7 @@ static void queue_pop(gw_conn *c)
     gw_buf *b = c->q[c->q_first];
     c->q_first = (c->q_first + 1) & ((1u << c->q_shift) - 1);
     c->q_bytes -= b->len;
-    nt_metric_add(gw.m.bytes_queued, -(int64_t)b->len);
+    nt_metric_add(gw->m.bytes_queued, -(int64_t)b->len);
     gw_buf_release(b);
     if (--c->q_len == 0) {
         nt_free(c->q);
@@ -448,7 +475,7 @@ int gw_conn_writeable(gw_conn *c)
                 break;
             /* Larger than the batch limit: lws frames it from its own headroom. */
             int w = lws_write(c->wsi, b->data + LWS_PRE, b->len, LWS_WRITE_TEXT);
-            nt_metric_add(gw.m.writes, 1);
+            nt_metric_add(gw->m.writes, 1);
             uint32_t len = b->len;
             queue_pop(c);
             if (w < (int)len)
@@ -463,13 +490,13 @@ int gw_conn_writeable(gw_conn *c)
         queue_pop(c);
     }
     if (used > 0) {
-        nt_metric_add(gw.m.writes, 1);
+        nt_metric_add(gw->m.writes, 1);
         if (!gw_lws_write_raw(c->wsi, out + LWS_PRE, used))
             return -1;
     }
     c->congested = gw_lws_congested(c->wsi);
-    nt_metric_add(gw.m.frames_out, frames);
-    if (c->q_bytes <= gw.cfg.send_queue_bytes)
+    nt_metric_add(gw->m.frames_out, frames);
+    if (c->q_bytes <= gw->cfg.send_queue_bytes)
         c->over_since = 0;
     if ((c->q_len && !c->held) || c->close_code)
         lws_callback_on_writable(c->wsi);
@@ -479,7 +506,7 @@ int gw_conn_writeable(gw_conn *c)
 void gw_conn_auth_track(gw_conn *c, int64_t deadline_ms)
 {
     c->auth_deadline_ms = deadline_ms;
-    nt_list_insert_tail(&auth_fifo, &c->link);
+    nt_list_insert_tail(&gw->conns->auth_fifo, &c->link);
 }
 
 void gw_conn_auth_untrack(gw_conn *c)
@@ -494,26 +521,27 @@ void gw_conn_auth_untrack(gw_conn *c)
 
 void gw_conn_auth_sweep(int64_t now_ms)
 {
+    gw_conns *s = gw->conns;
     nt_list *n;
-    while ((n = nt_list_first(&auth_fifo)) != NULL) {
+    while ((n = nt_list_first(&s->auth_fifo)) != NULL) {
         gw_conn *c = nt_list_entry(n, gw_conn, link);
         if (c->auth_deadline_ms > now_ms)
             break;
         gw_conn_auth_untrack(c);
-        hooks.auth_timeout(c);
+        s->hooks.auth_timeout(c);
     }
 }
 
 /* Keepalive. lws's own (retry_and_idle_policy) keeps one timer per connection in
  * one sorted list per thread, so every ping or pong re-inserts in O(connections);
  * instead one walk per second over the registry, spread over the ticks. */
-uint16_t gw_conn_clock_s(void) { return (uint16_t)(uv_now(gw.loop) / 1000); }
+uint16_t gw_conn_clock_s(void) { return (uint16_t)(uv_now(gw->loop) / 1000); }
 
 void gw_conn_token_set(gw_conn *c, int64_t exp, int64_t now)
 {
     int64_t lead = (exp - now) / 2;
-    if (lead > gw.cfg.expiring_lead_s)
-        lead = gw.cfg.expiring_lead_s;
+    if (lead > gw->cfg.expiring_lead_s)
+        lead = gw->cfg.expiring_lead_s;
     c->exp_s = exp > UINT32_MAX ? UINT32_MAX : (uint32_t)exp;
     c->expiring_lead_s = (uint16_t)(lead > 0 ? lead : 0);
     c->expiring_sent = 0;
@@ -525,12 +553,12 @@ static void token_check(gw_conn *c, int64_t now)
     if (!c->user || !c->exp_s)
         return;
     if (now >= c->exp_s) {
-        hooks.token_expired(c);
+        gw->conns->hooks.token_expired(c);
         return;
     }
     if (!c->expiring_sent && now + c->expiring_lead_s >= c->exp_s) {
         c->expiring_sent = 1;
-        hooks.token_expiring(c);
+        gw->conns->hooks.token_expiring(c);
     }
 }
 
@@ -542,8 +570,8 @@ static void keepalive_check(gw_conn *c, uint16_t now_s, int64_t now)
     if (c->close_code)
         return;
     uint16_t age = (uint16_t)(now_s - c->rx_s);
-    if (age >= gw.cfg.ping_timeout_s) {
-        nt_metric_add(gw.m.ping_closed, 1);
+    if (age >= gw->cfg.ping_timeout_s) {
+        nt_metric_add(gw->m.ping_closed, 1);
         c->ping_timeout = 1;
         gw_conn_close(c, 1001);
         return;
@@ -553,8 +581,8 @@ static void keepalive_check(gw_conn *c, uint16_t now_s, int64_t now)
     /* Connections that arrived together (a storm, a reconnect wave) would all be
      * pinged in the same second: each waits interval minus a stagger taken from
      * its address (consecutive 128-byte blocks), up to a fifth of the interval. */
-    uint32_t spread = gw.cfg.ping_interval_s / 5;
-    uint32_t due = gw.cfg.ping_interval_s -
+    uint32_t spread = gw->cfg.ping_interval_s / 5;
+    uint32_t due = gw->cfg.ping_interval_s -
                    (spread ? (uint32_t)(((uintptr_t)c >> 7) % spread) : 0);
     if (age < due)
         return;
@@ -565,16 +593,18 @@ static void keepalive_check(gw_conn *c, uint16_t now_s, int64_t now)
 
 void gw_conn_keepalive_sweep(unsigned parts)
 {
-    if (!conns.cap || !parts)
+    gw_conns *s = gw->conns;
+    nt_map *conns = &s->conns;
+    if (!conns->cap || !parts)
         return;
     uint16_t now_s = gw_conn_clock_s();
     int64_t now = nt_now_ms() / 1000;
-    size_t n = (conns.cap + parts - 1) / parts;
-    if (sweep_slot >= conns.cap)   /* the table shrank or grew: start over */
-        sweep_slot = 0;
-    size_t end = sweep_slot + n < conns.cap ? sweep_slot + n : conns.cap;
-    for (size_t i = sweep_slot; i < end; i++)
-        if (conns.slots[i].key)
-            keepalive_check(conns.slots[i].val, now_s, now);
-    sweep_slot = end == conns.cap ? 0 : end;
+    size_t n = (conns->cap + parts - 1) / parts;
+    if (s->sweep_slot >= conns->cap)   /* the table shrank or grew: start over */
+        s->sweep_slot = 0;
+    size_t end = s->sweep_slot + n < conns->cap ? s->sweep_slot + n : conns->cap;
+    for (size_t i = s->sweep_slot; i < end; i++)
+        if (conns->slots[i].key)
+            keepalive_check(conns->slots[i].val, now_s, now);
+    s->sweep_slot = end == conns->cap ? 0 : end;
 }

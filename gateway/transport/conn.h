@@ -16,6 +16,7 @@
 #define GW_TX_PACKET (GW_COALESCE_BYTES + 64)
 
 struct lws;
+typedef struct gw_ctx gw_ctx;
 typedef struct gw_user gw_user;
 typedef struct gw_member gw_member;
 typedef struct gw_pending gw_pending;
@@ -87,12 +88,14 @@ typedef struct gw_conn_hooks {
     void (*token_expired)(gw_conn *c);     /* the token's exp has passed */
     void (*token_expiring)(gw_conn *c);    /* exp is near (gw_conn_token_set): once per token */
 } gw_conn_hooks;
-/* Starts the end-of-turn flush (a uv_check on loop): frames queued during a loop
- * turn are written right after it, straight to each socket that takes them; h is
- * copied. */
-void gw_conn_init(uv_loop_t *loop, const gw_conn_hooks *h);
-/* Stops it (before the loop closes). */
-void gw_conn_stop(void);
+/* Creates this module's state in ctx (the registry, the deadlines) and starts the
+ * end-of-turn flush (a uv_check on ctx->loop): frames queued during a loop turn are
+ * written right after it, straight to each socket that takes them; h is copied. */
+void gw_conn_init(gw_ctx *ctx, const gw_conn_hooks *h);
+/* Stops it and frees the state (before the loop closes; its handles' close callbacks
+ * free the rest, so run the loop once more). Every connection is destroyed first;
+ * gw_conn_find and gw_conn_count then find none. */
+void gw_conn_stop(gw_ctx *ctx);
 gw_conn *gw_conn_find(const char *id);
 size_t gw_conn_count(void);
 /* Calls fn for every connection; fn must not destroy connections. */

@@ -58,7 +58,7 @@ bool gw_rate_parse(const char *s, gw_rate *out, char *why, size_t whylen)
 
 uint32_t gw_rate_now(void)
 {
-    return (uint32_t)(uv_now(gw.loop) * 1000);
+    return (uint32_t)(uv_now(gw->loop) * 1000);
 }
 
 bool gw_rate_take(uint32_t *tat, const gw_rate *r, uint32_t now, uint32_t *retry_ms)

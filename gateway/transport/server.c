@@ -23,24 +23,29 @@ typedef struct gw_pss {            /* lws per-session data */
     gw_http *http;                 /* HTTP request in progress */
 } gw_pss;
 
-static lws_retry_bo_t retry;
-static gw_server_hooks hooks;
+/* This module's state (gw->server), from gw_server_start to gw_server_destroy. */
+typedef struct gw_server {
+    gw_server_hooks hooks;
+    lws_retry_bo_t retry;          /* lws keeps a pointer to it */
+    struct lws_context *lws;
+    nt_log_limit refusals;         /* upgrades refused, logged once a second */
+} gw_server;
 
 static int confirm_upgrade(struct lws *wsi)
 {
     char uri[128];
-    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || !hooks.accepts(uri)) {
+    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
+        !gw->server->hooks.accepts(uri)) {
         lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
         return 1;
     }
-    if (gw.stopping || gw_conn_count() >= gw.cfg.max_connections) {
-        static nt_log_limit refusals;
+    if (gw->stopping || gw_conn_count() >= gw->cfg.max_connections) {
         uint64_t n;
-        nt_metric_add(gw.m.refused, 1);
-        if (nt_log_limit_due(&refusals, uv_now(gw.loop), 1000, &n))   /* one line a second */
+        nt_metric_add(gw->m.refused, 1);
+        if (nt_log_limit_due(&gw->server->refusals, uv_now(gw->loop), 1000, &n))   /* one line a second */
             nt_warn("refused %llu upgrade(s): %s (%zu connections, limit %u)",
-                    (unsigned long long)n, gw.stopping ? "stopping" : "connection limit",
-                    gw_conn_count(), gw.cfg.max_connections);
+                    (unsigned long long)n, gw->stopping ? "stopping" : "connection limit",
+                    gw_conn_count(), gw->cfg.max_connections);
         lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, NULL);
         return 1;
     }
@@ -67,7 +72,7 @@ static void established(struct lws *wsi, gw_pss *pss)
         uri[0] = '\0';
     gw_conn *c = pss->conn = gw_conn_create(wsi);
     const char *t = lws_get_urlarg_by_name(wsi, "token=", token, sizeof token);
-    hooks.opened(c, uri, t && *t ? t : NULL);
+    gw->server->hooks.opened(c, uri, t && *t ? t : NULL);
 }
 
 /* Closes c with code through the send queue (close frame, then a half-close that
@@ -95,7 +100,7 @@ static int receive(struct lws *wsi, gw_conn *c, const char *in, size_t len)
     bool final = lws_is_final_fragment(wsi);
     if (!final || c->rx) {
         uint32_t have = c->rx ? c->rx->len : 0;
-        if ((uint64_t)have + len > gw.cfg.max_frame)
+        if ((uint64_t)have + len > gw->cfg.max_frame)
             return close_soon(c, 1009);
         c->rx = nt_realloc(c->rx, sizeof *c->rx + have + len);
         memcpy(c->rx->data + have, in, len);
@@ -105,11 +110,11 @@ static int receive(struct lws *wsi, gw_conn *c, const char *in, size_t len)
         in = c->rx->data;
         len = c->rx->len;
     }
-    if (len > gw.cfg.max_frame)
+    if (len > gw->cfg.max_frame)
         return close_soon(c, 1009);
     if (!nt_valid_utf8(in, len))
         return close_soon(c, 1007);
-    hooks.frame(c, in, len);
+    gw->server->hooks.frame(c, in, len);
     nt_free(c->rx);
     c->rx = NULL;
     return 0;
@@ -135,7 +140,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return pss->conn ? gw_conn_writeable(pss->conn) : 0;
     case LWS_CALLBACK_CLOSED:
         if (pss->conn) {
-            hooks.closed(pss->conn);
+            gw->server->hooks.closed(pss->conn);
             gw_conn_destroy(pss->conn);
             pss->conn = NULL;
         }
@@ -146,7 +151,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP_WRITEABLE:
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-        return pss ? hooks.http(wsi, reason, &pss->http, in, len) : 0;
+        return pss ? gw->server->hooks.http(wsi, reason, &pss->http, in, len) : 0;
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     }
@@ -167,19 +172,19 @@ static void lws_log(int level, const char *line)
     nt_log(level == LLL_ERR ? NT_LOG_ERROR : NT_LOG_WARN, "lws: %.*s", (int)n, line);
 }
 
-static struct lws_context *ctx;
-
-nt_status gw_server_start(const gw_server_hooks *h)
+nt_status gw_server_start(gw_ctx *ctx, const gw_server_hooks *h)
 {
     struct lws_context_creation_info info;
     struct rlimit rl;
     char host[256];
     int port;
-    void *loops[] = { gw.loop };
+    void *loops[] = { ctx->loop };
 
-    hooks = *h;
-    if (nt_config_split_hostport(gw.cfg.listen, host, sizeof host, &port) != 0)
-        nt_config_fatal("NATTER_LISTEN=%s is invalid: expected host:port", gw.cfg.listen);
+    if (nt_config_split_hostport(ctx->cfg.listen, host, sizeof host, &port) != 0)
+        nt_config_fatal("NATTER_LISTEN=%s is invalid: expected host:port", ctx->cfg.listen);
+    gw_server *s = nt_calloc(1, sizeof *s);
+    s->hooks = *h;
+    ctx->server = s;
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
     memset(&info, 0, sizeof info);
     info.port = port;
@@ -195,9 +200,9 @@ nt_status gw_server_start(const gw_server_hooks *h)
     info.max_http_header_data = 8192;
     /* A client that sends its request (or upgrade) slowly holds a header table, and
      * lws waits timeout_secs_ah_idle for it: NATTER_HANDSHAKE_TIMEOUT_S for all three. */
-    info.keepalive_timeout = (int)gw.cfg.handshake_timeout_s;
-    info.timeout_secs_ah_idle = gw.cfg.handshake_timeout_s;
-    info.timeout_secs = gw.cfg.handshake_timeout_s;   /* a slow handshake holds nothing for long */
+    info.keepalive_timeout = (int)ctx->cfg.handshake_timeout_s;
+    info.timeout_secs_ah_idle = ctx->cfg.handshake_timeout_s;
+    info.timeout_secs = ctx->cfg.handshake_timeout_s;   /* a slow handshake holds nothing for long */
     /* lws stops accepting when its fd table is full; keep that below the process
      * limit so accept(2) never fails with EMFILE (which lws would retry hot).
      * Not with info.fd_limit_per_thread: below RLIMIT_NOFILE it switches lws 4.1
@@ -221,15 +226,17 @@ nt_status gw_server_start(const gw_server_hooks *h)
      * connections). A policy with secs_since_valid_hangup == 0 makes 4.1's
      * _lws_validity_confirmed_role() return without arming one; a NULL policy
      * would NOT do: lws then applies its context default (ping 300 s, hang up 310 s). */
-    memset(&retry, 0, sizeof retry);
-    info.retry_and_idle_policy = &retry;
+    info.retry_and_idle_policy = &s->retry;   /* zeroed by nt_calloc */
 
-    ctx = lws_create_context(&info);
+    s->lws = lws_create_context(&info);
     if (lowered && setrlimit(RLIMIT_NOFILE, &rl) != 0)
         nt_warn("cannot restore the open-files limit to %llu", (unsigned long long)rl.rlim_cur);
-    if (!ctx)
+    if (!s->lws) {
+        nt_free(s);
+        ctx->server = NULL;
         return NT_EIO;
-    gw.lws = ctx;
+    }
+    ctx->lws = s->lws;
     return NT_OK;
 }
 
@@ -238,16 +245,19 @@ static void close_going_away(gw_conn *c, void *arg)
     gw_conn_close(c, 1001);
 }
 
-void gw_server_drain(void)
+void gw_server_drain(gw_ctx *ctx)
 {
-    gw.stopping = true;
+    ctx->stopping = true;
     gw_conn_foreach(close_going_away, NULL);
 }
 
-void gw_server_destroy(void)
+void gw_server_destroy(gw_ctx *ctx)
 {
-    if (ctx)
-        lws_context_destroy(ctx);
-    ctx = NULL;
-    gw.lws = NULL;
+    gw_server *s = ctx->server;
+    if (!s)
+        return;
+    lws_context_destroy(s->lws);   /* CLOSED for every connection: the hooks still run */
+    ctx->lws = NULL;
+    ctx->server = NULL;
+    nt_free(s);
 }

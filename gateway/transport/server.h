@@ -24,12 +24,13 @@ typedef struct gw_server_hooks {
                 size_t len);
 } gw_server_hooks;
 
-/* Creates the lws context as a foreign-loop user of gw.loop; h is copied. NT_EIO when
- * it cannot listen. */
-nt_status gw_server_start(const gw_server_hooks *h);
+/* Creates this module's state in ctx and the lws context as a foreign-loop user of
+ * ctx->loop; h is copied. NT_EIO (and no state) when it cannot listen. */
+nt_status gw_server_start(gw_ctx *ctx, const gw_server_hooks *h);
 /* Starts a graceful stop: refuses new upgrades, closes every connection with 1001. */
-void gw_server_drain(void);
-/* Destroys the context; run the loop afterwards until its handles are closed. */
-void gw_server_destroy(void);
+void gw_server_drain(gw_ctx *ctx);
+/* Destroys the lws context (closing every connection through the hooks) and the
+ * state; run the loop afterwards until its handles are closed. */
+void gw_server_destroy(gw_ctx *ctx);
 
 #endif

@@ -52,7 +52,7 @@ nt_bus_sub *nt_bus_subscribe(nt_bus *bus, const char *subject, const char *queue
 {
     (void)queue;
     if (bus != &fake_bus_obj)
-        fail_msg("subscribe on a bus that is not gw.bus");
+        fail_msg("subscribe on a bus that is not gw->bus");
     if (fake_fail_subscribe > 0) {
         fake_fail_subscribe--;
         return NULL;
@@ -335,39 +335,64 @@ static void hook_conn(gw_conn *c) { (void)c; fail_msg("a conn deadline hook ran"
 
 static uv_loop_t loop;
 
+/* A gateway context over the fake bus with the modules under test, as main.c's
+ * gateway, rooms and connections modules start them. */
+static gw_ctx *ctx_create(void)
+{
+    gw_ctx *ctx = gw_ctx_create();
+    assert_ptr_equal(gw, ctx);
+    assert_int_equal(uv_loop_init(&loop), 0);
+    ctx->loop = &loop;
+    ctx->bus = &fake_bus_obj;
+    ctx->cfg.send_queue_bytes = 64u << 20;
+    ctx->cfg.send_queue_hard_bytes = 128u << 20;
+    ctx->cfg.slow_grace_ms = 10000;
+    ctx->cfg.lazy_flush_ms = 50;
+    ctx->cfg.recovery_buffer = 100;
+    ctx->cfg.ping_interval_s = 30;
+    ctx->cfg.ping_timeout_s = 60;
+    gw_metrics_register(ctx);
+    gw_reply_create(ctx);
+    gw_dialects_create(ctx);
+    gw_conn_hooks ch = { hook_conn, hook_conn, hook_conn };
+    gw_conn_init(ctx, &ch);
+    gw_dialect_register(GW_DIALECT_NATIVE, &passthrough_dialect);
+    gw_rooms_hooks rh = { .ack = hook_ack, .user_envelope = hook_user_envelope };
+    assert_int_equal(gw_rooms_start(ctx, &rh), NT_OK);
+    assert_int_equal(fake_sub_count(NT_SUBJ_UNREAD), 1);
+    return ctx;
+}
+
+/* Its modules in reverse order, the loop closed, the context freed: 0, or -1 when the
+ * loop still had handles. */
+static int ctx_destroy(gw_ctx *ctx)
+{
+    gw_rooms_stop(ctx);
+    gw_conn_stop(ctx);
+    uv_run(&loop, UV_RUN_DEFAULT);     /* the close callbacks; no lws work is queued */
+    int rc = uv_loop_close(&loop);
+    gw_dialects_destroy(ctx);
+    gw_reply_destroy(ctx);
+    gw_ctx_destroy(ctx);
+    return rc == 0 ? 0 : -1;
+}
+
+static gw_ctx *group_ctx;
+
 static int group_setup(void **state)
 {
     (void)state;
-    memset(&gw, 0, sizeof gw);
-    assert_int_equal(uv_loop_init(&loop), 0);
-    gw.loop = &loop;
-    gw.bus = &fake_bus_obj;
-    gw.cfg.send_queue_bytes = 64u << 20;
-    gw.cfg.send_queue_hard_bytes = 128u << 20;
-    gw.cfg.slow_grace_ms = 10000;
-    gw.cfg.lazy_flush_ms = 50;
-    gw.cfg.recovery_buffer = 100;
-    gw.cfg.ping_interval_s = 30;
-    gw.cfg.ping_timeout_s = 60;
-    gw_metrics_register();
-    gw_reply_metrics_init();
-    gw_conn_hooks ch = { hook_conn, hook_conn, hook_conn };
-    gw_conn_init(&loop, &ch);
-    gw_dialect_register(GW_DIALECT_NATIVE, &passthrough_dialect);
-    gw_rooms_hooks rh = { .ack = hook_ack, .user_envelope = hook_user_envelope };
-    assert_int_equal(gw_rooms_start(&rh), NT_OK);
-    assert_int_equal(fake_sub_count(NT_SUBJ_UNREAD), 1);
+    group_ctx = ctx_create();
     return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    gw_conn_stop();
-    uv_run(&loop, UV_RUN_DEFAULT);     /* the close callbacks; no lws work is queued */
-    int rc = uv_loop_close(&loop);
-    fake_reset();                      /* the unread subscription rooms.c never drops */
-    return rc == 0 ? 0 : -1;
+    int rc = ctx_destroy(group_ctx);
+    group_ctx = NULL;
+    fake_reset();
+    return rc;
 }
 
 static int test_setup(void **state)
@@ -376,7 +401,7 @@ static int test_setup(void **state)
     memset(&R, 0, sizeof R);
     memset(&H, 0, sizeof H);
     gw_dialect_register(GW_DIALECT_NATIVE, &passthrough_dialect);
-    gw.cfg.lazy_flush_ms = 50;
+    gw->cfg.lazy_flush_ms = 50;
     fake_fail_subscribe = 0;
     return 0;
 }
@@ -387,10 +412,10 @@ static void assert_clean(void)
     assert_int_equal(gw_conn_count(), 0);
     assert_int_equal(gw_room_count(), 0);
     assert_int_equal(fake_sub_total(), 1);          /* only NT_SUBJ_UNREAD */
-    assert_int_equal(nt_metric_get(gw.m.bytes_queued), 0);
-    assert_int_equal(nt_metric_get(gw.m.connections), 0);
-    assert_int_equal(nt_metric_get(gw.m.room_subjects), 0);
-    assert_int_equal(nt_metric_get(gw.m.user_subjects), 0);
+    assert_int_equal(nt_metric_get(gw->m.bytes_queued), 0);
+    assert_int_equal(nt_metric_get(gw->m.connections), 0);
+    assert_int_equal(nt_metric_get(gw->m.room_subjects), 0);
+    assert_int_equal(nt_metric_get(gw->m.user_subjects), 0);
 }
 
 /* ---- helpers ---- */
@@ -510,12 +535,12 @@ static int64_t metric_value(const char *name)
 static void test_conn_fifo_growth(void **state)
 {
     (void)state;
-    int64_t conns0 = nt_metric_get(gw.m.connections);
+    int64_t conns0 = nt_metric_get(gw->m.connections);
     gw_conn *c = new_conn();
     assert_int_equal(strlen(c->id), 16);
     assert_ptr_equal(gw_conn_find(c->id), c);
     assert_int_equal(gw_conn_count(), 1);
-    assert_int_equal(nt_metric_get(gw.m.connections), conns0 + 1);
+    assert_int_equal(nt_metric_get(gw->m.connections), conns0 + 1);
     assert_null(c->q);                 /* an idle connection holds no ring */
 
     char want[20][8];
@@ -528,7 +553,7 @@ static void test_conn_fifo_growth(void **state)
         assert_true(gw_conn_send(c, want[i], strlen(want[i])));
         assert_int_equal(c->q_len, (uint32_t)i + 1);
         assert_int_equal(c->q_bytes, bytes);
-        assert_int_equal(nt_metric_get(gw.m.bytes_queued), bytes);
+        assert_int_equal(nt_metric_get(gw->m.bytes_queued), bytes);
     }
     assert_int_equal(c->q_shift, 5);
     assert_queue(c, wantp, 20);
@@ -566,7 +591,7 @@ static void test_buf_refcounts(void **state)
         assert_true(gw_conn_enqueue(c[i], b));
         assert_int_equal(b->refs, (uint32_t)i + 2);
     }
-    assert_int_equal(nt_metric_get(gw.m.bytes_queued), 18);
+    assert_int_equal(nt_metric_get(gw->m.bytes_queued), 18);
     gw_buf_retain(b);
     assert_int_equal(b->refs, 5);
     gw_buf_release(b);
@@ -599,7 +624,7 @@ static void test_conn_hold_release(void **state)
         assert_int_equal(c->q_bytes, 12);         /* still counted */
     }
     assert_int_equal(a->refs, 3);
-    assert_int_equal(nt_metric_get(gw.m.bytes_queued), 24);
+    assert_int_equal(nt_metric_get(gw->m.bytes_queued), 24);
 
     const char *const first[] = { "connected", "x" };
     const size_t lens[] = { 9, 1 };
@@ -616,7 +641,7 @@ static void test_conn_hold_release(void **state)
     ASSERT_QUEUE(drop, "connected");
     assert_int_equal(a->refs, 2);                /* drop's reference is gone */
     assert_int_equal(b->refs, 2);
-    assert_int_equal(nt_metric_get(gw.m.bytes_queued), keep->q_bytes + drop->q_bytes);
+    assert_int_equal(nt_metric_get(gw->m.bytes_queued), keep->q_bytes + drop->q_bytes);
 
     /* released without a hold: the payloads go behind what is queued */
     gw_conn_release(drop, first + 1, lens + 1, 1, true);
@@ -652,13 +677,13 @@ static void test_conn_lazy(void **state)
     ASSERT_QUEUE(c, "unread1", "unread2", "msg", "unread1");
 
     /* NATTER_LAZY_FLUSH_MS=0: a lazy frame is an ordinary one */
-    gw.cfg.lazy_flush_ms = 0;
+    gw->cfg.lazy_flush_ms = 0;
     gw_conn *d = new_conn();
     assert_true(gw_conn_enqueue_lazy(d, u2));
     assert_int_equal(d->lazy_only, 0);
     assert_int_equal(d->lazy_listed, 0);
     assert_int_equal(d->flush_pending, 1);
-    gw.cfg.lazy_flush_ms = 50;
+    gw->cfg.lazy_flush_ms = 50;
 
     /* a held connection queues lazily without listing or asking */
     gw_conn *e = new_conn();
@@ -694,7 +719,7 @@ static void test_subscriptions_follow_interest(void **state)
     assert_int_equal(r->interest, 3);
     assert_int_equal(fake_sub_count(rsub), 1);
     assert_int_equal(gw_room_count(), 1);
-    assert_int_equal(nt_metric_get(gw.m.room_subjects), 1);
+    assert_int_equal(nt_metric_get(gw->m.room_subjects), 1);
     assert_null(gw_room_acquire("app1", "bad.room"));    /* would add a subject token */
     gw_room_release(r);
     gw_room_release(r);
@@ -713,7 +738,7 @@ static void test_subscriptions_follow_interest(void **state)
     assert_string_equal(a1->user->name, "alice the user");
     assert_int_equal(fake_sub_count("natter.user.app1.alice"), 1);
     assert_int_equal(fake_sub_count("natter.user.app2.alice"), 1);
-    assert_int_equal(nt_metric_get(gw.m.user_subjects), 2);
+    assert_int_equal(nt_metric_get(gw->m.user_subjects), 2);
     conn_free(a1);
     assert_int_equal(fake_sub_count("natter.user.app1.alice"), 1);
     assert_ptr_equal(gw_user_find("app1", "alice"), a2->user);
@@ -1174,6 +1199,81 @@ static void test_reply_error(void **state)
     assert_clean();
 }
 
+/* ---- the context's life ---- */
+
+/* One cycle: a context (with NATTER_APPS, which it owns), a room with two members, an
+ * event delivered to them (and the lazy timer run), the connections gone, the context
+ * destroyed; what it left on the fake bus. */
+static int ctx_cycle(int n)
+{
+    gw_ctx *ctx = ctx_create();
+    char why[128];
+    const char *apps = "[{\"id\":\"app1\",\"jwt_secret\":\"j\",\"api_key\":\"k\"}]";
+    assert_true(nt_apps_parse(apps, strlen(apps), &ctx->cfg.apps, why, sizeof why));
+    assert_int_equal(gw_conn_count(), 0);
+    assert_int_equal(gw_room_count(), 0);
+    assert_null(gw_user_find("app1", "alice"));
+    assert_int_equal(nt_metric_get(ctx->m.connections), 0);
+    gw_conn *a = user_conn("app1", "alice"), *b = user_conn("app1", "bob");
+    gw_member *ma = join(a, "app1", "r1");
+    join(b, "app1", "r1");
+    assert_int_equal(gw_member_replay_start(ma, 10), 1);   /* generations start again */
+    gw_member_replay_finish(ma, 0);
+    DELIVER(room_subject("app1", "r1"), .json = "hello", .seq = n);
+    ASSERT_QUEUE(a, "hello");
+    assert_ptr_equal(q_at(a, 0), q_at(b, 0));
+    DELIVER(user_subject("app1", "bob"), .json = "u");
+    const char *const unread_apps[] = { "app1" }, *const users[] = { "bob" },
+                      *const jsons[] = { "unread" };
+    deliver_unread(unread_apps, users, jsons, 1, 1);
+    gw_reply_error(a, NULL, GW_E_FORBIDDEN, "no");
+    ASSERT_QUEUE(b, "hello", "u", "unread");
+    assert_int_equal(b->lazy_listed, 0);                   /* asked for a write already */
+    gw_conn *c = user_conn("app1", "carol");
+    deliver_unread(unread_apps, (const char *const[]){ "carol" }, jsons, 1, 1);
+    assert_int_equal(c->lazy_listed, 1);                   /* the lazy timer is running */
+    conn_free(a);
+    conn_free(b);
+    conn_free(c);
+    uv_run(&loop, UV_RUN_NOWAIT);                          /* the flush finds them gone */
+    assert_int_equal(gw_conn_count(), 0);
+    assert_int_equal(gw_room_count(), 0);
+    assert_int_equal(nt_metric_get(ctx->m.bytes_queued), 0);
+    assert_int_equal(nt_metric_get(ctx->m.user_subjects), 0);
+    int rc = ctx_destroy(ctx);
+    return rc != 0 ? -1 : fake_sub_total();
+}
+
+/* Two full create/use/destroy cycles in one process (run under valgrind: no leak):
+ * every module's state lives in the context, nothing is left for the next. */
+static int life_setup(void **state)
+{
+    (void)state;
+    memset(&R, 0, sizeof R);
+    memset(&H, 0, sizeof H);
+    fake_fail_subscribe = 0;
+    return 0;
+}
+
+static void test_ctx_two_cycles(void **state)
+{
+    (void)state;
+    int64_t f0 = metric_value("natter_gateway_errors_total{code=\"forbidden\"}");
+    for (int n = 1; n <= 2; n++)
+        assert_int_equal(ctx_cycle(n), 0);    /* loop closed, no subscription left */
+    /* the metrics are the process's: created again, the same series go on counting */
+    gw_ctx *ctx = ctx_create();
+    assert_int_equal(metric_value("natter_gateway_errors_total{code=\"forbidden\"}"), f0 + 2);
+    size_t len;
+    char *text = nt_metrics_render(&len);
+    const char *first = strstr(text, "\nnatter_gateway_connections ");
+    assert_non_null(first);
+    assert_null(strstr(first + 1, "\nnatter_gateway_connections "));   /* registered once */
+    nt_free(text);
+    assert_int_equal(ctx_destroy(ctx), 0);
+    fake_reset();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1192,5 +1292,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reply_ack, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_reply_error, test_setup, test_teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    const struct CMUnitTest life[] = {
+        cmocka_unit_test_setup(test_ctx_two_cycles, life_setup),
+    };
+    int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return failed + cmocka_run_group_tests(life, NULL, NULL);
 }

@@ -273,6 +273,29 @@ static void test_too_large(void **state)
     client_free(&c);
 }
 
+static int64_t fixed_value(void *arg) { return *(const int64_t *)arg; }
+
+/* A name registered again (a gateway context created again in one process) is the same
+ * metric: its value goes on, it is rendered once, and a gauge_fn reads its new arg. */
+static void test_register_again(void **state)
+{
+    nt_metric *a = nt_metric_counter("natter_test_again_total", "first");
+    nt_metric_add(a, 3);
+    nt_metric *b = nt_metric_counter("natter_test_again_total", "second");
+    assert_ptr_equal(a, b);
+    assert_int_equal(nt_metric_get(b), 3);
+    int64_t one = 1, two = 2;
+    nt_metric *g = nt_metric_gauge_fn("natter_test_again_fn", "fn", fixed_value, &one);
+    assert_ptr_equal(nt_metric_gauge_fn("natter_test_again_fn", "fn", fixed_value, &two), g);
+    assert_int_equal(nt_metric_get(g), 2);
+    size_t len;
+    char *text = nt_metrics_render(&len);
+    const char *at = strstr(text, "\nnatter_test_again_total 3\n");
+    assert_non_null(at);
+    assert_null(strstr(at + 1, "\nnatter_test_again_total "));
+    nt_free(text);
+}
+
 int main(void)
 {
     nt_log_init("test-metrics");
@@ -285,6 +308,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slot_freed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_too_large, setup, teardown),
+        cmocka_unit_test(test_register_again),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

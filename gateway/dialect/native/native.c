@@ -77,7 +77,7 @@ static void send_message(gw_conn *c, const gw_frame *f, bool need_sub)
 {
     gw_error err;
     gw_send_req s;
-    if (!gw_send_parse(f->data, gw.cfg.max_message_chars, &s, &err))
+    if (!gw_send_parse(f->data, gw->cfg.max_message_chars, &s, &err))
         return gw_reply_fail(c, f->ref, &err);
     gw_sends_send(c, f->ref, f->channel.id, &s, need_sub);
 }
@@ -234,7 +234,7 @@ static bool dm_route(gw_conn *c, gw_frame *f)
     if ((f->action != GW_A_SUBSCRIBE && f->action != GW_A_SEND_MESSAGE) ||
         gw_member_find(c, f->channel.id))
         return false;
-    if (f->action == GW_A_SEND_MESSAGE && !gw_send_parse(f->data, gw.cfg.max_message_chars, &s, &err)) {
+    if (f->action == GW_A_SEND_MESSAGE && !gw_send_parse(f->data, gw->cfg.max_message_chars, &s, &err)) {
         gw_reply_fail(c, f->ref, &err);
         return true;
     }
@@ -260,7 +260,7 @@ static void native_frame(gw_conn *c, const char *buf, size_t len)
 {
     gw_frame f;
     gw_error err;
-    nt_metric_add(gw.m.frames_in, 1);
+    nt_metric_add(gw->m.frames_in, 1);
     if (!gw_frame_parse(buf, len, &f, &err) || !gw_frame_legacy(&f, &err)) {
         gw_reply_fail(c, f.ref, &err);
         gw_frame_free(&f);
@@ -281,7 +281,7 @@ static void native_opened(gw_conn *c, const char *token)
     if (token)
         gw_session_authenticate(c, token, strlen(token), NULL);
     else
-        gw_conn_auth_track(c, nt_now_ms() + gw.cfg.auth_timeout_ms);
+        gw_conn_auth_track(c, nt_now_ms() + gw->cfg.auth_timeout_ms);
 }
 
 static char *native_error(const json_t *ref, gw_errcode code, const char *message,
