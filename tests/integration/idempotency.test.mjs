@@ -25,12 +25,16 @@ test('the same client_msg_id returns the first ack and stores one row', { timeou
   await alice2.subscribe(ch);
   await watcher.subscribe(ch);
 
-  // 1. Resend after the first ack (same connection), with a different body: the first one wins.
+  // 1. Resend after the first ack (same connection): the first ack. With a different body
+  //    it is not a resend but another message under a used id: conflict, naming the first
+  //    (issue #20; it used to get the first ack, silently).
   const first = await alice.ack('send_message', ch, { message: 'once', client_msg_id: 'cm-after' });
   const again = await alice.ack('send_message', ch, { message: 'once', client_msg_id: 'cm-after' });
-  const changed = await alice.ack('send_message', ch, { message: 'edited?', client_msg_id: 'cm-after' });
+  const changed = await alice.request('send_message', ch, { message: 'edited?', client_msg_id: 'cm-after' });
   assert.deepEqual(ackKey(again), ackKey(first));
-  assert.deepEqual(ackKey(changed), ackKey(first));
+  assert.equal(changed.event, 'error', JSON.stringify(changed));
+  assert.equal(changed.data.code, 'conflict');
+  assert.match(changed.data.message, new RegExp(first.id));
 
   // 2. From another connection of the same user, on the other gateway.
   const other = await alice2.ack('send_message', ch, { message: 'once', client_msg_id: 'cm-after' });

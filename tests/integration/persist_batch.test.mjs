@@ -4,7 +4,7 @@
 // times (resent from other connections after JetStream's duplicate window, so each
 // resend is a new stream message), bodies with every character an array literal
 // must escape, and a non-member's send next to members' sends. The first occurrence
-// wins, later ones are answered with its ack; only the non-member is refused; seqs
+// is stored, later ones (same text) are answered with its ack; only the non-member is refused; seqs
 // stay gap-free in stream order.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -74,10 +74,11 @@ test('one batch: in-batch duplicates, bodies that need escaping, a non-member re
     let published = 1 + BODIES.length + 2;
     await waitUntil(async () => (await c.stream('NATTER_IN')).state.last_seq >= before + published,
       { timeoutMs: 30_000, what: 'the first sends in stream NATTER_IN' });
-    // Resends of pb-dup from the other connections, each after the duplicate window.
+    // Resends of pb-dup from the other connections, each after the duplicate window (a
+    // resend has the same text: another text under a used id is a conflict, issue #20).
     for (const [cl, body] of [[alice2, 'second'], [alice3, 'third']]) {
       await sleep(1500);
-      send(cl, 'alice', 'pb-dup', body);
+      send(cl, 'alice', 'pb-dup', 'first wins');
       send(bob, 'bob', `pb-between-${body}`, `bob between ${body}`);
       published += 2;
       await waitUntil(async () => (await c.stream('NATTER_IN')).state.last_seq >= before + published,
@@ -141,7 +142,7 @@ test('one batch: in-batch duplicates, bodies that need escaping, a non-member re
     assert.equal(watcher.messages(room).length, expected.length, 'no seq delivered twice');
 
     // Resending pb-dup now (stored) is answered with the same ack, still one row.
-    const late = await alice.ack('send_message', ch, { message: 'late', client_msg_id: 'pb-dup' });
+    const late = await alice.ack('send_message', ch, { message: 'first wins', client_msg_id: 'pb-dup' });
     assert.deepEqual(ackKey(late), ackKey(byCmid.get('pb-dup')));
     assert.equal((await roomRows(room)).length, expected.length);
   });
