@@ -128,6 +128,15 @@ else
   stage "soak, 2 minutes (tests/soak)" env NATTER_BIN_DIR="$root/build" SOAK_S=120 SOAK_SAMPLE_S=3 node tests/soak/soak.mjs
 fi
 
+# ---- fault campaign, short: each component killed once under traffic (make chaos: all, 3 rounds)
+if [ -n "${NATTER_TEST_SKIP_CHAOS:-}" ] && [ "${NATTER_TEST_SKIP_CHAOS}" != 0 ]; then
+  banner "fault campaign skipped (NATTER_TEST_SKIP_CHAOS=$NATTER_TEST_SKIP_CHAOS)"
+else
+  stage "fault campaign, short (tests/chaos)" env NATTER_BIN_DIR="$root/build" CHAOS_ROUNDS=1 \
+    CHAOS_FAULTS=gw1,router,persister,nats,redis,postgres CHAOS_AFTER_S=3 CHAOS_RATE=40 \
+    CHAOS_SETTLE_S=60 node tests/chaos/chaos.mjs
+fi
+
 # ---- sanitizer build
 if [ -n "${NATTER_TEST_SKIP_ASAN:-}" ] && [ "${NATTER_TEST_SKIP_ASAN}" != 0 ]; then
   banner "sanitizer pass skipped (NATTER_TEST_SKIP_ASAN=$NATTER_TEST_SKIP_ASAN)"
