@@ -113,6 +113,8 @@ static void drain(gw_repair *rp)
             gw_room_deliver(room, rp->v[i].b, rp->v[i].seq);
         gw_buf_release(rp->v[i].b);
     }
+    if (i == 0)
+        return;                                 /* v may be NULL: nothing held yet */
     memmove(rp->v, rp->v + i, (rp->n - i) * sizeof *rp->v);
     rp->n -= i;
 }
